@@ -148,6 +148,10 @@ class Intent:
     examples: tuple[str, ...]  # imported from labelled history
     action: IntentAction
     origin: Origin = UNKNOWN_ORIGIN
+    # where each phrase / example was written (same order), so checks can point at the line
+    phrase_origins: tuple[Origin, ...] = ()
+    example_origins: tuple[Origin, ...] = ()
+    label_given: bool = True  # False when the YAML had no label and it was made from the name
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,205 @@
+"""The ``voicebot`` command line: one sub-command per job, all thin shells over the core."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from voicebot import __version__
+from voicebot.config import Deployment, LanguageConfig
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args)
+    except UsageError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="voicebot",
+        description="Offline first-line voice robot for support lines.",
+    )
+    parser.add_argument("--version", action="version", version=f"voicebot {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate an intents configuration")
+    check.add_argument("path", nargs="?", type=Path, help="file or folder (default: embedded)")
+    check.add_argument("--today", type=_date, help="date for 'announcement ended' warnings")
+    check.set_defaults(run=cmd_check)
+
+    chat = sub.add_parser("chat", help="type what a caller says and see what the bot does")
+    _config_args(chat)
+    chat.add_argument(
+        "--caller",
+        default="+46701234567",
+        help="caller's number, or 'withheld' (default: a Swedish mobile number)",
+    )
+    chat.add_argument("--at", type=_datetime, help="time of the call, ISO 8601 (default: now)")
+    chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
+    chat.set_defaults(run=cmd_chat)
+
+    ev = sub.add_parser("eval", help="measure routing accuracy on labelled utterances")
+    ev.add_argument(
+        "utterances", type=Path, help="CSV with columns text,intent (intent oos = none)"
+    )
+    _config_args(ev)
+    ev.add_argument("--json", action="store_true", help="print one JSON object")
+    ev.set_defaults(run=cmd_eval)
+
+    imp = sub.add_parser("import", help="build intents YAML from labelled utterances")
+    imp.add_argument("labelled", type=Path, help="CSV with columns text,intent")
+    imp.add_argument("--routes", type=Path, required=True, help="YAML: each intent's action")
+    imp.add_argument("--out", type=Path, required=True, help="intents YAML to write")
+    imp.add_argument("--max-examples", type=int, help="keep at most N examples per intent")
+    imp.add_argument("--seed", type=int, default=0, help="sampling seed for --max-examples")
+    imp.set_defaults(run=cmd_import)
+    return parser
+
+
+def _config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, help="intents file or folder (default: the embedded examples)"
+    )
+    parser.add_argument("--lang", help="language to use, e.g. sv-SE (default: the deployment's)")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _datetime(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date and time (e.g. 2026-05-04T09:30): {text!r}"
+        ) from None
+
+
+def _load(path: Path | None) -> Deployment | None:
+    """Load a deployment, printing every problem; None when it does not load."""
+    from voicebot.loader import ConfigError, load_deployment
+
+    try:
+        return load_deployment(path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def _language(args: argparse.Namespace) -> LanguageConfig | None:
+    deployment = _load(args.config)
+    if deployment is None:
+        return None
+    if args.lang is not None and args.lang not in deployment.languages:
+        known = ", ".join(sorted(deployment.languages))
+        raise UsageError(f"no language {args.lang!r} in the configuration (it has: {known})")
+    return deployment.language(args.lang)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from voicebot.lint import lint
+
+    deployment = _load(args.path)
+    if deployment is None:
+        print("configuration has errors: not loaded", file=sys.stderr)
+        return 1
+    today = args.today or dt.date.today()
+    warnings = 0
+    for code, config in sorted(deployment.languages.items()):
+        found = lint(config, today=today)
+        warnings += len(found)
+        for warning in found:
+            print(f"{warning.origin}: warning: {warning.message}")
+        print(
+            f"{code}: {len(config.intents)} intents, {len(config.groups)} agent groups,"
+            f" {len(config.announcements)} announcements ({config.source})"
+        )
+    print(f"ok: {len(deployment.languages)} language(s), {warnings} warning(s)")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from voicebot.chat import HELP, ChatOptions, run_chat
+    from voicebot.matcher import Matcher
+
+    config = _language(args)
+    if config is None:
+        return 1
+    caller = None if args.caller in ("", "withheld", "none") else args.caller
+    at = args.at or dt.datetime.now().astimezone()
+    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(f"voicebot chat ({config.language}, {config.source}), caller {caller or 'withheld'}")
+        print(HELP)
+    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails)
+    run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt="you> " if interactive else "")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from voicebot.evaluation import evaluate, format_report, read_labelled, route_map
+    from voicebot.matcher import Matcher
+
+    config = _language(args)
+    if config is None:
+        return 1
+    rows = read_labelled(args.utterances)
+    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    report = evaluate(matcher, rows, route_map(config))
+    if args.json:
+        print(json.dumps(report.to_json(), ensure_ascii=False))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from voicebot.importer import import_labelled
+    from voicebot.loader import ConfigError, load_language
+
+    if args.max_examples is not None and args.max_examples < 1:
+        raise UsageError("--max-examples must be at least 1")
+    text = import_labelled(args.labelled, args.routes, args.max_examples, args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_name(args.out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(args.out)
+    try:
+        config = load_language(args.out)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    examples = sum(len(i.examples) for i in config.intents.values())
+    print(
+        f"wrote {args.out}: {len(config.intents)} intents, {examples} examples,"
+        f" {len(config.groups)} agent groups"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
