@@ -266,11 +266,14 @@ def test_unknown_intent_key_mentions_actions(tmp_path: Path) -> None:
     assert at(problem) == (11, 5)
 
 
+_PHRASES = "phrases: [my invoice, a question about my bill]"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "needle"),
     [
-        ("phrases: [my invoice, a question about my bill]", "phrases: my invoice", "must be a list"),
-        ("phrases: [my invoice, a question about my bill]", "phrases: {a: b}", "must be a list"),
+        (_PHRASES, "phrases: my invoice", "must be a list"),
+        (_PHRASES, "phrases: {a: b}", "must be a list"),
         ("label: invoices", "label: [a, b]", "'label' must be text, not a list"),
         ("label: invoices", "label:", "'label' must be text, not nothing"),
         ("transfer: members", "transfer: {group: members}", "'transfer' must name an agent group"),

