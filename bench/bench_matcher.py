@@ -1,0 +1,133 @@
+"""Matcher speed at the size of a large deployment: 100 intents x 100 examples.
+
+Real text when the HWU64 and SNIPS training sets are there (their 71 intents plus 29 more made by
+splitting the largest ones, 100 examples each); otherwise synthetic sentences. Reports build time
+(what every ``voicebot chat`` / ``eval`` run and every server start pays) and ms per utterance.
+
+    python bench/bench_matcher.py [--data DIR] [--out bench/results/bench_matcher.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from voicebot.config import ActionKind, Intent, IntentAction, Thresholds
+from voicebot.labelled import read_labelled
+from voicebot.matcher import Matcher
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = Path(os.environ.get("VOICEBOT_DATA", "/work/shared/data/text"))
+INTENTS, EXAMPLES, QUERIES, SEED = 100, 100, 1000, 0
+
+
+def _intent(name: str, examples: Sequence[str], k: int) -> Intent:
+    return Intent(
+        name=name,
+        label=name,
+        phrases=tuple(examples[:5]),
+        examples=tuple(examples[5:]),
+        action=IntentAction(ActionKind.TRANSFER, group=f"g{k % 9}"),
+    )
+
+
+def real(data: Path, rng: random.Random) -> tuple[list[Intent], list[str]] | None:
+    pools: dict[str, list[str]] = {}
+    queries: list[str] = []
+    for dataset in ("hwu64", "snips"):
+        if not (data / dataset / "train.csv").exists():
+            return None
+        for text, name in read_labelled(data / dataset / "train.csv"):
+            pools.setdefault(f"{dataset}.{name}", []).append(text)
+        queries += [t for t, _ in read_labelled(data / dataset / "test.csv")]
+    names = sorted(pools, key=lambda n: (-len(pools[n]), n))
+    while len(names) < INTENTS:  # split the largest pool in two
+        big = names.pop(0)
+        texts = pools.pop(big)
+        pools[f"{big}.a"], pools[f"{big}.b"] = texts[::2], texts[1::2]
+        names = sorted(pools, key=lambda n: (-len(pools[n]), n))
+    intents = []
+    for k, name in enumerate(sorted(names[:INTENTS])):
+        texts = pools[name]
+        intents.append(_intent(name, rng.sample(texts, min(EXAMPLES, len(texts))), k))
+    return intents, rng.sample(queries, QUERIES)
+
+
+def synthetic(rng: random.Random) -> tuple[list[Intent], list[str]]:
+    vocab = [
+        f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "su", "ta", "vo", "ri") for b in "mnprstvx"
+    ]
+    stop = ["i", "want", "to", "my", "the", "a", "please", "can", "you", "about", "is", "it"]
+    intents = []
+    for k in range(INTENTS):
+        topic = rng.sample(vocab, 4)
+        texts = [
+            " ".join(rng.sample(stop, 3) + rng.sample(topic, 2) + rng.sample(vocab, 2))
+            for _ in range(EXAMPLES)
+        ]
+        intents.append(_intent(f"intent_{k}", texts, k))
+    queries = [" ".join(rng.sample(stop + vocab, 7)) for _ in range(QUERIES)]
+    return intents, queries
+
+
+def measure(intents: Sequence[Intent], queries: Sequence[str]) -> dict[str, Any]:
+    start = time.perf_counter()
+    matcher = Matcher(intents, Thresholds())
+    build = time.perf_counter() - start
+    for text in queries[:20]:  # warm-up
+        matcher.match(text)
+    times = []
+    for text in queries:
+        t0 = time.perf_counter()
+        matcher.match(text)
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    alternatives = [(q, 0.6) for q in queries[:3]]
+    t0 = time.perf_counter()
+    for _ in range(100):
+        matcher.match_alternatives(alternatives)
+    nbest = (time.perf_counter() - t0) * 10  # ms per 3-best call
+    return {
+        "intents": len(intents),
+        "examples": sum(len(i.phrases) + len(i.examples) for i in intents),
+        "build_s": round(build, 3),
+        "ms_p50": round(statistics.median(times), 3),
+        "ms_p95": round(times[int(0.95 * len(times)) - 1], 3),
+        "ms_mean": round(statistics.fmean(times), 3),
+        "ms_3best": round(nbest, 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_matcher.json")
+    args = parser.parse_args(argv)
+    rng = random.Random(SEED)
+    found = real(args.data, rng)
+    results = []
+    if found is not None:
+        results.append({"text": "hwu64+snips", **measure(*found)})
+    results.append({"text": "synthetic", **measure(*synthetic(rng))})
+    print("| text | intents | examples | build s | ms p50 | ms p95 | ms mean | ms 3-best |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['text']} | {r['intents']} | {r['examples']} | {r['build_s']:.2f} "
+            f"| {r['ms_p50']:.3f} | {r['ms_p95']:.3f} | {r['ms_mean']:.3f} | {r['ms_3best']:.3f} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
