@@ -1,0 +1,284 @@
+"""The ``voicebot`` command line as ops and testers use it: exit codes and what they read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voicebot.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+WEEKDAY_MORNING = "2026-11-24T10:00+01:00"  # a Tuesday: every group is open
+SUNDAY = "2026-11-29T12:00+01:00"
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def chat(
+    lines: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *extra: str,
+) -> tuple[int, str]:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(line + "\n" for line in lines)))
+    code, out, _ = run(["chat", *extra], capsys)
+    return code, out
+
+
+# --- check -------------------------------------------------------------------------------
+
+
+def test_check_accepts_the_example_deployment(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(["check", str(REPO / "grammars"), "--today", "2026-11-25"], capsys)
+    assert code == 0, err
+    assert "en-US:" in out and "sv-SE:" in out
+    assert out.strip().splitlines()[-1].startswith("ok: 2 language(s)")
+
+
+def test_check_names_file_line_and_column_of_each_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (REPO / "grammars/en-US/intents.yaml").read_text(encoding="utf-8")
+    broken = text.replace("transfer: billing", "transfer: biling", 1)
+    broken = broken.replace('number: "+46 10 123 45 20"', 'number: "+46 10 12x 45 20"', 1)
+    path = tmp_path / "intents.yaml"
+    path.write_text(broken, encoding="utf-8")
+    lines = broken.splitlines()
+    bad_group_line = next(i for i, line in enumerate(lines, 1) if "transfer: biling" in line)
+    bad_number_line = next(i for i, line in enumerate(lines, 1) if "12x" in line)
+
+    code, _, err = run(["check", str(path)], capsys)
+
+    assert code == 1
+    assert f"{path}:{bad_group_line}:" in err and "biling" in err
+    assert "billing" in err  # did you mean
+    assert f"{path}:{bad_number_line}:" in err
+
+
+def test_check_reports_yaml_syntax_errors_with_position(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "intents.yaml"
+    path.write_text("language: en-US\nintents:\n  invoice: [oops\n", encoding="utf-8")
+    code, _, err = run(["check", str(path)], capsys)
+    assert code == 1
+    assert f"{path}:" in err
+    assert "Traceback" not in err
+
+
+def test_check_warns_about_a_phrase_in_two_intents(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (REPO / "grammars/en-US/intents.yaml").read_text(encoding="utf-8")
+    # "I paid twice" is a payment_problem phrase; give it to the invoice intent as well.
+    text = text.replace("      - my invoice\n", "      - my invoice\n      - I paid twice\n", 1)
+    path = tmp_path / "intents.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, _ = run(["check", str(path), "--today", "2026-11-25"], capsys)
+    assert code == 0  # a warning, not an error
+    warning = next(line for line in out.splitlines() if "i paid twice" in line.lower())
+    assert "warning" in warning and f"{path}:" in warning
+
+
+# --- chat --------------------------------------------------------------------------------
+
+
+def test_chat_routes_one_sentence_to_its_group(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = chat(
+        ["I have a question about my invoice"], monkeypatch, capsys, "--at", WEEKDAY_MORNING
+    )
+    assert code == 0
+    assert out.startswith("bot: Welcome to member support.")
+    transfer = next(line for line in out.splitlines() if line.startswith("TRANSFER"))
+    assert "billing" in transfer and "intent=invoice" in transfer
+
+
+def test_chat_texts_a_link_and_asks_for_anything_else(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out = chat(["I forgot my password", "no"], monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert code == 0
+    sms = next(line for line in out.splitlines() if line.startswith("SMS to +46701234567"))
+    assert "https://" in sms
+    assert "TRANSFER" not in out
+    assert "HANG UP" in out
+
+
+def test_chat_withheld_number_gets_the_sms_fallback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = chat(
+        ["I forgot my password", "no"],
+        monkeypatch,
+        capsys,
+        "--at",
+        WEEKDAY_MORNING,
+        "--caller",
+        "withheld",
+    )
+    assert "SMS to" not in out
+    assert "TRANSFER" in out or "bot:" in out.split("I forgot")[-1]
+
+
+def test_chat_escape_word_and_dtmf_zero_reach_a_person(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = chat(["I want to talk to a human"], monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert "TRANSFER to members" in out and "reason=escape" in out
+    _, out = chat(["0"], monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert "TRANSFER to members" in out and "reason=dtmf" in out
+
+
+def test_chat_two_failures_end_in_a_transfer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = chat(["", ""], monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert out.count("TRANSFER") == 1
+    assert "TRANSFER to members" in out
+
+
+def test_chat_in_swedish(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = chat(
+        ["jag har en fråga om min faktura"],
+        monkeypatch,
+        capsys,
+        "--lang",
+        "sv-SE",
+        "--at",
+        WEEKDAY_MORNING,
+    )
+    assert out.startswith("bot: ")
+    assert "TRANSFER" in out and "intent=invoice" in out
+
+
+def test_chat_follows_opening_hours(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = chat(["I want to book a course"], monkeypatch, capsys, "--at", SUNDAY)
+    assert "closed" in out.lower()
+    assert "TRANSFER to courses" not in out
+
+
+def test_chat_runs_as_a_program_reading_stdin() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "voicebot.cli", "chat", "--at", WEEKDAY_MORNING],
+        input="operator\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "TRANSFER to members" in done.stdout
+
+
+# --- import and eval ---------------------------------------------------------------------
+
+LABELLED = """text,intent
+my invoice is wrong,invoice
+I got a bill I don't understand,invoice
+how much is the fee,invoice
+why did my fee go up,invoice
+I paid twice,payment
+my payment did not go through,payment
+the direct debit failed,payment
+I want my money back,payment
+book me on a course,course
+which courses are there,course
+is there space on the course,course
+cancel my course place,course
+what's the weather in Paris,oos
+"""
+
+ROUTES = """routes:
+  invoice: billing
+  payment: billing
+  course: courses
+  "*": members
+"""
+
+
+def test_import_then_eval_measures_routing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "history.csv"
+    labelled.write_text(LABELLED, encoding="utf-8")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES, encoding="utf-8")
+    out_file = tmp_path / "out" / "intents.yaml"
+
+    code, out, err = run(
+        ["import", str(labelled), "--routes", str(routes), "--out", str(out_file)], capsys
+    )
+    assert code == 0, err
+    assert "3 intents" in out
+    assert out_file.exists()
+
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text(
+        "text,intent\nthere is a mistake on my invoice,invoice\n"
+        "I paid the bill twice,payment\nI'd like to book a course,course\n"
+        "play some jazz music,oos\n",
+        encoding="utf-8",
+    )
+    code, out, err = run(["eval", str(test_csv), "--config", str(out_file), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    for key in (
+        "n",
+        "intent_accuracy",
+        "route_accuracy",
+        "in_scope_accuracy",
+        "oos_recall",
+        "per_intent",
+        "confusions",
+    ):
+        assert key in report
+    assert report["n"] == 4
+    assert report["route_accuracy"] >= report["intent_accuracy"] - 1e-9
+    assert report["in_scope_accuracy"] >= 2 / 3
+
+    code, out, _ = run(["eval", str(test_csv), "--config", str(out_file)], capsys)
+    assert code == 0
+    assert "route" in out.lower()
+
+
+def test_import_with_max_examples_is_reproducible(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "history.csv"
+    labelled.write_text(LABELLED, encoding="utf-8")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES, encoding="utf-8")
+    outs = []
+    for name in ("a.yaml", "b.yaml"):
+        argv = ["import", str(labelled), "--routes", str(routes), "--out", str(tmp_path / name)]
+        code, _, err = run([*argv, "--max-examples", "2", "--seed", "7"], capsys)
+        assert code == 0, err
+        outs.append((tmp_path / name).read_bytes())
+    assert outs[0] == outs[1]
+
+
+def test_eval_rejects_a_csv_without_the_intent_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,label\nhello,invoice\n", encoding="utf-8")
+    code, _, err = run(["eval", str(bad)], capsys)
+    assert code != 0
+    assert str(bad) in err and "intent" in err
+    assert "Traceback" not in err
