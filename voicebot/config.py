@@ -191,6 +191,23 @@ class Words:
     no: tuple[str, ...]
 
 
+class SpeechMode(StrEnum):
+    GRAMMAR = "grammar"  # only the configured words: robust and reproducible
+    OPEN = "open"  # the model's whole vocabulary: slower, and varies run to run
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSettings:
+    """How a call in this language is heard: recogniser mode, model and endpointing."""
+
+    mode: SpeechMode = SpeechMode.GRAMMAR
+    model: str | None = None  # model directory; None: the installed model for the language
+    end_of_speech_s: float = 0.7  # trailing silence that ends an utterance
+    no_speech_timeout_s: float = 5.0  # silence before the caller is asked again
+    max_utterance_s: float = 15.0  # a longer utterance is cut here
+    max_alternatives: int = 3  # n-best transcripts handed to the matcher
+
+
 @dataclass(frozen=True, slots=True)
 class LanguageConfig:
     """One language's complete intent set: everything a call in that language needs."""
@@ -207,6 +224,7 @@ class LanguageConfig:
     intents: Mapping[str, Intent]
     source: str = "<built-in>"  # file or folder it was loaded from
     max_turns: int = 4  # questions asked before the caller is handed to a person regardless
+    speech: SpeechSettings = SpeechSettings()
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]

@@ -1,50 +1,122 @@
-"""Labelled utterance files (``text,intent`` CSV): the currency of eval and import."""
+"""Labelled utterance files (``text,intent`` CSV): the currency of eval and import.
+
+These files are usually spreadsheet exports of call history, so the reader is forgiving where it
+is safe (a BOM, column names in any case or order, extra columns, blank lines) and strict where a
+silent guess would corrupt the data: a row with an unquoted comma would shift the intent into the
+text, so it is reported with its line instead. All bad rows are reported at once.
+"""
 
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = ["OOS", "LabelledFileError", "LabelledRow", "read_labelled", "read_rows"]
+
 OOS = "oos"  # the intent label meaning "should match no intent"
+MAX_SHOWN = 20  # problems listed in one error; a wrong file must not print ten thousand lines
+_COLUMNS = ("text", "intent")
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRow:
+    text: str  # whitespace collapsed to single spaces
+    intent: str
+    line: int  # 1-based line where the row starts, for messages
 
 
 class LabelledFileError(Exception):
-    """A labelled CSV that cannot be used; the message names the file and line."""
+    """A labelled CSV that cannot be used; ``problems`` are (line, message), line 0: the file."""
+
+    def __init__(
+        self, path: Path, problems: list[tuple[int, str]], rows: list[LabelledRow] | None = None
+    ) -> None:
+        self.path = path
+        self.problems = problems
+        self.rows = rows or []  # the good rows, so a caller can check them too and report all
+        shown = [f"{path}:{line}: {msg}" if line else f"{path}: {msg}" for line, msg in problems]
+        if len(shown) > MAX_SHOWN:
+            shown = [*shown[:MAX_SHOWN], f"{path}: ... and {len(shown) - MAX_SHOWN} more problems"]
+        super().__init__("\n".join(shown))
 
 
 def read_labelled(path: Path) -> list[tuple[str, str]]:
     """Rows of (text, intent), in file order; every problem names file and line."""
+    return [(row.text, row.intent) for row in read_rows(path)]
+
+
+def read_rows(path: Path) -> list[LabelledRow]:
+    """Rows with their line numbers; raises LabelledFileError listing every bad row."""
+    path = Path(path)
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise LabelledFileError(f"{path}: cannot read: {exc.strerror}") from None
-    rows: list[tuple[str, str]] = []
+        raise LabelledFileError(path, [(0, f"cannot be read: {exc.strerror or exc}")]) from None
+    problems: list[tuple[int, str]] = []
+    rows: list[LabelledRow] = []
     with handle:
-        reader = csv.DictReader(handle)
-        fields = [f.strip() for f in reader.fieldnames or []]
-        missing = [c for c in ("text", "intent") if c not in fields]
-        if missing:
-            raise LabelledFileError(
-                f"{path}:1: the header must name the columns text,intent"
-                f" (missing: {', '.join(missing)}; found: {', '.join(fields) or 'nothing'})"
-            )
-        reader.fieldnames = fields
+        reader = csv.reader(handle)
         try:
-            for record in reader:
-                line = reader.line_num
-                text = (record.get("text") or "").strip()
-                intent = (record.get("intent") or "").strip()
-                if not text and not intent:
+            header = [cell.strip().lower() for cell in next(reader, [])]
+            missing = [c for c in _COLUMNS if c not in header]
+            doubled = sorted({c for c in _COLUMNS if header.count(c) > 1})
+            if missing or doubled:
+                found = ", ".join(c for c in header if c) or "nothing"
+                what = f"missing: {', '.join(missing)}" if missing else f"twice: {doubled[0]}"
+                raise LabelledFileError(
+                    path,
+                    [
+                        (
+                            1,
+                            f"the first line must name the columns text,intent ({what}; found: "
+                            f"{found})",
+                        )
+                    ],
+                )
+            text_col, intent_col = header.index("text"), header.index("intent")
+            end = reader.line_num
+            for cells in reader:
+                start, end = end + 1, reader.line_num
+                if not any(cell.strip() for cell in cells):
                     continue
-                if not text:
-                    raise LabelledFileError(f"{path}:{line}: empty text for intent {intent!r}")
-                if not intent:
-                    raise LabelledFileError(f"{path}:{line}: no intent for {text!r}")
-                rows.append((text, intent))
-        except UnicodeDecodeError:
-            raise LabelledFileError(f"{path}: not UTF-8 text") from None
+                problem = _check(cells, len(header), text_col, intent_col, start, end)
+                if problem is not None:
+                    problems.append((start, problem))
+                    continue
+                text = " ".join(cells[text_col].split())
+                rows.append(LabelledRow(text, cells[intent_col].strip(), start))
+        except UnicodeDecodeError as exc:
+            problems.append(
+                (reader.line_num + 1, f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
+            )
         except csv.Error as exc:
-            raise LabelledFileError(f"{path}:{reader.line_num}: {exc}") from None
-    if not rows:
-        raise LabelledFileError(f"{path}: no labelled rows")
+            problems.append((reader.line_num, f"is not valid CSV: {exc}"))
+    if not rows and not problems:
+        problems.append((0, "has no labelled rows below the text,intent header"))
+    if problems:
+        raise LabelledFileError(path, problems, rows)
     return rows
+
+
+def _check(
+    cells: list[str], width: int, text_col: int, intent_col: int, start: int, end: int
+) -> str | None:
+    """Why a row cannot be used, or None."""
+    if end > start and any("\n" in c or "\r" in c for c in cells):
+        return (
+            f'this row runs on to line {end}: a double quote (") is not closed, or a cell has '
+            "a line break; close the quote or keep each row on one line"
+        )
+    if len(cells) != width:
+        return (
+            f"has {len(cells)} fields but the header has {width}; put text that contains "
+            'commas in double quotes ("like, this")'
+        )
+    text = cells[text_col].strip()
+    intent = cells[intent_col].strip()
+    if not text:
+        return f"empty text for intent {intent!r}"
+    if not intent:
+        return f"no intent for {text!r} (use {OOS!r} for what should match no intent)"
+    return None

@@ -22,6 +22,7 @@ __all__ = ["NEAR_DUPLICATE_SCORE", "LintWarning", "Warning", "lint"]
 
 NEAR_DUPLICATE_SCORE = 90  # rapidfuzz token_sort_ratio at or above which two phrases clash
 MAX_REPORTED = 50  # per kind of overlap; thousands of imported examples must not flood the report
+_FAR_DAYS = 366  # an announcement starting later than this is most likely a mistyped year
 _CHUNK_CELLS = 5_000_000  # score-matrix cells computed at once (float32: 20 MB)
 
 
@@ -119,7 +120,8 @@ def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
     if n < 2:
         return []
     keys = [" ".join(sorted(t.norm.split(" "))) for t in texts]
-    intents = np.array([hash(t.intent) for t in texts], dtype=np.int64)
+    ids: dict[str, int] = {}
+    intents = np.array([ids.setdefault(t.intent, len(ids)) for t in texts], dtype=np.int64)
     pairs: list[tuple[float, int, int]] = []
     rows = max(1, _CHUNK_CELLS // n)
     for start in range(0, n, rows):
@@ -134,11 +136,8 @@ def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
         )
         for r, c in zip(*np.nonzero(scores >= NEAR_DUPLICATE_SCORE), strict=True):
             i, j = start + int(r), start + int(c)
-            if j <= i or intents[i] == intents[j]:
-                continue
-            a, b = texts[i], texts[j]
-            if a.intent == b.intent or a.norm == b.norm:
-                continue  # exact repeats are reported as duplicates already
+            if j <= i or intents[i] == intents[j] or texts[i].norm == texts[j].norm:
+                continue  # same intent is harmless; exact repeats are reported as duplicates
             pairs.append((float(scores[r, c]), i, j))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
     found: list[Warning] = []
@@ -149,7 +148,7 @@ def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
                 b.origin,
                 f"'{b.written}' (intent '{b.intent}') is almost the same as '{a.written}' "
                 f"(intent '{a.intent}', {a.origin}; similarity {score:.0f}%); callers saying "
-                "either may land in the wrong intent",
+                "either may land in the wrong intent, so reword one or keep it in one intent",
                 "near-duplicate",
             )
         )
@@ -198,6 +197,15 @@ def _groups(config: LanguageConfig) -> list[Warning]:
                     "unused-group",
                 )
             )
+        if group.when_closed is None and not group.hours.always_open:
+            found.append(
+                Warning(
+                    group.origin,
+                    f"group '{group.id}' has opening hours but no 'when_closed', so callers are "
+                    "put through even when it is closed; add 'when_closed:' with what to say",
+                    "hours-unused",
+                )
+            )
         if group.when_closed is not None and group.hours.always_open:
             found.append(
                 Warning(
@@ -211,13 +219,34 @@ def _groups(config: LanguageConfig) -> list[Warning]:
 
 
 def _announcements(config: LanguageConfig, today: dt.date) -> list[Warning]:
-    return [
-        Warning(
-            ann.origin,
-            f"announcement '{ann.id}' ended on {ann.end.isoformat()} and is no longer played; "
-            "remove it",
-            "announcement-ended",
-        )
-        for ann in config.announcements
-        if ann.end is not None and ann.end < today
-    ]
+    """Windows that are over, run forever for every caller, or start suspiciously late."""
+    found: list[Warning] = []
+    for ann in config.announcements:
+        if ann.end is not None and ann.end < today:
+            found.append(
+                Warning(
+                    ann.origin,
+                    f"announcement '{ann.id}' ended on {ann.end.isoformat()} and is no longer "
+                    "played; remove it",
+                    "announcement-ended",
+                )
+            )
+        elif ann.end is None and not ann.after_intents:
+            found.append(
+                Warning(
+                    ann.origin,
+                    f"announcement '{ann.id}' has no 'until:', so every caller hears it from now "
+                    "on; add the last day it applies (or put lasting news in prompts.greeting)",
+                    "announcement-no-end",
+                )
+            )
+        if ann.start is not None and ann.start > today + dt.timedelta(days=_FAR_DAYS):
+            found.append(
+                Warning(
+                    ann.origin,
+                    f"announcement '{ann.id}' starts on {ann.start.isoformat()}, more than a "
+                    "year from now; check the year",
+                    "announcement-far",
+                )
+            )
+    return found

@@ -42,6 +42,8 @@ from voicebot.config import (
     Origin,
     Prompts,
     SmsFallback,
+    SpeechMode,
+    SpeechSettings,
     Thresholds,
     TimeRange,
     WhenClosed,
@@ -159,6 +161,7 @@ _TOP_KEYS = (
     "prompts",
     "words",
     "thresholds",
+    "speech",
     "default_group",
     "groups",
     "announcements",
@@ -174,6 +177,10 @@ _ANNOUNCE_KEYS = ("text", "audio_url")
 _SMS_KEYS = ("link", "say", "text", "fallback", "answer", "group")
 _ANNOUNCEMENT_KEYS = ("id", "text", "audio_url", "from", "until", "after_intents")
 _THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
+_SPEECH_KEYS = tuple(SpeechSettings.__dataclass_fields__)
+_SPEECH_SECONDS = ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s")
+_MAX_SPEECH_S = 120.0
+_MAX_ALTERNATIVES = 10
 _DEPLOYMENT_KEYS = ("default_language",)
 _HOURS_EXTRA_KEYS = ("timezone", "closed_days")
 
@@ -296,6 +303,15 @@ def _suggest_language(code: str) -> str | None:
         if _LANGUAGE_RE.match(fixed):
             return fixed
     return None
+
+
+def _model_path(text: str, file: str) -> str:
+    """A model directory as written; a relative one is taken from the config file's folder."""
+    path = Path(text).expanduser()
+    base = Path(file).parent
+    if path.is_absolute() or not Path(file).is_file():
+        return str(path)
+    return str(base / path)
 
 
 def _display(path: Path) -> str:
@@ -747,6 +763,7 @@ class _Builder:
                 max_turns = None
 
         thresholds = self._thresholds(get("thresholds"))
+        speech = self._speech(get("speech"))
         prompts = self._prompts(get("prompts"), primary, whole, language)
         words = self._words(get("words"), primary, whole, language)
 
@@ -779,7 +796,7 @@ class _Builder:
         assert language is not None and voice is not None and timezone is not None
         assert max_turns is not None and thresholds is not None and prompts is not None
         assert words is not None and groups is not None and default_group is not None
-        assert intents is not None and announcements is not None
+        assert intents is not None and announcements is not None and speech is not None
         return LanguageConfig(
             language=language,
             voice=voice,
@@ -793,6 +810,7 @@ class _Builder:
             intents=MappingProxyType(intents),
             source=source,
             max_turns=max_turns,
+            speech=speech,
         )
 
     # -- top-level scalars and small sections
@@ -849,6 +867,62 @@ class _Builder:
             )
             return None
         return result if ok else None
+
+    def _speech(self, e: _Entry | None) -> SpeechSettings | None:
+        if e is None:
+            return SpeechSettings()
+        where = "speech"
+        pairs = e.ctx.mapping(e.value, where, "'speech'", _SPEECH_KEYS, owner=e.key)
+        if pairs is None:
+            return None
+        ok = True
+        mode = SpeechMode.GRAMMAR
+        if "mode" in pairs:
+            vnode = pairs["mode"][1]
+            text = e.ctx.text(vnode, where, "'mode'")
+            if text is not None and text not in tuple(SpeechMode):
+                choices = [m.value for m in SpeechMode]
+                e.ctx.fail(vnode, f"speech: 'mode' is {_q(text)}; use {' or '.join(choices)}")
+                text = None
+            ok = ok and text is not None
+            mode = SpeechMode(text) if text is not None else mode
+        model: str | None = None
+        if "model" in pairs:
+            model = e.ctx.text(pairs["model"][1], where, "'model'")
+            ok = ok and model is not None
+            if model is not None:
+                model = _model_path(model, e.ctx.file)
+        seconds: dict[str, float] = {}
+        for key in _SPEECH_SECONDS:
+            if key not in pairs:
+                continue
+            vnode = pairs[key][1]
+            value = e.ctx.number(vnode, where, _q(key))
+            if value is not None and not 0.0 < value <= _MAX_SPEECH_S:
+                e.ctx.fail(
+                    vnode,
+                    f"speech: {_q(key)} must be more than 0 and at most {_MAX_SPEECH_S:g} "
+                    f"seconds, not {value:g}",
+                )
+                value = None
+            if value is None:
+                ok = False
+            else:
+                seconds[key] = value
+        alternatives = SpeechSettings().max_alternatives  # on the class it is a slot descriptor
+        if "max_alternatives" in pairs:
+            vnode = pairs["max_alternatives"][1]
+            n = e.ctx.integer(vnode, where, "'max_alternatives'")
+            if n is not None and not 1 <= n <= _MAX_ALTERNATIVES:
+                e.ctx.fail(
+                    vnode, f"speech: 'max_alternatives' must be between 1 and {_MAX_ALTERNATIVES}"
+                )
+                n = None
+            ok = ok and n is not None
+            alternatives = n if n is not None else alternatives
+        if not ok:
+            return None
+        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds)
 
     def _prompts(
         self, e: _Entry | None, primary: str, whole: Origin, language: str | None

@@ -1,0 +1,108 @@
+"""The configuration reference must not lie: every YAML snippet in it loads, every key is in it.
+
+Snippets preceded by ``<!-- complete -->`` are whole language files; ``<!-- routes -->`` marks a
+routes file for ``voicebot import``; any other ``yaml`` block is a fragment, loaded on top of a
+small base file (its top-level keys replace the base's).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from voicebot.config import Prompts, Thresholds, Words
+from voicebot.importer import import_labelled
+from voicebot.loader import (
+    _ANNOUNCE_KEYS,
+    _ANNOUNCEMENT_KEYS,
+    _GROUP_KEYS,
+    _INTENT_KEYS,
+    _SMS_KEYS,
+    _TOP_KEYS,
+    _WHEN_CLOSED_KEYS,
+    load_language_text,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "configuration.md"
+_BLOCK = re.compile(r"^(?P<indent> *)```yaml\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S)
+
+BASE = {
+    "language": "language: en-US\n",
+    "timezone": "timezone: Europe/Stockholm\n",
+    "default_group": "default_group: members\n",
+    "groups": "groups:\n  members:\n    queue: members\n  billing:\n    queue: billing\n",
+    "intents": (
+        "intents:\n  invoice:\n    label: invoices\n    transfer: members\n"
+        "    phrases: [my invoice]\n"
+    ),
+}
+
+
+def snippets() -> list[tuple[str, int, str]]:
+    """(kind, line, yaml text) of every yaml block in the reference."""
+    text = DOC.read_text(encoding="utf-8")
+    found = []
+    for match in _BLOCK.finditer(text):
+        before = text[: match.start()].rstrip().splitlines()
+        marker = before[-1].strip() if before else ""
+        kind = {"<!-- complete -->": "complete", "<!-- routes -->": "routes"}.get(marker, "part")
+        line = text.count("\n", 0, match.start()) + 1
+        found.append((kind, line, textwrap.dedent(match.group("body"))))
+    return found
+
+
+SNIPPETS = snippets()
+
+
+def test_the_reference_has_snippets_of_every_kind() -> None:
+    kinds = [kind for kind, _, _ in SNIPPETS]
+    assert kinds.count("complete") >= 2 and kinds.count("routes") == 1 and kinds.count("part") >= 8
+
+
+@pytest.mark.parametrize(
+    ("kind", "line", "text"), SNIPPETS, ids=[f"{k}-line{n}" for k, n, _ in SNIPPETS]
+)
+def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
+    name = f"docs/configuration.md (block at line {line})"
+    if kind == "complete":
+        load_language_text(text, name)
+    elif kind == "routes":
+        routes = tmp_path / "routes.yaml"
+        routes.write_text(text, encoding="utf-8")
+        config = load_language_text(
+            import_labelled(ROOT / "examples" / "labelled-example.csv", routes), name
+        )
+        assert config.intents["login_password"].label == "logging in and passwords"
+    else:
+        keys = set(yaml.safe_load(text))
+        assert keys <= set(_TOP_KEYS), f"{name}: not top-level keys: {keys - set(_TOP_KEYS)}"
+        rest = "".join(part for key, part in BASE.items() if key not in keys)
+        load_language_text(text + rest, name)
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted(
+        {
+            *_TOP_KEYS,
+            *_GROUP_KEYS,
+            *_WHEN_CLOSED_KEYS,
+            *_INTENT_KEYS,
+            *_ANNOUNCE_KEYS,
+            *_SMS_KEYS,
+            *_ANNOUNCEMENT_KEYS,
+            "closed_days",
+            *(f.name for f in fields(Prompts)),
+            *(f.name for f in fields(Words)),
+            *(f.name for f in fields(Thresholds)),
+        }
+    ),
+)
+def test_every_key_is_documented(key: str) -> None:
+    assert f"`{key}`" in DOC.read_text(encoding="utf-8"), f"docs/configuration.md lacks `{key}`"
