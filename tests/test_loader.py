@@ -439,7 +439,7 @@ def test_hours_need_a_time_zone(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("hours", "needle"),
     [
-        ('mon-fri: "8-17"\n', "is not a time range like \"08:00-17:00\""),
+        ('mon-fri: "8-17"\n', 'is not a time range like "08:00-17:00"'),
         ('mon-fri: "17:00-08:00"\n', "ends before it starts"),
         ('mon-fri: "08:00-08:00"\n', "ends before it starts"),
         ('mon-fri: "25:00-26:00"\n', "time that does not exist"),
