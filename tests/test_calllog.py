@@ -1,0 +1,466 @@
+"""The call log on both backends: what a real call leaves behind, outages, retention, erasure.
+
+Store tests run on SQLite (a temporary file) and on a throwaway real PostgreSQL server started
+for the session (``tests/postgres.py``); they are skipped on PostgreSQL only when no PostgreSQL
+binaries exist. Calls are driven through the real dialogue, the way a call shell logs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import sqlite3
+import stat
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from postgres import PostgresServer, find_bindir
+
+from voicebot.calllog import CallLog, SaltMismatch, StoreNumbers
+from voicebot.calllog_db import connect, parse_url
+from voicebot.calllog_schema import MIGRATIONS, Migration, current_version, migrate
+from voicebot.config import LanguageConfig
+from voicebot.dialogue import (
+    CallStarted,
+    Dialogue,
+    Event,
+    HangUp,
+    SendSms,
+    SilenceTimeout,
+    SmsResult,
+    Utterance,
+)
+from voicebot.loader import load_deployment
+from voicebot.match import Match, Scored, Verdict
+from voicebot.text import normalize
+
+SALT = "test-salt-not-secret"
+ALICE = "+46701234567"
+BOB = "+46739876543"
+MONDAY = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # all groups open, no announcement
+
+# What the fake matcher answers: normalised text -> (verdict, ranked intents).
+ANSWERS: dict[str, tuple[Verdict, tuple[Scored, ...]]] = {
+    "i forgot my password": (
+        Verdict.ACCEPT,
+        (Scored("login_password", 0.91), Scored("join", 0.12)),
+    ),
+    "my invoice is wrong": (Verdict.ACCEPT, (Scored("invoice", 0.88),)),
+    "something about money": (
+        Verdict.CLARIFY,
+        (Scored("invoice", 0.45), Scored("payment_problem", 0.41)),
+    ),
+}
+
+_ids = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def config() -> LanguageConfig:
+    return load_deployment(None).language("en-US")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): apt-get install postgresql")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database(f"calls_{next(_ids)}")
+
+
+class Opener:
+    """``CallLog.open`` on this test's database with the test salt; closes every log after."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.logs: list[CallLog] = []
+
+    def open(
+        self,
+        *,
+        salt: str = SALT,
+        store_numbers: StoreNumbers | str = StoreNumbers.HASH,
+        retention_days: int | None = 90,
+    ) -> CallLog:
+        log = CallLog.open(
+            self.url,
+            salt=salt,
+            store_numbers=store_numbers,
+            retention_days=retention_days,
+            retry_max_s=0.2,
+        )
+        self.logs.append(log)
+        return log
+
+
+@pytest.fixture
+def open_log(url: str) -> Iterator[Opener]:
+    opener = Opener(url)
+    yield opener
+    for log in opener.logs:
+        log.close(timeout=5)
+
+
+def classify(alternatives: object) -> Match:
+    text = next(iter(alternatives))[0]  # type: ignore[call-overload]
+    verdict, ranked = ANSWERS.get(normalize(text), (Verdict.REJECT, (Scored("join", 0.1),)))
+    return Match(text, ranked, verdict)
+
+
+def run_call(
+    log: CallLog,
+    config: LanguageConfig,
+    call_id: str,
+    caller: str | None,
+    start: dt.datetime,
+    lines: list[str],
+) -> Dialogue:
+    """A call shell: lines are speech, "" silence, "/hangup"; SMS always succeed; 5 s a turn."""
+    matches: list[Match] = []
+
+    def logged_classify(alternatives: object) -> Match:
+        matches.append(classify(alternatives))
+        return matches[-1]
+
+    dialogue = Dialogue(config, logged_classify)
+    log.call_started(call_id, start, config.language, caller)
+    at = start
+
+    def handle(event: Event) -> None:
+        matches.clear()
+        actions = dialogue.handle(event)
+        log.event(call_id, event, matches[-1] if matches else None)
+        log.actions(call_id, event.at, actions)
+        for a in actions:
+            if isinstance(a, SendSms):
+                handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))
+
+    handle(CallStarted(start, caller, call_id))
+    for line in lines:
+        at += dt.timedelta(seconds=5)
+        if line == "/hangup":
+            handle(HangUp(at))
+        elif line == "":
+            handle(SilenceTimeout(at))
+        else:
+            handle(Utterance(((line, 0.9), (line + " please", 0.4)), at))
+        if dialogue.ended:
+            break
+    assert dialogue.outcome is not None
+    log.call_ended(call_id, at, dialogue.outcome)
+    return dialogue
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema
+
+
+def test_migrations_apply_on_an_empty_database_once(url: str) -> None:
+    conn = connect(parse_url(url))
+    try:
+        assert migrate(conn) == [m.version for m in MIGRATIONS]
+        assert migrate(conn) == []
+        assert current_version(conn) == MIGRATIONS[-1].version
+        later = Migration(99, "a later column", ("ALTER TABLE calls ADD COLUMN note TEXT",))
+        assert migrate(conn, (*MIGRATIONS, later)) == [99]
+        assert migrate(conn, (*MIGRATIONS, later)) == []
+        conn.execute("INSERT INTO calls (call_id, started_at, note) VALUES ('c', 't', 'n')")
+        assert conn.execute("SELECT note FROM calls").fetchone()[0] == "n"
+        with pytest.raises(RuntimeError, match="newer"):
+            migrate(conn)  # an older voicebot must not write into a newer schema
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole call
+
+
+def test_a_served_call_is_stored_and_read_back(open_log: Opener, config: LanguageConfig) -> None:
+    log = open_log.open()
+    run_call(log, config, "CA1", ALICE, MONDAY, ["I forgot my password", "no"])
+    rows = log.fetch()
+    [call] = rows.calls
+    assert call.call_id == "CA1"
+    assert call.started_at == MONDAY
+    assert call.language == "en-US"
+    assert call.outcome == "sms_sent"
+    assert call.served == ("login_password",)
+    assert call.intent == "login_password"
+    assert call.duration_s == 10.0  # two turns of 5 s
+    assert call.decision_s == 5.0  # the first utterance was accepted
+    assert call.caller is None  # hashed only, by default
+
+    first, second = rows.utterances
+    assert first.transcript == "I forgot my password"
+    assert first.alternatives == (
+        ("I forgot my password", 0.9),
+        ("I forgot my password please", 0.4),
+    )
+    assert first.verdict == "accept"
+    assert (first.intent, first.score) == ("login_password", 0.91)
+    assert first.ranked == (Scored("login_password", 0.91), Scored("join", 0.12))
+    assert second.transcript == "no"
+
+    timeline = log.timeline("CA1")
+    assert [e.seq for e in timeline] == list(range(len(timeline)))
+    kinds = [(e.kind, e.type) for e in timeline]
+    assert kinds[:3] == [("event", "CallStarted"), ("action", "Say"), ("action", "Listen")]
+    sms = next(e for e in timeline if e.type == "SendSms")
+    assert sms.payload["intent"] == "login_password"
+    assert sms.payload["to"].startswith("hmac:")  # not the number
+    assert ("event", "SmsResult") in kinds
+    assert kinds[-1] == ("action", "HangUpCall")
+
+
+def test_a_transfer_and_a_hang_up_after_an_announcement(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    log = open_log.open()
+    run_call(log, config, "T", ALICE, MONDAY, ["my invoice is wrong"])
+    christmas = dt.datetime(2026, 12, 15, 9, 0, tzinfo=dt.UTC)  # the closing announcement runs
+    run_call(log, config, "H", BOB, christmas, ["/hangup"])
+    transfer, hung_up = log.fetch().calls
+    assert (transfer.outcome, transfer.group, transfer.reason) == (
+        "transferred",
+        "billing",
+        "intent",
+    )
+    assert transfer.decision_s == 5.0
+    assert (hung_up.outcome, hung_up.after) == ("caller_hung_up", "announcement:christmas_closing")
+    assert hung_up.ended_at == christmas + dt.timedelta(seconds=5)
+    assert hung_up.decided_at is None
+    transfer_row = next(e for e in log.timeline("T") if e.type == "Transfer")
+    assert transfer_row.payload["context"]["transcript"] == "my invoice is wrong"
+    billing = config.groups["billing"].destination
+    assert transfer_row.payload["destination"] == {"kind": billing.kind, "value": billing.value}
+
+
+def test_fetch_selects_calls_by_start_time(open_log: Opener, config: LanguageConfig) -> None:
+    log = open_log.open()
+    for day in (1, 2, 3):
+        run_call(
+            log, config, f"D{day}", ALICE, MONDAY + dt.timedelta(days=day), ["my invoice is wrong"]
+        )
+    rows = log.fetch(MONDAY + dt.timedelta(days=2), MONDAY + dt.timedelta(days=3))
+    assert [c.call_id for c in rows.calls] == ["D2"]
+    assert {u.call_id for u in rows.utterances} == {"D2"}
+
+
+def test_a_replayed_call_id_replaces_the_old_log(open_log: Opener, config: LanguageConfig) -> None:
+    log = open_log.open()
+    run_call(log, config, "R", ALICE, MONDAY, ["my invoice is wrong"])
+    run_call(log, config, "R", ALICE, MONDAY, ["I forgot my password", "no"])
+    rows = log.fetch()
+    assert [c.outcome for c in rows.calls] == ["sms_sent"]
+    assert [u.transcript for u in rows.utterances] == ["I forgot my password", "no"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Outages: recording never waits for the database
+
+
+def test_recording_goes_on_while_sqlite_is_locked(tmp_path: Path, config: LanguageConfig) -> None:
+    path = tmp_path / "calls.sqlite3"
+    log = CallLog.open(f"sqlite:///{path}", salt=SALT, connect_timeout_s=0.05, retry_max_s=0.1)
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        run_call(log, config, "L", ALICE, MONDAY, ["I forgot my password", "no"])
+        assert not log.flush(timeout=0.5)  # returned from every record, nothing written yet
+        stats = log.stats()
+        assert stats.written == 0 and stats.queued + stats.writing == 10
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert log.flush(timeout=10)
+        assert log.stats().queued == 0 and log.stats().dropped == 0
+        assert [c.outcome for c in log.fetch().calls] == ["sms_sent"]
+    finally:
+        log.close(timeout=5)
+
+
+def test_a_full_queue_drops_new_records_counts_them_and_logs_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "calls.sqlite3"
+    log = CallLog.open(
+        f"sqlite:///{path}", salt=SALT, max_queue=5, connect_timeout_s=0.05, retry_max_s=0.1
+    )
+    try:
+        blocker = sqlite3.connect(path, isolation_level=None)
+        blocker.execute("BEGIN EXCLUSIVE")
+        log.call_started("Q0", MONDAY, "en-US", ALICE)
+        _wait_until(lambda: log.stats().writing == 1)  # the writer is stuck retrying Q0
+        with caplog.at_level(logging.ERROR, logger="voicebot.calllog"):
+            for i in range(1, 13):
+                log.call_started(f"Q{i}", MONDAY, "en-US", ALICE)
+        assert log.stats().queued == 5
+        assert log.dropped == 7
+        assert len([r for r in caplog.records if "queue full" in r.message]) == 1
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        assert log.flush(timeout=10)
+        assert [c.call_id for c in log.fetch().calls] == [f"Q{i}" for i in range(6)]
+        assert log.dropped == 7
+    finally:
+        log.close(timeout=5)
+
+
+def test_a_database_that_cannot_be_opened_at_start_is_written_once_it_can(
+    tmp_path: Path, config: LanguageConfig
+) -> None:
+    blocked = tmp_path / "not-yet"
+    blocked.write_text("a file where the database directory should be")
+    log = CallLog.open(f"sqlite:///{blocked / 'calls.sqlite3'}", salt=SALT, retry_max_s=0.1)
+    try:
+        run_call(log, config, "S", ALICE, MONDAY, ["my invoice is wrong"])
+        assert not log.flush(timeout=0.3)
+        blocked.unlink()
+        assert log.flush(timeout=10)
+        assert [c.call_id for c in log.fetch().calls] == ["S"]
+    finally:
+        log.close(timeout=5)
+
+
+def test_recording_goes_on_while_postgres_is_down(
+    pg_server: PostgresServer, config: LanguageConfig
+) -> None:
+    url = pg_server.create_database("outage")
+    log = CallLog.open(url, salt=SALT, connect_timeout_s=1, retry_max_s=0.2)
+    try:
+        run_call(log, config, "before", ALICE, MONDAY, ["/hangup"])
+        assert log.flush(timeout=10)
+        pg_server.stop()
+        run_call(log, config, "during", BOB, MONDAY, ["I forgot my password", "no"])
+        assert not log.flush(timeout=0.5)
+        pg_server.start()
+        assert log.flush(timeout=30)
+        assert log.stats().dropped == 0
+        rows = log.fetch()
+        assert [c.call_id for c in rows.calls] == ["before", "during"]
+        assert rows.calls[1].outcome == "sms_sent"
+    finally:
+        if not pg_server.running:
+            pg_server.start()
+        log.close(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Retention and erasure
+
+
+def test_purge_deletes_old_transcripts_and_numbers_and_keeps_the_aggregate(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    now = MONDAY + dt.timedelta(days=200)
+    log = open_log.open(retention_days=90)
+    run_call(
+        log, config, "old", ALICE, now - dt.timedelta(days=100), ["I forgot my password", "no"]
+    )
+    run_call(log, config, "new", ALICE, now - dt.timedelta(days=10), ["I forgot my password", "no"])
+    old_events = len(log.timeline("old"))
+    purged = log.purge(now)
+    assert (purged.events, purged.transcripts, purged.callers) == (old_events, 2, 1)
+    assert log.timeline("old") == []
+    assert len(log.timeline("new")) == old_events
+    rows = log.fetch()
+    old, _ = rows.calls
+    assert (old.outcome, old.served, old.decision_s) == ("sms_sent", ("login_password",), 5.0)
+    old_utterances = [u for u in rows.utterances if u.call_id == "old"]
+    assert [(u.transcript, u.alternatives) for u in old_utterances] == [(None, ())] * 2
+    assert old_utterances[0].intent == "login_password"  # the aggregate stays
+    assert all(u.transcript for u in rows.utterances if u.call_id == "new")
+    # The old call is no longer tied to the caller; the new one still is.
+    assert log.forget(ALICE).calls == 1
+    assert [c.call_id for c in log.fetch().calls] == ["old"]
+    assert log.purge(now) == type(purged)(0, 0, 0)
+
+
+def test_forget_deletes_one_caller_and_not_another(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    log = open_log.open()
+    run_call(log, config, "a1", ALICE, MONDAY, ["I forgot my password", "no"])
+    run_call(log, config, "b1", BOB, MONDAY, ["my invoice is wrong"])
+    run_call(log, config, "a2", ALICE, MONDAY + dt.timedelta(hours=1), ["my invoice is wrong"])
+    expected_events = len(log.timeline("a1")) + len(log.timeline("a2"))
+    forgotten = log.forget("+46 70-123 45 67")  # written differently, same number
+    assert (forgotten.calls, forgotten.events, forgotten.utterances) == (2, expected_events, 3)
+    rows = log.fetch()
+    assert [c.call_id for c in rows.calls] == ["b1"]
+    assert {u.call_id for u in rows.utterances} == {"b1"}
+    assert log.timeline("a1") == [] and log.timeline("b1") != []
+    assert log.forget(ALICE).calls == 0
+    assert log.forget("anonymous").calls == 0
+
+
+def _every_stored_text(url: str) -> str:
+    conn = connect(parse_url(url))
+    try:
+        tables = ("calls", "call_events", "utterances", "settings")
+        return repr([conn.execute(f"SELECT * FROM {t}").fetchall() for t in tables])
+    finally:
+        conn.close()
+
+
+def test_numbers_are_never_stored_in_clear_by_default(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config: LanguageConfig
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(data))
+    monkeypatch.delenv("VOICEBOT_NUMBER_SALT", raising=False)
+    log = CallLog.open(url)  # no salt given: one is generated and kept
+    run_call(log, config, "P", ALICE, MONDAY, ["I forgot my password", "no"])
+    assert log.flush(timeout=10)
+    log.close()
+    salt_file = data / "number_salt"
+    assert stat.S_IMODE(salt_file.stat().st_mode) == 0o600
+    stored = _every_stored_text(url)
+    assert "701234567" not in stored and "*4567" not in stored
+    # The same salt is used next time, so the caller can still be forgotten.
+    with CallLog.open(url) as again:
+        assert again.forget(ALICE).calls == 1
+
+
+def test_masked_and_clear_numbers_only_when_configured(
+    open_log: Opener, url: str, config: LanguageConfig
+) -> None:
+    masked = open_log.open(store_numbers=StoreNumbers.MASK)
+    run_call(masked, config, "M", ALICE, MONDAY, ["/hangup"])
+    assert [c.caller for c in masked.fetch().calls] == ["+46*****4567"]
+    masked.close()
+    assert "701234567" not in _every_stored_text(url)
+    clear = open_log.open(store_numbers="clear")
+    run_call(clear, config, "C", BOB, MONDAY, ["/hangup"])
+    run_call(clear, config, "W", None, MONDAY, ["/hangup"])  # withheld
+    callers = {c.call_id: c.caller for c in clear.fetch().calls}
+    assert callers == {"M": "+46*****4567", "C": BOB, "W": None}
+
+
+def test_a_database_written_with_another_salt_is_refused(open_log: Opener) -> None:
+    open_log.open().close()
+    with pytest.raises(SaltMismatch):
+        open_log.open(salt="another salt")

@@ -1,0 +1,230 @@
+"""Report figures on a hand-built set of calls (expected numbers worked out by hand below), and the
+``report``/``purge``/``forget`` commands on a real SQLite call log."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from voicebot import calllog_cli
+from voicebot.calllog import CallLog
+from voicebot.calllog_records import CallRow, UtteranceRow
+from voicebot.dialogue import Outcome, OutcomeKind, Utterance
+from voicebot.match import Match, Scored, Verdict
+from voicebot.report import DayCounts, daily, render, summarize, to_json
+
+T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+
+
+def s(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def call(
+    call_id: str,
+    outcome: str | None,
+    *,
+    ended: float | None = None,
+    decided: float | None = None,
+    served: tuple[str, ...] = (),
+    intent: str | None = None,
+    group: str | None = None,
+    reason: str | None = None,
+    after: str | None = None,
+    start: dt.datetime = T0,
+) -> CallRow:
+    return CallRow(
+        call_id=call_id,
+        started_at=start,
+        language="en-US",
+        caller=None,
+        ended_at=None if ended is None else start + dt.timedelta(seconds=ended),
+        outcome=outcome,
+        reason=reason,
+        group=group,
+        intent=intent,
+        after=after,
+        turns=1,
+        served=served,
+        decided_at=None if decided is None else start + dt.timedelta(seconds=decided),
+    )
+
+
+CALLS = [
+    call("c1", "announced", ended=20, decided=4, served=("opening_hours",), intent="opening_hours"),
+    call(
+        "c2", "sms_sent", ended=30, decided=6, served=("login_password",), intent="login_password"
+    ),
+    call(
+        "c3", "transferred", ended=12, decided=5, intent="invoice", group="billing", reason="intent"
+    ),
+    call("c4", "transferred", ended=16, decided=15, group="members", reason="no_match"),
+    call("c5", "caller_hung_up", ended=8, after="announcement:christmas_closing"),
+    call(
+        "c6",
+        "caller_hung_up",
+        ended=25,
+        decided=5,
+        served=("opening_hours",),
+        after="anything_else",
+    ),
+    # Served an announcement, then transferred for a second request: not solved by the robot.
+    call(
+        "c7",
+        "transferred",
+        ended=40,
+        decided=4,
+        served=("opening_hours",),
+        intent="invoice",
+        group="billing",
+        reason="intent",
+        start=dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC),  # 00:30 next day in Stockholm
+    ),
+    call("c8", None, start=dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)),  # never ended
+]
+
+
+def utterance(call_id: str, seq: int, text: str | None, verdict: str | None) -> UtteranceRow:
+    return UtteranceRow(call_id, seq, s(seq), text, (), verdict, None, None)
+
+
+UTTERANCES = [
+    utterance("c1", 3, "what are your opening hours", "accept"),
+    utterance("c2", 3, "I forgot my password", "accept"),
+    utterance("c3", 3, "my invoice is wrong", "accept"),
+    utterance("c4", 3, "The thing.", "reject"),
+    utterance("c4", 6, "the  thing", "reject"),
+    utterance("c4", 9, "blue whale", "reject"),
+    utterance("c7", 3, "something about money", "clarify"),
+    utterance("c7", 6, "the invoice", "accept"),
+    utterance("c7", 9, "the first one", None),  # answered without the matcher: not judged
+    utterance("c9", 3, None, "reject"),  # transcript purged: judged, not listed
+]
+
+
+def test_report_figures_on_hand_built_calls() -> None:
+    r = summarize(CALLS, UTTERANCES)
+    assert (r.calls, r.ended) == (8, 7)
+    assert r.outcomes == {"transferred": 3, "caller_hung_up": 2, "announced": 1, "sms_sent": 1}
+    assert r.solved_by_robot == 3  # c1, c2, c6
+    assert r.solved_share == pytest.approx(3 / 7)
+    assert r.transfers_by_group == {"billing": 2, "members": 1}
+    assert r.transfer_reasons == {"intent": 2, "no_match": 1}
+    assert r.hangups_after_announcement == 1  # c5; c6 hung up after being served
+    assert r.utterances == 9
+    assert r.no_match_rate == pytest.approx(4 / 9)
+    assert r.clarification_rate == pytest.approx(1 / 9)
+    assert r.median_decision_s == 5.0  # 4, 4, 5, 5, 6, 15
+    assert r.median_duration_s == 20.0  # 8, 12, 16, 20, 25, 30, 40
+    assert r.intents == {"opening_hours": 3, "invoice": 2, "login_password": 1}
+    assert r.top_unmatched == (("the thing", 2), ("blue whale", 1))
+    assert summarize(CALLS, UTTERANCES, top=1).top_unmatched == (("the thing", 2),)
+
+
+def test_an_empty_range_reports_no_rates() -> None:
+    r = summarize([], [])
+    assert (r.calls, r.solved_share, r.no_match_rate, r.median_decision_s) == (0, None, None, None)
+    assert "solved by the robot                0 (-)" in render(r)
+    assert daily([]) == []
+
+
+def test_calls_per_day_by_outcome_include_empty_days() -> None:
+    days = daily(CALLS)
+    assert days == [
+        DayCounts(
+            dt.date(2026, 11, 23),
+            7,
+            {"transferred": 3, "caller_hung_up": 2, "announced": 1, "sms_sent": 1},
+        ),
+        DayCounts(dt.date(2026, 11, 24), 0, {}),
+        DayCounts(dt.date(2026, 11, 25), 1, {"unfinished": 1}),
+    ]
+    local = daily(CALLS, tz="Europe/Stockholm", since=dt.date(2026, 11, 22))
+    assert [(d.day.day, d.calls) for d in local] == [(22, 0), (23, 6), (24, 1), (25, 1)]
+    assert local[2].outcomes == {"transferred": 1}
+
+
+def test_json_and_table_carry_the_same_figures() -> None:
+    r = summarize(CALLS, UTTERANCES)
+    data = json.loads(json.dumps(to_json(r, daily(CALLS))))
+    assert data["solved_by_robot"] == 3 and data["calls"] == 8
+    assert data["top_unmatched"][0] == {"text": "the thing", "count": 2}
+    assert data["daily"][1] == {"day": "2026-11-24", "calls": 0, "outcomes": {}}
+    table = render(r, daily(CALLS))
+    assert "solved by the robot                3 (42.9 %)" in table
+    assert "median time to a decision          5.0 s" in table
+    assert "  billing                          2" in table
+    assert "  2026-11-25                       1  unfinished 1" in table
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands
+
+
+def _cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    calllog_cli.register(parser.add_subparsers())
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+def _log_a_call(log: CallLog, call_id: str, day: int, caller: str, said: str, kind: str) -> None:
+    start = dt.datetime(2026, 11, day, 10, 0, tzinfo=dt.UTC)
+    log.call_started(call_id, start, "en-US", caller)
+    verdict = Verdict.ACCEPT if kind == "sms_sent" else Verdict.REJECT
+    match = Match(said, (Scored("login_password", 0.9 if kind == "sms_sent" else 0.1),), verdict)
+    log.event(call_id, Utterance(((said, 0.9),), start + dt.timedelta(seconds=3)), match)
+    served = ("login_password",) if kind == "sms_sent" else ()
+    group = "members" if kind == "transferred" else None
+    outcome = Outcome(OutcomeKind(kind), 2, group=group, served=served)
+    log.call_ended(call_id, start + dt.timedelta(seconds=20), outcome)
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "cli-test-salt")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url) as log:
+        _log_a_call(log, "a", 23, "+46701234567", "I forgot my password", "sms_sent")
+        _log_a_call(log, "b", 24, "+46739876543", "blah blah", "transferred")
+        _log_a_call(log, "c", 25, "+46701234567", "blah  blah!", "transferred")
+    return url
+
+
+def test_report_command_json_and_date_range(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("report", "--database", database, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["calls"], data["solved_by_robot"]) == (3, 1)
+    assert data["transfers_by_group"] == {"members": 2}
+    assert data["top_unmatched"] == [{"text": "blah blah", "count": 2}]
+    assert "daily" not in data
+    args = ("--since", "2026-11-24", "--until", "2026-11-24", "--json", "--daily")
+    assert _cli("report", "--database", database, *args) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calls"] == 1 and data["outcomes"] == {"transferred": 1}
+    assert data["daily"] == [{"day": "2026-11-24", "calls": 1, "outcomes": {"transferred": 1}}]
+    assert _cli("report", "--database", database) == 0
+    assert "calls                              3" in capsys.readouterr().out
+
+
+def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("forget", "--database", database, "+46 70 123 45 67") == 0
+    assert capsys.readouterr().out == "forgot 2 calls (2 timeline entries, 2 utterances)\n"
+    assert _cli("purge", "--database", database, "--retention-days", "0") == 0
+    out = capsys.readouterr().out
+    assert "1 timeline entries deleted, 1 transcripts and 1 caller numbers erased" in out
+    assert _cli("report", "--database", database, "--json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["calls"] == 1 and data["top_unmatched"] == []  # the aggregate survives
+
+
+def test_commands_report_a_bad_database_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli("report", "--database", "mysql://x/y") == 1
+    assert capsys.readouterr().err.startswith("voicebot: unsupported database URL")
