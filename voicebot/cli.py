@@ -78,9 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0, help="sampling seed for --max-examples")
     imp.set_defaults(run=cmd_import)
 
-    from voicebot import speech_cli
+    from voicebot import calllog_cli, replay_cli, serve_cli, speech_cli
 
     speech_cli.register(sub)
+    serve_cli.register(sub)
+    replay_cli.register(sub)
+    calllog_cli.register(sub)
     return parser
 
 
@@ -129,6 +132,7 @@ def _language(args: argparse.Namespace) -> LanguageConfig | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from voicebot.grammar import unknown_grammar_words
     from voicebot.lint import lint
 
     deployment = _load(args.path)
@@ -146,6 +150,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{code}: {len(config.intents)} intents, {len(config.groups)} agent groups,"
             f" {len(config.announcements)} announcements ({config.source})"
         )
+        unknown = unknown_grammar_words(config)
+        if unknown:
+            warnings += 1
+            print(
+                f"{code}: warning: {len(unknown)} grammar words unknown to the model: "
+                + ", ".join(unknown)
+            )
     print(f"ok: {len(deployment.languages)} language(s), {warnings} warning(s)")
     return 0
 

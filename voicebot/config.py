@@ -205,7 +205,9 @@ class SpeechSettings:
     end_of_speech_s: float = 0.7  # trailing silence that ends an utterance
     no_speech_timeout_s: float = 5.0  # silence before the caller is asked again
     max_utterance_s: float = 15.0  # a longer utterance is cut here
-    max_alternatives: int = 3  # n-best transcripts handed to the matcher
+    # n-best transcripts for the matcher. 1 by default: Vosk 0.3.45 gives different n-best lists
+    # (and confidences) for the same audio run to run, while its single best words are stable.
+    max_alternatives: int = 1
 
 
 @dataclass(frozen=True, slots=True)

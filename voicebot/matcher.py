@@ -4,14 +4,19 @@ Why not plain fuzzy matching: callers paraphrase, and the recogniser drops or mi
 the best-phrase ``token_sort_ratio`` routes only about half of real calls. Instead each text is a
 TF-IDF vector of words, word pairs and character n-grams (a misheard word still shares most of its
 n-grams with the right one), and a softmax regression learns which of those features point at
-which intent from the ops-written phrases and the imported examples. A rapidfuzz ratio against the
-phrases is mixed into the probabilities so a near-verbatim phrase wins even with few examples.
+which intent from the ops-written phrases and the imported examples. Two things are mixed into
+its probabilities: a rapidfuzz ratio against the phrases, so a near-verbatim phrase wins even with
+few examples, and a vote of the nearest training texts (cosine), which is what carries a config
+with ten examples per intent. When the top intent's destination is clearly outweighed by another
+destination's intents together, that destination's best intent goes first (callers feel where
+they end up, not the intent name).
 
 The score handed to the dialogue is calibrated per config: part of the examples is held out, a
-first model is trained without them, and the scores are shaped so that only a few per cent of
-those unseen but in-scope texts fall under the reject threshold. Text unlike anything the intents
-know (low probability and low similarity to every intent's centroid) falls under it and is
-rejected, whatever the number of intents.
+first model is trained without them, and the scores are shaped so that only about one in two
+hundred of those unseen but in-scope texts falls under the reject threshold. What rejects is
+familiarity (cosine with the closest intent centroid or training text) times probability: a text
+torn between two known intents stays familiar and is asked about, while text unlike anything the
+intents know is rejected, whatever the number of intents.
 
 Only numpy and rapidfuzz: sparse matrices are plain CSR arrays and training is a few epochs of
 mini-batch Adam, deterministic for a given config.
@@ -48,13 +53,23 @@ PHRASE_WEIGHT = 2.0  # a phrase counts as much as this many examples of the same
 STEPS = 150  # optimiser steps, whatever the data size (the epochs follow from the batch size)
 LEARNING_RATE = 0.05
 L2 = 1e-5
+L2_TEXTS = 0.064  # extra L2 of this over the number of texts: few texts, smoother weights
+L2_MAX_EXTRA = 5e-5  # tiny configs: more would flatten the probabilities that reject
+MIN_EPOCHS = 3
+MAX_EPOCHS = 40
 MIN_DF_FROM = 2000  # from this many texts, features seen in only one are not trained
 DENSE_FROM = 16  # intents from which training batches are densified (see _adam)
 FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pull its intent
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
-CENTROID_POWER = 1.0  # how much similarity to the intent centroids counts against probability
+NOVELTY_POWER = 1.0  # how much similarity to what the intents know counts against probability
+NEIGHBOURS = 30  # nearest training texts that vote
+NEIGHBOUR_SHARE = 0.2  # share of the probability handed to their vote
+NEIGHBOUR_TEMPERATURE = 0.1  # cosine gap at which a neighbour's vote falls by a factor e
+INDEX_DF_SHARE = 0.05  # see _Index
+INDEX_DF_MIN = 50
+ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
-REJECT_QUANTILE = 0.02  # share of unseen, rightly matched texts allowed under the reject line
+REJECT_QUANTILE = 0.005  # share of unseen, rightly matched texts allowed under the reject line
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
 DEFAULT_LOW = math.log(0.1)  # typical low confidence (log) of in-scope text, for tiny configs
 RANKED = 5
@@ -174,6 +189,31 @@ def _char_grams(word: str) -> list[str]:
     return [padded[i : i + n] for n in CHAR_SIZES for i in range(len(padded) - n + 1)]
 
 
+class _Index:
+    """Inverted index over the training rows: a text's cosine with every one of them at once,
+    touching only the rows that share a feature with it. Features in more than INDEX_DF_SHARE of
+    the texts (" th", "the ") are left out: they add little to any cosine but most of the work."""
+
+    def __init__(self, x: _Csr, features: int, df: I64) -> None:
+        common = df > max(INDEX_DF_SHARE * x.rows, INDEX_DF_MIN)
+        x = x.keep(~common[x.indices])
+        order = np.argsort(x.indices, kind="stable")
+        self._rows = np.repeat(np.arange(x.rows, dtype=np.int64), np.diff(x.indptr))[order]
+        self._values = x.data[order]
+        counts = np.bincount(x.indices, minlength=features)
+        self._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self._n = x.rows
+
+    def cosines(self, index: I64, value: F32) -> npt.NDArray[np.float64]:
+        starts = self._start[index]
+        lengths = self._start[index + 1] - starts
+        offsets = np.cumsum(lengths) - lengths
+        positions = np.repeat(starts - offsets, lengths) + np.arange(int(lengths.sum()))
+        weights = self._values[positions] * np.repeat(value, lengths)
+        cosines = np.bincount(self._rows[positions], weights=weights, minlength=self._n)
+        return cosines.astype(np.float64)
+
+
 # ---------------------------------------------------------------------------------------------
 # Model
 
@@ -194,7 +234,7 @@ def _train(x: _Csr, y: I64, sample_weight: F32, classes: int, features: int) -> 
     bias = np.zeros(classes, np.float32)
     if classes > 1 and n > 0:
         batch = int(min(256, max(32, n * 3 // STEPS)))
-        epochs = max(3, min(40, math.ceil(STEPS * batch / n)))
+        epochs = max(MIN_EPOCHS, min(MAX_EPOCHS, math.ceil(STEPS * batch / n)))
         with _one_blas_thread():
             weights, bias = _adam(x, y, sample_weight, weights, bias, rng, batch, epochs)
     flat = x.indices * classes + np.repeat(y, np.diff(x.indptr))
@@ -220,6 +260,7 @@ def _adam(
     Segment sums run along the last axis of C x nnz arrays, where ``np.add.reduceat`` is fast.
     """
     n, classes = x.rows, weights.shape[1]
+    l2 = L2 + min(L2_TEXTS / max(n, 1), L2_MAX_EXTRA)
     onehot = np.eye(classes, dtype=np.float32)
     lengths = np.diff(x.indptr)
     order = rng.permutation(n)
@@ -266,7 +307,7 @@ def _adam(
                 grad = block.T @ residual
             else:
                 grad = np.add.reduceat(residual.T[:, owner] * owner_values, starts, axis=1).T
-            grad += L2 * w
+            grad += l2 * w
             step += 1
             # Cosine decay to zero: the last steps settle instead of leaving mini-batch noise
             # in the weights (which would favour whichever intent came in the last batches).
@@ -339,6 +380,8 @@ class _Trained:
     model: _Model
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
+    index: _Index  # over the training texts, for the nearest-neighbour vote and novelty
+    owner: I64  # intent index of each training text
 
 
 class Matcher:
@@ -347,6 +390,8 @@ class Matcher:
     def __init__(self, intents: Sequence[Intent], thresholds: Thresholds) -> None:
         self._names = tuple(i.name for i in intents)
         self._thresholds = thresholds
+        keys = [route_key(i) for i in intents]
+        self._route = np.array([keys.index(k) for k in keys], np.int64)
         texts: list[str] = []
         labels: list[int] = []
         is_phrase: list[bool] = []
@@ -380,7 +425,8 @@ class Matcher:
         sample_weight *= len(y) / sample_weight.sum()
         model = _train(x, y, sample_weight, classes, features.size)
         phrases = [normalize(t) for t, p in zip(texts, phrase_mask.tolist(), strict=True) if p]
-        return _Trained(features, model, phrases, y[phrase_mask])
+        index = _Index(features.train, features.size, features.df)
+        return _Trained(features, model, phrases, y[phrase_mask], index, y)
 
     def _calibrate(self, texts: Sequence[str], y: I64, phrase_mask: npt.NDArray[np.bool_]) -> float:
         """The exponent that puts the REJECT_QUANTILE of unseen in-scope texts at the reject
@@ -415,9 +461,11 @@ class Matcher:
     # -- scoring -------------------------------------------------------------------------------
 
     def _log_confidence(self, trained: _Trained, text: str, norm: str) -> F32:
-        """Per intent: log(probability) + CENTROID_POWER * log(similarity to the closest intent).
+        """Per intent: log(probability) + NOVELTY_POWER * log(familiarity).
 
-        The similarity term is what rejects text unlike all intents even when there are only one
+        Familiarity is the geometric mean of the cosine with the closest intent centroid and with
+        the closest training text: low only when the text is unlike every intent, so it is what
+        rejects, not a split between two known intents. It also rejects when there are only one
         or two intents to choose from (their probabilities then say little).
         """
         ids, values = trained.features.row(text)
@@ -427,10 +475,16 @@ class Matcher:
         index = np.array(ids, np.int64)
         value = np.array(values, np.float32)
         model = trained.model
+        centroid = max(float(np.max(value @ model.centroids[index])), 1e-6)
+        cosines = trained.index.cosines(index, value)
+        near = np.arange(len(cosines))
+        if len(cosines) > NEIGHBOURS:
+            near = np.argpartition(-cosines, NEIGHBOURS)[:NEIGHBOURS]
+        near = near[np.lexsort((near, -cosines[near]))]  # best first, ties by position
+        familiarity = max(centroid, float(cosines[near[0]]))
+        if classes == 1:  # nothing to compare with: familiarity stands in for the probability
+            return np.full(1, (1 + NOVELTY_POWER) * math.log(familiarity), np.float32)
         logits = value @ model.weights[index] + model.bias
-        similarity = max(float(np.max(value @ model.centroids[index])), 1e-6)
-        if classes == 1:  # nothing to compare with: similarity stands in for the probability
-            return np.full(1, (1 + CENTROID_POWER) * math.log(similarity), np.float32)
         p = np.exp(logits - logits.max())
         p /= p.sum()
         if trained.phrases and norm:
@@ -440,9 +494,32 @@ class Matcher:
                 # same phrase under two intents splits that share evenly, so the bot asks.
                 share = FUZZ_SHARE * float(pull.max())
                 p = (1 - share) * p + share * pull / pull.sum()
+        # The closest training texts vote: with ten examples an intent's words are too few for
+        # the regression, but one close example is telling.
+        vote = np.bincount(
+            trained.owner[near],
+            weights=np.exp((cosines[near] - cosines[near[0]]) / NEIGHBOUR_TEMPERATURE),
+            minlength=classes,
+        )
+        p = (1 - NEIGHBOUR_SHARE) * p + NEIGHBOUR_SHARE * vote / vote.sum()
+        p = self._prefer_heavier_route(p)
         log_p = np.log(np.maximum(p, 1e-30))
-        log_score: F32 = (log_p + CENTROID_POWER * math.log(similarity)).astype(np.float32)
+        log_score: F32 = (log_p + NOVELTY_POWER * math.log(familiarity)).astype(np.float32)
         return log_score
+
+    def _prefer_heavier_route(self, p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Callers feel the destination, not the intent: when another destination's intents
+        together clearly outweigh the top intent's, that destination's best intent swaps
+        probabilities with the top one."""
+        mass = np.bincount(self._route, weights=p)
+        top = int(np.argmax(p))
+        heavier = int(np.argmax(mass))
+        if mass[heavier] <= mass[self._route[top]] + ROUTE_MARGIN:
+            return p
+        best = int(np.argmax(np.where(self._route == heavier, p, -1.0)))
+        swapped = p.copy()
+        swapped[[top, best]] = p[[best, top]]
+        return swapped
 
     def _fuzzy(self, trained: _Trained, norm: str) -> F32:
         """Per intent, how near-verbatim its closest ops-written phrase is (0 far, 1 verbatim)."""

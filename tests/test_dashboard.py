@@ -1,0 +1,500 @@
+"""The ops dashboard over HTTP: login, the JSON behind each chart and table, snippets that load.
+
+A real SQLite call log is filled by running the real dialogue on a handful of calls (a fake
+matcher decides what each sentence means), and the dashboard is mounted at ``/dashboard`` the way
+``voicebot serve`` mounts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from voicebot import report
+from voicebot.calllog import CallLog, StoreNumbers
+from voicebot.config import Deployment, LanguageConfig
+from voicebot.dashboard import COOKIE, dashboard_app
+from voicebot.dashboard_data import snippet
+from voicebot.dialogue import (
+    CallStarted,
+    Dialogue,
+    Event,
+    HangUp,
+    SendSms,
+    SmsResult,
+    Utterance,
+)
+from voicebot.loader import load_deployment, load_language, load_language_text
+from voicebot.match import Match, Scored, Verdict
+from voicebot.text import normalize
+
+TOKEN = "test-dashboard-token-0123456789"
+ALICE = "+46701234567"
+BOB = "+46739876543"
+DAY1 = dt.datetime(2026, 11, 23, 10, 0, tzinfo=dt.UTC)  # a Monday: every group open
+DAY2 = DAY1 + dt.timedelta(days=1)
+DAY3 = DAY1 + dt.timedelta(days=2)
+RANGE = {"since": "2026-11-23", "until": "2026-11-25"}
+SCRIPT = "<script>alert(1)</script>"
+
+ANSWERS: dict[str, tuple[Verdict, tuple[Scored, ...]]] = {
+    "i forgot my password": (Verdict.ACCEPT, (Scored("login_password", 0.91),)),
+    "my invoice is wrong": (Verdict.ACCEPT, (Scored("invoice", 0.88),)),
+    "what are your opening hours": (Verdict.ACCEPT, (Scored("opening_hours", 0.9),)),
+    "something about money": (
+        Verdict.CLARIFY,
+        (Scored("invoice", 0.45), Scored("payment_problem", 0.41)),
+    ),
+}
+
+# (call id, start, caller, language, what the caller says; "/hangup" hangs up)
+CALLS: list[tuple[str, dt.datetime, str | None, str, list[str]]] = [
+    # (no call answers "anything else?" with "no": the dialogue asks the matcher about that "no"
+    # and the report counts it as not understood, which would muddle the figures below)
+    ("A", DAY1, ALICE, "en-US", ["I forgot my password", "/hangup"]),  # SMS link: solved
+    ("B", DAY1 + dt.timedelta(hours=1), BOB, "en-US", ["my invoice is wrong"]),  # to billing
+    ("C", DAY1 + dt.timedelta(hours=2), ALICE, "en-US", ["Where is my parcel?"] * 2),  # no match
+    ("D", DAY2, BOB, "en-US", ["what are your opening hours", "/hangup"]),  # served, hung up
+    ("E", DAY2 + dt.timedelta(hours=1), None, "en-US", ["where is my parcel", "/hangup"]),
+    ("F", DAY2 + dt.timedelta(hours=2), ALICE, "en-US", ["can I bring my dog", "blue whale"]),
+    ("G", DAY3, BOB, "en-US", [SCRIPT, "my invoice is wrong"]),
+    ("H", DAY3 + dt.timedelta(hours=1), ALICE, "en-US", ["something about money", "/hangup"]),
+    ("I", DAY3 + dt.timedelta(hours=2), BOB, "en-US", ["Can I bring my dog", "/hangup"]),
+    ("S", DAY3 + dt.timedelta(hours=3), ALICE, "sv-SE", ["var är mitt paket", "/hangup"]),
+]
+
+
+def classify(alternatives: object) -> Match:
+    text = next(iter(alternatives))[0]  # type: ignore[call-overload]
+    verdict, ranked = ANSWERS.get(normalize(text), (Verdict.REJECT, (Scored("join", 0.1),)))
+    return Match(text, ranked, verdict)
+
+
+def run_call(
+    log: CallLog, config: LanguageConfig, call_id: str, caller: str | None, start: dt.datetime,
+    lines: list[str],
+) -> None:  # fmt: skip
+    """A call shell as the server runs it: 5 s a turn, every SMS is sent."""
+    matches: list[Match] = []
+
+    def logged(alternatives: object) -> Match:
+        matches.append(classify(alternatives))
+        return matches[-1]
+
+    dialogue = Dialogue(config, logged)
+    log.call_started(call_id, start, config.language, caller)
+
+    def handle(event: Event) -> None:
+        matches.clear()
+        actions = dialogue.handle(event)
+        log.event(call_id, event, matches[-1] if matches else None)
+        log.actions(call_id, event.at, actions)
+        for a in actions:
+            if isinstance(a, SendSms):
+                handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))
+
+    at = start
+    handle(CallStarted(start, caller, call_id))
+    for line in lines:
+        at += dt.timedelta(seconds=5)
+        handle(HangUp(at) if line == "/hangup" else Utterance(((line, 0.9),), at))
+        if dialogue.ended:
+            break
+    assert dialogue.outcome is not None
+    log.call_ended(call_id, at, dialogue.outcome)
+
+
+def fill(log: CallLog, deployment: Deployment) -> None:
+    for call_id, start, caller, language, lines in CALLS:
+        run_call(log, deployment.language(language), call_id, caller, start, lines)
+    # a call still running (or cut off by a crash): counted, never ended
+    log.call_started("U", DAY3 + dt.timedelta(hours=4), "en-US", BOB)
+    assert log.flush()
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Deployment:
+    return load_deployment(None)
+
+
+@pytest.fixture(scope="module")
+def call_log(tmp_path_factory: pytest.TempPathFactory, deployment: Deployment) -> Iterator[CallLog]:
+    path = tmp_path_factory.mktemp("dashboard") / "calls.sqlite3"
+    # numbers in clear in the log: the dashboard must still show them masked only
+    log = CallLog.open(f"sqlite:///{path}", salt="test-salt", store_numbers=StoreNumbers.CLEAR)
+    fill(log, deployment)
+    yield log
+    log.close()
+
+
+def mounted(log: CallLog, deployment: Deployment, token: str | None = TOKEN) -> Starlette:
+    """The dashboard where ``voicebot serve`` puts it."""
+    dashboard = dashboard_app(log, lambda: deployment, token=token)
+    return Starlette(routes=[Mount("/dashboard", app=dashboard)])
+
+
+@contextmanager
+def serve(app: Starlette) -> Iterator[str]:
+    """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+class Client:
+    """A browser-like session (it keeps cookies) that does not follow redirects."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.get(self.base + path, allow_redirects=False, timeout=10, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.session.post(self.base + path, allow_redirects=False, timeout=10, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def server(call_log: CallLog, deployment: Deployment) -> Iterator[str]:
+    with serve(mounted(call_log, deployment)) as base:
+        yield base
+
+
+@pytest.fixture
+def client(server: str) -> Client:
+    return Client(server)
+
+
+@pytest.fixture
+def logged_in(client: Client) -> Client:
+    assert client.post("/dashboard/login", data={"token": TOKEN}).status_code == 303
+    return client
+
+
+API = ["api/summary", "api/calls", "api/calls/A", "api/unmatched", "api/snippet?intent=x&text=y"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Access
+
+
+def test_without_a_configured_token_the_dashboard_does_not_exist(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with serve(mounted(call_log, deployment, token=None)) as base:
+        client = Client(base)
+        for path in ["", "login", *API, f"?token={TOKEN}"]:
+            assert client.get(f"/dashboard/{path}").status_code == 404, path
+        assert client.post("/dashboard/login", data={"token": TOKEN}).status_code == 404
+
+
+def test_a_short_token_is_refused(call_log: CallLog, deployment: Deployment) -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        dashboard_app(call_log, lambda: deployment, token="secret")
+
+
+def test_nothing_is_served_before_logging_in(client: Client) -> None:
+    page = client.get("/dashboard/")
+    assert page.status_code == 401
+    assert 'name="token"' in page.text  # the login form
+    assert "chart-calls" not in page.text
+    for path in API:
+        response = client.get(f"/dashboard/{path}")
+        assert response.status_code == 401, path
+        assert "transcript" not in response.text
+    wrong = client.get("/dashboard/api/summary", params={"token": "x" * 30})
+    assert wrong.status_code == 401
+    assert COOKIE not in wrong.headers.get("set-cookie", "")
+    forged = client.get("/dashboard/api/summary", cookies={COOKIE: TOKEN})
+    assert forged.status_code == 401  # the cookie holds a MAC of the token, not the token
+
+
+def test_the_login_form_sets_a_strict_http_only_cookie(client: Client) -> None:
+    bad = client.post("/dashboard/login", data={"token": TOKEN + "x"})
+    assert bad.status_code == 401
+    assert "not right" in bad.text
+    assert "set-cookie" not in bad.headers
+
+    good = client.post("/dashboard/login", data={"token": TOKEN})
+    assert good.status_code == 303
+    assert good.headers["location"] == "/dashboard/"
+    cookie = good.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert TOKEN not in cookie
+    for attribute in ("HttpOnly", "SameSite=strict", "Path=/dashboard/"):
+        assert attribute.lower() in cookie.lower(), attribute
+
+    page = client.get("/dashboard/")
+    assert page.status_code == 200
+    assert "chart-calls" in page.text
+    assert client.get("/dashboard/api/summary", params=RANGE).status_code == 200
+
+    assert client.post("/dashboard/logout").status_code == 303
+    assert client.get("/dashboard/api/summary").status_code == 401
+
+
+def test_a_token_in_the_address_logs_in_and_is_dropped_from_it(client: Client) -> None:
+    response = client.get("/dashboard/", params={"token": TOKEN, **RANGE})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/?since=2026-11-23&until=2026-11-25"
+    assert "httponly" in response.headers["set-cookie"].lower()
+    assert client.get(response.headers["location"]).status_code == 200
+
+
+def test_scripts_may_use_a_bearer_token(client: Client) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/dashboard/api/summary", headers=headers).status_code == 200
+    headers = {"Authorization": "Bearer wrong-token-wrong-token"}
+    assert client.get("/dashboard/api/summary", headers=headers).status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------
+# The figures
+
+
+def test_summary_figures_are_the_reports(logged_in: Client, call_log: CallLog) -> None:
+    body = logged_in.get("/dashboard/api/summary", params=RANGE).json()
+    rows = call_log.fetch()
+    expected = report.to_json(
+        report.summarize(rows.calls, rows.utterances),
+        report.daily(
+            rows.calls,
+            tz="Europe/Stockholm",
+            since=dt.date(2026, 11, 23),
+            until=dt.date(2026, 11, 25),
+        ),
+    )
+    assert {k: body[k] for k in expected} == json.loads(json.dumps(expected))
+    # worked out from CALLS by hand
+    assert (body["calls"], body["ended"]) == (11, 10)
+    assert body["solved_by_robot"] == 2  # A by SMS, D by an announcement before hanging up
+    assert body["transfers_by_group"] == {"billing": 2, "members": 2}
+    assert [d["calls"] for d in body["daily"]] == [3, 3, 5]
+
+    series = body["series"]
+    assert [d["day"] for d in series] == ["2026-11-23", "2026-11-24", "2026-11-25"]
+    day1, day2, day3 = series
+    assert (day1["transferred"], day1["solved"], day1["hung_up"]) == (2, 1, 0)
+    assert (day2["transferred"], day2["solved"], day2["hung_up"]) == (1, 1, 1)
+    assert (day3["transferred"], day3["hung_up"], day3["unfinished"]) == (1, 3, 1)
+    for d in series:
+        parts = ("transferred", "solved", "hung_up", "other", "unfinished")
+        assert sum(d[k] for k in parts) == d["calls"]
+    # day 1: password, invoice (accepted), parcel twice (rejected)
+    assert day1["no_match_rate"] == pytest.approx(2 / 4)
+    assert day3["clarification_rate"] == pytest.approx(1 / 5)  # 5 judged utterances on day 3
+
+
+def test_a_range_selects_the_days(logged_in: Client) -> None:
+    body = logged_in.get("/dashboard/api/summary", params={"since": "2026-11-24"} | RANGE).json()
+    one = logged_in.get(
+        "/dashboard/api/summary", params={"since": "2026-11-24", "until": "2026-11-24"}
+    ).json()
+    assert body["calls"] == 11
+    assert one["calls"] == 3
+    assert [d["day"] for d in one["series"]] == ["2026-11-24"]
+    bad = logged_in.get("/dashboard/api/summary", params={"since": "2026-11-25", "until": "x"})
+    assert bad.status_code == 400
+    backwards = {"since": "2026-11-25", "until": "2026-11-01"}
+    assert logged_in.get("/dashboard/api/summary", params=backwards).status_code == 400
+
+
+def test_recent_calls_newest_first_with_transcripts_and_decisions(
+    logged_in: Client,
+) -> None:
+    response = logged_in.get("/dashboard/api/calls", params={"limit": 4, **RANGE})
+    calls = response.json()["calls"]
+    assert [c["call_id"] for c in calls] == ["U", "S", "I", "H"]
+    hung_up = calls[2]
+    assert [u["transcript"] for u in hung_up["utterances"]] == ["Can I bring my dog"]
+    assert hung_up["utterances"][0]["verdict"] == "reject"
+    assert (hung_up["outcome"], hung_up["after"]) == ("caller_hung_up", "no_match")
+    every = logged_in.get("/dashboard/api/calls", params=RANGE).json()["calls"]
+    invoice = next(c for c in every if c["call_id"] == "B")
+    assert (invoice["outcome"], invoice["group"], invoice["intent"]) == (
+        "transferred",
+        "billing",
+        "invoice",
+    )
+    assert invoice["decision_s"] == 5.0
+
+
+def test_numbers_stored_in_clear_are_shown_masked_only(logged_in: Client) -> None:
+    calls = logged_in.get("/dashboard/api/calls", params=RANGE)
+    assert next(c for c in calls.json()["calls"] if c["call_id"] == "A")["caller"] == (
+        "+46*****4567"
+    )
+    timeline = logged_in.get("/dashboard/api/calls/A")
+    for text in (calls.text, timeline.text):
+        for number in (ALICE, BOB, ALICE[1:], BOB[1:]):
+            assert number not in text
+
+
+def test_a_calls_timeline(logged_in: Client) -> None:
+    body = logged_in.get("/dashboard/api/calls/A").json()
+    types = [e["type"] for e in body["timeline"]]
+    assert types[0] == "CallStarted"
+    assert "SendSms" in types and "SmsResult" in types
+    sms = next(e for e in body["timeline"] if e["type"] == "SendSms")
+    assert sms["payload"]["to"] == "+46*****4567"
+    assert logged_in.get("/dashboard/api/calls/nope").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# Unmatched utterances and snippets
+
+
+def test_unmatched_utterances_are_ranked_by_frequency(logged_in: Client) -> None:
+    body = logged_in.get("/dashboard/api/unmatched", params=RANGE).json()
+    ranked = [(u["language"], u["text"], u["count"]) for u in body["unmatched"]]
+    assert ranked == [
+        ("en-US", "where is my parcel", 3),
+        ("en-US", "can i bring my dog", 2),
+        ("en-US", "blue whale", 1),
+        ("en-US", "script alert 1 script", 1),
+        ("sv-SE", "var är mitt paket", 1),
+    ]
+    assert "invoice" in [i["name"] for i in body["intents"]["en-US"]]
+    assert set(body["intents"]) == {"en-US", "sv-SE"}
+
+
+@pytest.mark.parametrize(
+    "text", ["where is my parcel", "what's this: a #hashtag, - and 'quotes'", "väntar på paket"]
+)
+def test_a_snippet_pasted_where_it_says_adds_the_phrase(
+    logged_in: Client, deployment: Deployment, tmp_path: Path, text: str
+) -> None:
+    s = logged_in.get(
+        "/dashboard/api/snippet", params={"intent": "invoice", "text": text, "language": "en-US"}
+    ).json()
+    invoice = deployment.language("en-US").intents["invoice"]
+    assert (s["file"], s["line"]) == (invoice.origin.file, invoice.origin.line)
+    assert s["insert_after"] == invoice.phrase_origins[-1].line
+    assert yaml.safe_load(s["block"]) == {"invoice": {"phrases": [text]}}
+
+    copy = tmp_path / "en-US"
+    shutil.copytree(Path(s["file"]).parent, copy)
+    target = copy / Path(s["file"]).name
+    lines = target.read_text().splitlines(keepends=True)
+    lines.insert(s["insert_after"], s["snippet"])
+    target.write_text("".join(lines))
+    loaded = load_language(copy)
+    assert loaded.intents["invoice"].phrases == (*invoice.phrases, text)
+    before = deployment.language("en-US").intents
+    for name, intent in loaded.intents.items():
+        if name != "invoice":
+            assert intent.phrases == before[name].phrases, name
+
+
+def test_a_snippet_for_a_phrase_that_exists_says_where(logged_in: Client) -> None:
+    s = logged_in.get(
+        "/dashboard/api/snippet", params={"intent": "invoice", "text": "My  invoice"}
+    ).json()
+    assert s["text"] == "My invoice"
+    assert s["duplicate_of"] == "invoice"
+
+
+def test_snippet_requests_that_cannot_be_a_phrase(logged_in: Client) -> None:
+    for params in (
+        {"intent": "no_such_intent", "text": "hello"},
+        {"intent": "invoice", "text": "   "},
+        {"intent": "invoice", "text": "x" * 201},
+        {"intent": "invoice", "text": "hello", "language": "xx-XX"},
+    ):
+        response = logged_in.get("/dashboard/api/snippet", params=params)
+        assert response.status_code == 400, params
+        assert response.json()["error"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Caller input is data, never markup
+
+
+def test_a_transcript_with_markup_is_returned_as_data(logged_in: Client) -> None:
+    response = logged_in.get("/dashboard/api/calls", params=RANGE)
+    assert response.headers["content-type"] == "application/json"
+    call = next(c for c in response.json()["calls"] if c["call_id"] == "G")
+    assert call["utterances"][0]["transcript"] == SCRIPT
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+
+
+def test_the_page_never_turns_data_into_markup(logged_in: Client) -> None:
+    page = logged_in.get("/dashboard/")
+    script = logged_in.get("/dashboard/dashboard.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    sinks = re.compile(
+        r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function|srcdoc"
+    )
+    for text in (page.text, script.text):
+        assert not sinks.search(text), sinks.search(text)
+    # the only script is the file, so the CSP can forbid inline code
+    assert re.findall(r"<script[^>]*>", page.text) == [
+        '<script src="/dashboard/dashboard.js" defer>'
+    ]
+    assert "textContent" in script.text
+
+
+FLOW_AND_EXAMPLES = """\
+language: en-US
+timezone: Europe/Stockholm
+default_group: members
+groups:
+  members:
+    queue: members
+intents:
+  invoice:
+    label: invoices
+    transfer: members
+    phrases: [my invoice, the bill]
+  fees:
+    transfer: members
+    examples: [how much is the fee]
+"""
+
+
+def test_snippets_for_an_intent_without_phrases_and_for_a_flow_list() -> None:
+    config = load_language_text(FLOW_AND_EXAMPLES, "x.yaml")
+    fees = snippet(config, "fees", "what does it cost")
+    assert (fees.file, fees.line, fees.insert_after) == ("x.yaml", 12, 12)
+    lines = FLOW_AND_EXAMPLES.splitlines(keepends=True)
+    lines.insert(fees.insert_after, fees.snippet)
+    loaded = load_language_text("".join(lines), "x.yaml")
+    assert loaded.intents["fees"].phrases == ("what does it cost",)
+    assert loaded.intents["fees"].examples == ("how much is the fee",)
+
+    flow = snippet(config, "invoice", "my bill")
+    assert flow.insert_after is None  # no line to paste below: ops edit the list by hand
+    assert yaml.safe_load(flow.block) == {"invoice": {"phrases": ["my bill"]}}
+    assert flow.duplicate_of is None
+    assert snippet(config, "invoice", "The bill!").duplicate_of == "invoice"

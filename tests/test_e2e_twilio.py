@@ -1,0 +1,362 @@
+"""End to end: `serve` (uvicorn on a free port) + the fake Twilio REST API + `simulate`, with the
+real Korean Vosk model and the Korean test configuration and audio fixtures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import re
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from voicebot.fake_twilio import FakeTwilio
+from voicebot.loader import ConfigHolder
+from voicebot.pipeline import CallPipeline
+from voicebot.recognizer import SpeechModel
+from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
+from voicebot.signature import SIGNATURE_HEADER, sign
+from voicebot.simulate import CallReport, SimOptions, _post, load_audio, parse_twiml, simulate_call
+from voicebot.tts import Tts
+from voicebot.twilio_rest import TwilioRest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
+AUDIO = ROOT / "audio_fixtures" / "ko-KR"
+CALLER = "+821012345678"
+GENERAL = "dial number:+82212345678"  # the default group's destination
+TO_GENERAL = "transfer " + GENERAL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Live:
+    server: VoiceServer
+    fake: FakeTwilio
+    url: str
+    config_path: Path
+
+    def options(self, **kw: object) -> SimOptions:
+        base = SimOptions(
+            url=self.url,
+            auth_token=self.fake.auth_token,
+            account_sid=self.fake.account_sid,
+            caller=CALLER,
+            max_wait_s=20.0,
+        )
+        return replace(base, **kw)  # type: ignore[arg-type]
+
+    def call(self, *wavs: str, **kw: object) -> CallReport:
+        turns = [load_audio(AUDIO / w) for w in wavs]
+        return asyncio.run(simulate_call(turns, self.options(**kw), self.fake))
+
+    def updates(self, report: CallReport) -> list[str]:
+        return [u.twiml or "" for u in self.fake.call_updates() if u.call_sid == report.call_sid]
+
+
+@pytest.fixture(scope="module")
+def live(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    config_path = tmp_path_factory.mktemp("config") / "intents.yaml"
+    shutil.copy(CONFIG, config_path)
+    fake = FakeTwilio().start()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    rest = TwilioRest(
+        fake.account_sid,
+        fake.auth_token,
+        from_number="+15005550006",
+        base_url=fake.url,
+        backoff_s=0.01,
+        max_backoff_s=0.02,
+    )
+    server = VoiceServer(
+        ServerSettings(public_url=url, auth_token=fake.auth_token),
+        ConfigHolder(config_path),
+        rest,
+        SpeechProvider(lambda _config: ko_model),
+        tts=Tts(),
+    )
+    uv = uvicorn.Server(
+        uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
+    )
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert uv.started
+    yield Live(server, fake, url, config_path)
+    uv.should_exit = True
+    thread.join(5)
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean(live: Live) -> Iterator[None]:
+    yield
+    live.fake.fail_next(0)
+    assert not live.server.sessions, "a call was left open"
+
+
+def test_request_routed_to_its_queue(live: Live) -> None:
+    report = live.call("billing.wav")
+    assert report.decision == "transfer enqueue billing"
+    assert report.said[0].startswith("<Say ko-KR> 안녕하세요")  # greeting from the webhook TwiML
+    assert "요금 팀" in report.said[-1]  # "putting you through to the billing team"
+    assert len(live.updates(report)) == 1
+
+
+def _whisper(live: Live, url: str) -> str:
+    """Fetch the whisper TwiML as the agent's leg does (Twilio signs the GET)."""
+    request = urllib.request.Request(url)
+    request.add_header(SIGNATURE_HEADER, sign(url, {}, live.fake.auth_token))
+    with urllib.request.urlopen(request) as response:
+        return str(response.read().decode())
+
+
+def test_whisper_tells_the_agent_what_the_caller_wants(live: Live) -> None:
+    query = urllib.parse.urlencode({"intent": "billing", "transcript": "요금 납부"})
+    body = _whisper(live, f"{live.server.whisper_url}?{query}&language=ko-KR")
+    assert "<Say" in body and "요금" in body and "요금 납부" in body
+    unsigned = urllib.request.Request(f"{live.server.whisper_url}?{query}")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(unsigned)
+    assert refused.value.code == 403
+
+
+def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
+    report = live.call("password.wav")
+    assert report.texted == [
+        (CALLER, "로그인 방법을 문자로 보내 드렸어요. https://example.org/ko/login")
+    ]
+    assert any(s.startswith("(stream) prompt") for s in report.said)  # "sent; anything else?"
+    assert report.decision == "hangup"
+    assert "감사합니다" in live.updates(report)[-1]  # goodbye said before hanging up
+
+
+def test_dtmf_zero_reaches_the_default_group_with_a_whisper(live: Live) -> None:
+    report = live.call(dtmf="0")
+    assert report.decision == TO_GENERAL
+    assert report.context == {"language": "ko-KR", "reason": "dtmf"}
+    whisper = re.search(r'url="([^"]+)"', live.updates(report)[0])
+    assert whisper is not None
+    assert "<Say" in _whisper(live, whisper.group(1).replace("&amp;", "&"))
+
+
+def test_caller_talking_over_a_prompt_clears_it(live: Live) -> None:
+    # The hours announcement and "anything else?" play in the stream; the caller interrupts
+    # with a billing request, which the bot then routes.
+    report = live.call("hours.wav", "billing.wav", barge_in=True)
+    assert report.clears >= 1
+    assert report.decision == "transfer enqueue billing"
+
+
+def test_bad_signatures_are_refused(live: Live) -> None:
+    report = live.call("billing.wav", auth_token="wrong-token")
+    assert report.rejected == 403
+    assert not live.fake.call_updates() or all(
+        u.call_sid != report.call_sid for u in live.fake.call_updates()
+    )
+
+    async def upgrade() -> int:
+        url = live.server.stream_url
+        try:
+            ws = await connect(url, additional_headers={SIGNATURE_HEADER: sign(url, {}, "nope")})
+        except InvalidStatus as exc:
+            return int(exc.response.status_code)
+        await ws.close()
+        return 101
+
+    assert asyncio.run(upgrade()) == 403
+
+
+def test_malformed_frames_do_not_stop_the_call(live: Live) -> None:
+    before = live.server.metrics.errors["protocol"]
+    junk = (
+        "not json",
+        '{"event": "party"}',
+        '{"event": "media", "streamSid": "MZ1", "sequenceNumber": "3",'
+        ' "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": "%%%"}}',
+        json.dumps({"event": "media", "streamSid": "MZ1", "media": {"payload": "A" * 20000}}),
+        '{"event": "dtmf", "streamSid": "MZ1", "sequenceNumber": "4", "dtmf": {"digit": "xx"}}',
+        "[1, 2, 3]",
+    )
+    report = live.call("billing.wav", junk=junk)
+    assert report.decision == "transfer enqueue billing"
+    assert live.server.metrics.errors["protocol"] - before == len(junk)
+
+
+def test_rest_failures_are_retried(live: Live) -> None:
+    live.fake.fail_next(2)
+    report = live.call("billing.wav")
+    assert report.decision == "transfer enqueue billing"
+    mine = [r for r in live.fake.requests if r.call_sid == report.call_sid]
+    assert [r.status for r in mine] == [500, 500, 200]
+
+
+def test_transfer_that_keeps_failing_falls_back_to_the_twiml_dial(live: Live) -> None:
+    live.fake.fail_next(50)
+    report = live.call("billing.wav")
+    live.fake.fail_next(0)
+    assert report.decision == f"fallback {GENERAL}"  # Twilio dials on after the stream closes
+    assert not live.updates(report)
+    assert live.server.metrics.decisions["fallback"] >= 1
+
+
+def test_error_in_call_handling_transfers_to_the_default_group(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = 0
+    original = CallPipeline.feed_async
+
+    async def flaky(self: CallPipeline, pcm: object) -> list[object]:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            raise RuntimeError("decoder exploded")
+        return await original(self, pcm)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(CallPipeline, "feed_async", flaky)
+    report = live.call("billing.wav")
+    assert report.decision == TO_GENERAL
+    assert report.context["reason"] == "error"
+
+
+def test_stream_lost_mid_call_ends_in_the_fallback(live: Live) -> None:
+    """A socket that vanishes without "stop": Twilio dials the fallback; the session closes."""
+    call_sid = "CA" + "1" * 32
+    before = live.server.metrics.decisions["fallback"]
+
+    async def vanish() -> None:
+        params = {"CallSid": call_sid, "From": CALLER, "To": "+82212340000"}
+        status, body = await asyncio.to_thread(
+            _post, live.url + "/twilio/voice", params, live.fake.auth_token
+        )
+        assert status == 200
+        twiml = parse_twiml(body)
+        assert twiml.final == GENERAL and twiml.stream_url is not None
+        url = twiml.stream_url
+        headers = {SIGNATURE_HEADER: sign(url, {}, live.fake.auth_token)}
+        async with connect(url, additional_headers=headers) as ws:
+            start = {
+                "event": "start",
+                "sequenceNumber": "1",
+                "streamSid": "MZ1",
+                "start": {
+                    "streamSid": "MZ1",
+                    "callSid": call_sid,
+                    "accountSid": live.fake.account_sid,
+                    "tracks": ["inbound"],
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                    "customParameters": dict(twiml.parameters),
+                },
+            }
+            await ws.send(json.dumps(start))
+            audio = load_audio(AUDIO / "billing.wav")[:4000]  # half a word
+            payload = base64.b64encode(audio).decode()
+            await ws.send(
+                json.dumps(
+                    {
+                        "event": "media",
+                        "streamSid": "MZ1",
+                        "sequenceNumber": "2",
+                        "media": {
+                            "track": "inbound",
+                            "chunk": "1",
+                            "timestamp": "0",
+                            "payload": payload,
+                        },
+                    }
+                )
+            )
+        for _ in range(100):
+            if call_sid not in live.server.sessions:
+                return
+            await asyncio.sleep(0.02)
+
+    asyncio.run(vanish())
+    assert call_sid not in live.server.sessions
+    assert live.server.metrics.decisions["fallback"] == before + 1
+    assert not [u for u in live.fake.call_updates() if u.call_sid == call_sid]
+
+
+def test_metrics_and_health(live: Live) -> None:
+    with urllib.request.urlopen(live.url + "/healthz") as response:
+        assert response.read().startswith(b"ok")
+    with urllib.request.urlopen(live.url + "/metrics") as response:
+        text = response.read().decode()
+    assert "voicebot_calls_in_progress 0" in text
+    assert re.search(r'voicebot_decisions_total\{action="transferred"\} [1-9]', text)
+    assert re.search(r"voicebot_decode_seconds_count [1-9]", text)
+
+
+def test_reload_during_a_call_keeps_the_call_on_its_config(live: Live) -> None:
+    original = live.config_path.read_text(encoding="utf-8")
+    workflow = "WW" + "0123456789abcdef" * 2
+    changed = original.replace("    queue: billing", f"    workflow: {workflow}")
+    assert changed != original
+    try:
+
+        async def scenario() -> tuple[CallReport, CallReport]:
+            audio = [load_audio(AUDIO / "billing.wav")]
+            # Call A answers on the old config; the reload lands while it is being answered.
+            first = asyncio.ensure_future(
+                simulate_call(audio, live.options(realtime=True), live.fake)
+            )
+            await asyncio.sleep(0.5)
+            live.config_path.write_text(changed, encoding="utf-8")
+            assert await asyncio.to_thread(live.server.reload)
+            second = await simulate_call(audio, live.options(caller="+821055550000"), live.fake)
+            return await first, second
+
+        first, second = asyncio.run(scenario())
+        assert first.decision == "transfer enqueue billing"  # old config: a plain queue
+        assert second.decision == f"transfer enqueue workflow:{workflow}"
+        assert second.context["intent"] == "billing"  # TaskRouter task attributes
+        # A broken edit is refused and the last good configuration keeps serving.
+        live.config_path.write_text(changed + "\n  broken: [", encoding="utf-8")
+        assert not live.server.reload()
+        third = live.call("billing.wav")
+        assert third.decision == f"transfer enqueue workflow:{workflow}"
+    finally:
+        live.config_path.write_text(original, encoding="utf-8")
+        assert live.server.reload()
+
+
+def test_prompts_fall_back_to_say_and_a_new_stream_without_tts(live: Live) -> None:
+    tts, live.server.tts = live.server.tts, None
+    try:
+        report = live.call("hours.wav", "billing.wav")
+    finally:
+        live.server.tts = tts
+    assert report.streams == 2  # <Say> through a REST redirect, then a new stream
+    assert any("영업 시간은" in s for s in report.said)  # the announcement via <Say>
+    assert report.decision == "transfer enqueue billing"
+
+
+def test_numbers_never_logged_unmasked(live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    live.call("password.wav")
+    live.call("billing.wav")
+    text = caplog.text
+    assert "+82******5678" in text  # the caller is logged, masked
+    assert "1012345678" not in text

@@ -1,0 +1,224 @@
+"""The call pipeline with the real Korean model: synthetic telephone calls (audio_fixtures/ko-KR)
+must reach the decision a caller would get on the phone."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voicebot.audio import read_wav
+from voicebot.config import LanguageConfig
+from voicebot.dialogue import Action, Listen, Say, SendSms, Transfer
+from voicebot.loader import load_language
+from voicebot.match import Match
+from voicebot.matcher import Matcher
+from voicebot.pipeline import CallPipeline
+from voicebot.recognizer import SpeechModel
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "audio_fixtures" / "ko-KR"
+AT = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
+CALLER = "+46701234567"
+FRAME = 160  # 20 ms at 8 kHz
+
+
+@pytest.fixture(scope="module")
+def ko_config() -> LanguageConfig:
+    return load_language(ROOT / "tests" / "data" / "ko-KR" / "intents.yaml")
+
+
+@pytest.fixture(scope="module")
+def matcher(ko_config: LanguageConfig) -> Matcher:
+    return Matcher(tuple(ko_config.intents.values()), ko_config.thresholds)
+
+
+def new_call(config: LanguageConfig, model: SpeechModel, matcher: Matcher) -> CallPipeline:
+    return CallPipeline(config, model, matcher.match_alternatives, caller=CALLER, start_at=AT)
+
+
+def play(call: CallPipeline, samples: np.ndarray, silence_s: float = 20.0) -> list[Action]:
+    """Feed the caller's audio in 20 ms frames, then silence until the call is decided; SMS
+    sends succeed."""
+    actions: list[Action] = []
+
+    def take(new: list[Action]) -> None:
+        actions.extend(new)
+        for a in new:
+            if isinstance(a, SendSms):
+                take(call.sms_result(True, "sent"))
+
+    silence = np.zeros(round(silence_s * 8000), np.int16)
+    for chunk in (samples, silence):
+        for i in range(0, len(chunk), FRAME):
+            if call.ended:
+                return actions
+            take(call.feed(chunk[i : i + FRAME]))
+    return actions
+
+
+def fixture(name: str) -> np.ndarray:
+    audio = read_wav(FIXTURES / f"{name}.wav")
+    assert audio.rate == 8000
+    return audio.samples
+
+
+def transfers(actions: Sequence[Action]) -> list[Transfer]:
+    return [a for a in actions if isinstance(a, Transfer)]
+
+
+def says(actions: Sequence[Action]) -> list[str]:
+    return [a.text for a in actions if isinstance(a, Say)]
+
+
+def test_a_spoken_request_is_transferred_to_its_group(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    greeting = call.start()
+    assert isinstance(greeting[-1], Listen)
+    actions = play(call, fixture("billing"))
+    [transfer] = transfers(actions)
+    assert transfer.group == "billing"
+    assert transfer.context.reason == "intent" and transfer.context.intent == "billing"
+    heard = [s.heard for s in call.steps if s.heard is not None]
+    assert heard and heard[0].match is not None and heard[0].match.intent == "billing"
+    assert 0.0 < heard[0].start_s < heard[0].end_s < read_wav(FIXTURES / "billing.wav").duration_s
+
+
+@pytest.mark.parametrize(("name", "intent"), [("password", "password"), ("course", "course")])
+def test_sms_intents_text_the_caller(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher, name: str, intent: str
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    actions = play(call, fixture(name))
+    sms = [a for a in actions if isinstance(a, SendSms)]
+    assert [s.intent for s in sms] == [intent]
+    assert sms[0].to == CALLER and ko_config.intents[intent].action.link in sms[0].body
+    assert call.dialogue.outcome is not None and call.dialogue.outcome.served == (intent,)
+
+
+def test_an_announcement_is_read_then_the_call_ends_politely(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    actions = play(call, fixture("hours"))
+    assert ko_config.intents["hours"].action.text in says(actions)
+    assert not transfers(actions)
+    assert ko_config.prompts.goodbye in says(actions)
+
+
+def test_silence_gets_a_reprompt_then_the_default_group(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    actions = play(call, fixture("silence"))
+    assert says(actions)[0] == ko_config.prompts.reprompt
+    [transfer] = transfers(actions)
+    assert transfer.group == ko_config.default_group
+    assert transfer.context.reason == "no_speech"
+    times = [s.time_s for s in call.steps if s.event == "no_speech"]
+    assert times == pytest.approx([5.0, 10.0], abs=0.15)  # simulated time, not wall time
+
+
+def test_a_request_after_a_silent_first_turn_is_still_routed(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    actions = play(call, fixture("two_turns"))
+    assert says(actions)[0] == ko_config.prompts.reprompt
+    [transfer] = transfers(actions)
+    assert (transfer.group, transfer.context.reason) == ("billing", "intent")
+
+
+def test_asking_for_an_agent_transfers_at_once(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    [transfer] = transfers(play(call, fixture("agent")))
+    assert (transfer.group, transfer.context.reason) == ("general", "escape")
+
+
+def test_pressing_zero_transfers(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    call.feed(np.zeros(8000, np.int16))
+    [transfer] = transfers(call.dtmf("0"))
+    assert transfer.context.reason == "dtmf"
+    assert call.ended and call.feed(fixture("billing")) == []
+
+
+def test_a_failing_matcher_still_puts_the_caller_through(
+    ko_config: LanguageConfig, ko_model: SpeechModel
+) -> None:
+    def broken(alternatives: Sequence[tuple[str, float]]) -> Match:
+        raise RuntimeError("matcher crashed")
+
+    call = CallPipeline(ko_config, ko_model, broken, caller=CALLER, start_at=AT)
+    call.start()
+    actions = play(call, fixture("billing"))
+    [transfer] = transfers(actions)
+    assert (transfer.group, transfer.context.reason) == ("general", "error")
+    assert ko_config.prompts.error in says(actions)
+
+
+def test_a_failing_recogniser_still_puts_the_caller_through(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    call.feed(np.zeros(1600, np.int16))
+    call.recognizer.flush()  # a finished recogniser refuses audio: any decoder failure
+    [transfer] = transfers(call.feed(np.zeros(FRAME, np.int16)))
+    assert transfer.context.reason == "error"
+
+
+def test_speech_before_the_bot_asks_is_not_an_answer(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    assert call.feed(np.concatenate([fixture("billing"), np.zeros(8000, np.int16)])) == []
+    call.start()
+    actions = play(call, np.zeros(0, np.int16), silence_s=12.0)
+    assert [t.context.reason for t in transfers(actions)] == ["no_speech"]
+
+
+def test_telephone_audio_at_another_rate_is_resampled(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    audio = read_wav(FIXTURES / "billing.wav").resampled(16000)
+    call = CallPipeline(
+        ko_config, ko_model, matcher.match_alternatives, caller=CALLER, start_at=AT, call_rate=16000
+    )
+    call.start()
+    actions: list[Action] = []
+    samples = np.concatenate([audio.samples, np.zeros(32000, np.int16)])
+    for i in range(0, len(samples), 320):
+        actions += call.feed(samples[i : i + 320])
+    assert [t.group for t in transfers(actions)] == ["billing"]
+
+
+def test_async_feeding_decides_like_feeding(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    async def run() -> list[Action]:
+        call = new_call(ko_config, ko_model, matcher)
+        call.start()
+        samples = np.concatenate([fixture("billing"), np.zeros(16000, np.int16)])
+        out: list[Action] = []
+        for i in range(0, len(samples), FRAME):
+            out += await call.feed_async(samples[i : i + FRAME])
+        return out
+
+    assert [t.group for t in transfers(asyncio.run(run()))] == ["billing"]

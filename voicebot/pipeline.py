@@ -1,0 +1,260 @@
+"""One call's audio path: recogniser events in, dialogue actions out.
+
+Every audio front end (WAV replay, microphone, the Twilio media stream) drives a call through
+this class, so they all hear and decide the same way. Time is the call's own clock: the start
+time plus the audio fed so far, never the wall clock, so a replayed call decides exactly as it
+did live. Whatever fails in here (decoding, resampling) reaches the dialogue as ``Failure``,
+which apologises and transfers: a caller is never left in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from voicebot.config import LanguageConfig, SpeechMode
+from voicebot.dialogue import (
+    Action,
+    CallStarted,
+    Classify,
+    Dialogue,
+    Dtmf,
+    Event,
+    Failure,
+    HangUp,
+    SilenceTimeout,
+    SmsResult,
+    Utterance,
+)
+from voicebot.dialogue import Partial as SpeechStarted
+from voicebot.match import Match
+from voicebot.recognizer import (
+    UNK,
+    Endpointing,
+    Final,
+    NoSpeech,
+    Partial,
+    Recognizer,
+    RecognizerEvent,
+    SpeechModel,
+    decode_executor,
+)
+
+__all__ = ["CallPipeline", "Heard", "Step"]
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One utterance as the recogniser closed it and the matcher scored it."""
+
+    start_s: float  # call time of the first word
+    end_s: float  # call time of the last word
+    alternatives: tuple[tuple[str, float], ...]  # n-best, best first, as the dialogue got them
+    match: Match | None  # None when the dialogue did not classify it (escape word, yes/no...)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What happened at one moment of the call and what the bot did about it."""
+
+    time_s: float  # call time
+    event: str  # start, utterance, no_speech, barge_in, dtmf, sms, hang_up, failure
+    actions: tuple[Action, ...]
+    heard: Heard | None = None
+    detail: str = ""
+
+
+@dataclass
+class _Classifier:
+    """Wraps the matcher to remember its last verdict for the call log."""
+
+    classify: Classify
+    last: Match | None = field(default=None)
+
+    def __call__(self, alternatives: Sequence[tuple[str, float]]) -> Match:
+        self.last = None
+        self.last = self.classify(alternatives)
+        return self.last
+
+
+class CallPipeline:
+    """One call: a recogniser and a dialogue, fed audio in order.
+
+    Speech only counts while the dialogue waits for an answer (its last actions ended with
+    ``Listen``); the start of speech over a prompt it allowed to be interrupted is passed on
+    as barge-in. Feed one call from one task or thread at a time.
+    """
+
+    def __init__(
+        self,
+        config: LanguageConfig,
+        model: SpeechModel,
+        classify: Classify,
+        *,
+        caller: str | None,
+        start_at: dt.datetime,
+        grammar: Sequence[str] | None = None,
+        call_rate: int = 8000,
+        call_id: str = "",
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        speech = config.speech
+        phrases: Sequence[str] = ()
+        if speech.mode is SpeechMode.GRAMMAR:
+            if grammar is None:
+                from voicebot.grammar import runtime_grammar
+
+                grammar = runtime_grammar(config, warn)
+            phrases = grammar
+        self.config = config
+        self.start_at = start_at
+        self.caller = caller
+        self.call_id = call_id
+        self.recognizer = Recognizer(
+            model,
+            mode=speech.mode.value,
+            phrases=phrases,
+            endpointing=Endpointing(
+                speech.end_of_speech_s, speech.no_speech_timeout_s, speech.max_utterance_s
+            ),
+            call_rate=call_rate,
+            max_alternatives=speech.max_alternatives,
+            allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
+        )
+        self._classifier = _Classifier(classify)
+        self.dialogue = Dialogue(config, self._classifier)
+        self.steps: list[Step] = []
+        self._speaking = False  # a Partial was already passed on for the current utterance
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def time_s(self) -> float:
+        """Call time: seconds of audio fed so far."""
+        return self.recognizer.time
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.at(self.time_s)
+
+    def at(self, time_s: float) -> dt.datetime:
+        return self.start_at + dt.timedelta(seconds=time_s)
+
+    @property
+    def ended(self) -> bool:
+        return self.dialogue.ended
+
+    @property
+    def listening(self) -> bool:
+        """True while the dialogue waits for the caller to speak."""
+        return self.dialogue.state.waiting_for == "listen"
+
+    # -- events from the shell -------------------------------------------------------------
+
+    def start(self) -> list[Action]:
+        event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
+        return self._handle(event, "start")
+
+    def feed(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
+        """Decode the next chunk of 16-bit PCM at ``call_rate``; returns the actions it caused."""
+        if self.dialogue.ended:
+            return []
+        try:
+            events = self.recognizer.feed(pcm)
+        except Exception as exc:  # fail safe: a person takes the call
+            return self.fail(f"speech recognition failed: {exc}")
+        actions: list[Action] = []
+        for event in events:
+            actions += self._on_recognizer(event)
+        return actions
+
+    def finish(self) -> list[Action]:
+        """End of audio: close an utterance still open (the caller stopped mid-sentence)."""
+        if self.dialogue.ended:
+            return []
+        try:
+            events = self.recognizer.flush()
+        except Exception as exc:
+            return self.fail(f"speech recognition failed: {exc}")
+        actions: list[Action] = []
+        for event in events:
+            actions += self._on_recognizer(event)
+        return actions
+
+    def dtmf(self, digit: str) -> list[Action]:
+        return self._handle(Dtmf(digit=digit, at=self.now), "dtmf", detail=digit)
+
+    def sms_result(self, ok: bool, detail: str = "") -> list[Action]:
+        return self._handle(SmsResult(ok=ok, detail=detail, at=self.now), "sms", detail=detail)
+
+    def hang_up(self) -> list[Action]:
+        return self._handle(HangUp(at=self.now), "hang_up")
+
+    def fail(self, error: str) -> list[Action]:
+        return self._handle(Failure(error=error, at=self.now), "failure", detail=error)
+
+    async def feed_async(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
+        """``feed`` on the shared decoding pool, so many calls decode on all cores at once.
+        Await each chunk before feeding the next of the same call."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(decode_executor(), self.feed, pcm)
+
+    async def finish_async(self) -> list[Action]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(decode_executor(), self.finish)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
+        if isinstance(event, Partial):
+            if not event.text or self._speaking:
+                return []
+            self._speaking = True
+            if not (self.listening or self.dialogue.state.barge_in):
+                return []
+            at = self.at(event.time)
+            return self._handle(SpeechStarted(text=event.text, at=at), "barge_in", event.time)
+        if isinstance(event, NoSpeech):
+            self._speaking = False
+            if not self.listening:
+                return []
+            return self._handle(SilenceTimeout(at=self.at(event.time)), "no_speech", event.time)
+        return self._on_final(event)
+
+    def _on_final(self, event: Final) -> list[Action]:
+        self._speaking = False
+        if not self.listening:  # spoken while the bot was not asking: not an answer
+            return []
+        alternatives = tuple((_without_unk(a.text), a.confidence) for a in event.alternatives)
+        self._classifier.last = None
+        utterance = Utterance(alternatives=alternatives, at=self.at(event.time))
+        actions = self._handle(utterance, "utterance", event.time, record=False)
+        heard = Heard(event.start, event.end, alternatives, self._classifier.last)
+        self.steps.append(Step(event.time, "utterance", tuple(actions), heard))
+        return actions
+
+    def _handle(
+        self,
+        event: Event,
+        name: str,
+        time_s: float | None = None,
+        *,
+        detail: str = "",
+        record: bool = True,
+    ) -> list[Action]:
+        actions = self.dialogue.handle(event)
+        if record:
+            when = self.time_s if time_s is None else time_s
+            self.steps.append(Step(when, name, tuple(actions), detail=detail))
+        return actions
+
+
+def _without_unk(text: str) -> str:
+    """Drop ``[unk]`` stretches; all-unknown speech stays ``[unk]`` (heard, not understood)."""
+    kept = [w for w in text.split() if w != UNK]
+    return " ".join(kept) if kept else UNK

@@ -1,0 +1,271 @@
+"""``voicebot serve`` (the Twilio server) and ``voicebot simulate`` (Twilio's side, for testers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from voicebot.simulate import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+
+log = logging.getLogger("voicebot.serve")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="answer Twilio calls (webhook + media stream)")
+    serve.add_argument("--config", type=Path, help="intents file or folder (default: embedded)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--public-url",
+        help="base URL Twilio calls (e.g. your tunnel, https://abc.ngrok.app); used in TwiML "
+        "and to check signatures (default in --dev: http://HOST:PORT)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="local trials: dev credentials and the fake REST API of `voicebot simulate` unless "
+        "TWILIO_* variables are set (signatures are still checked)",
+    )
+    serve.add_argument("--watch", action="store_true", help="reload when config files change")
+    serve.add_argument("--watch-interval", type=float, default=2.0, help="seconds (default 2)")
+    serve.add_argument("--no-tts", action="store_true", help="speak prompts with Twilio <Say>")
+    serve.set_defaults(run=cmd_serve)
+
+    sim = subparsers.add_parser("simulate", help="call a running server as Twilio would")
+    sim.add_argument("wavs", nargs="*", type=Path, help="what the caller says, one file per turn")
+    sim.add_argument("--url", default="http://127.0.0.1:8080", help="the server's public URL")
+    sim.add_argument("--from", dest="caller", default="+821012345678", help="or 'withheld'")
+    sim.add_argument("--to", default="+82212340000", help="the number called")
+    sim.add_argument("--dtmf", default="", help="keys pressed after the audio, e.g. 0")
+    sim.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
+    sim.add_argument(
+        "--rotate", action="store_true", help="with --calls: call i says only WAV number i mod n"
+    )
+    sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
+    sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
+    sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
+    sim.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN or the dev token")
+    sim.add_argument("--account-sid", help="default: $TWILIO_ACCOUNT_SID or the dev account")
+    sim.add_argument(
+        "--rest-port",
+        type=int,
+        default=DEV_REST_PORT,
+        help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
+        "TWILIO_API_BASE_URL must point at it)",
+    )
+    sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
+    sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(run=cmd_simulate)
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+def dev_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """Dev mode: fill in the fake REST API and its credentials where the environment is silent."""
+    out = dict(env)
+    out.setdefault("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
+    out.setdefault("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
+    out.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
+    out.setdefault("TWILIO_API_BASE_URL", f"http://127.0.0.1:{DEV_REST_PORT}")
+    return out
+
+
+def missing_credentials(env: Mapping[str, str]) -> list[str]:
+    missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
+    if not env.get("TWILIO_FROM_NUMBER") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
+        missing.append("TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)")
+    return missing
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voicebot.loader import ConfigHolder
+    from voicebot.replay_cli import load_speech_model
+    from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
+    from voicebot.tts import Tts
+    from voicebot.twilio_rest import TwilioRest
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    env: Mapping[str, str] = os.environ
+    if args.dev:
+        env = dev_environment(env)
+    missing = missing_credentials(env)
+    if missing:
+        print(
+            "voicebot: refusing to serve without Twilio credentials: set "
+            + ", ".join(missing)
+            + " (or use --dev for local trials)",
+            file=sys.stderr,
+        )
+        return 2
+    public = args.public_url
+    if public is None:
+        if not args.dev:
+            print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
+            return 2
+        public = f"http://{args.host}:{args.port}"
+    holder = ConfigHolder(args.config)
+    speech = SpeechProvider(load_speech_model)
+    config = holder.language()
+    print(f"loading the {config.language} speech model...", file=sys.stderr)
+    speech.get(config)
+    rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
+    tts = None if args.no_tts else Tts()
+    settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
+    server = VoiceServer(settings, holder, rest, speech, tts=tts)
+    if args.dev:
+        print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
+        print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
+    print(
+        f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
+    )
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            server.app,
+            host=args.host,
+            port=args.port,
+            ws_max_size=2**20,
+            lifespan="off",
+            log_level="info",
+        )
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def reload() -> None:
+            loop.run_in_executor(None, server.reload)
+
+        if hasattr(signal, "SIGHUP"):
+            loop.add_signal_handler(signal.SIGHUP, reload)
+        watcher = None
+        if args.watch:
+            watcher = asyncio.ensure_future(watch(args.config, args.watch_interval, server.reload))
+        try:
+            await uv.serve()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    asyncio.run(main())
+    return 0
+
+
+def config_files(path: Path | None) -> dict[Path, float]:
+    """The YAML files of a config path and their modification times."""
+    if path is None:
+        return {}
+    files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+    out: dict[Path, float] = {}
+    for f in files:
+        try:
+            out[f] = f.stat().st_mtime
+        except OSError:
+            continue
+    return out
+
+
+async def watch(path: Path | None, interval_s: float, reload: object) -> None:
+    """Poll the config files' mtimes; any change (edit, new or removed file) reloads."""
+    assert callable(reload)
+    seen = config_files(path)
+    while True:
+        await asyncio.sleep(interval_s)
+        now = config_files(path)
+        if now != seen:
+            seen = now
+            log.info("configuration files changed: reloading")
+            await asyncio.get_running_loop().run_in_executor(None, reload)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulate
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from voicebot.audio import AudioError
+    from voicebot.cli import UsageError
+    from voicebot.fake_twilio import FakeTwilio
+    from voicebot.simulate import (
+        SimOptions,
+        format_report,
+        load_audio,
+        simulate_calls,
+        summary,
+    )
+
+    if args.calls < 1:
+        raise UsageError("--calls must be at least 1")
+    if not args.wavs and not args.dtmf:
+        raise UsageError("give the caller something to do: WAV files and/or --dtmf")
+    try:
+        turns = [load_audio(p) for p in args.wavs]
+    except (AudioError, OSError) as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 1
+    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
+    account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
+    caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
+    options = SimOptions(
+        url=args.url,
+        auth_token=token,
+        account_sid=account,
+        caller=caller,
+        to=args.to,
+        dtmf=args.dtmf,
+        realtime=args.realtime,
+        barge_in=args.barge_in,
+        max_wait_s=args.max_wait,
+    )
+    fake = None
+    if not args.no_fake:
+        try:
+            fake = FakeTwilio(account, token, port=args.rest_port).start()
+        except OSError as exc:
+            print(f"voicebot: cannot run the fake REST API on port {args.rest_port}: {exc}")
+            return 1
+    try:
+        reports = asyncio.run(
+            simulate_calls(
+                turns, options, fake, args.calls, rotate=args.rotate, stagger_s=args.stagger
+            )
+        )
+    finally:
+        if fake is not None:
+            fake.stop()
+    result = summary(reports)
+    if args.json:
+        calls = [
+            {
+                "call_sid": r.call_sid,
+                "said": r.said,
+                "texted": r.texted,
+                "decision": r.decision,
+                "context": r.context,
+                "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
+                "error": r.error,
+            }
+            for r in reports
+        ]
+        print(json.dumps({**result, "results": calls}, ensure_ascii=False))
+    else:
+        for r in reports if args.calls <= 5 else [r for r in reports if not r.decided]:
+            print(format_report(r))
+        if args.calls > 1:
+            print(json.dumps(result, ensure_ascii=False))
+    if any(r.rejected is not None for r in reports):
+        return 1
+    return 1 if result["undecided"] else 0
