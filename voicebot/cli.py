@@ -78,11 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0, help="sampling seed for --max-examples")
     imp.set_defaults(run=cmd_import)
 
-    from voicebot import calllog_cli, replay_cli, serve_cli, speech_cli
+    from voicebot import calllog_cli, listen_cli, replay_cli, serve_cli, speech_cli
 
     speech_cli.register(sub)
     serve_cli.register(sub)
     replay_cli.register(sub)
+    listen_cli.register(sub)
     calllog_cli.register(sub)
     return parser
 

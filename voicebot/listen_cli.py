@@ -1,0 +1,85 @@
+"""``voicebot listen``: talk to the bot through a microphone. A thin shell over
+``voicebot.listen``; a missing microphone or model is one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from voicebot import models
+from voicebot.config import SpeechMode
+from voicebot.recognizer import ModelError
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``listen``."""
+    from voicebot.cli import _config_args
+    from voicebot.replay_cli import DEFAULT_CALLER
+
+    listen = subparsers.add_parser("listen", help="talk to the bot live through a microphone")
+    _config_args(listen)
+    listen.add_argument("--device", type=int, metavar="N", help="input device (see --list-devices)")
+    listen.add_argument("--list-devices", action="store_true", help="list microphones and exit")
+    listen.add_argument(
+        "--caller", default=DEFAULT_CALLER, help="caller's number, or 'withheld' (no SMS)"
+    )
+    listen.add_argument("--quiet", action="store_true", help="show prompts without speaking them")
+    listen.set_defaults(run=cmd_listen)
+
+
+def _fail(message: str) -> int:
+    print(f"voicebot: {message}", file=sys.stderr)
+    return 1
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    from voicebot.cli import _language
+    from voicebot.grammar import runtime_grammar
+    from voicebot.listen import (
+        MicrophoneError,
+        PromptSpeaker,
+        input_devices,
+        microphone,
+        run_listen,
+        warn,
+    )
+    from voicebot.matcher import Matcher
+    from voicebot.replay_cli import load_speech_model
+
+    try:
+        if args.list_devices:
+            devices = input_devices()
+            if not devices:
+                return _fail("no input device found")
+            for index, name, rate in devices:
+                print(f"{index:3}  {name} ({rate} Hz)")
+            return 0
+        config = _language(args)
+        if config is None:
+            return 1
+        mic = microphone(args.device)
+    except MicrophoneError as exc:
+        return _fail(str(exc))
+    try:
+        model = load_speech_model(config)
+    except (models.ModelsError, ModelError) as exc:
+        return _fail(str(exc))
+    grammar = None
+    if config.speech.mode is SpeechMode.GRAMMAR:
+        grammar = runtime_grammar(config, warn)
+    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    caller = None if args.caller in ("", "withheld", "none") else args.caller
+    speaker = None if args.quiet else PromptSpeaker(warn)
+    print(
+        f"voicebot listen ({config.language}, {config.speech.mode.value} mode) on {mic.name}"
+        f" at {mic.rate} Hz; speak after the prompt, Ctrl-C hangs up",
+        flush=True,
+    )
+    try:
+        run_listen(
+            config, model, matcher.match_alternatives, mic, sys.stdout,
+            grammar=grammar, caller=caller, speaker=speaker,
+        )  # fmt: skip
+    except MicrophoneError as exc:
+        return _fail(str(exc))
+    return 0
