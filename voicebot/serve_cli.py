@@ -11,8 +11,13 @@ import signal
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicebot.simulate import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+
+if TYPE_CHECKING:
+    from voicebot.calllog import CallLog
+    from voicebot.server import VoiceServer
 
 log = logging.getLogger("voicebot.serve")
 
@@ -36,6 +41,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--watch", action="store_true", help="reload when config files change")
     serve.add_argument("--watch-interval", type=float, default=2.0, help="seconds (default 2)")
     serve.add_argument("--no-tts", action="store_true", help="speak prompts with Twilio <Say>")
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        help="call log: postgresql://... or sqlite:///path (default: $VOICEBOT_DATABASE_URL, "
+        "else calls.sqlite3 in $VOICEBOT_DATA_DIR or ~/.local/share/voicebot)",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=int,
+        help="keep transcripts and caller numbers this many days; purged at start and hourly "
+        "(default 90)",
+    )
     serve.set_defaults(run=cmd_serve)
 
     sim = subparsers.add_parser("simulate", help="call a running server as Twilio would")
@@ -87,14 +104,38 @@ def missing_credentials(env: Mapping[str, str]) -> list[str]:
     return missing
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+PURGE_INTERVAL_S = 3600.0
+DASHBOARD_PATH = "/dashboard"
 
-    from voicebot.loader import ConfigHolder
-    from voicebot.replay_cli import load_speech_model
-    from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
-    from voicebot.tts import Tts
-    from voicebot.twilio_rest import TwilioRest
+
+def attach_dashboard(server: VoiceServer, call_log: CallLog, token: str | None) -> bool:
+    """Mount the dashboard over ``call_log`` at /dashboard when a token is configured (it shows
+    transcripts, so without a token it is not served at all). True when mounted."""
+    from voicebot.dashboard import dashboard_app
+
+    if token is None:
+        return False
+    holder = server.holder
+    server.mount(DASHBOARD_PATH, dashboard_app(call_log, lambda: holder.current, token=token))
+    return True
+
+
+async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -> None:
+    """Apply the retention period now and then every ``interval_s`` (off the event loop)."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(call_log.purge)
+        except Exception:
+            log.exception("call log purge failed; retrying in %.0f s", interval_s)
+        else:
+            if purged.events or purged.transcripts or purged.callers:
+                log.info("call log purge: %s", purged)
+        await asyncio.sleep(interval_s)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from voicebot.calllog import DEFAULT_RETENTION_DAYS, CallLog
+    from voicebot.dashboard import token_from_env
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -117,6 +158,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
             return 2
         public = f"http://{args.host}:{args.port}"
+    token = token_from_env(env)
+    retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
+    try:
+        call_log = CallLog.open(args.database, retention_days=retention, env=env)
+    except Exception as exc:  # bad URL, another number salt
+        print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _serve(args, env, public, call_log, token)
+    finally:
+        call_log.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    public: str,
+    call_log: CallLog,
+    token: str | None,
+) -> int:
+    import uvicorn
+
+    from voicebot.loader import ConfigHolder
+    from voicebot.replay_cli import load_speech_model
+    from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
+    from voicebot.tts import Tts
+    from voicebot.twilio_rest import TwilioRest
+
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
     config = holder.language()
@@ -125,13 +194,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
     settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
-    server = VoiceServer(settings, holder, rest, speech, tts=tts)
+    server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
+    try:
+        dashboard = attach_dashboard(server, call_log, token)
+    except ValueError as exc:  # a token too short to guard transcripts
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
     if args.dev:
         print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
         print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
     print(
         f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
     )
+    print(f"call log: {call_log.store.target}", file=sys.stderr)
+    if dashboard:
+        print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
+    else:
+        print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
     uv = uvicorn.Server(
         uvicorn.Config(
             server.app,
@@ -151,14 +230,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         if hasattr(signal, "SIGHUP"):
             loop.add_signal_handler(signal.SIGHUP, reload)
-        watcher = None
+        tasks = [asyncio.ensure_future(purge_every(call_log))]
         if args.watch:
-            watcher = asyncio.ensure_future(watch(args.config, args.watch_interval, server.reload))
+            tasks.append(
+                asyncio.ensure_future(watch(args.config, args.watch_interval, server.reload))
+            )
         try:
             await uv.serve()
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
 
     asyncio.run(main())
     return 0

@@ -30,7 +30,8 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from voicebot.audio import ulaw_decode
@@ -38,6 +39,8 @@ from voicebot.config import LanguageConfig
 from voicebot.dialogue import (
     Action,
     Classify,
+    Dialogue,
+    Event,
     HangUpCall,
     Listen,
     Outcome,
@@ -46,12 +49,15 @@ from voicebot.dialogue import (
     SendSms,
     StopSpeaking,
     Transfer,
+    Utterance,
 )
 from voicebot.loader import ConfigHolder
+from voicebot.match import Match, Verdict
 from voicebot.metrics import Metrics
 from voicebot.phone import mask, normalize
 from voicebot.pipeline import CallPipeline
 from voicebot.recognizer import SpeechModel
+from voicebot.report import is_yes_no
 from voicebot.signature import SIGNATURE_HEADER, is_valid, public_url
 from voicebot.tts import Tts, TtsError
 from voicebot.twilio_protocol import (
@@ -105,11 +111,17 @@ class ServerSettings:
 
 
 class CallObserver(Protocol):
-    """Hook for the call log (``voicebot.calllog.CallLog`` fits): must not block or raise."""
+    """Hook for the call log (``voicebot.calllog.CallLog`` fits): must not block or raise.
+
+    Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
+    followed by the actions it caused, then ``call_ended`` once the call has an outcome.
+    """
 
     def call_started(
         self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
     ) -> None: ...
+
+    def event(self, call_id: str, event: Event, match: Match | None = None) -> None: ...
 
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
 
@@ -181,6 +193,7 @@ class CallSession:
     bad_messages: int = 0
     decision_from: float | None = None  # perf_counter of the audio that triggered the actions
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    observed: int = 0  # pipeline steps already passed to the observer
 
     @property
     def speaking(self) -> bool:
@@ -225,6 +238,10 @@ class VoiceServer:
                 Route("/metrics", self.metrics_text, methods=["GET"]),
             ]
         )
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve a sub-application (the dashboard) under ``path`` next to the Twilio routes."""
+        self.app.router.routes.append(Mount(path, app=app))
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -291,7 +308,7 @@ class VoiceServer:
         )
         self.metrics.call_started()
         self._observe("call_started", call_sid, session.pipeline.start_at, config.language, caller)
-        self._observe("actions", call_sid, session.pipeline.now, actions)
+        self._record(session)
         if any(isinstance(a, Transfer | HangUpCall) for a in actions):
             twiml = self._final_twiml(session, actions)
             session.decided = True
@@ -314,6 +331,8 @@ class VoiceServer:
             call_id=call_sid,
             warn=log.warning,
         )
+        if self.observer is not None:
+            pipeline.dialogue = _TappedDialogue(pipeline.dialogue)
         actions = pipeline.start()
         token = secrets.token_urlsafe(16)
         speech = [_speech(a) for a in actions if isinstance(a, Say | Play)]
@@ -522,9 +541,9 @@ class VoiceServer:
     async def _carry_out(
         self, session: CallSession, actions: list[Action], received: float
     ) -> None:
+        self._record(session)
         if not actions:
             return
-        self._observe("actions", session.call_sid, session.pipeline.now, actions)
         if any(not isinstance(a, StopSpeaking) for a in actions):
             session.decision_from = received
         if any(isinstance(a, Transfer | HangUpCall) for a in actions):
@@ -725,8 +744,30 @@ class VoiceServer:
         label = outcome.kind.value if outcome is not None and why != "fallback" else "fallback"
         self.metrics.decision(label)
         log.info("call %s ended (%s): %s", session.call_sid, why, outcome or "no outcome")
+        self._record(session)
         if outcome is not None:
             self._observe("call_ended", session.call_sid, session.pipeline.now, outcome)
+
+    def _record(self, session: CallSession) -> None:
+        """Pass the pipeline steps not yet observed on: each event, then the actions it caused."""
+        dialogue = session.pipeline.dialogue
+        if self.observer is None or not isinstance(dialogue, _TappedDialogue):
+            return
+        steps, events = session.pipeline.steps, dialogue.events
+        for i in range(session.observed, min(len(steps), len(events))):
+            step, event = steps[i], events[i]
+            match = step.heard.match if step.heard is not None else None
+            if (
+                match is not None
+                and match.verdict is Verdict.REJECT
+                and isinstance(event, Utterance)
+                and event.alternatives
+                and is_yes_no(max(event.alternatives, key=lambda a: a[1])[0], session.config.words)
+            ):
+                match = None  # an answer to a yes/no question, not a request nobody understood
+            self._observe("event", session.call_sid, event, match)
+            self._observe("actions", session.call_sid, event.at, step.actions)
+            session.observed = i + 1
 
     def _observe(self, method: str, *args: object) -> None:
         if self.observer is None:
@@ -735,6 +776,21 @@ class VoiceServer:
             getattr(self.observer, method)(*args)
         except Exception:
             log.exception("call observer %s failed", method)
+
+
+class _TappedDialogue(Dialogue):
+    """The pipeline's dialogue, keeping every event it handles for the call log; events pair
+    one to one with ``CallPipeline.steps``, which hold the actions and the Match."""
+
+    def __init__(self, inner: Dialogue) -> None:
+        super().__init__(inner.config, inner.classify)
+        self.state = inner.state
+        self.events: list[Event] = []
+
+    def handle(self, event: Event) -> list[Action]:
+        actions = super().handle(event)
+        self.events.append(event)
+        return actions
 
 
 def _speech(action: Say | Play) -> Speech:
