@@ -126,7 +126,10 @@ def test_silence_reprompts_and_a_second_try_is_understood(
     assert code == 0
     assert "(silence)" in out and "잘 들리지 않았어요" in out
     assert out.index("잘 들리지 않았어요") < out.index("-> hours")
-    assert "TRANSFER" not in out
+    # Understood: the bot acts on it (answers, or asks which of two it was), never "no match".
+    heard = next(line for line in out.splitlines() if "-> hours" in line)
+    assert "(reject)" not in heard
+    assert "reason=no_match" not in out
 
 
 def test_ctrl_c_hangs_up_cleanly(
