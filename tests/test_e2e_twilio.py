@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from voicebot.fake_twilio import FakeTwilio
 from voicebot.loader import ConfigHolder
 from voicebot.pipeline import CallPipeline
 from voicebot.recognizer import SpeechModel
+from voicebot.replay_cli import load_speech_model
 from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
 from voicebot.simulate import CallReport, SimOptions, _post, load_audio, parse_twiml, simulate_call
@@ -73,10 +75,9 @@ class Live:
         return [u.twiml or "" for u in self.fake.call_updates() if u.call_sid == report.call_sid]
 
 
-@pytest.fixture(scope="module")
-def live(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    config_path = tmp_path_factory.mktemp("config") / "intents.yaml"
-    shutil.copy(CONFIG, config_path)
+@contextlib.contextmanager
+def _serving(config_path: Path, speech: SpeechProvider) -> Iterator[Live]:
+    """``serve`` on a free port over ``config_path``, with its own fake Twilio REST API."""
     fake = FakeTwilio().start()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -92,7 +93,7 @@ def live(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Ite
         ServerSettings(public_url=url, auth_token=fake.auth_token),
         ConfigHolder(config_path),
         rest,
-        SpeechProvider(lambda _config: ko_model),
+        speech,
         tts=Tts(),
     )
     uv = uvicorn.Server(
@@ -104,10 +105,20 @@ def live(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Ite
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.02)
     assert uv.started
-    yield Live(server, fake, url, config_path)
-    uv.should_exit = True
-    thread.join(5)
-    fake.stop()
+    try:
+        yield Live(server, fake, url, config_path)
+    finally:
+        uv.should_exit = True
+        thread.join(5)
+        fake.stop()
+
+
+@pytest.fixture(scope="module")
+def live(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    config_path = tmp_path_factory.mktemp("config") / "intents.yaml"
+    shutil.copy(CONFIG, config_path)
+    with _serving(config_path, SpeechProvider(lambda _config: ko_model)) as live:
+        yield live
 
 
 @pytest.fixture(autouse=True)
@@ -360,3 +371,50 @@ def test_numbers_never_logged_unmasked(live: Live, caplog: pytest.LogCaptureFixt
     text = caplog.text
     assert "+82******5678" in text  # the caller is logged, masked
     assert "1012345678" not in text
+
+
+def test_the_silence_timeout_starts_when_the_prompt_has_played(live: Live) -> None:
+    # After the hours announcement and "anything else?" (several seconds of stream audio) the
+    # caller waits 3 s before the next request: 3 s of silence, not prompt + 3 s, so the bot
+    # must still be listening rather than saying goodbye after its 5 s timeout.
+    report = live.call("hours.wav", "billing.wav", pause_s=3.0)
+    prompts = [
+        float(m)
+        for m in re.findall(r"^\(stream\) prompt-\d+: ([\d.]+) s", "\n".join(report.said), re.M)
+    ]
+    assert len(prompts) == 1 and prompts[0] + 3.0 > 5.0  # prompt + pause exceed the timeout
+    assert report.decision == "transfer enqueue billing"
+
+
+SWEDISH_LINE = "+46101234598"
+
+
+def test_each_line_answers_in_its_own_language(
+    ko_model_dir: Path, ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """One server, two languages: the called number picks the call's language, any other
+    number gets the default one. Both use the Korean model (set with ``speech.model``)."""
+    korean = CONFIG.read_text(encoding="utf-8")
+    model = f"speech:\n  model: {ko_model_dir}\n"
+    assert "\nspeech:\n" in korean
+    korean = korean.replace("speech:\n", model)
+    swedish = korean.replace("language: ko-KR", "language: sv-SE").replace(
+        "voice: Polly.Seoyeon", "voice: Polly.Astrid"
+    )
+    for code, text, number in (
+        ("ko-KR", korean, "+82212340000"),
+        ("sv-SE", swedish, "+46 10 123 45 98"),
+    ):
+        (tmp_path / code).mkdir()
+        (tmp_path / code / "intents.yaml").write_text(
+            f'{text}\nnumbers: ["{number}"]\n', encoding="utf-8"
+        )
+    (tmp_path / "deployment.yaml").write_text("default_language: ko-KR\n", encoding="utf-8")
+    with _serving(tmp_path, SpeechProvider(load_speech_model)) as lines:
+        swedish_call = lines.call("billing.wav", to=SWEDISH_LINE)
+        other_call = lines.call(dtmf="0", to="+82299999999")
+        assert not lines.server.sessions
+    assert swedish_call.said[0].startswith("<Say sv-SE>")
+    assert swedish_call.decision == "transfer enqueue billing"
+    assert other_call.said[0].startswith("<Say ko-KR>")  # not a listed line: the default
+    assert other_call.context == {"language": "ko-KR", "reason": "dtmf"}

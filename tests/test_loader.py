@@ -837,6 +837,45 @@ def test_embedded_examples_are_the_default() -> None:
     assert deployment.default_language == "en-US"
 
 
+def test_numbers_answered_in_a_language_are_read_in_e164(tmp_path: Path) -> None:
+    text = with_lines('numbers:\n  - "+46 10 123 45 99"\n  - "0046101234598"\n')
+    config = load_language(write(tmp_path, text))
+    assert config.numbers == ("+46101234599", "+46101234598")
+    assert load_language(write(tmp_path, MINIMAL)).numbers == ()
+
+
+def test_a_number_that_is_not_e164_is_refused_at_its_line(tmp_path: Path) -> None:
+    text = with_lines('numbers:\n  - "+46101234599"\n  - "010-123 45 98"\n  - "+46101234599"\n')
+    problems = problems_of(tmp_path, text)
+    bad = only(problems, "not a phone number in international form")
+    assert at(bad) == (13, 5) and "010-123 45 98" in bad.message
+    twice = only(problems, "already listed on line 12")
+    assert at(twice) == (14, 5)
+
+
+def test_a_number_may_answer_in_one_language_only(tmp_path: Path) -> None:
+    write(tmp_path / "en-US", with_lines('numbers: ["+46101234599"]\n'))
+    sv = MINIMAL.replace("en-US", "sv-SE")
+    write(tmp_path / "sv-SE", sv + 'numbers:\n  - "+46101234500"\n  - "+46 10 123 45 99"\n')
+    with pytest.raises(ConfigError) as info:
+        load_deployment(tmp_path)
+    (problem,) = info.value.problems
+    assert problem.origin.file.endswith("sv-SE/intents.yaml") and at(problem) == (13, 5)
+    assert "+46101234599 already answers in en-US" in problem.message
+    assert "en-US/intents.yaml:11" in problem.message
+
+
+def test_the_called_number_picks_the_language(tmp_path: Path) -> None:
+    write(tmp_path / "en-US", with_lines('numbers: ["+46101234599"]\n'))
+    sv = MINIMAL.replace("en-US", "sv-SE")
+    write(tmp_path / "sv-SE", sv + 'numbers: ["+46101234500"]\n')
+    deployment = load_deployment(tmp_path)
+    assert deployment.for_number("+46101234500").language == "sv-SE"
+    assert deployment.for_number("+46101234599").language == "en-US"
+    assert deployment.for_number("+46700000000").language == "en-US"  # the default
+    assert deployment.for_number(None).language == "en-US"
+
+
 # ---------------------------------------------------------------------------------------------
 # Reloading
 

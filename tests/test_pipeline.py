@@ -222,3 +222,79 @@ def test_async_feeding_decides_like_feeding(
         return out
 
     assert [t.group for t in transfers(asyncio.run(run()))] == ["billing"]
+
+
+def feed(call: CallPipeline, samples: np.ndarray) -> list[Action]:
+    actions: list[Action] = []
+    for i in range(0, len(samples), FRAME):
+        actions += call.feed(samples[i : i + FRAME])
+    return actions
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(round(seconds * 8000), np.int16)
+
+
+def test_the_caller_is_not_timed_out_while_a_long_prompt_plays(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    """The phone case: the silence timeout starts when the prompt has played, not before."""
+    call = CallPipeline(
+        ko_config,
+        ko_model,
+        matcher.match_alternatives,
+        caller=CALLER,
+        start_at=AT,
+        wait_for_prompts=True,
+    )
+    call.start()
+    assert call.awaiting_prompt_end
+    assert feed(call, silence(7.0)) == []  # the greeting plays: longer than the 5 s timeout
+    call.arm_no_speech()
+    armed = call.time_s
+    assert not call.awaiting_prompt_end
+    actions = feed(call, np.concatenate([silence(3.0), fixture("billing"), silence(2.0)]))
+    assert "no_speech" not in [s.event for s in call.steps]
+    [transfer] = transfers(actions)
+    assert (transfer.group, transfer.context.reason) == ("billing", "intent")
+    [heard] = [s.heard for s in call.steps if s.heard is not None]
+    assert heard.start_s > armed + 3.0
+
+
+def test_after_an_answer_the_timeout_counts_from_the_end_of_the_next_prompt(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = CallPipeline(
+        ko_config,
+        ko_model,
+        matcher.match_alternatives,
+        caller=CALLER,
+        start_at=AT,
+        wait_for_prompts=True,
+    )
+    call.start()
+    call.arm_no_speech()
+    actions = feed(call, np.concatenate([fixture("hours"), silence(1.0)]))
+    assert isinstance(actions[-1], Listen) and call.awaiting_prompt_end  # "anything else?"
+    answered = call.steps[-1].time_s
+    feed(call, silence(6.0))  # the announcement plays
+    assert "no_speech" not in [s.event for s in call.steps]
+    prompt_end = answered + 5.5  # the prompt ended while the audio was being fed
+    call.arm_no_speech(prompt_end)
+    actions = feed(call, silence(5.0))
+    assert says(actions) == [ko_config.prompts.goodbye]  # silence after "anything else?"
+    [timeout] = [s.time_s for s in call.steps if s.event == "no_speech"]
+    assert timeout == pytest.approx(prompt_end + 5.0, abs=0.15)
+
+
+def test_replay_starts_the_timeout_as_soon_as_the_bot_listens(
+    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+) -> None:
+    call = new_call(ko_config, ko_model, matcher)
+    call.start()
+    assert not call.awaiting_prompt_end  # no prompt time to wait for
+    feed(call, np.concatenate([fixture("hours"), silence(1.0)]))
+    answered = call.steps[-1].time_s
+    feed(call, silence(5.0))
+    [timeout] = [s.time_s for s in call.steps if s.event == "no_speech"]
+    assert timeout == pytest.approx(answered + 5.0, abs=0.15)

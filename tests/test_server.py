@@ -1,14 +1,28 @@
-"""The server's parts that need no model: metrics text, prompt audio, serve's refusal to start."""
+"""The server's parts that need no model: metrics text, prompt audio, serve's refusal to start,
+the reload triggers (config file watching and SIGHUP)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
 import re
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
 from voicebot.cli import main
+from voicebot.config import DestinationKind
+from voicebot.loader import ConfigError, ConfigHolder
 from voicebot.metrics import Metrics, percentile
-from voicebot.serve_cli import dev_environment, missing_credentials
+from voicebot.serve_cli import (
+    ConfigWatcher,
+    dev_environment,
+    install_reload_signal,
+    missing_credentials,
+)
 from voicebot.tts import Tts, TtsError
 
 
@@ -96,3 +110,84 @@ def test_serve_needs_a_public_url_outside_dev(
     monkeypatch.setenv("TWILIO_FROM_NUMBER", "+15005550006")
     assert main(["serve"]) == 2
     assert "--public-url" in capsys.readouterr().err
+
+
+CONFIG = """\
+language: en-US
+default_group: members
+groups:
+  members:
+    number: "+46101234567"
+intents:
+  invoice:
+    phrases: [my invoice]
+    transfer: members
+"""
+
+
+def edit(path: Path, text: str) -> None:
+    """Write and move the mtime on, as an editor saving a second later would."""
+    path.write_text(text, encoding="utf-8")
+    later = time.time_ns() + 1_000_000_000
+    os.utime(path, ns=(later, later))
+
+
+def members_number(holder: ConfigHolder) -> str:
+    return holder.language().group(None).destination.value
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    (tmp_path / "en-US").mkdir()
+    (tmp_path / "en-US" / "intents.yaml").write_text(CONFIG, encoding="utf-8")
+    return tmp_path
+
+
+def test_a_changed_config_file_triggers_one_reload(config_dir: Path) -> None:
+    holder = ConfigHolder(config_dir)
+    results: list[ConfigError | None] = []
+    watcher = ConfigWatcher(config_dir, lambda: results.append(holder.reload()))
+    assert not watcher.poll() and results == []  # nothing changed yet
+    edit(config_dir / "en-US" / "intents.yaml", CONFIG.replace("+46101234567", "+46101234568"))
+    assert watcher.poll()
+    assert not watcher.poll()  # the same change is not reloaded twice
+    assert results == [None]
+    assert members_number(holder) == "+46101234568"
+    (config_dir / "en-US" / "groups.yaml").write_text("# groups move here later\n", "utf-8")
+    assert watcher.poll() and len(results) == 2  # a new file counts as a change
+
+
+def test_a_broken_edit_keeps_the_last_good_config_and_logs_why(
+    config_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    holder = ConfigHolder(config_dir)
+    watcher = ConfigWatcher(config_dir, holder.reload)
+    caplog.set_level(logging.INFO)
+    edit(config_dir / "en-US" / "intents.yaml", CONFIG.replace('"+46101234567"', '"12"'))
+    assert watcher.poll()
+    assert members_number(holder) == "+46101234567"  # still serving the last good config
+    assert holder.language().group(None).destination.kind is DestinationKind.NUMBER
+    assert "configuration reload failed" in caplog.text
+    assert "intents.yaml:5" in caplog.text  # where the mistake is
+    assert "configuration files changed: reloading" in caplog.text
+
+
+def test_sighup_reloads_the_configuration(config_dir: Path) -> None:
+    holder = ConfigHolder(config_dir)
+    before = signal.getsignal(signal.SIGHUP)
+
+    async def hang_up() -> None:
+        restore = install_reload_signal(asyncio.get_running_loop(), holder.reload)
+        try:
+            edit(config_dir / "en-US" / "intents.yaml", CONFIG.replace("4567", "4569"))
+            os.kill(os.getpid(), signal.SIGHUP)
+            for _ in range(250):
+                if members_number(holder) == "+46101234569":
+                    return
+                await asyncio.sleep(0.02)
+        finally:
+            restore()
+
+    asyncio.run(hang_up())
+    assert members_number(holder) == "+46101234569"
+    assert signal.getsignal(signal.SIGHUP) == before  # the previous handling is back

@@ -227,6 +227,8 @@ class LanguageConfig:
     source: str = "<built-in>"  # file or folder it was loaded from
     max_turns: int = 4  # questions asked before the caller is handed to a person regardless
     speech: SpeechSettings = SpeechSettings()
+    numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
+    number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]
@@ -255,6 +257,14 @@ class Deployment:
 
     def language(self, code: str | None = None) -> LanguageConfig:
         return self.languages[code or self.default_language]
+
+    def for_number(self, called: str | None) -> LanguageConfig:
+        """The language of the line that was called (E.164), else the default language."""
+        if called:
+            for config in self.languages.values():
+                if called in config.numbers:
+                    return config
+        return self.language()
 
 
 def _as_aware(at: dt.datetime) -> dt.datetime:

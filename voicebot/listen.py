@@ -274,6 +274,7 @@ def run_listen(
         start_at=start_at or dt.datetime.now().astimezone(),
         grammar=grammar,
         call_rate=mic.rate,
+        wait_for_prompts=speaker is not None,  # the caller's silence counts once a prompt ends
     )
     block = max(1, round(mic.rate * BLOCK_S))
     shown = 0
@@ -294,6 +295,8 @@ def run_listen(
                 if isinstance(action, Say):
                     duration = speaker.say(action.text, action.language)
                     mute_until = max(mute_until, call.time_s) + duration
+        if call.awaiting_prompt_end:
+            call.arm_no_speech(max(mute_until, call.time_s))
 
     try:
         carry_out(call.start())

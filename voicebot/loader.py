@@ -49,6 +49,7 @@ from voicebot.config import (
     WhenClosed,
     Words,
 )
+from voicebot.phone import normalize as normalize_phone
 
 __all__ = [
     "ConfigError",
@@ -158,6 +159,7 @@ _TOP_KEYS = (
     "voice",
     "timezone",
     "max_turns",
+    "numbers",
     "prompts",
     "words",
     "thresholds",
@@ -762,6 +764,7 @@ class _Builder:
                 e.ctx.fail(e.value, f"'max_turns' must be between 1 and {_MAX_TURNS}")
                 max_turns = None
 
+        numbers = self._numbers(get("numbers"))
         thresholds = self._thresholds(get("thresholds"))
         speech = self._speech(get("speech"))
         prompts = self._prompts(get("prompts"), primary, whole, language)
@@ -797,6 +800,7 @@ class _Builder:
         assert max_turns is not None and thresholds is not None and prompts is not None
         assert words is not None and groups is not None and default_group is not None
         assert intents is not None and announcements is not None and speech is not None
+        assert numbers is not None
         return LanguageConfig(
             language=language,
             voice=voice,
@@ -811,6 +815,8 @@ class _Builder:
             source=source,
             max_turns=max_turns,
             speech=speech,
+            numbers=tuple(n for n, _ in numbers),
+            number_origins=tuple(o for _, o in numbers),
         )
 
     # -- top-level scalars and small sections
@@ -838,6 +844,32 @@ class _Builder:
             )
             return None
         return code
+
+    def _numbers(self, e: _Entry | None) -> list[tuple[str, Origin]] | None:
+        """The phone lines answered in this language, in E.164 form, each listed once."""
+        if e is None:
+            return []
+        items = e.ctx.texts(e.value, "numbers", "'numbers'", single_ok=True)
+        if items is None:
+            return None
+        out: dict[str, Origin] = {}
+        ok = True
+        for value, origin in items:
+            number = normalize_phone(value)
+            if number is None:
+                e.ctx.fail(
+                    origin,
+                    f"numbers: {_q(value)} is not a phone number in international form; write "
+                    "'+', the country code and the number (e.g. \"+46101234500\")",
+                )
+                ok = False
+            elif number in out:
+                first = out[number]
+                e.ctx.fail(origin, f"numbers: {number} is already listed on line {first.line}")
+                ok = False
+            else:
+                out[number] = origin
+        return list(out.items()) if ok else None
 
     def _thresholds(self, e: _Entry | None) -> Thresholds | None:
         if e is None:
@@ -1682,6 +1714,7 @@ def load_deployment(path: Path | None = None) -> Deployment:
                     )
                 )
         default = _deployment_default(path / DEPLOYMENT_FILE, languages, problems)
+        _check_numbers(languages.values(), problems)
         if not languages and not problems:
             problems.append(Problem(Origin(display, 0, 0), "no language folders found"))
     else:
@@ -1693,6 +1726,24 @@ def load_deployment(path: Path | None = None) -> Deployment:
     if default is None:
         default = "en-US" if "en-US" in languages else sorted(languages)[0]
     return Deployment(languages=MappingProxyType(languages), default_language=default)
+
+
+def _check_numbers(languages: Iterable[LanguageConfig], problems: list[Problem]) -> None:
+    """A called number picks the call's language, so it may answer in one language only."""
+    owner: dict[str, tuple[str, Origin]] = {}
+    for config in languages:
+        for number, origin in zip(config.numbers, config.number_origins, strict=True):
+            if number in owner:
+                language, first = owner[number]
+                problems.append(
+                    Problem(
+                        origin,
+                        f"numbers: {number} already answers in {language} ({_place(first)}); a "
+                        "number can answer in one language only",
+                    )
+                )
+            else:
+                owner[number] = (config.language, origin)
 
 
 def _is_deployment_folder(path: Path) -> bool:

@@ -27,6 +27,7 @@ from voicebot.dialogue import (
     Event,
     Failure,
     HangUp,
+    Listen,
     SilenceTimeout,
     SmsResult,
     Utterance,
@@ -88,6 +89,11 @@ class CallPipeline:
     Speech only counts while the dialogue waits for an answer (its last actions ended with
     ``Listen``); the start of speech over a prompt it allowed to be interrupted is passed on
     as barge-in. Feed one call from one task or thread at a time.
+
+    The caller's no-speech timeout counts from when the bot stops talking. A shell that plays
+    prompts in real time (the phone) passes ``wait_for_prompts`` and calls ``arm_no_speech``
+    once each prompt has played; otherwise (replay, where prompts take no call time) the clock
+    starts as soon as the dialogue listens.
     """
 
     def __init__(
@@ -102,6 +108,7 @@ class CallPipeline:
         call_rate: int = 8000,
         call_id: str = "",
         warn: Callable[[str], None] | None = None,
+        wait_for_prompts: bool = False,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
@@ -130,6 +137,8 @@ class CallPipeline:
         self.dialogue = Dialogue(config, self._classifier)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
+        self._wait_for_prompts = wait_for_prompts
+        self._prompt_playing = False  # a Listen's prompt has not been reported finished yet
 
     # -- state -----------------------------------------------------------------------------
 
@@ -154,7 +163,18 @@ class CallPipeline:
         """True while the dialogue waits for the caller to speak."""
         return self.dialogue.state.waiting_for == "listen"
 
+    @property
+    def awaiting_prompt_end(self) -> bool:
+        """The dialogue listens but the no-speech clock waits for ``arm_no_speech``."""
+        return self._prompt_playing and not self.dialogue.ended
+
     # -- events from the shell -------------------------------------------------------------
+
+    def arm_no_speech(self, at_s: float | None = None) -> None:
+        """The prompt has finished playing at call time ``at_s`` (default: now): from there the
+        caller has ``no_speech_timeout_s`` to start talking. Calling it again re-arms."""
+        self._prompt_playing = False
+        self.recognizer.arm_no_speech(self.time_s if at_s is None else at_s)
 
     def start(self) -> list[Action]:
         event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
@@ -248,8 +268,14 @@ class CallPipeline:
         record: bool = True,
     ) -> list[Action]:
         actions = self.dialogue.handle(event)
+        when = self.time_s if time_s is None else time_s
+        if any(isinstance(a, Listen) for a in actions):  # a new question: restart the clock
+            if self._wait_for_prompts:
+                self._prompt_playing = True
+                self.recognizer.disarm_no_speech()
+            else:
+                self.recognizer.arm_no_speech(when)
         if record:
-            when = self.time_s if time_s is None else time_s
             self.steps.append(Step(when, name, tuple(actions), detail=detail))
         return actions
 

@@ -12,7 +12,10 @@ the current best-path partial result has words:
 - max length: ``max_utterance_s`` after the first word appeared in the partial result (which
   lags the speech by up to about a second);
 
-and, without words, no speech: ``no_speech_timeout_s`` since listening began.
+and, without words, no speech: ``no_speech_timeout_s`` since the no-speech clock was armed. It
+is armed from the start and restarts at each closed utterance, unless the shell holds it
+(``disarm_no_speech``) while its prompt plays and arms it when the prompt has finished
+(``arm_no_speech``): a caller must not time out while the bot is still talking.
 
 Times come from the number of samples fed, never the wall clock, so the same words give the
 same endpoint decisions on replay. (Vosk 0.3.45 itself is not deterministic: in open mode the
@@ -406,6 +409,7 @@ class Recognizer:
         self._pending: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
         self._fed = 0  # samples handed to Vosk, at the model rate
         self._segment = _Segment(start=0.0)
+        self._listen_from: float | None = 0.0  # start of the no-speech clock; None: held
         self._vad = EnergyVad(self._rate)
         self._finished = False
         self._lock = threading.Lock()
@@ -437,6 +441,22 @@ class Recognizer:
     def time(self) -> float:
         """Seconds of audio decoded so far (the recogniser's clock)."""
         return self._fed / self._rate
+
+    @property
+    def no_speech_armed(self) -> bool:
+        return self._listen_from is not None
+
+    def arm_no_speech(self, at: float | None = None) -> None:
+        """(Re)start the no-speech clock at stream time ``at`` (default: now), e.g. when the
+        prompt before a question has finished playing; ``at`` may lie ahead of the audio fed."""
+        with self._lock:
+            self._listen_from = self.time if at is None else at
+
+    def disarm_no_speech(self) -> None:
+        """Hold the no-speech clock (no ``NoSpeech``) until ``arm_no_speech``; speech is still
+        heard."""
+        with self._lock:
+            self._listen_from = None
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[RecognizerEvent]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns what it settled."""
@@ -517,15 +537,21 @@ class Recognizer:
                 events += self._close("end_of_speech", self._rec.Result())
             elif now - seg.speech_start >= ep.max_utterance_s - _EPS:
                 events += self._close("max_length", self._rec.Result())
-        elif now - seg.start >= ep.no_speech_timeout_s - _EPS:
+        elif (
+            self._listen_from is not None
+            and now - self._listen_from >= ep.no_speech_timeout_s - _EPS
+        ):
             self._rec.Reset()
-            events.append(NoSpeech(seg.start, now))
+            events.append(NoSpeech(self._listen_from, now))
             self._segment = _Segment(start=now)
+            self._listen_from = now
         return events
 
     def _close(self, reason: EndReason, raw: str) -> list[RecognizerEvent]:
         now = self.time
         self._segment = _Segment(start=now)
+        if self._listen_from is not None:  # a held clock stays held until the shell arms it
+            self._listen_from = max(now, self._listen_from)
         alternatives = _parse_result(json.loads(raw), self._unk)
         if not alternatives:
             return []

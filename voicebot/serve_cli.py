@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,6 +195,7 @@ def _serve(
     tts = None if args.no_tts else Tts()
     settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
+    server.prepare()  # the other languages' models, for calls to their numbers
     try:
         dashboard = attach_dashboard(server, call_log, token)
     except ValueError as exc:  # a token too short to guard transcripts
@@ -223,53 +224,109 @@ def _serve(
     )
 
     async def main() -> None:
-        loop = asyncio.get_running_loop()
-
-        def reload() -> None:
-            loop.run_in_executor(None, server.reload)
-
-        if hasattr(signal, "SIGHUP"):
-            loop.add_signal_handler(signal.SIGHUP, reload)
+        restore = install_reload_signal(asyncio.get_running_loop(), server.reload)
         tasks = [asyncio.ensure_future(purge_every(call_log))]
         if args.watch:
-            tasks.append(
-                asyncio.ensure_future(watch(args.config, args.watch_interval, server.reload))
-            )
+            watcher = ConfigWatcher(args.config, server.reload)
+            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
         try:
             await uv.serve()
         finally:
             for task in tasks:
                 task.cancel()
+            restore()
 
     asyncio.run(main())
     return 0
 
 
-def config_files(path: Path | None) -> dict[Path, float]:
-    """The YAML files of a config path and their modification times."""
+# ---------------------------------------------------------------------------------------------
+# reload triggers: SIGHUP and --watch
+
+
+def _reload_logged(reload: Callable[[], object]) -> None:
+    """Run a reload off the event loop; an unexpected error must not go unnoticed."""
+    try:
+        reload()
+    except Exception:
+        log.exception("configuration reload failed")
+
+
+def install_reload_signal(
+    loop: asyncio.AbstractEventLoop, reload: Callable[[], object]
+) -> Callable[[], None]:
+    """Make SIGHUP reload the configuration (in a worker thread, the load blocks); returns the
+    function that puts the previous SIGHUP handling back."""
+    if not hasattr(signal, "SIGHUP"):  # Windows
+        return lambda: None
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def on_hangup() -> None:
+        log.info("SIGHUP: reloading the configuration")
+        loop.run_in_executor(None, _reload_logged, reload)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+
+    def restore() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore
+
+
+Snapshot = dict[Path, tuple[int, int]]
+
+
+def config_files(path: Path | None) -> Snapshot:
+    """The YAML files of a config path with their modification time (ns) and size."""
     if path is None:
         return {}
     files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
-    out: dict[Path, float] = {}
+    out: Snapshot = {}
     for f in files:
         try:
-            out[f] = f.stat().st_mtime
+            st = f.stat()
         except OSError:
             continue
+        out[f] = (st.st_mtime_ns, st.st_size)
     return out
 
 
-async def watch(path: Path | None, interval_s: float, reload: object) -> None:
-    """Poll the config files' mtimes; any change (edit, new or removed file) reloads."""
-    assert callable(reload)
-    seen = config_files(path)
-    while True:
-        await asyncio.sleep(interval_s)
-        now = config_files(path)
-        if now != seen:
-            seen = now
-            log.info("configuration files changed: reloading")
-            await asyncio.get_running_loop().run_in_executor(None, reload)
+class ConfigWatcher:
+    """``--watch``: reload when the config files change (edit, new or removed file).
+
+    Polls modification times rather than using inotify: it works on every file system,
+    including the network and container mounts configs are often edited on. ``stat`` is
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        reload: Callable[[], object],
+        *,
+        stat: Callable[[Path | None], Snapshot] = config_files,
+    ) -> None:
+        self.path = path
+        self.reload = reload
+        self._stat = stat
+        self.seen = stat(path)
+
+    def poll(self) -> bool:
+        """Reload once if anything changed since the last poll; True when it reloaded."""
+        now = self._stat(self.path)
+        if now == self.seen:
+            return False
+        self.seen = now
+        log.info("configuration files changed: reloading")
+        _reload_logged(self.reload)
+        return True
+
+    async def run(self, interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            await loop.run_in_executor(None, self.poll)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -250,11 +250,19 @@ class VoiceServer:
         error = self.holder.reload()
         self.metrics.reload(error is None)
         if error is None:
-            try:  # train the new matcher now rather than in the next caller's webhook
-                self.speech.get(self.holder.language())
-            except Exception:
-                log.exception("reloaded configuration: preparing speech failed")
+            self.prepare()
         return error is None
+
+    def prepare(self) -> None:
+        """Load models and train matchers for every language a call can get, now rather than in
+        a caller's webhook: the default one and each that answers its own numbers."""
+        deployment = self.holder.current
+        for config in deployment.languages.values():
+            if config.numbers or config.language == deployment.default_language:
+                try:
+                    self.speech.get(config)
+                except Exception:
+                    log.exception("%s: preparing speech failed", config.language)
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 
@@ -291,7 +299,7 @@ class VoiceServer:
             return Response(existing.start_twiml, media_type=TWIML)
         self._sweep()
         caller = normalize(params.get("From"))
-        config = self.holder.language()
+        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
         try:
             session, actions = await asyncio.to_thread(self._new_session, call_sid, caller, config)
         except Exception:
@@ -330,6 +338,7 @@ class VoiceServer:
             grammar=kit.grammar,
             call_id=call_sid,
             warn=log.warning,
+            wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
         )
         if self.observer is not None:
             pipeline.dialogue = _TappedDialogue(pipeline.dialogue)
@@ -481,6 +490,7 @@ class VoiceServer:
             session.redirecting = False
             session.pending_marks.clear()
             session.buffer.clear()
+            self._arm_when_quiet(session)  # the TwiML's <Say> before the stream has played
         if old is not None and old is not ws:
             await _close(old)
         log.info("call %s: stream %d attached", session.call_sid, session.streams)
@@ -506,6 +516,7 @@ class VoiceServer:
             await self._carry_out(session, session.pipeline.dtmf(message.digit), received)
         elif isinstance(message, Mark):
             session.pending_marks.discard(message.name)
+            self._arm_when_quiet(session)
         elif isinstance(message, Stop) and not session.redirecting:
             log.info("call %s: stream stopped; the caller hung up", session.call_sid)
             session.pipeline.hang_up()
@@ -569,6 +580,17 @@ class VoiceServer:
                 self._left(session)
                 self._spawn(session, self._send_sms(session, a))
         await self._speak(session, speech)
+        self._arm_when_quiet(session)  # no prompt audio in the stream: the caller's turn now
+
+    def _arm_when_quiet(self, session: CallSession) -> None:
+        """Start the caller's no-speech clock once nothing of ours is left to play: prompt audio
+        in the stream ends with its mark's echo, a <Say> redirect with the new stream."""
+        pipeline = session.pipeline
+        if not pipeline.awaiting_prompt_end or session.speaking or session.redirecting:
+            return
+        # The echo came after the caller audio still buffered here, so it ends that audio.
+        buffered_s = len(session.buffer) / pipeline.recognizer.call_rate
+        pipeline.arm_no_speech(pipeline.time_s + buffered_s)
 
     def _left(self, session: CallSession) -> None:
         """An action left the server: record the decision latency once per triggering audio."""
