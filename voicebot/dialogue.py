@@ -27,7 +27,6 @@ from voicebot.match import Match, Scored, Verdict
 from voicebot.phone import can_receive_sms
 from voicebot.text import contains_phrase, words
 
-LISTEN_TIMEOUT_S = 6.0  # seconds of silence before the shell sends SilenceTimeout
 MAX_FAILURES = 2  # silences or misunderstandings per request before a person takes over
 
 # ---------------------------------------------------------------------------------------------
@@ -304,6 +303,11 @@ class _Ctx:
     def say(self, text: str) -> Say:
         return Say(text, self.config.voice, self.config.language)
 
+    def listen(self) -> Listen:
+        """Silence longer than the language's no-speech timeout makes the shell send
+        SilenceTimeout; chat shows the figure, audio shells enforce it in the recogniser."""
+        return Listen(self.config.speech.no_speech_timeout_s)
+
 
 def _dispatch(s: State, e: Event, c: _Ctx) -> Step:
     if isinstance(e, HangUp):
@@ -353,7 +357,7 @@ def _start(s: State, e: CallStarted, c: _Ctx) -> Step:
     for a in c.config.active_announcements(c.at):
         actions.append(_announcement(c, a))
         after = f"announcement:{a.id}"
-    actions.append(Listen(LISTEN_TIMEOUT_S))
+    actions.append(c.listen())
     return replace(s, after=after), actions
 
 
@@ -500,7 +504,7 @@ def _ask(
     """Ask one more question, unless the caller has been asked enough: then a person takes over."""
     if s.turns >= max(1, c.config.max_turns):
         return _route(s, c, None, TransferReason.MAX_TURNS, actions)
-    out = [*actions, *([c.say(prompt)] if prompt else []), Listen(LISTEN_TIMEOUT_S)]
+    out = [*actions, *([c.say(prompt)] if prompt else []), c.listen()]
     return replace(s, phase=phase, turns=s.turns + 1, after=tag), out
 
 
