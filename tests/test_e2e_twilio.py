@@ -32,7 +32,7 @@ from voicebot.recognizer import SpeechModel
 from voicebot.replay_cli import load_speech_model
 from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
-from voicebot.simulate import CallReport, SimOptions, _post, load_audio, parse_twiml, simulate_call
+from voicebot.simulate import format_report, CallReport, SimOptions, _post, load_audio, parse_twiml, simulate_call
 from voicebot.tts import Tts
 from voicebot.twilio_rest import TwilioRest
 
@@ -177,8 +177,8 @@ def test_caller_talking_over_a_prompt_clears_it(live: Live) -> None:
     # The hours announcement and "anything else?" play in the stream; the caller interrupts
     # with a billing request, which the bot then routes.
     report = live.call("hours.wav", "billing.wav", barge_in=True)
-    assert report.clears >= 1
-    assert report.decision == "transfer enqueue billing"
+    assert report.clears >= 1, format_report(report)
+    assert report.decision == "transfer enqueue billing", format_report(report)
 
 
 def test_bad_signatures_are_refused(live: Live) -> None:

@@ -545,6 +545,11 @@ class Recognizer:
             events.append(NoSpeech(self._listen_from, now))
             self._segment = _Segment(start=now)
             self._listen_from = now
+        elif now - seg.start >= ep.no_speech_timeout_s - _EPS:
+            # Nothing said for a while with the clock held (a prompt playing): start the decoder
+            # afresh, as a timeout would, so line noise meanwhile never prefixes the next words.
+            self._rec.Reset()
+            self._segment = _Segment(start=now)
         return events
 
     def _close(self, reason: EndReason, raw: str) -> list[RecognizerEvent]:
