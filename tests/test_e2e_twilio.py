@@ -32,7 +32,15 @@ from voicebot.recognizer import SpeechModel
 from voicebot.replay_cli import load_speech_model
 from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
-from voicebot.simulate import format_report, CallReport, SimOptions, _post, load_audio, parse_twiml, simulate_call
+from voicebot.simulate import (
+    CallReport,
+    SimOptions,
+    _post,
+    format_report,
+    load_audio,
+    parse_twiml,
+    simulate_call,
+)
 from voicebot.tts import Tts
 from voicebot.twilio_rest import TwilioRest
 
