@@ -183,10 +183,12 @@ def test_dtmf_zero_reaches_the_default_group_with_a_whisper(live: Live) -> None:
 
 def test_caller_talking_over_a_prompt_clears_it(live: Live) -> None:
     # The hours announcement and "anything else?" play in the stream; the caller interrupts
-    # with a billing request, which the bot then routes.
-    report = live.call("hours.wav", "billing.wav", barge_in=True)
+    # with a login question, which the bot then answers by SMS.
+    report = live.call("hours.wav", "password.wav", barge_in=True)
     assert report.clears >= 1, format_report(report)
-    assert report.decision == "transfer enqueue billing", format_report(report)
+    assert report.texted == [
+        (CALLER, "로그인 방법을 문자로 보내 드렸어요. https://example.org/ko/login")
+    ], format_report(report)
 
 
 def test_bad_signatures_are_refused(live: Live) -> None:

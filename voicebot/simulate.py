@@ -293,7 +293,10 @@ class _Call:
         self.fallback = ""
         self.audio_end: float | None = None
         self.seen_updates = 0
-        self.seen_messages = 0
+        # Texts are matched by the caller's number: earlier calls from it do not count.
+        self.seen_messages = (
+            0 if fake is None or caller is None else sum(m.to == caller for m in fake.messages())
+        )
 
     def _params(self, status: str) -> dict[str, str]:
         return {
