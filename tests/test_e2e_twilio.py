@@ -27,9 +27,8 @@ from websockets.exceptions import InvalidStatus
 
 from voicebot.fake_twilio import FakeTwilio
 from voicebot.loader import ConfigHolder
-from voicebot.pipeline import CallPipeline
+from voicebot.pipeline import CallPipeline, load_speech_model
 from voicebot.recognizer import SpeechModel
-from voicebot.replay_cli import load_speech_model
 from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
 from voicebot.simulate import (

@@ -115,6 +115,11 @@ def _datetime(text: str) -> dt.datetime:
         ) from None
 
 
+def caller_arg(text: str) -> str | None:
+    """``--caller``: a number, or empty / 'withheld' / 'none' for a withheld caller ID."""
+    return None if text in ("", "withheld", "none") else text
+
+
 def _load(path: Path | None) -> Deployment | None:
     """Load a deployment, printing every problem; None when it does not load."""
     from voicebot.loader import ConfigError, load_deployment
@@ -173,7 +178,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     config = _language(args)
     if config is None:
         return 1
-    caller = None if args.caller in ("", "withheld", "none") else args.caller
+    caller = caller_arg(args.caller)
     at = args.at or dt.datetime.now().astimezone()
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     interactive = sys.stdin.isatty()

@@ -237,13 +237,7 @@ def format_step(step: Step) -> list[str]:
     if step.heard is not None:
         h = step.heard
         text = h.alternatives[0][0] if h.alternatives else ""
-        match = "not classified"
-        if h.match is not None and h.match.best is not None:
-            best = h.match.best
-            match = f"{best.intent} {best.score:.2f} ({h.match.verdict.value})"
-        elif h.match is not None:
-            match = f"no intent ({h.match.verdict.value})"
-        lines.append(f"[{step.time_s:5.1f} s] you: {text!r} -> {match}")
+        lines.append(f"[{step.time_s:5.1f} s] you: {text!r} -> {h.match_summary}")
     elif step.event == "no_speech" and step.actions:
         lines.append(f"[{step.time_s:5.1f} s] (silence)")
     lines += [describe(a) for a in step.actions]

@@ -7,7 +7,6 @@ import argparse
 import sys
 
 from voicebot import models
-from voicebot.config import SpeechMode
 from voicebot.recognizer import ModelError
 
 
@@ -33,8 +32,7 @@ def _fail(message: str) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from voicebot.cli import _language
-    from voicebot.grammar import runtime_grammar
+    from voicebot.cli import _language, caller_arg
     from voicebot.listen import (
         MicrophoneError,
         PromptSpeaker,
@@ -43,8 +41,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         run_listen,
         warn,
     )
-    from voicebot.matcher import Matcher
-    from voicebot.replay_cli import load_speech_model
+    from voicebot.pipeline import load_speech_model, speech_kit
 
     try:
         if args.list_devices:
@@ -64,11 +61,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         model = load_speech_model(config)
     except (models.ModelsError, ModelError) as exc:
         return _fail(str(exc))
-    grammar = None
-    if config.speech.mode is SpeechMode.GRAMMAR:
-        grammar = runtime_grammar(config, warn)
-    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
-    caller = None if args.caller in ("", "withheld", "none") else args.caller
+    kit = speech_kit(config, model, warn)
+    caller = caller_arg(args.caller)
     speaker = None if args.quiet else PromptSpeaker(warn)
     print(
         f"voicebot listen ({config.language}, {config.speech.mode.value} mode) on {mic.name}"
@@ -77,8 +71,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
     )
     try:
         run_listen(
-            config, model, matcher.match_alternatives, mic, sys.stdout,
-            grammar=grammar, caller=caller, speaker=speaker,
+            config, model, kit.classify, mic, sys.stdout,
+            grammar=kit.grammar, caller=caller, speaker=speaker,
         )  # fmt: skip
     except MicrophoneError as exc:
         return _fail(str(exc))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from voicebot import models
 from voicebot.config import LanguageConfig, SpeechMode
 from voicebot.dialogue import (
     Action,
@@ -33,8 +34,11 @@ from voicebot.dialogue import (
     Utterance,
 )
 from voicebot.dialogue import Partial as SpeechStarted
+from voicebot.grammar import runtime_grammar
 from voicebot.match import Match
+from voicebot.matcher import Matcher
 from voicebot.recognizer import (
+    REGISTRY,
     UNK,
     Endpointing,
     Final,
@@ -46,7 +50,34 @@ from voicebot.recognizer import (
     decode_executor,
 )
 
-__all__ = ["CallPipeline", "Heard", "Step"]
+__all__ = ["CallPipeline", "Heard", "SpeechKit", "Step", "load_speech_model", "speech_kit"]
+
+
+def load_speech_model(config: LanguageConfig) -> SpeechModel:
+    """The configured model, else the installed one for the language; ``ModelsError`` or
+    ``ModelError`` say how to fix it in one sentence."""
+    if config.speech.model is not None:
+        return REGISTRY.get(config.speech.model)
+    return REGISTRY.get(models.require(config.language))
+
+
+@dataclass(frozen=True)
+class SpeechKit:
+    """What a call in one configuration needs besides the config: model, matcher, grammar."""
+
+    model: SpeechModel
+    classify: Classify
+    grammar: Sequence[str] | None
+
+
+def speech_kit(
+    config: LanguageConfig, model: SpeechModel, warn: Callable[[str], None] | None = None
+) -> SpeechKit:
+    """Train the matcher and compile the grammar once per configuration: every call of that
+    configuration (server, replay, microphone) shares them."""
+    grammar = runtime_grammar(config, warn) if config.speech.mode is SpeechMode.GRAMMAR else None
+    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    return SpeechKit(model, matcher.match_alternatives, grammar)
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,16 @@ class Heard:
     end_s: float  # call time of the last word
     alternatives: tuple[tuple[str, float], ...]  # n-best, best first, as the dialogue got them
     match: Match | None  # None when the dialogue did not classify it (escape word, yes/no...)
+
+    @property
+    def match_summary(self) -> str:
+        """``intent score (verdict)`` as replay and listen print it."""
+        if self.match is None:
+            return "not classified"
+        best = self.match.best
+        if best is None:
+            return f"no intent ({self.match.verdict.value})"
+        return f"{best.intent} {best.score:.2f} ({self.match.verdict.value})"
 
 
 @dataclass(frozen=True)
@@ -114,8 +155,6 @@ class CallPipeline:
         phrases: Sequence[str] = ()
         if speech.mode is SpeechMode.GRAMMAR:
             if grammar is None:
-                from voicebot.grammar import runtime_grammar
-
                 grammar = runtime_grammar(config, warn)
             phrases = grammar
         self.config = config

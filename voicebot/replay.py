@@ -214,14 +214,9 @@ def format_result(result: FileResult, verdict: Check = NO_CHECK) -> str:
         if s.heard is not None:
             h = s.heard
             text, conf = h.alternatives[0] if h.alternatives else ("", 0.0)
-            match = "not classified"
-            if h.match is not None and h.match.best is not None:
-                b = h.match.best
-                match = f"{b.intent} {b.score:.2f} ({h.match.verdict.value})"
-            elif h.match is not None:
-                match = f"no intent ({h.match.verdict.value})"
             lines.append(
-                f"  {h.start_s:6.2f}-{h.end_s:6.2f}  heard {text!r} ({conf:.2f}) -> {match}"
+                f"  {h.start_s:6.2f}-{h.end_s:6.2f}  heard {text!r} ({conf:.2f})"
+                f" -> {h.match_summary}"
             )
         else:
             label = s.event.replace("_", " ") + (f" {s.detail}" if s.detail else "")

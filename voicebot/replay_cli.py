@@ -13,8 +13,7 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from voicebot import models
-from voicebot.config import LanguageConfig, SpeechMode
-from voicebot.recognizer import REGISTRY, ModelError, SpeechModel
+from voicebot.recognizer import ModelError
 
 DEFAULT_CALLER = "+46701234567"  # a mobile number, so SMS actions are taken
 DEFAULT_AT = "2026-01-05T10:00"  # a Monday morning: fixed, so replays repeat exactly
@@ -65,18 +64,9 @@ def _fail(message: str) -> int:
     return 1
 
 
-def load_speech_model(config: LanguageConfig) -> SpeechModel:
-    """The configured model, else the installed one for the language; ``ModelsError`` or
-    ``ModelError`` say how to fix it in one sentence."""
-    if config.speech.model is not None:
-        return REGISTRY.get(config.speech.model)
-    return REGISTRY.get(models.require(config.language))
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from voicebot.cli import UsageError, _language
-    from voicebot.grammar import runtime_grammar
-    from voicebot.matcher import Matcher
+    from voicebot.cli import UsageError, _language, caller_arg
+    from voicebot.pipeline import load_speech_model, speech_kit
     from voicebot.replay import (
         NO_CHECK,
         ExpectationError,
@@ -106,18 +96,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     files = find_wavs(args.paths)
     if not files:
         return _fail("no WAV files found in " + ", ".join(map(str, args.paths)))
-    caller = None if args.caller in ("", "withheld", "none") else args.caller
+    caller = caller_arg(args.caller)
     at = args.at or dt.datetime.fromisoformat(DEFAULT_AT)
     if at.tzinfo is None:
         at = at.replace(tzinfo=ZoneInfo(config.timezone))
-    grammar = None
-    if config.speech.mode is SpeechMode.GRAMMAR:
-        grammar = runtime_grammar(config, lambda m: _warn(m))
-    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    kit = speech_kit(config, model, lambda m: _warn(m))
 
     def one(path: Path) -> FileResult:
         return replay_file(
-            path, config, model, matcher.match_alternatives, grammar=grammar, caller=caller, at=at
+            path, config, model, kit.classify, grammar=kit.grammar, caller=caller, at=at
         )
 
     progress = Progress(len(files), sys.stderr) if any(p.is_dir() for p in args.paths) else None

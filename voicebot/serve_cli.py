@@ -181,7 +181,7 @@ def _serve(
     import uvicorn
 
     from voicebot.loader import ConfigHolder
-    from voicebot.replay_cli import load_speech_model
+    from voicebot.pipeline import load_speech_model
     from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
     from voicebot.tts import Tts
     from voicebot.twilio_rest import TwilioRest

@@ -38,7 +38,6 @@ from voicebot.audio import ulaw_decode
 from voicebot.config import LanguageConfig
 from voicebot.dialogue import (
     Action,
-    Classify,
     Dialogue,
     Event,
     HangUpCall,
@@ -55,7 +54,7 @@ from voicebot.loader import ConfigHolder
 from voicebot.match import Match, Verdict
 from voicebot.metrics import Metrics
 from voicebot.phone import mask, normalize
-from voicebot.pipeline import CallPipeline
+from voicebot.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.recognizer import SpeechModel
 from voicebot.report import is_yes_no
 from voicebot.signature import SIGNATURE_HEADER, is_valid, public_url
@@ -128,15 +127,6 @@ class CallObserver(Protocol):
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
 
 
-@dataclass(frozen=True)
-class SpeechKit:
-    """What a call in one configuration needs besides the config: model, matcher, grammar."""
-
-    model: SpeechModel
-    classify: Classify
-    grammar: Sequence[str] | None
-
-
 class SpeechProvider:
     """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
 
@@ -151,18 +141,7 @@ class SpeechProvider:
             hit = self._kits.get(id(config))
             if hit is not None and hit[0] is config:
                 return hit[1]
-            from voicebot.config import SpeechMode
-            from voicebot.grammar import runtime_grammar
-            from voicebot.matcher import Matcher
-
-            model = self._load_model(config)
-            grammar = (
-                runtime_grammar(config, log.warning)
-                if config.speech.mode is SpeechMode.GRAMMAR
-                else None
-            )
-            matcher = Matcher(tuple(config.intents.values()), config.thresholds)
-            kit = SpeechKit(model, matcher.match_alternatives, grammar)
+            kit = speech_kit(config, self._load_model(config), log.warning)
             self._kits[id(config)] = (config, kit)
             while len(self._kits) > 16:  # old configs of finished calls
                 self._kits.pop(next(iter(self._kits)))
