@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +29,7 @@ from voicebot.fake_twilio import FakeTwilio
 from voicebot.loader import ConfigHolder
 from voicebot.pipeline import CallPipeline, load_speech_model
 from voicebot.recognizer import SpeechModel
-from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
+from voicebot.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
 from voicebot.simulate import (
     CallReport,
@@ -83,8 +83,15 @@ class Live:
 
 
 @contextlib.contextmanager
-def _serving(config_path: Path, speech: SpeechProvider) -> Iterator[Live]:
-    """``serve`` on a free port over ``config_path``, with its own fake Twilio REST API."""
+def _serving(
+    config_path: Path,
+    speech: SpeechProvider,
+    *,
+    observer: CallObserver | None = None,
+    before_start: Callable[[VoiceServer], object] | None = None,
+) -> Iterator[Live]:
+    """``serve`` on a free port over ``config_path``, with its own fake Twilio REST API;
+    ``before_start`` may mount more on the server (the dashboard) before it listens."""
     fake = FakeTwilio().start()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -102,7 +109,10 @@ def _serving(config_path: Path, speech: SpeechProvider) -> Iterator[Live]:
         rest,
         speech,
         tts=Tts(),
+        observer=observer,
     )
+    if before_start is not None:
+        before_start(server)
     uv = uvicorn.Server(
         uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
     )

@@ -7,8 +7,6 @@ import asyncio
 import datetime as dt
 import json
 import sqlite3
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,20 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from test_dashboard import TOKEN, serve
-from test_e2e_twilio import AUDIO, CALLER, CONFIG, Live, _free_port
+from test_e2e_twilio import AUDIO, CALLER, CONFIG, Live, _serving
 
 from voicebot.calllog import CallLog, EventRow
 from voicebot.dialogue import CallStarted, Utterance
-from voicebot.fake_twilio import FakeTwilio
 from voicebot.loader import ConfigHolder, load_language
 from voicebot.recognizer import SpeechModel
 from voicebot.report import is_yes_no, summarize
 from voicebot.serve_cli import attach_dashboard, purge_every
 from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
 from voicebot.simulate import CallReport, load_audio, simulate_call
-from voicebot.tts import Tts
 from voicebot.twilio_rest import TwilioRest
 
 SALT = "test-number-salt"
@@ -58,39 +53,15 @@ def logged(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> I
     tmp = tmp_path_factory.mktemp("serve-calllog")
     path = tmp / "calls.sqlite3"
     log = CallLog.open(f"sqlite:///{path}", salt=SALT, env={"VOICEBOT_DATA_DIR": str(tmp)})
-    fake = FakeTwilio().start()
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    rest = TwilioRest(
-        fake.account_sid,
-        fake.auth_token,
-        from_number="+15005550006",
-        base_url=fake.url,
-        backoff_s=0.01,
-        max_backoff_s=0.02,
-    )
-    server = VoiceServer(
-        ServerSettings(public_url=url, auth_token=fake.auth_token),
-        ConfigHolder(CONFIG),
-        rest,
+    mounted: list[bool] = []
+    with _serving(
+        CONFIG,
         SpeechProvider(lambda _config: ko_model),
-        tts=Tts(),
         observer=log,
-    )
-    assert attach_dashboard(server, log, TOKEN)
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert uv.started
-    yield Logged(Live(server, fake, url, CONFIG), log, path)
-    uv.should_exit = True
-    thread.join(5)
-    fake.stop()
+        before_start=lambda server: mounted.append(attach_dashboard(server, log, TOKEN)),
+    ) as live:
+        assert mounted == [True]
+        yield Logged(live, log, path)
     log.close()
 
 
