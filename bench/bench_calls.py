@@ -12,9 +12,9 @@ stay silent until the bot reacts. Reported:
 - server decision latency (the issue's target, p95 <= 300 ms): server time from receiving the
   audio chunk that completed the caller's utterance to the action leaving the server (REST
   request sent, SMS request sent, or prompt audio sent);
-- client reaction time: end of the caller's audio -> the simulator sees the action; it also
-  contains the end-of-speech silence the recogniser waits for (0.7 s minus the 0.5 s of silence
-  at the end of each fixture) and the REST round trip;
+- client reaction time: end of the caller's speech (the last frame within 20 dB of the loudest)
+  -> the simulator sees the action; it contains the end-of-speech silence the recogniser waits
+  for (0.7 s) and the REST round trip. Per call in the JSON (`per_call`);
 - decode time per 100 ms chunk.
 """
 
@@ -150,13 +150,22 @@ def main() -> int:
         },
         "decode_chunk_ms": {"n": len(decode), "p50": _ms(decode, 50), "p95": _ms(decode, 95)},
         "errors": dict(server.metrics.errors),
+        "per_call": [
+            {
+                "fixture": MIX[i % len(MIX)],
+                "decision": r["decision"],
+                "reaction_ms": r["latency_ms"],
+                "said": r["said"],
+            }
+            for i, r in enumerate(reports)
+        ],
     }
     print(f"{args.calls} concurrent real-time calls, {os.cpu_count()} CPUs, {wall:.1f} s\n")
     print("| measure | n | p50 ms | p95 ms | max ms |")
     print("|---|---|---|---|---|")
     for name, key in (
         ("server: utterance complete -> action sent", "server_decision_ms"),
-        ("client: end of caller audio -> action seen", "client_reaction_ms"),
+        ("client: end of caller speech -> action seen", "client_reaction_ms"),
     ):
         row = result[key]
         print(f"| {name} | {row['n']} | {row['p50']} | {row['p95']} | {row['max']} |")
@@ -167,6 +176,10 @@ def main() -> int:
     print(f"\ncalls lost: {len(lost)}; decisions: {decisions}; errors: {result['errors']}")
     for r in lost:
         print(f"  lost: {r['call_sid']} {r['decision']} {r['error']}")
+    slow = sorted(result["per_call"], key=lambda c: -(c["reaction_ms"] or 0))[:5]
+    print("slowest reactions:")
+    for c in slow:
+        print(f"  {c['fixture']}: {c['reaction_ms']} ms -> {c['decision']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"wrote {args.out}")

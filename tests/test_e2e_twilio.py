@@ -32,6 +32,7 @@ from voicebot.recognizer import SpeechModel
 from voicebot.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
 from voicebot.signature import SIGNATURE_HEADER, sign
 from voicebot.simulate import (
+    SILENCE,
     CallReport,
     SimOptions,
     _post,
@@ -172,13 +173,18 @@ def test_whisper_tells_the_agent_what_the_caller_wants(live: Live) -> None:
 
 
 def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
-    report = live.call("password.wav")
+    # Two seconds of silence end the recording: the bot answers while it is still playing.
+    turn = load_audio(AUDIO / "password.wav") + SILENCE * 100
+    report = asyncio.run(simulate_call([turn], live.options(realtime=True), live.fake))
     assert report.texted == [
         (CALLER, "로그인 방법을 문자로 보내 드렸어요. https://example.org/ko/login")
     ]
     assert any(s.startswith("(stream) prompt") for s in report.said)  # "sent; anything else?"
     assert report.decision == "hangup"
     assert "감사합니다" in live.updates(report)[-1]  # goodbye said before hanging up
+    # The caller's reaction time is to the SMS and its prompt, not to the goodbye that follows
+    # the 5 s no-speech timeout.
+    assert report.latency_s is not None and report.latency_s < 5.0, format_report(report)
 
 
 def test_dtmf_zero_reaches_the_default_group_with_a_whisper(live: Live) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
+from voicebot.audio import ulaw_encode
 from voicebot.config import Destination, DestinationKind
-from voicebot.simulate import CallReport, parse_twiml, summary
+from voicebot.simulate import CallReport, parse_twiml, summary, voiced_frames
+from voicebot.twilio_protocol import split_frames
 from voicebot.twiml import Speech, connect_stream_twiml, say_and_hangup_twiml, transfer_twiml
 
 
@@ -61,3 +65,14 @@ def test_summary_counts_undecided_calls_and_latency() -> None:
     assert out["decisions"] == {"transfer enqueue billing": 2, "none": 1}
     assert out["latency_ms"]["p50"] == 100.0 and out["latency_ms"]["max"] == 300.0
     json.dumps(out)
+
+
+def test_reaction_is_timed_from_the_last_word_not_the_trailing_silence() -> None:
+    t = np.arange(8000) / 8000
+    tone = (8000 * np.sin(2 * np.pi * 300 * t)).astype(np.int16)  # 1 s of "speech"
+    rng = np.random.default_rng(0)
+    hiss = rng.normal(0, 200, 4000).astype(np.int16)  # then 0.5 s of line noise (-32 dB)
+    frames = split_frames(ulaw_encode(np.concatenate([tone, hiss])))
+    assert len(frames) == 75
+    assert voiced_frames(frames) == 50  # speech ends after 50 frames of 20 ms
+    assert voiced_frames(split_frames(ulaw_encode(np.zeros(800, np.int16)))) == 5  # all silent

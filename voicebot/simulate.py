@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from voicebot.audio import read_wav, ulaw_encode
+from voicebot.audio import read_wav, ulaw_decode, ulaw_encode
 from voicebot.fake_twilio import FakeTwilio, RecordedRequest
 from voicebot.metrics import percentile
 from voicebot.signature import SIGNATURE_HEADER, sign
@@ -71,7 +72,7 @@ class CallReport:
     updates: list[str] = field(default_factory=list)  # TwiML of REST call updates
     decision: str = ""  # "transfer dial:+82..", "transfer enqueue:billing", "hangup", ...
     context: dict[str, str] = field(default_factory=dict)
-    latency_s: float | None = None  # end of the caller's audio -> the bot's first reaction
+    latency_s: float | None = None  # end of the caller's speech -> the bot's first reaction
     rejected: int | None = None  # HTTP status when the server refused the webhook/stream
     error: str | None = None
 
@@ -134,6 +135,17 @@ def load_audio(path: Path) -> bytes:
 
 # ---------------------------------------------------------------------------------------------
 # HTTP side
+
+
+def voiced_frames(frames: Sequence[bytes], floor: float = 0.1) -> int:
+    """How many frames it takes to reach the last one whose level is at least ``floor`` of the
+    loudest frame's (-20 dB): the end of the speech in a recording with trailing silence or
+    low noise."""
+    levels = [float(np.sqrt(np.mean(ulaw_decode(f).astype(np.float64) ** 2))) for f in frames]
+    if not levels or max(levels) <= 0:
+        return len(frames)
+    loud = max(levels) * floor
+    return max(i for i, level in enumerate(levels, 1) if level >= loud)
 
 
 def _post(url: str, params: Mapping[str, str], token: str) -> tuple[int, str]:
@@ -286,12 +298,11 @@ class _Call:
         self.call_sid = "CA" + secrets.token_hex(16)
         self.report = CallReport(self.call_sid, caller)
         self.caller = caller
-        self.reacted = asyncio.Event()  # the bot did something after the caller's audio
         self.done = asyncio.Event()  # the call is over (decision, or hang-up)
         self.redirect: Twiml | None = None
         self.redirected = asyncio.Event()
         self.fallback = ""
-        self.audio_end: float | None = None
+        self.speech_end: float | None = None  # when the caller's last word (or key) was sent
         self.seen_updates = 0
         # Texts are matched by the caller's number: earlier calls from it do not count.
         self.seen_messages = (
@@ -344,9 +355,8 @@ class _Call:
         self.done.set()
 
     def _react(self) -> None:
-        if self.audio_end is not None and self.report.latency_s is None:
-            self.report.latency_s = time.perf_counter() - self.audio_end
-        self.reacted.set()
+        if self.speech_end is not None and self.report.latency_s is None:
+            self.report.latency_s = time.perf_counter() - self.speech_end
 
     async def _watch_rest(self) -> None:
         """What the bot asked Twilio's REST API for this call: follow it as Twilio would."""
@@ -457,31 +467,37 @@ class _Call:
                 if not self.options.barge_in:
                     await self._silence_until(line, None, self.options.pause_s)
             first = False
-            self.reacted.clear()
             await self._speak(line, turns.pop(0))
             if self.done.is_set() or self.redirected.is_set() or line.closed.is_set():
                 return turns
-        for digit in self.options.dtmf:
-            await line.dtmf(digit)
-            await self._silence_until(line, None, 0.1)
-        self.audio_end = time.perf_counter()
-        self.report.latency_s = None
-        self.reacted.clear()
+        if self.options.dtmf:  # the caller's last input is the keypad, not the speech
+            for digit in self.options.dtmf:
+                await line.dtmf(digit)
+                await self._silence_until(line, None, 0.1)
+            self.speech_end = time.perf_counter()
+            self.report.latency_s = None
         await self._silence_until(line, None, self.options.max_wait_s)
         if not (self.done.is_set() or self.redirected.is_set() or line.closed.is_set()):
             self.report.error = f"no decision {self.options.max_wait_s:.0f} s after the audio"
         return turns
 
     async def _speak(self, line: _Line, audio: bytes) -> None:
+        """Send one turn; the reaction is timed from its last voiced frame, since the bot may
+        answer during the silence that ends a recording."""
+        self.speech_end = None
+        self.report.latency_s = None
+        frames = split_frames(audio)
+        last = voiced_frames(frames)
         next_at = time.perf_counter()
-        for frame in split_frames(audio):
+        for i, frame in enumerate(frames, 1):
             if line.closed.is_set() or self.done.is_set() or self.redirected.is_set():
                 return
             await line.frame(frame)
+            if i >= last and self.speech_end is None:
+                self.speech_end = time.perf_counter()
             if self.options.realtime:
                 next_at += FRAME_S
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
-        self.audio_end = time.perf_counter()
 
     async def _silence_until(
         self, line: _Line, until: asyncio.Event | None, limit_s: float
@@ -559,7 +575,7 @@ def format_report(report: CallReport) -> str:
     if report.context:
         lines.append("  context: " + json.dumps(report.context, ensure_ascii=False, sort_keys=True))
     if report.latency_s is not None:
-        lines.append(f"  reacted {report.latency_s * 1000:.0f} ms after the caller's audio ended")
+        lines.append(f"  reacted {report.latency_s * 1000:.0f} ms after the caller stopped talking")
     if report.error:
         lines.append(f"  problem: {report.error}")
     return "\n".join(lines)
