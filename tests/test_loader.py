@@ -865,6 +865,25 @@ def test_a_number_may_answer_in_one_language_only(tmp_path: Path) -> None:
     assert "en-US/intents.yaml:11" in problem.message
 
 
+def test_a_group_may_not_dial_a_line_the_robot_answers(tmp_path: Path) -> None:
+    own = with_lines('numbers: ["+46 10 123 45 67"]\n')  # the members group's own number
+    problem = only(problems_of(tmp_path, own), "is a line this voicebot answers")
+    assert at(problem) == (4, 3)  # the group, in the file ops edit
+    assert "group 'members': +46101234567" in problem.message and "en-US" in problem.message
+    with pytest.raises(ConfigError, match="reach the robot again"):
+        load_language_text(own)
+
+    deployment = tmp_path / "deployment"
+    write(deployment / "en-US", with_lines('numbers: ["+46101234599"]\n'))
+    sv = MINIMAL.replace("en-US", "sv-SE").replace("+46101234567", "+46101234599")
+    write(deployment / "sv-SE", sv)
+    with pytest.raises(ConfigError) as info:
+        load_deployment(deployment)
+    (problem,) = info.value.problems
+    assert problem.origin.file.endswith("sv-SE/intents.yaml")
+    assert "+46101234599 is a line this voicebot answers in en-US" in problem.message
+
+
 def test_the_called_number_picks_the_language(tmp_path: Path) -> None:
     write(tmp_path / "en-US", with_lines('numbers: ["+46101234599"]\n'))
     sv = MINIMAL.replace("en-US", "sv-SE")

@@ -1649,6 +1649,8 @@ def load_language(path: Path) -> LanguageConfig:
     """Load one language from a YAML file or a folder whose YAML files are merged."""
     problems: list[Problem] = []
     config = _load_language(Path(path), problems)
+    if config is not None:
+        _check_numbers([config], problems)
     if config is None or problems:
         raise ConfigError(problems)
     return config
@@ -1662,6 +1664,8 @@ def load_language_text(text: str, name: str = "<text>") -> LanguageConfig:
     if node is not None:
         _add_entries(_Ctx(name, problems), node, _TOP_KEYS, entries)
     config = _Builder(problems).build(entries, name, Origin(name, 1, 1), None) if entries else None
+    if config is not None:
+        _check_numbers([config], problems)
     if config is None or problems:
         if not problems:
             problems.append(Problem(Origin(name, 1, 1), "the text is empty"))
@@ -1721,6 +1725,7 @@ def load_deployment(path: Path | None = None) -> Deployment:
         config = _load_language(path, problems)
         if config is not None:
             languages[config.language] = config
+            _check_numbers([config], problems)
     if problems or not languages:
         raise ConfigError(problems)
     if default is None:
@@ -1729,7 +1734,9 @@ def load_deployment(path: Path | None = None) -> Deployment:
 
 
 def _check_numbers(languages: Iterable[LanguageConfig], problems: list[Problem]) -> None:
-    """A called number picks the call's language, so it may answer in one language only."""
+    """A called number picks the call's language, so it may answer in one language only; and a
+    group dialling one of the robot's own lines would hand its callers back to the robot."""
+    languages = list(languages)
     owner: dict[str, tuple[str, Origin]] = {}
     for config in languages:
         for number, origin in zip(config.numbers, config.number_origins, strict=True):
@@ -1744,6 +1751,19 @@ def _check_numbers(languages: Iterable[LanguageConfig], problems: list[Problem])
                 )
             else:
                 owner[number] = (config.language, origin)
+    for config in languages:
+        for group in config.groups.values():
+            dest = group.destination
+            if dest.kind is DestinationKind.NUMBER and dest.value in owner:
+                language, line = owner[dest.value]
+                problems.append(
+                    Problem(
+                        group.origin,
+                        f"group '{group.id}': {dest.value} is a line this voicebot answers in "
+                        f"{language} ({_place(line)}); callers put through to it would reach the "
+                        "robot again. Give the agents' own number or queue",
+                    )
+                )
 
 
 def _is_deployment_folder(path: Path) -> bool:
