@@ -27,9 +27,8 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from voicebot.calllog import CallLog
-from voicebot.config import LanguageConfig
+from voicebot.calllog_text import log_text_call
 from voicebot.dashboard import dashboard_app
-from voicebot.dialogue import CallStarted, Dialogue, Event, HangUp, SendSms, SmsResult, Utterance
 from voicebot.loader import load_deployment
 from voicebot.match import Match, Scored, Verdict
 from voicebot.text import normalize
@@ -80,39 +79,6 @@ def script(rng: random.Random) -> list[str]:
     return [lost, "/hangup"] if rng.random() < 0.4 else [lost, lost]
 
 
-def run_call(
-    log: CallLog, config: LanguageConfig, call_id: str, start: dt.datetime, lines: list[str]
-) -> None:
-    matches: list[Match] = []
-
-    def logged(alternatives: Sequence[tuple[str, float]]) -> Match:
-        matches.append(classify(alternatives))
-        return matches[-1]
-
-    dialogue = Dialogue(config, logged)
-    caller = f"+4670{call_id[-7:]:0>7}"
-    log.call_started(call_id, start, config.language, caller)
-
-    def handle(event: Event) -> None:
-        matches.clear()
-        actions = dialogue.handle(event)
-        log.event(call_id, event, matches[-1] if matches else None)
-        log.actions(call_id, event.at, actions)
-        for a in actions:
-            if isinstance(a, SendSms):
-                handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))
-
-    at = start
-    handle(CallStarted(start, caller, call_id))
-    for line in lines:
-        at += dt.timedelta(seconds=6)
-        handle(HangUp(at) if line == "/hangup" else Utterance(((line, 0.9),), at))
-        if dialogue.ended:
-            break
-    if dialogue.outcome is not None:
-        log.call_ended(call_id, at, dialogue.outcome)
-
-
 def fill(log: CallLog, seed: int = 7) -> None:
     rng = random.Random(seed)
     config = load_deployment(None).language("en-US")
@@ -125,7 +91,9 @@ def fill(log: CallLog, seed: int = 7) -> None:
             start = dt.datetime.combine(day, dt.time(7), dt.UTC) + dt.timedelta(
                 minutes=rng.randint(0, 9 * 60)
             )
-            run_call(log, config, f"CA{n:07d}", start, script(rng))
+            call_id = f"CA{n:07d}"
+            caller = f"+4670{call_id[-7:]:0>7}"
+            log_text_call(log, config, classify, call_id, caller, start, script(rng), turn_s=6)
     log.flush()
 
 

@@ -22,17 +22,9 @@ from postgres import PostgresServer, find_bindir
 from voicebot.calllog import CallLog, SaltMismatch, StoreNumbers
 from voicebot.calllog_db import connect, parse_url
 from voicebot.calllog_schema import MIGRATIONS, Migration, current_version, migrate
+from voicebot.calllog_text import log_text_call
 from voicebot.config import LanguageConfig
-from voicebot.dialogue import (
-    CallStarted,
-    Dialogue,
-    Event,
-    HangUp,
-    SendSms,
-    SilenceTimeout,
-    SmsResult,
-    Utterance,
-)
+from voicebot.dialogue import Dialogue
 from voicebot.loader import load_deployment
 from voicebot.match import Match, Scored, Verdict
 from voicebot.text import normalize
@@ -132,38 +124,17 @@ def run_call(
     lines: list[str],
 ) -> Dialogue:
     """A call shell: lines are speech, "" silence, "/hangup"; SMS always succeed; 5 s a turn."""
-    matches: list[Match] = []
-
-    def logged_classify(alternatives: object) -> Match:
-        matches.append(classify(alternatives))
-        return matches[-1]
-
-    dialogue = Dialogue(config, logged_classify)
-    log.call_started(call_id, start, config.language, caller)
-    at = start
-
-    def handle(event: Event) -> None:
-        matches.clear()
-        actions = dialogue.handle(event)
-        log.event(call_id, event, matches[-1] if matches else None)
-        log.actions(call_id, event.at, actions)
-        for a in actions:
-            if isinstance(a, SendSms):
-                handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))
-
-    handle(CallStarted(start, caller, call_id))
-    for line in lines:
-        at += dt.timedelta(seconds=5)
-        if line == "/hangup":
-            handle(HangUp(at))
-        elif line == "":
-            handle(SilenceTimeout(at))
-        else:
-            handle(Utterance(((line, 0.9), (line + " please", 0.4)), at))
-        if dialogue.ended:
-            break
+    dialogue = log_text_call(
+        log,
+        config,
+        classify,
+        call_id,
+        caller,
+        start,
+        lines,
+        n_best=lambda line: ((line, 0.9), (line + " please", 0.4)),
+    )
     assert dialogue.outcome is not None
-    log.call_ended(call_id, at, dialogue.outcome)
     return dialogue
 
 
@@ -224,6 +195,7 @@ def test_a_served_call_is_stored_and_read_back(open_log: Opener, config: Languag
     assert (first.intent, first.score) == ("login_password", 0.91)
     assert first.ranked == (Scored("login_password", 0.91), Scored("join", 0.12))
     assert second.transcript == "no"
+    assert second.verdict is None  # an answer to "anything else?", not a request
 
     timeline = log.timeline("CA1")
     assert [e.seq for e in timeline] == list(range(len(timeline)))

@@ -27,18 +27,10 @@ from starlette.routing import Mount
 
 from voicebot import report
 from voicebot.calllog import CallLog, StoreNumbers
-from voicebot.config import Deployment, LanguageConfig
+from voicebot.calllog_text import log_text_call
+from voicebot.config import Deployment
 from voicebot.dashboard import COOKIE, dashboard_app
 from voicebot.dashboard_data import snippet
-from voicebot.dialogue import (
-    CallStarted,
-    Dialogue,
-    Event,
-    HangUp,
-    SendSms,
-    SmsResult,
-    Utterance,
-)
 from voicebot.loader import load_deployment, load_language, load_language_text
 from voicebot.match import Match, Scored, Verdict
 from voicebot.text import normalize
@@ -64,8 +56,6 @@ ANSWERS: dict[str, tuple[Verdict, tuple[Scored, ...]]] = {
 
 # (call id, start, caller, language, what the caller says; "/hangup" hangs up)
 CALLS: list[tuple[str, dt.datetime, str | None, str, list[str]]] = [
-    # (no call answers "anything else?" with "no": the dialogue asks the matcher about that "no"
-    # and the report counts it as not understood, which would muddle the figures below)
     ("A", DAY1, ALICE, "en-US", ["I forgot my password", "/hangup"]),  # SMS link: solved
     ("B", DAY1 + dt.timedelta(hours=1), BOB, "en-US", ["my invoice is wrong"]),  # to billing
     ("C", DAY1 + dt.timedelta(hours=2), ALICE, "en-US", ["Where is my parcel?"] * 2),  # no match
@@ -85,43 +75,11 @@ def classify(alternatives: object) -> Match:
     return Match(text, ranked, verdict)
 
 
-def run_call(
-    log: CallLog, config: LanguageConfig, call_id: str, caller: str | None, start: dt.datetime,
-    lines: list[str],
-) -> None:  # fmt: skip
-    """A call shell as the server runs it: 5 s a turn, every SMS is sent."""
-    matches: list[Match] = []
-
-    def logged(alternatives: object) -> Match:
-        matches.append(classify(alternatives))
-        return matches[-1]
-
-    dialogue = Dialogue(config, logged)
-    log.call_started(call_id, start, config.language, caller)
-
-    def handle(event: Event) -> None:
-        matches.clear()
-        actions = dialogue.handle(event)
-        log.event(call_id, event, matches[-1] if matches else None)
-        log.actions(call_id, event.at, actions)
-        for a in actions:
-            if isinstance(a, SendSms):
-                handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))
-
-    at = start
-    handle(CallStarted(start, caller, call_id))
-    for line in lines:
-        at += dt.timedelta(seconds=5)
-        handle(HangUp(at) if line == "/hangup" else Utterance(((line, 0.9),), at))
-        if dialogue.ended:
-            break
-    assert dialogue.outcome is not None
-    log.call_ended(call_id, at, dialogue.outcome)
-
-
 def fill(log: CallLog, deployment: Deployment) -> None:
     for call_id, start, caller, language, lines in CALLS:
-        run_call(log, deployment.language(language), call_id, caller, start, lines)
+        config = deployment.language(language)
+        dialogue = log_text_call(log, config, classify, call_id, caller, start, lines)
+        assert dialogue.outcome is not None
     # a call still running (or cut off by a crash): counted, never ended
     log.call_started("U", DAY3 + dt.timedelta(hours=4), "en-US", BOB)
     assert log.flush()

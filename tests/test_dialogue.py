@@ -656,6 +656,80 @@ def test_partial_while_an_sms_is_pending_does_nothing() -> None:
     assert call.send(Partial(text="hello", at=call.at)) == []
 
 
+# --- the match reported for the call log -------------------------------------------------------
+
+
+def scripted(text: str) -> Match:
+    """What the scripted classifier answers for ``text``."""
+    return Classifier()(((text, 0.9),))
+
+
+def test_a_request_reports_the_classifiers_match_until_the_next_event() -> None:
+    call = Call(classify=Classifier({"hm": clarify("invoice", "insurance")}))
+    assert call.dialogue.match is None  # the greeting classified nothing
+    call.say("hm")
+    assert call.dialogue.match == Match(
+        "hm", (Scored("invoice", 0.48), Scored("insurance", 0.45)), Verdict.CLARIFY
+    )
+    call.silence()  # clarification asked again
+    assert call.dialogue.match is None
+    call.say("the second one")  # picked by position: not classified
+    assert call.dialogue.match is None and call.dialogue.outcome is not None
+
+
+def test_a_request_nobody_understood_reports_the_reject() -> None:
+    call = Call()
+    call.say("where is my parcel")
+    assert call.dialogue.match == scripted("where is my parcel")
+    assert call.dialogue.match.verdict is Verdict.REJECT
+    call.say("yes")  # not an answer to a question here: a request that failed again
+    assert call.dialogue.match == scripted("yes")
+    assert call.dialogue.outcome is not None and call.dialogue.outcome.reason == "no_match"
+
+
+@pytest.mark.parametrize("event", ["silence", "dtmf", "escape", "empty"])
+def test_events_that_are_no_request_report_no_match(event: str) -> None:
+    call = Call()
+    call.say("a bill")  # "A or B?": the match of "a bill" is reported
+    assert call.dialogue.match is not None
+    if event == "silence":
+        call.silence()
+    elif event == "dtmf":
+        call.press("1")
+    elif event == "escape":
+        call.say("agent")
+    else:
+        call.say("  ")
+    assert call.dialogue.match is None
+    assert call.dialogue.state.match is None
+
+
+@pytest.mark.parametrize("answer", ["yes", "no", "no thank you", "Yes."])
+def test_a_yes_or_no_to_anything_else_reports_no_match(answer: str) -> None:
+    call = Call()
+    call.say("when are you open")
+    assert call.dialogue.match == scripted("when are you open")
+    call.say(answer)
+    assert call.classify.calls[-1] == answer  # asked, in case it was a request after all
+    assert call.dialogue.match is None  # but answered the question: no request to report
+
+
+def test_a_request_after_anything_else_reports_its_match() -> None:
+    call = Call()
+    call.say("when are you open")
+    call.say("i paid twice")
+    assert call.dialogue.match == scripted("i paid twice")
+
+
+@pytest.mark.parametrize("answer", ["yes", "no"])
+def test_a_yes_or_no_to_a_clarification_reports_no_match(answer: str) -> None:
+    call = Call()
+    call.say("a bill")
+    call.say(answer)
+    assert call.classify.calls[-1] == answer
+    assert call.dialogue.match is None
+
+
 # --- errors -----------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from voicebot.audio import read_wav
 from voicebot.config import LanguageConfig
-from voicebot.dialogue import Action, Listen, Say, SendSms, Transfer
+from voicebot.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
 from voicebot.loader import load_language
 from voicebot.match import Match
 from voicebot.matcher import Matcher
@@ -88,6 +88,10 @@ def test_a_spoken_request_is_transferred_to_its_group(
     heard = [s.heard for s in call.steps if s.heard is not None]
     assert heard and heard[0].match is not None and heard[0].match.intent == "billing"
     assert 0.0 < heard[0].start_s < heard[0].end_s < read_wav(FIXTURES / "billing.wav").duration_s
+    # each step keeps the event the dialogue handled, for the call log
+    assert isinstance(call.steps[0].handled, CallStarted) and call.steps[0].handled.at == AT
+    spoken = next(s.handled for s in call.steps if s.heard is not None)
+    assert isinstance(spoken, Utterance) and spoken.alternatives == heard[0].alternatives
 
 
 @pytest.mark.parametrize(("name", "intent"), [("password", "password"), ("course", "course")])

@@ -234,6 +234,10 @@ class State:
     barge_in: bool = False  # a Partial now stops the bot's speech
     after: str = ""  # tag of the last prompt, for the outcome of a caller hang-up
     outcome: Outcome | None = None
+    # The Match the latest event was classified as, for the call log; None when it was not
+    # classified as a request (key, escape word, silence, a yes/no answer taken as such).
+    # An ended call ignores events and keeps the last one's.
+    match: Match | None = None
 
     @property
     def ended(self) -> bool:
@@ -257,6 +261,7 @@ def step(state: State, event: Event, config: LanguageConfig, classify: Classify)
     """The next state and the actions to carry out; never raises."""
     if state.ended:
         return state, []
+    state = replace(state, match=None)
     if isinstance(event, Failure):
         return _error(state, config)
     try:
@@ -288,6 +293,11 @@ class Dialogue:
     @property
     def outcome(self) -> Outcome | None:
         return self.state.outcome
+
+    @property
+    def match(self) -> Match | None:
+        """What the last event handled was classified as (``State.match``)."""
+        return self.state.match
 
 
 # ---------------------------------------------------------------------------------------------
@@ -403,7 +413,13 @@ def _silence(s: State, c: _Ctx) -> Step:
 
 def _classify(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> tuple[State, Match]:
     match = c.classify(alternatives)
-    return replace(s, transcript=match.text or alternatives[0][0]), match
+    return replace(s, transcript=match.text or alternatives[0][0], match=match), match
+
+
+def _answered(s: State) -> State:
+    """The utterance was taken as a yes or no to the bot's question: it was no request, so
+    its Match is not reported (a bare "no" must not count as a request nobody understood)."""
+    return replace(s, match=None)
 
 
 def _request(s: State, m: Match, c: _Ctx) -> Step:
@@ -432,9 +448,9 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
     if clarified and best is not None and best.intent in names and picked_one:
         return _serve(s, c, best)  # the fresh answer favours one of the two
     if _says(top, c.config.words.no):  # neither: ask openly again
-        return _failed(s, c, TransferReason.NO_MATCH)
+        return _failed(_answered(s), c, TransferReason.NO_MATCH)
     if _says(top, c.config.words.yes):  # a bare yes: the better-scoring candidate
-        return _serve(s, c, s.options[0])
+        return _serve(_answered(s), c, s.options[0])
     if clarified and best is not None and runner is not None and runner.intent != best.intent:
         s = replace(s, options=(best, runner))  # a different close pair: ask about that instead
     return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
@@ -444,11 +460,11 @@ def _anything_else_answer(s: State, alternatives: Sequence[tuple[str, float]], c
     top = alternatives[0][0]
     s, m = _classify(s, alternatives, c)
     if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
-        return _goodbye(s, c)
+        return _goodbye(_answered(s), c)
     if m.verdict is not Verdict.REJECT:
         return _request(s, m, c)
     if _says(top, c.config.words.yes):  # "yes" and a pause: the request usually follows
-        return _ask(s, c, [], None, Phase.ASKING, "listen")
+        return _ask(_answered(s), c, [], None, Phase.ASKING, "listen")
     return _failed(s, c, TransferReason.NO_MATCH)
 
 

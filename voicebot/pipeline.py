@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,7 +87,7 @@ class Heard:
     start_s: float  # call time of the first word
     end_s: float  # call time of the last word
     alternatives: tuple[tuple[str, float], ...]  # n-best, best first, as the dialogue got them
-    match: Match | None  # None when the dialogue did not classify it (escape word, yes/no...)
+    match: Match | None  # as the dialogue reported it: None when it was no request (yes/no...)
 
     @property
     def match_summary(self) -> str:
@@ -107,21 +107,9 @@ class Step:
     time_s: float  # call time
     event: str  # start, utterance, no_speech, barge_in, dtmf, sms, hang_up, failure
     actions: tuple[Action, ...]
+    handled: Event  # what the dialogue was given, for the call log
     heard: Heard | None = None
     detail: str = ""
-
-
-@dataclass
-class _Classifier:
-    """Wraps the matcher to remember its last verdict for the call log."""
-
-    classify: Classify
-    last: Match | None = field(default=None)
-
-    def __call__(self, alternatives: Sequence[tuple[str, float]]) -> Match:
-        self.last = None
-        self.last = self.classify(alternatives)
-        return self.last
 
 
 class CallPipeline:
@@ -172,8 +160,7 @@ class CallPipeline:
             max_alternatives=speech.max_alternatives,
             allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
         )
-        self._classifier = _Classifier(classify)
-        self.dialogue = Dialogue(config, self._classifier)
+        self.dialogue = Dialogue(config, classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
         self._wait_for_prompts = wait_for_prompts
@@ -290,12 +277,8 @@ class CallPipeline:
         if not self.listening:  # spoken while the bot was not asking: not an answer
             return []
         alternatives = tuple((_without_unk(a.text), a.confidence) for a in event.alternatives)
-        self._classifier.last = None
         utterance = Utterance(alternatives=alternatives, at=self.at(event.time))
-        actions = self._handle(utterance, "utterance", event.time, record=False)
-        heard = Heard(event.start, event.end, alternatives, self._classifier.last)
-        self.steps.append(Step(event.time, "utterance", tuple(actions), heard))
-        return actions
+        return self._handle(utterance, "utterance", event.time, spoken=(event.start, event.end))
 
     def _handle(
         self,
@@ -304,7 +287,7 @@ class CallPipeline:
         time_s: float | None = None,
         *,
         detail: str = "",
-        record: bool = True,
+        spoken: tuple[float, float] | None = None,  # an utterance's first and last word
     ) -> list[Action]:
         actions = self.dialogue.handle(event)
         when = self.time_s if time_s is None else time_s
@@ -314,8 +297,10 @@ class CallPipeline:
                 self.recognizer.disarm_no_speech()
             else:
                 self.recognizer.arm_no_speech(when)
-        if record:
-            self.steps.append(Step(when, name, tuple(actions), detail=detail))
+        heard = None
+        if spoken is not None and isinstance(event, Utterance):
+            heard = Heard(*spoken, event.alternatives, self.dialogue.match)
+        self.steps.append(Step(when, name, tuple(actions), event, heard, detail))
         return actions
 
 

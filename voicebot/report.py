@@ -18,9 +18,9 @@ Definitions (they decide the numbers, so they are spelt out):
   intent once per call.
 - *top unmatched*: rejected transcripts after ``text.normalize``, by frequency; transcripts older
   than the retention period are gone, so this covers the retention window only.
-- A bare yes or no (``is_yes_no``: just a word of the language's ``words.yes``/``words.no``,
-  e.g. "no" to "anything else?") answers the bot, it is no request: the server logs it without
-  a Match, so it counts neither as judged nor as unmatched.
+- A yes or no that the dialogue took as an answer (e.g. "no" to "anything else?") is no
+  request: the dialogue reports no Match for it, so it counts neither as judged nor as
+  unmatched. A bare "yes" when asked what the call is about is misunderstood, and counts so.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from voicebot.calllog_records import CallRow, UtteranceRow
-from voicebot.config import Words
 from voicebot.text import normalize
 
 _NOT_SOLVED = frozenset({"transferred", "error"})
@@ -104,12 +103,6 @@ def summarize(
         intents=_sorted(intents),
         top_unmatched=tuple(sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
     )
-
-
-def is_yes_no(text: str, words: Words) -> bool:
-    """The whole transcript is one of the language's yes or no words (phrases)."""
-    said = normalize(text)
-    return bool(said) and any(said == normalize(w) for w in (*words.yes, *words.no))
 
 
 def daily(

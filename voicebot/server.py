@@ -38,7 +38,6 @@ from voicebot.audio import ulaw_decode
 from voicebot.config import LanguageConfig
 from voicebot.dialogue import (
     Action,
-    Dialogue,
     Event,
     HangUpCall,
     Listen,
@@ -48,15 +47,13 @@ from voicebot.dialogue import (
     SendSms,
     StopSpeaking,
     Transfer,
-    Utterance,
 )
 from voicebot.loader import ConfigHolder
-from voicebot.match import Match, Verdict
+from voicebot.match import Match
 from voicebot.metrics import Metrics
 from voicebot.phone import mask, normalize
 from voicebot.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.recognizer import SpeechModel
-from voicebot.report import is_yes_no
 from voicebot.signature import SIGNATURE_HEADER, is_valid, public_url
 from voicebot.tts import Tts, TtsError
 from voicebot.twilio_protocol import (
@@ -319,8 +316,6 @@ class VoiceServer:
             warn=log.warning,
             wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
         )
-        if self.observer is not None:
-            pipeline.dialogue = _TappedDialogue(pipeline.dialogue)
         actions = pipeline.start()
         token = secrets.token_urlsafe(16)
         speech = [_speech(a) for a in actions if isinstance(a, Say | Play)]
@@ -751,24 +746,14 @@ class VoiceServer:
 
     def _record(self, session: CallSession) -> None:
         """Pass the pipeline steps not yet observed on: each event, then the actions it caused."""
-        dialogue = session.pipeline.dialogue
-        if self.observer is None or not isinstance(dialogue, _TappedDialogue):
+        if self.observer is None:
             return
-        steps, events = session.pipeline.steps, dialogue.events
-        for i in range(session.observed, min(len(steps), len(events))):
-            step, event = steps[i], events[i]
+        steps = session.pipeline.steps
+        for step in steps[session.observed :]:
             match = step.heard.match if step.heard is not None else None
-            if (
-                match is not None
-                and match.verdict is Verdict.REJECT
-                and isinstance(event, Utterance)
-                and event.alternatives
-                and is_yes_no(max(event.alternatives, key=lambda a: a[1])[0], session.config.words)
-            ):
-                match = None  # an answer to a yes/no question, not a request nobody understood
-            self._observe("event", session.call_sid, event, match)
-            self._observe("actions", session.call_sid, event.at, step.actions)
-            session.observed = i + 1
+            self._observe("event", session.call_sid, step.handled, match)
+            self._observe("actions", session.call_sid, step.handled.at, step.actions)
+        session.observed = len(steps)
 
     def _observe(self, method: str, *args: object) -> None:
         if self.observer is None:
@@ -777,21 +762,6 @@ class VoiceServer:
             getattr(self.observer, method)(*args)
         except Exception:
             log.exception("call observer %s failed", method)
-
-
-class _TappedDialogue(Dialogue):
-    """The pipeline's dialogue, keeping every event it handles for the call log; events pair
-    one to one with ``CallPipeline.steps``, which hold the actions and the Match."""
-
-    def __init__(self, inner: Dialogue) -> None:
-        super().__init__(inner.config, inner.classify)
-        self.state = inner.state
-        self.events: list[Event] = []
-
-    def handle(self, event: Event) -> list[Action]:
-        actions = super().handle(event)
-        self.events.append(event)
-        return actions
 
 
 def _speech(action: Say | Play) -> Speech:
