@@ -257,6 +257,65 @@ def test_import_then_eval_measures_routing(
     assert "route" in out.lower()
 
 
+BEFORE = """\
+language: en-US
+default_group: members
+groups:
+  members:
+    number: "+46101234567"
+  billing:
+    queue: billing
+intents:
+  invoice:
+    phrases: [a question about my invoice, my bill is wrong]
+    transfer: billing
+  course:
+    phrases: [book a course, which courses are there]
+    transfer: members
+"""
+
+
+def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text(BEFORE, encoding="utf-8")
+    new = tmp_path / "new.yaml"
+    new.write_text(
+        BEFORE.replace("my bill is wrong]", "my bill is wrong, you charged me twice this month]"),
+        encoding="utf-8",
+    )
+    calls = tmp_path / "calls.csv"
+    calls.write_text(
+        "text,intent\nyou charged me twice,invoice\nmy invoice is wrong,invoice\n"
+        "I want to book a course,course\n",
+        encoding="utf-8",
+    )
+    argv = ["eval", str(calls), "--config", str(new), "--against", str(old)]
+    code, out, err = run([*argv, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fixed"] == [
+        {"text": "you charged me twice", "expected": "invoice", "predicted": "invoice"}
+    ]
+    assert report["broken"] == []
+    assert report["route_accuracy"] == 1.0 and report["against"]["route_accuracy"] < 1.0
+
+    code, out, _ = run(argv, capsys)
+    assert code == 0
+    assert "now routed right (1):\n  'you charged me twice': invoice -> invoice" in out
+    assert "now routed wrong (0):" in out
+
+    # Swapped, the same edit reads as a regression, and CI can fail on the route accuracy.
+    code, out, err = run(
+        ["eval", str(calls), "--config", str(old), "--against", str(new), "--fail-under", "90"],
+        capsys,
+    )
+    assert code == 1
+    assert "now routed wrong (1):" in out and "you charged me twice" in out
+    assert "route accuracy 66.7% is below 90%" in err
+
+
 def test_import_with_max_examples_is_reproducible(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

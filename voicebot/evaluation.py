@@ -19,10 +19,14 @@ from voicebot.matcher import route_key
 
 __all__ = [
     "FALLBACK",
+    "Comparison",
     "EvalReport",
+    "Judged",
     "Matches",
     "UnknownIntentError",
+    "compare",
     "evaluate",
+    "format_comparison",
     "format_report",
     "read_labelled",
     "route_map",
@@ -42,6 +46,19 @@ class UnknownIntentError(ValueError):
 
 
 @dataclass(frozen=True)
+class Judged:
+    """One labelled utterance and where the matcher sent it."""
+
+    text: str
+    expected: str
+    predicted: str  # an intent, or "oos" for the fallback
+    routed: bool  # the caller reached the same destination as the label's
+
+    def to_json(self) -> dict[str, str]:
+        return {"text": self.text, "expected": self.expected, "predicted": self.predicted}
+
+
+@dataclass(frozen=True)
 class EvalReport:
     n: int
     intent_accuracy: float
@@ -50,6 +67,7 @@ class EvalReport:
     oos_recall: float | None  # None when no row is oos
     per_intent: dict[str, dict[str, Any]]  # expected intent -> n, correct, accuracy, precision
     confusions: list[dict[str, Any]]  # {expected, predicted, count}, most frequent first
+    judged: tuple[Judged, ...] = ()  # row by row, in the CSV's order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -106,6 +124,10 @@ def evaluate(
         {"expected": e, "predicted": p, "count": c}
         for (e, p), c in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
+    judged = tuple(
+        Judged(text, e, p, routes.get(e) == routes.get(p))
+        for (text, _), (e, p) in zip(rows, pairs, strict=True)
+    )
     return EvalReport(
         n=n,
         intent_accuracy=correct / n if n else 0.0,
@@ -114,6 +136,41 @@ def evaluate(
         oos_recall=sum(p == OOS for _, p in oos) / len(oos) if oos else None,
         per_intent=per_intent,
         confusions=confusions,
+        judged=judged,
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The same utterances through two configurations: what an edit to the intents changed."""
+
+    new: EvalReport
+    old: EvalReport
+    fixed: tuple[Judged, ...]  # routed wrong before, right now (as judged now)
+    broken: tuple[Judged, ...]  # routed right before, wrong now
+
+    def to_json(self) -> dict[str, Any]:
+        headline = ("route_accuracy", "intent_accuracy", "in_scope_accuracy", "oos_recall")
+        old = self.old.to_json()
+        return {
+            **self.new.to_json(),
+            "against": {key: old[key] for key in ("n", *headline)},
+            "fixed": [j.to_json() for j in self.fixed],
+            "broken": [j.to_json() for j in self.broken],
+        }
+
+
+def compare(new: EvalReport, old: EvalReport) -> Comparison:
+    """Pair two reports on the same rows; each row is judged by its own configuration's routes,
+    so an intent moved to another group counts as intended."""
+    if [(j.text, j.expected) for j in new.judged] != [(j.text, j.expected) for j in old.judged]:
+        raise ValueError("the reports are not over the same labelled rows")
+    pairs = list(zip(new.judged, old.judged, strict=True))
+    return Comparison(
+        new,
+        old,
+        fixed=tuple(n for n, o in pairs if n.routed and not o.routed),
+        broken=tuple(n for n, o in pairs if o.routed and not n.routed),
     )
 
 
@@ -143,4 +200,30 @@ def format_report(report: EvalReport, max_confusions: int = 10) -> str:
         lines += ["", "most frequent confusions (expected -> predicted):"]
         for c in report.confusions[:max_confusions]:
             lines.append(f"  {c['count']:>4}  {c['expected']} -> {c['predicted']}")
+    return "\n".join(lines)
+
+
+def _delta(new: float | None, old: float | None) -> str:
+    if new is None or old is None:
+        return ""
+    return f"{100 * (new - old):+.1f}"
+
+
+def format_comparison(c: Comparison, max_rows: int = 20) -> str:
+    """Before and after, then the utterances whose routing the change fixed or broke."""
+    lines = [f"{'':18}{'before':>8}{'now':>8}{'change':>8}"]
+    for label, key in (
+        ("route accuracy", "route_accuracy"),
+        ("intent accuracy", "intent_accuracy"),
+        ("in-scope accuracy", "in_scope_accuracy"),
+        ("oos recall", "oos_recall"),
+    ):
+        new, old = getattr(c.new, key), getattr(c.old, key)
+        lines.append(f"{label:<18}{_pct(old):>8}{_pct(new):>8}{_delta(new, old):>8}")
+    for title, rows in (("now routed right", c.fixed), ("now routed wrong", c.broken)):
+        lines += ["", f"{title} ({len(rows)}):"]
+        for j in rows[:max_rows]:
+            lines.append(f"  {j.text!r}: {j.expected} -> {j.predicted}")
+        if len(rows) > max_rows:
+            lines.append(f"  ... and {len(rows) - max_rows} more (--json lists them all)")
     return "\n".join(lines)
