@@ -143,8 +143,9 @@ def _load(path: Path | None) -> Deployment | None:
         return None
 
 
-def _language(args: argparse.Namespace) -> LanguageConfig | None:
-    deployment = _load(args.config)
+def _language(args: argparse.Namespace, config: Path | None = None) -> LanguageConfig | None:
+    """The ``--lang`` language of ``--config`` (or of ``config``, when given)."""
+    deployment = _load(config or args.config)
     if deployment is None:
         return None
     if args.lang is not None and args.lang not in deployment.languages:
@@ -219,7 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _language(args)
     old_config = None
     if args.against is not None:
-        old_config = _language(argparse.Namespace(config=args.against, lang=args.lang))
+        old_config = _language(args, args.against)
     if config is None or (args.against is not None and old_config is None):
         return 1
     rows = read_labelled(args.utterances)
