@@ -130,5 +130,6 @@ def _guard(run: Callable[[], int]) -> int:
     try:
         return run()
     except (CallLogUnavailable, SaltMismatch, ValueError, ZoneInfoNotFoundError, OSError) as exc:
-        print(f"voicebot: {exc}", file=sys.stderr)
-        return 1
+        from voicebot.cli import fail
+
+        return fail(str(exc))

@@ -127,6 +127,18 @@ def _datetime(text: str) -> dt.datetime:
         ) from None
 
 
+def fail(message: str) -> int:
+    """A command that could not do its job: one line on stderr, exit status 1."""
+    print(f"voicebot: {message}", file=sys.stderr)
+    return 1
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A command group called without its action: its help, exit status 2."""
+    parser.print_help(sys.stderr)
+    return 2
+
+
 def caller_arg(text: str) -> str | None:
     """``--caller``: a number, or empty / 'withheld' / 'none' for a withheld caller ID."""
     return None if text in ("", "withheld", "none") else text

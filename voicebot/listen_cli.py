@@ -26,13 +26,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     listen.set_defaults(run=cmd_listen)
 
 
-def _fail(message: str) -> int:
-    print(f"voicebot: {message}", file=sys.stderr)
-    return 1
-
-
 def cmd_listen(args: argparse.Namespace) -> int:
-    from voicebot.cli import _language, caller_arg
+    from voicebot.cli import _language, caller_arg, fail
     from voicebot.listen import (
         MicrophoneError,
         PromptSpeaker,
@@ -47,7 +42,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         if args.list_devices:
             devices = input_devices()
             if not devices:
-                return _fail("no input device found")
+                return fail("no input device found")
             for index, name, rate in devices:
                 print(f"{index:3}  {name} ({rate} Hz)")
             return 0
@@ -56,11 +51,11 @@ def cmd_listen(args: argparse.Namespace) -> int:
             return 1
         mic = microphone(args.device)
     except MicrophoneError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         model = load_speech_model(config)
     except (models.ModelsError, ModelError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     kit = speech_kit(config, model, warn)
     caller = caller_arg(args.caller)
     speaker = None if args.quiet else PromptSpeaker(warn)
@@ -75,5 +70,5 @@ def cmd_listen(args: argparse.Namespace) -> int:
             grammar=kit.grammar, caller=caller, speaker=speaker,
         )  # fmt: skip
     except MicrophoneError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     return 0

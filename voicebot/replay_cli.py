@@ -21,7 +21,7 @@ DEFAULT_AT = "2026-01-05T10:00"  # a Monday morning: fixed, so replays repeat ex
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``replay`` and ``grammar build``."""
-    from voicebot.cli import _config_args, _datetime
+    from voicebot.cli import _config_args, _datetime, usage
 
     replay = subparsers.add_parser("replay", help="run recorded calls (WAV) through the bot")
     replay.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="WAV files or folders")
@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     replay.set_defaults(run=cmd_replay)
 
     grammar = subparsers.add_parser("grammar", help="compile the recogniser's vocabulary")
-    grammar.set_defaults(run=lambda _a: _usage(grammar))
+    grammar.set_defaults(run=lambda _a: usage(grammar))
     sub = grammar.add_subparsers(title="grammar commands", metavar="ACTION")
     build = sub.add_parser("build", help="write <lang>/grammar.json for every language")
     build.add_argument(
@@ -54,18 +54,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     build.set_defaults(run=cmd_grammar_build)
 
 
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
-
-
-def _fail(message: str) -> int:
-    print(f"voicebot: {message}", file=sys.stderr)
-    return 1
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from voicebot.cli import UsageError, _language, caller_arg
+    from voicebot.cli import UsageError, _language, caller_arg, fail
     from voicebot.pipeline import load_speech_model, speech_kit
     from voicebot.replay import (
         NO_CHECK,
@@ -88,14 +78,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     try:
         expectations = read_expectations(args.expect) if args.expect else {}
     except ExpectationError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     try:
         model = load_speech_model(config)
     except (models.ModelsError, ModelError) as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     files = find_wavs(args.paths)
     if not files:
-        return _fail("no WAV files found in " + ", ".join(map(str, args.paths)))
+        return fail("no WAV files found in " + ", ".join(map(str, args.paths)))
     caller = caller_arg(args.caller)
     at = args.at or dt.datetime.fromisoformat(DEFAULT_AT)
     if at.tzinfo is None:
@@ -181,7 +171,7 @@ class Progress:
 
 
 def cmd_grammar_build(args: argparse.Namespace) -> int:
-    from voicebot.cli import _load
+    from voicebot.cli import _load, fail
     from voicebot.grammar import compile_grammar, write_grammar
 
     deployment = _load(args.config)
@@ -191,7 +181,7 @@ def cmd_grammar_build(args: argparse.Namespace) -> int:
         try:
             path = write_grammar(config, args.out)
         except OSError as exc:
-            return _fail(f"cannot write the {config.language} grammar: {exc}")
+            return fail(f"cannot write the {config.language} grammar: {exc}")
         phrases = compile_grammar(config)
         words = {w for p in phrases for w in p.split()}
         print(f"{config.language}: wrote {path} ({len(phrases)} phrases, {len(words)} words)")

@@ -335,7 +335,7 @@ class ConfigWatcher:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from voicebot.audio import AudioError
-    from voicebot.cli import UsageError
+    from voicebot.cli import UsageError, fail
     from voicebot.fake_twilio import FakeTwilio
     from voicebot.simulate import (
         SimOptions,
@@ -352,8 +352,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         turns = [load_audio(p) for p in args.wavs]
     except (AudioError, OSError) as exc:
-        print(f"voicebot: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc))
     token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
     account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
     caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller

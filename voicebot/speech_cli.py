@@ -14,7 +14,9 @@ from voicebot import models
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the ``models`` command (with ``list``, ``download LANG``, ``path LANG``)."""
     parser = subparsers.add_parser("models", help="list, download and locate speech models")
-    parser.set_defaults(run=lambda _args: _usage(parser))
+    from voicebot.cli import usage
+
+    parser.set_defaults(run=lambda _args: usage(parser))
     sub = parser.add_subparsers(title="model commands", metavar="ACTION")
 
     lister = sub.add_parser("list", help="every catalogued language and whether it is here")
@@ -32,11 +34,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     where = sub.add_parser("path", help="print the directory of an installed model")
     where.add_argument("lang", help="language tag, e.g. sv-SE")
     where.set_defaults(run=cmd_path)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -76,8 +73,9 @@ def _guard(action: Callable[[], int]) -> int:
     try:
         return action()
     except models.ModelsError as exc:
-        print(f"voicebot: {exc}", file=sys.stderr)
-        return 1
+        from voicebot.cli import fail
+
+        return fail(str(exc))
 
 
 class ProgressBar:
