@@ -140,7 +140,8 @@ def load_audio(path: Path) -> bytes:
 def voiced_frames(frames: Sequence[bytes], floor: float = 0.1) -> int:
     """How many frames it takes to reach the last one whose level is at least ``floor`` of the
     loudest frame's (-20 dB): the end of the speech in a recording with trailing silence or
-    low noise."""
+    low noise. Deliberately not the recogniser's EnergyVad: the yardstick for the bot's reaction
+    must not share the bot's own idea of when speech ended."""
     levels = [float(np.sqrt(np.mean(ulaw_decode(f).astype(np.float64) ** 2))) for f in frames]
     if not levels or max(levels) <= 0:
         return len(frames)
