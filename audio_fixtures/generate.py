@@ -119,6 +119,11 @@ def run(*cmd: str) -> bytes:
     return subprocess.run(cmd, check=True, capture_output=True).stdout
 
 
+# sox output as raw 32-bit float mono at the line's rate, and the telephone band filter.
+_FLOAT_OUT = ("-t", "raw", "-e", "float", "-b", "32", "-c", "1", "-r", str(RATE))
+_PHONE_BAND = ("sinc", "300-3400")
+
+
 def speak(text: str, voice: Voice, tmp: Path) -> np.ndarray:
     """espeak-ng at its own rate, then sox to 8 kHz telephone band as float samples."""
     raw, tel = tmp / "espeak.wav", tmp / "tel.raw"
@@ -134,51 +139,14 @@ def speak(text: str, voice: Voice, tmp: Path) -> np.ndarray:
         str(raw),
         text,
     )
-    run(
-        "sox",
-        "-R",
-        str(raw),
-        "-t",
-        "raw",
-        "-e",
-        "float",
-        "-b",
-        "32",
-        "-c",
-        "1",
-        "-r",
-        str(RATE),
-        str(tel),
-        "sinc",
-        "300-3400",
-    )
+    run("sox", "-R", str(raw), *_FLOAT_OUT, str(tel), *_PHONE_BAND)
     return np.frombuffer(tel.read_bytes(), dtype="<f4").astype(np.float64)
 
 
 def noise(kind: str, n: int, tmp: Path) -> np.ndarray:
     """sox noise with its fixed seed, band-limited like the line it rides on."""
     out = tmp / "noise.raw"
-    run(
-        "sox",
-        "-R",
-        "-n",
-        "-t",
-        "raw",
-        "-e",
-        "float",
-        "-b",
-        "32",
-        "-c",
-        "1",
-        "-r",
-        str(RATE),
-        str(out),
-        "synth",
-        f"{n / RATE:.6f}",
-        kind,
-        "sinc",
-        "300-3400",
-    )
+    run("sox", "-R", "-n", *_FLOAT_OUT, str(out), "synth", f"{n / RATE:.6f}", kind, *_PHONE_BAND)
     x = np.frombuffer(out.read_bytes(), dtype="<f4").astype(np.float64)
     return np.resize(x, n)
 
