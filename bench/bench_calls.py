@@ -36,13 +36,13 @@ import uvicorn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voicebot.loader import ConfigHolder  # noqa: E402
-from voicebot.metrics import percentile  # noqa: E402
-from voicebot.recognizer import load_model  # noqa: E402
-from voicebot.server import ServerSettings, SpeechProvider, VoiceServer  # noqa: E402
-from voicebot.simulate import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN  # noqa: E402
-from voicebot.tts import Tts  # noqa: E402
-from voicebot.twilio_rest import TwilioRest  # noqa: E402
+from voicebot.loading.loader import ConfigHolder  # noqa: E402
+from voicebot.speech.recognizer import load_model  # noqa: E402
+from voicebot.speech.tts import Tts  # noqa: E402
+from voicebot.telephony.metrics import percentile  # noqa: E402
+from voicebot.telephony.rest import TwilioRest  # noqa: E402
+from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer  # noqa: E402
+from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN  # noqa: E402
 
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
 AUDIO = ROOT / "audio_fixtures" / "ko-KR"
@@ -96,7 +96,7 @@ def main() -> int:
     command = [
         sys.executable,
         "-m",
-        "voicebot.cli",
+        "voicebot.cli.main",
         "simulate",
         *(str(AUDIO / name) for name in MIX),
         "--rotate",

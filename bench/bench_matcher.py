@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from voicebot.config import ActionKind, Intent, IntentAction, Thresholds
-from voicebot.labelled import read_labelled
-from voicebot.matcher import Matcher
+from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
+from voicebot.matching.labelled import read_labelled
+from voicebot.matching.matcher import Matcher
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("VOICEBOT_DATA", "/work/shared/data/text"))

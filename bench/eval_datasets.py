@@ -26,13 +26,13 @@ import numpy as np
 import yaml
 from rapidfuzz import fuzz, process
 
-from voicebot.config import Intent, LanguageConfig, Thresholds
-from voicebot.evaluation import EvalReport, evaluate, read_labelled, route_map
-from voicebot.importer import import_labelled
-from voicebot.loader import load_language_text
-from voicebot.match import Match, Scored, decide
-from voicebot.matcher import Matcher
-from voicebot.text import normalize
+from voicebot.core.config import Intent, LanguageConfig, Thresholds
+from voicebot.core.match import Match, Scored, decide
+from voicebot.core.text import normalize
+from voicebot.loading.importer import import_labelled
+from voicebot.loading.loader import load_language_text
+from voicebot.matching.evaluation import EvalReport, evaluate, read_labelled, route_map
+from voicebot.matching.matcher import Matcher
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("VOICEBOT_DATA", "/work/shared/data/text"))

@@ -26,12 +26,12 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from voicebot.calllog import CallLog
-from voicebot.calllog_text import log_text_call
-from voicebot.dashboard import dashboard_app
-from voicebot.loader import load_deployment
-from voicebot.match import Match, Scored, Verdict
-from voicebot.text import normalize
+from voicebot.calllog.log import CallLog
+from voicebot.calllog.scripted import log_text_call
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.text import normalize
+from voicebot.dashboard.app import dashboard_app
+from voicebot.loading.loader import load_deployment
 
 TOKEN = "screenshot-token-not-a-secret"
 FIRST_DAY = dt.date(2026, 11, 9)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.audio import (
+from voicebot.speech.audio import (
     AudioError,
     EnergyVad,
     Resampler,

@@ -19,15 +19,15 @@ from pathlib import Path
 import pytest
 from postgres import PostgresServer, find_bindir
 
-from voicebot.calllog import CallLog, SaltMismatch, StoreNumbers
-from voicebot.calllog_db import connect, parse_url
-from voicebot.calllog_schema import MIGRATIONS, Migration, current_version, migrate
-from voicebot.calllog_text import log_text_call
-from voicebot.config import LanguageConfig
-from voicebot.dialogue import Dialogue
-from voicebot.loader import load_deployment
-from voicebot.match import Match, Scored, Verdict
-from voicebot.text import normalize
+from voicebot.calllog.db import connect, parse_url
+from voicebot.calllog.log import CallLog, SaltMismatch, StoreNumbers
+from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migrate
+from voicebot.calllog.scripted import log_text_call
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import Dialogue
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.text import normalize
+from voicebot.loading.loader import load_deployment
 
 SALT = "test-salt-not-secret"
 ALICE = "+46701234567"
@@ -286,7 +286,7 @@ def test_a_full_queue_drops_new_records_counts_them_and_logs_once(
         blocker.execute("BEGIN EXCLUSIVE")
         log.call_started("Q0", MONDAY, "en-US", ALICE)
         _wait_until(lambda: log.stats().writing == 1)  # the writer is stuck retrying Q0
-        with caplog.at_level(logging.ERROR, logger="voicebot.calllog"):
+        with caplog.at_level(logging.ERROR, logger="voicebot.calllog.log"):
             for i in range(1, 13):
                 log.call_started(f"Q{i}", MONDAY, "en-US", ALICE)
         assert log.stats().queued == 5

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.cli import main
+from voicebot.cli.main import main
 
 REPO = Path(__file__).resolve().parent.parent
 WEEKDAY_MORNING = "2026-11-24T10:00+01:00"  # a Tuesday: every group is open
@@ -175,7 +175,7 @@ def test_chat_follows_opening_hours(
 
 def test_chat_runs_as_a_program_reading_stdin() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "voicebot.cli", "chat", "--at", WEEKDAY_MORNING],
+        [sys.executable, "-m", "voicebot.cli.main", "chat", "--at", WEEKDAY_MORNING],
         input="operator\n",
         capture_output=True,
         text=True,

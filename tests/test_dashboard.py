@@ -25,15 +25,15 @@ import yaml
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from voicebot import report
-from voicebot.calllog import CallLog, StoreNumbers
-from voicebot.calllog_text import log_text_call
-from voicebot.config import Deployment
-from voicebot.dashboard import COOKIE, dashboard_app
-from voicebot.dashboard_data import snippet
-from voicebot.loader import load_deployment, load_language, load_language_text
-from voicebot.match import Match, Scored, Verdict
-from voicebot.text import normalize
+from voicebot.calllog import report
+from voicebot.calllog.log import CallLog, StoreNumbers
+from voicebot.calllog.scripted import log_text_call
+from voicebot.core.config import Deployment
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.text import normalize
+from voicebot.dashboard.app import COOKIE, dashboard_app
+from voicebot.dashboard.data import snippet
+from voicebot.loading.loader import load_deployment, load_language, load_language_text
 
 TOKEN = "test-dashboard-token-0123456789"
 ALICE = "+46701234567"

@@ -25,8 +25,8 @@ import requests
 from test_dashboard import RANGE, SCRIPT, TOKEN, fill, mounted, serve
 from websockets.sync.client import ClientConnection, connect
 
-from voicebot.calllog import CallLog
-from voicebot.loader import load_deployment
+from voicebot.calllog.log import CallLog
+from voicebot.loading.loader import load_deployment
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs"))

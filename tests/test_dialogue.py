@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from voicebot.config import AgentGroup, Announcement, LanguageConfig, Prompts
-from voicebot.dialogue import (
+from voicebot.core.config import AgentGroup, Announcement, LanguageConfig, Prompts
+from voicebot.core.dialogue import (
     Action,
     CallStarted,
     Dialogue,
@@ -39,8 +39,8 @@ from voicebot.dialogue import (
     Utterance,
     step,
 )
-from voicebot.loader import load_deployment
-from voicebot.match import Match, Scored, Verdict
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.loading.loader import load_deployment
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 OPEN = dt.datetime(2026, 11, 24, 10, 0, tzinfo=STOCKHOLM)  # Tuesday morning: all groups open

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicebot.config import ActionKind, LanguageConfig
-from voicebot.dialogue import (
+from voicebot.core.config import ActionKind, LanguageConfig
+from voicebot.core.dialogue import (
     Action,
     CallStarted,
     Dialogue,
@@ -34,8 +34,8 @@ from voicebot.dialogue import (
     Transfer,
     Utterance,
 )
-from voicebot.loader import load_deployment
-from voicebot.match import Match, Scored, Verdict
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.loading.loader import load_deployment
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 TIMES = (

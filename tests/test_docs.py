@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from voicebot.config import Prompts, Thresholds, Words
-from voicebot.importer import import_labelled
-from voicebot.loader import (
+from voicebot.core.config import Prompts, Thresholds, Words
+from voicebot.loading.importer import import_labelled
+from voicebot.loading.loader import (
     _ANNOUNCE_KEYS,
     _ANNOUNCEMENT_KEYS,
     _GROUP_KEYS,

@@ -25,13 +25,15 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from voicebot.fake_twilio import FakeTwilio
-from voicebot.loader import ConfigHolder
-from voicebot.pipeline import CallPipeline, load_speech_model
-from voicebot.recognizer import SpeechModel
-from voicebot.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
-from voicebot.signature import SIGNATURE_HEADER, sign
-from voicebot.simulate import (
+from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.pipeline import CallPipeline, load_speech_model
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.tts import Tts
+from voicebot.telephony.rest import TwilioRest
+from voicebot.telephony.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
+from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.simulator import (
     SILENCE,
     CallReport,
     SimOptions,
@@ -41,8 +43,6 @@ from voicebot.simulate import (
     parse_twiml,
     simulate_call,
 )
-from voicebot.tts import Tts
-from voicebot.twilio_rest import TwilioRest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

@@ -8,17 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.config import Thresholds
-from voicebot.evaluation import (
+from voicebot.core.config import Thresholds
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.loading.loader import load_language_text
+from voicebot.matching.evaluation import (
     UnknownIntentError,
     evaluate,
     format_report,
     read_labelled,
     route_map,
 )
-from voicebot.loader import load_language_text
-from voicebot.match import Match, Scored, Verdict
-from voicebot.matcher import Matcher
+from voicebot.matching.matcher import Matcher
 
 CONFIG = load_language_text(
     textwrap.dedent(

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.cli import main
-from voicebot.grammar import (
+from voicebot.cli.main import main
+from voicebot.loading.loader import load_deployment, load_language
+from voicebot.speech.grammar import (
     compile_grammar,
     grammar_path,
     runtime_grammar,
     unknown_grammar_words,
 )
-from voicebot.loader import load_deployment, load_language
-from voicebot.recognizer import UNK, SpeechModel
+from voicebot.speech.recognizer import UNK, SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KO_CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

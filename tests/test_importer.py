@@ -12,10 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicebot.config import ActionKind, DestinationKind, SmsFallback
-from voicebot.importer import import_labelled
-from voicebot.labelled import LabelledFileError, read_labelled, read_rows
-from voicebot.loader import ConfigError, load_language, load_language_text
+from voicebot.core.config import ActionKind, DestinationKind, SmsFallback
+from voicebot.loading.importer import import_labelled
+from voicebot.loading.loader import ConfigError, load_language, load_language_text
+from voicebot.matching.labelled import LabelledFileError, read_labelled, read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 HWU64_TRAIN = Path("/work/shared/data/text/hwu64/train.csv")
@@ -92,7 +92,8 @@ def test_header_says_how_the_file_was_made(tmp_path: Path) -> None:
 def test_same_inputs_give_the_same_bytes_in_separate_processes(tmp_path: Path) -> None:
     csv_path, routes_path = files(tmp_path)
     script = (
-        "import sys; from pathlib import Path; from voicebot.importer import import_labelled; "
+        "import sys; from pathlib import Path; "
+        "from voicebot.loading.importer import import_labelled; "
         "sys.stdout.write(import_labelled(Path(sys.argv[1]), Path(sys.argv[2]), 2, 3))"
     )
     outs = [

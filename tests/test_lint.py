@@ -8,9 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.cli import main
-from voicebot.lint import lint
-from voicebot.loader import default_config_path, load_deployment, load_language, load_language_text
+from voicebot.cli.main import main
+from voicebot.loading.lint import lint
+from voicebot.loading.loader import (
+    default_config_path,
+    load_deployment,
+    load_language,
+    load_language_text,
+)
 
 TODAY = dt.date(2026, 12, 1)
 

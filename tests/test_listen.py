@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicebot.audio import read_wav, resample
-from voicebot.cli import main
-from voicebot.listen import Microphone, run_listen
-from voicebot.loader import load_language
-from voicebot.matcher import Matcher
-from voicebot.recognizer import SpeechModel
+from voicebot.cli.main import main
+from voicebot.loading.loader import load_language
+from voicebot.matching.matcher import Matcher
+from voicebot.shells.listen import Microphone, run_listen
+from voicebot.speech.audio import read_wav, resample
+from voicebot.speech.recognizer import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KO_WAVS = ROOT / "audio_fixtures" / "ko-KR"

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from voicebot.config import ActionKind, DestinationKind, SmsFallback
-from voicebot.loader import (
+from voicebot.core.config import ActionKind, DestinationKind, SmsFallback
+from voicebot.loading.loader import (
     ConfigError,
     ConfigHolder,
     Problem,
@@ -913,7 +913,7 @@ def test_reload_swaps_on_success_and_keeps_last_good_on_failure(
 
     good = holder.current
     path.write_text(MINIMAL.replace("transfer: members", "transfer: nobody"), encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="voicebot.loader"):
+    with caplog.at_level(logging.ERROR, logger="voicebot.loading.loader"):
         error = holder.reload()
     assert isinstance(error, ConfigError)
     assert "unknown agent group 'nobody'" in str(error)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.config import ActionKind, Intent, IntentAction, Thresholds
-from voicebot.labelled import read_labelled
-from voicebot.match import Verdict
-from voicebot.matcher import Matcher
+from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
+from voicebot.core.match import Verdict
+from voicebot.matching.labelled import read_labelled
+from voicebot.matching.matcher import Matcher
 
 DATA = Path("/work/shared/data/text/hwu64")
 

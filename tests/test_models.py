@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from voicebot import models, speech_cli
-from voicebot.models import CatalogueEntry, DownloadError, MissingModelError
+from voicebot.cli import models as speech_cli
+from voicebot.speech import model_store as models
+from voicebot.speech.model_store import CatalogueEntry, DownloadError, MissingModelError
 
 FAKE = CatalogueEntry("xx-XX", "vosk-model-fake-0.1", "1K")
 MODEL_FILES = {
@@ -224,9 +225,9 @@ def test_packaged_korean_model_is_found(model_root: Path, ko_model_dir: Path) ->
 
 
 def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run ``voicebot models ...``: through voicebot.cli once it registers the speech commands,
+    """Run ``voicebot models ...``: through voicebot.cli.main once it registers the speech commands,
     else through a parser built the same way."""
-    from voicebot import cli as main_cli
+    from voicebot.cli import main as main_cli
 
     parser = main_cli.build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices

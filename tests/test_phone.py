@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.phone import can_receive_sms, country_code, hash_number, mask, normalize
+from voicebot.core.phone import can_receive_sms, country_code, hash_number, mask, normalize
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.audio import read_wav
-from voicebot.config import LanguageConfig
-from voicebot.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
-from voicebot.loader import load_language
-from voicebot.match import Match
-from voicebot.matcher import Matcher
-from voicebot.pipeline import CallPipeline
-from voicebot.recognizer import SpeechModel
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
+from voicebot.core.match import Match
+from voicebot.loading.loader import load_language
+from voicebot.matching.matcher import Matcher
+from voicebot.speech.audio import read_wav
+from voicebot.speech.pipeline import CallPipeline
+from voicebot.speech.recognizer import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "audio_fixtures" / "ko-KR"

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicebot.audio import Audio, read_wav, resample, ulaw_decode, ulaw_encode
-from voicebot.config import ActionKind, Intent, IntentAction
-from voicebot.loader import load_deployment
-from voicebot.recognizer import (
+from voicebot.core.config import ActionKind, Intent, IntentAction
+from voicebot.loading.loader import load_deployment
+from voicebot.speech.audio import Audio, read_wav, resample, ulaw_decode, ulaw_encode
+from voicebot.speech.recognizer import (
     UNK,
     Endpointing,
     Final,

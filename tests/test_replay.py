@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from voicebot.cli import main
-from voicebot.recognizer import SpeechModel
+from voicebot.cli.main import main
+from voicebot.speech.recognizer import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "audio_fixtures"

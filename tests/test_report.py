@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from voicebot import calllog_cli
-from voicebot.calllog import CallLog
-from voicebot.calllog_records import CallRow, UtteranceRow
-from voicebot.dialogue import Outcome, OutcomeKind, Utterance
-from voicebot.match import Match, Scored, Verdict
-from voicebot.report import DayCounts, daily, render, summarize, to_json
+from voicebot.calllog.log import CallLog
+from voicebot.calllog.records import CallRow, UtteranceRow
+from voicebot.calllog.report import DayCounts, daily, render, summarize, to_json
+from voicebot.cli import calllog as calllog_cli
+from voicebot.core.dialogue import Outcome, OutcomeKind, Utterance
+from voicebot.core.match import Match, Scored, Verdict
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 

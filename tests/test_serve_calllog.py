@@ -17,15 +17,15 @@ import pytest
 from test_dashboard import TOKEN, serve
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, Live, _serving
 
-from voicebot.calllog import CallLog, EventRow
-from voicebot.dialogue import CallStarted, Utterance
-from voicebot.loader import ConfigHolder
-from voicebot.recognizer import SpeechModel
-from voicebot.report import summarize
-from voicebot.serve_cli import attach_dashboard, purge_every
-from voicebot.server import ServerSettings, SpeechProvider, VoiceServer
-from voicebot.simulate import CallReport, load_audio, simulate_call
-from voicebot.twilio_rest import TwilioRest
+from voicebot.calllog.log import CallLog, EventRow
+from voicebot.calllog.report import summarize
+from voicebot.cli.serve import attach_dashboard, purge_every
+from voicebot.core.dialogue import CallStarted, Utterance
+from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.telephony.rest import TwilioRest
+from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+from voicebot.telephony.testing.simulator import CallReport, load_audio, simulate_call
 
 SALT = "test-number-salt"
 

@@ -13,17 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.cli import main
-from voicebot.config import DestinationKind
-from voicebot.loader import ConfigError, ConfigHolder
-from voicebot.metrics import Metrics, percentile
-from voicebot.serve_cli import (
+from voicebot.cli.main import main
+from voicebot.cli.serve import (
     ConfigWatcher,
     dev_environment,
     install_reload_signal,
     missing_credentials,
 )
-from voicebot.tts import Tts, TtsError
+from voicebot.core.config import DestinationKind
+from voicebot.loading.loader import ConfigError, ConfigHolder
+from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.metrics import Metrics, percentile
 
 
 def test_metrics_render_prometheus_text() -> None:

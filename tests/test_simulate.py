@@ -6,11 +6,16 @@ import json
 
 import numpy as np
 
-from voicebot.audio import ulaw_encode
-from voicebot.config import Destination, DestinationKind
-from voicebot.simulate import CallReport, parse_twiml, summary, voiced_frames
-from voicebot.twilio_protocol import split_frames
-from voicebot.twiml import Speech, connect_stream_twiml, say_and_hangup_twiml, transfer_twiml
+from voicebot.core.config import Destination, DestinationKind
+from voicebot.speech.audio import ulaw_encode
+from voicebot.telephony.media_stream import split_frames
+from voicebot.telephony.testing.simulator import CallReport, parse_twiml, summary, voiced_frames
+from voicebot.telephony.twiml import (
+    Speech,
+    connect_stream_twiml,
+    say_and_hangup_twiml,
+    transfer_twiml,
+)
 
 
 def test_reads_the_incoming_call_twiml() -> None:

@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from voicebot.signature import is_valid, public_url, sign
-from voicebot.twilio_protocol import (
+from voicebot.telephony.media_stream import (
     FRAME_BYTES,
     MULAW_SILENCE,
     Connected,
@@ -30,6 +29,7 @@ from voicebot.twilio_protocol import (
     parse_message,
     split_frames,
 )
+from voicebot.telephony.signature import is_valid, public_url, sign
 
 SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 CALL = "CA" + "a" * 32

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from voicebot.fake_twilio import FakeTwilio, RequestKind, sms_segments
-from voicebot.twilio_rest import TwilioCredentialsError, TwilioRest
+from voicebot.telephony.rest import TwilioCredentialsError, TwilioRest
+from voicebot.telephony.testing.fake_rest import FakeTwilio, RequestKind, sms_segments
 
 CALL = "CA" + "1" * 32
 FROM = "+46766860000"
@@ -242,7 +242,7 @@ def test_fake_counts_sms_segments_like_twilio() -> None:
 
 def test_fake_cli_prints_its_url_and_serves() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "voicebot.fake_twilio", "--port", "0"],
+        [sys.executable, "-m", "voicebot.telephony.testing.fake_rest", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -8,8 +8,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from voicebot.config import Destination, DestinationKind
-from voicebot.twiml import (
+from voicebot.core.config import Destination, DestinationKind
+from voicebot.telephony.twiml import (
     MAX_CONTEXT_VALUE,
     ContextValue,
     Speech,

@@ -458,7 +458,7 @@ TOPICS: tuple[tuple[str, ...], ...] = (*_EN, *_SV)  # one topic: dropped or kept
 BACKGROUND: tuple[str, ...] = tuple(dict.fromkeys(s for topic in TOPICS for s in topic))
 
 # Words that say nothing about a topic: a background sentence is dropped when it shares any
-# other word with the config (see voicebot.matcher), so these must not count.
+# other word with the config (see voicebot.matching.matcher), so these must not count.
 FUNCTION_WORDS = frozenset(
     """
     a an the and or but if of to in on at for from with by about into over after before up down

@@ -17,19 +17,19 @@ import time
 from pathlib import Path
 from types import ModuleType
 
-import voicebot.matcher as current
+import voicebot.matching.matcher as current
 from bench.experiments.far_oos import FAR_OOS
 from bench.experiments.harness import asr_noise, configs
-from voicebot.evaluation import evaluate, route_map
-from voicebot.loader import load_deployment
-from voicebot.match import Verdict
+from voicebot.core.match import Verdict
+from voicebot.loading.loader import load_deployment
+from voicebot.matching.evaluation import evaluate, route_map
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def at_revision(rev: str) -> ModuleType:
     source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:voicebot/matcher.py"],
+        ["git", "-C", str(ROOT), "show", f"{rev}:voicebot/matching/matcher.py"],
         check=True,
         capture_output=True,
         text=True,

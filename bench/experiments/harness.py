@@ -12,10 +12,10 @@ from pathlib import Path
 
 import yaml
 
-from voicebot.config import LanguageConfig
-from voicebot.evaluation import read_labelled
-from voicebot.importer import import_labelled
-from voicebot.loader import load_language_text
+from voicebot.core.config import LanguageConfig
+from voicebot.loading.importer import import_labelled
+from voicebot.loading.loader import load_language_text
+from voicebot.matching.evaluation import read_labelled
 
 HERE = Path(__file__).resolve().parent
 DATA = Path("/work/shared/data/text")

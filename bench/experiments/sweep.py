@@ -3,7 +3,7 @@
     python -m bench.experiments.sweep [--split valid] [--datasets hwu64 snips] \
         'REJECT_QUANTILE=0.005' 'REJECT_QUANTILE=0.01,NEIGHBOUR_SHARE=0.3' ...
 
-Each argument is one variant: comma-separated NAME=value assignments to voicebot.matcher.
+Each argument is one variant: comma-separated NAME=value assignments to voicebot.matching.matcher.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import voicebot.matcher as matcher
+import voicebot.matching.matcher as matcher
 from bench.experiments.compare import far_rejected, pct
 from bench.experiments.harness import configs
-from voicebot.evaluation import evaluate, route_map
-from voicebot.loader import load_deployment
+from voicebot.loading.loader import load_deployment
+from voicebot.matching.evaluation import evaluate, route_map
 
 
 def apply(variant: str) -> dict[str, object]:

@@ -1,0 +1,7 @@
+"""``python -m voicebot``: the same entry point as the ``voicebot`` command."""
+
+import sys
+
+from voicebot.cli.main import main
+
+sys.exit(main())

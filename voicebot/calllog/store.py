@@ -1,0 +1,393 @@
+"""Synchronous reads and writes of the call log; ``voicebot.calllog.log`` runs them off the call
+path.
+
+A ``Store`` owns one connection, opened lazily (migrations and the salt check run then), and
+writes a batch of records in one transaction. Sequence numbers order a call's timeline; they are
+only kept in memory after the transaction commits, so a failed batch can be retried as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from voicebot.calllog.db import Connection, Dialect, Target, connect
+from voicebot.calllog.records import (
+    RANKED_KEPT,
+    CallRow,
+    EventRow,
+    Forgotten,
+    NumberPolicy,
+    Purged,
+    Rows,
+    UtteranceRow,
+    dumps,
+    parse_ts,
+    payload,
+    salt_fingerprint,
+    seconds,
+    ts,
+)
+from voicebot.calllog.schema import MIGRATIONS, Migration, migrate
+from voicebot.core.dialogue import (
+    Action,
+    Event,
+    HangUpCall,
+    Outcome,
+    SendSms,
+    Transfer,
+    Utterance,
+)
+from voicebot.core.match import Match, Scored, Verdict
+
+SALT_KEY = "number_salt_fingerprint"
+
+
+class SaltMismatch(RuntimeError):
+    """The database was written with another number salt: hashes would not match."""
+
+
+# Records queued by CallLog and written by Store.
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    call_id: str
+    at: dt.datetime
+    language: str | None
+    caller: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Happened:
+    call_id: str
+    event: Event
+    match: Match | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Did:
+    call_id: str
+    at: dt.datetime
+    actions: tuple[Action, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    call_id: str
+    at: dt.datetime
+    outcome: Outcome
+
+
+Record: TypeAlias = Started | Happened | Did | Ended
+
+_DECISIONS = (Transfer, SendSms, HangUpCall)
+
+
+@dataclass
+class Store:
+    target: Target
+    policy: NumberPolicy
+    timeout_s: float = 5.0
+    migrations: Sequence[Migration] = MIGRATIONS
+    conn: Connection | None = None
+    _seq: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.target.dialect
+
+    def connection(self) -> Connection:
+        """The open connection, connecting, migrating and checking the salt first if needed."""
+        if self.conn is None:
+            conn = connect(self.target, timeout_s=self.timeout_s)
+            try:
+                migrate(conn, self.migrations)
+                self._check_salt(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self.conn = conn
+        return self.conn
+
+    def reset(self) -> None:
+        """After an error: drop a PostgreSQL connection (it may be dead), roll SQLite back."""
+        if self.conn is None:
+            return
+        if self.dialect is Dialect.POSTGRES:
+            self.conn.close()
+            self.conn = None
+        else:
+            self.conn.rollback()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def _check_salt(self, conn: Connection) -> None:
+        mine = salt_fingerprint(self.policy.salt)
+        with conn.transaction(lock="settings"):
+            row = conn.execute("SELECT value FROM settings WHERE key = ?", (SALT_KEY,)).fetchone()
+            if row is None:
+                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (SALT_KEY, mine))
+            elif row[0] != mine:
+                raise SaltMismatch(
+                    f"the call log {self.target} was written with another number salt: set "
+                    "VOICEBOT_NUMBER_SALT to the original one, or forget() could not find callers"
+                )
+
+    # -----------------------------------------------------------------------------------------
+    # Writing
+
+    def write(self, records: Sequence[Record]) -> None:
+        """All records in one transaction; on error nothing is written and they can be retried."""
+        conn = self.connection()
+        seq = dict(self._seq)
+        with conn.transaction():
+            for r in records:
+                self._write(conn, r, seq)
+        self._seq = seq
+
+    def _write(self, conn: Connection, r: Record, seq: dict[str, int]) -> None:
+        if isinstance(r, Started):
+            self._started(conn, r, seq)
+            return
+        self._ensure_call(conn, r.call_id, r.event.at if isinstance(r, Happened) else r.at)
+        if isinstance(r, Happened):
+            self._event(conn, r, self._next(conn, r.call_id, seq))
+        elif isinstance(r, Did):
+            for action in r.actions:
+                self._row(conn, r.call_id, self._next(conn, r.call_id, seq), r.at, "action", action)
+            if any(isinstance(a, _DECISIONS) for a in r.actions):
+                self._decided(conn, r.call_id, r.at)
+        else:
+            self._ended(conn, r)
+            seq.pop(r.call_id, None)
+
+    def _next(self, conn: Connection, call_id: str, seq: dict[str, int]) -> int:
+        if call_id not in seq:  # a call begun before a restart, or never started here
+            row = conn.execute(
+                "SELECT MAX(seq) FROM call_events WHERE call_id = ?", (call_id,)
+            ).fetchone()
+            seq[call_id] = 0 if row is None or row[0] is None else int(row[0]) + 1
+        n = seq[call_id]
+        seq[call_id] = n + 1
+        return n
+
+    def _started(self, conn: Connection, r: Started, seq: dict[str, int]) -> None:
+        """A call id seen again (a replay) replaces that call's log."""
+        for table in ("call_events", "utterances", "calls"):
+            conn.execute(f"DELETE FROM {table} WHERE call_id = ?", (r.call_id,))
+        conn.execute(
+            "INSERT INTO calls (call_id, started_at, language, caller_hash, caller) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                r.call_id,
+                ts(r.at),
+                r.language,
+                self.policy.hash(r.caller),
+                self.policy.readable(r.caller),
+            ),
+        )
+        seq[r.call_id] = 0
+
+    def _ensure_call(self, conn: Connection, call_id: str, at: dt.datetime) -> None:
+        conn.execute(
+            "INSERT INTO calls (call_id, started_at) VALUES (?, ?) "
+            "ON CONFLICT (call_id) DO NOTHING",
+            (call_id, ts(at)),
+        )
+
+    def _row(
+        self, conn: Connection, call_id: str, n: int, at: dt.datetime, kind: str, obj: object
+    ) -> None:
+        conn.execute(
+            "INSERT INTO call_events (call_id, seq, at, kind, type, payload) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (call_id, n, ts(at), kind, type(obj).__name__, dumps(payload(obj, self.policy))),
+        )
+
+    def _event(self, conn: Connection, r: Happened, n: int) -> None:
+        e = r.event
+        self._row(conn, r.call_id, n, e.at, "event", e)
+        if not isinstance(e, Utterance):
+            return
+        m = r.match
+        best = m.best if m is not None else None
+        top = max(e.alternatives, key=lambda a: a[1])[0] if e.alternatives else ""
+        ranked = [[s.intent, s.score] for s in m.ranked[:RANKED_KEPT]] if m is not None else []
+        conn.execute(
+            "INSERT INTO utterances (call_id, seq, at, transcript, alternatives, ranked, verdict, "
+            "intent, score) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.call_id,
+                n,
+                ts(e.at),
+                (m.text if m is not None and m.text else top),
+                dumps([list(a) for a in e.alternatives]),
+                dumps(ranked),
+                m.verdict.value if m is not None else None,
+                best.intent if best is not None else None,
+                best.score if best is not None else None,
+            ),
+        )
+        if m is not None and m.verdict is Verdict.ACCEPT:
+            self._decided(conn, r.call_id, e.at)
+
+    def _decided(self, conn: Connection, call_id: str, at: dt.datetime) -> None:
+        conn.execute(
+            "UPDATE calls SET decided_at = ? WHERE call_id = ? AND decided_at IS NULL",
+            (ts(at), call_id),
+        )
+
+    def _ended(self, conn: Connection, r: Ended) -> None:
+        row = conn.execute(
+            "SELECT started_at, decided_at FROM calls WHERE call_id = ?", (r.call_id,)
+        ).fetchone()
+        started, decided = parse_ts(row[0]), parse_ts(row[1])
+        o = r.outcome
+        conn.execute(
+            "UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, intent = ?, "
+            "after_prompt = ?, turns = ?, served = ?, duration_s = ?, decision_s = ? "
+            "WHERE call_id = ?",
+            (
+                ts(r.at),
+                o.kind.value,
+                o.reason,
+                o.group,
+                o.intent,
+                o.after,
+                o.turns,
+                dumps(list(o.served)),
+                seconds(started, r.at),
+                seconds(started, decided),
+                r.call_id,
+            ),
+        )
+
+    # -----------------------------------------------------------------------------------------
+    # Reading
+
+    def fetch(self, since: dt.datetime | None = None, until: dt.datetime | None = None) -> Rows:
+        """Calls started in [since, until) and their utterances, oldest first."""
+        where, params = _range("c.started_at", since, until)
+        conn = self.connection()
+        calls = conn.execute(
+            "SELECT c.call_id, c.started_at, c.language, c.caller, c.ended_at, c.outcome, "
+            "c.reason, c.agent_group, c.intent, c.after_prompt, c.turns, c.served, c.decided_at "
+            f"FROM calls c {where} ORDER BY c.started_at, c.call_id",
+            params,
+        ).fetchall()
+        utterances = conn.execute(
+            "SELECT u.call_id, u.seq, u.at, u.transcript, u.alternatives, u.verdict, u.intent, "
+            f"u.score, u.ranked FROM utterances u JOIN calls c ON c.call_id = u.call_id {where} "
+            "ORDER BY u.at, u.call_id, u.seq",
+            params,
+        ).fetchall()
+        return Rows([_call_row(r) for r in calls], [_utterance_row(r) for r in utterances])
+
+    def timeline(self, call_id: str) -> list[EventRow]:
+        rows = (
+            self.connection()
+            .execute(
+                "SELECT call_id, seq, at, kind, type, payload FROM call_events "
+                "WHERE call_id = ? ORDER BY seq",
+                (call_id,),
+            )
+            .fetchall()
+        )
+        return [EventRow(r[0], int(r[1]), _at(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
+
+    # -----------------------------------------------------------------------------------------
+    # Retention and erasure
+
+    def purge(self, before: dt.datetime) -> Purged:
+        """Delete timelines and transcripts, erase caller numbers, of calls older than ``before``;
+        keep the anonymous aggregate (times, outcome, group, intents, verdicts, scores)."""
+        cutoff = ts(before)
+        conn = self.connection()
+        with conn.transaction():
+            events = conn.execute("DELETE FROM call_events WHERE at < ?", (cutoff,)).rowcount
+            transcripts = conn.execute(
+                "UPDATE utterances SET transcript = NULL, alternatives = NULL "
+                "WHERE at < ? AND (transcript IS NOT NULL OR alternatives IS NOT NULL)",
+                (cutoff,),
+            ).rowcount
+            callers = conn.execute(
+                "UPDATE calls SET caller_hash = NULL, caller = NULL "
+                "WHERE started_at < ? AND (caller_hash IS NOT NULL OR caller IS NOT NULL)",
+                (cutoff,),
+            ).rowcount
+        return Purged(events, transcripts, callers)
+
+    def forget(self, caller_hash: str) -> Forgotten:
+        """Delete every call of one caller, with its timeline and utterances."""
+        conn = self.connection()
+        with conn.transaction():
+            sub = "SELECT call_id FROM calls WHERE caller_hash = ?"
+            events = conn.execute(
+                f"DELETE FROM call_events WHERE call_id IN ({sub})", (caller_hash,)
+            ).rowcount
+            utterances = conn.execute(
+                f"DELETE FROM utterances WHERE call_id IN ({sub})", (caller_hash,)
+            ).rowcount
+            calls = conn.execute("DELETE FROM calls WHERE caller_hash = ?", (caller_hash,)).rowcount
+        return Forgotten(calls, events, utterances)
+
+
+def _range(
+    column: str, since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[str, tuple[str, ...]]:
+    clauses: list[str] = []
+    params: list[str] = []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(ts(since))
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(ts(until))
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), tuple(params)
+
+
+def _at(text: str) -> dt.datetime:
+    at = parse_ts(text)
+    assert at is not None
+    return at
+
+
+def _call_row(r: Any) -> CallRow:
+    return CallRow(
+        call_id=r[0],
+        started_at=_at(r[1]),
+        language=r[2],
+        caller=r[3],
+        ended_at=parse_ts(r[4]),
+        outcome=r[5],
+        reason=r[6],
+        group=r[7],
+        intent=r[8],
+        after=r[9],
+        turns=None if r[10] is None else int(r[10]),
+        served=tuple(json.loads(r[11])) if r[11] else (),
+        decided_at=parse_ts(r[12]),
+    )
+
+
+def _utterance_row(r: Any) -> UtteranceRow:
+    alternatives = tuple((str(t), float(c)) for t, c in json.loads(r[4])) if r[4] else ()
+    ranked = tuple(Scored(str(i), float(s)) for i, s in json.loads(r[8])) if r[8] else ()
+    return UtteranceRow(
+        call_id=r[0],
+        seq=int(r[1]),
+        at=_at(r[2]),
+        transcript=r[3],
+        alternatives=alternatives,
+        verdict=r[5],
+        intent=r[6],
+        score=None if r[7] is None else float(r[7]),
+        ranked=ranked,
+    )

@@ -1,0 +1,2 @@
+"""The ``voicebot`` command line: one module per group of sub-commands, all thin shells over the
+core."""

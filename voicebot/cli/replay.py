@@ -1,0 +1,193 @@
+"""``voicebot replay`` and ``voicebot grammar build``: thin shells over ``voicebot.shells.replay``
+and
+``voicebot.speech.grammar``. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from voicebot.speech import model_store as models
+from voicebot.speech.recognizer import ModelError
+
+DEFAULT_CALLER = "+46701234567"  # a mobile number, so SMS actions are taken
+DEFAULT_AT = "2026-01-05T10:00"  # a Monday morning: fixed, so replays repeat exactly
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``replay`` and ``grammar build``."""
+    from voicebot.cli.main import _config_args, _datetime, usage
+
+    replay = subparsers.add_parser("replay", help="run recorded calls (WAV) through the bot")
+    replay.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="WAV files or folders")
+    _config_args(replay)
+    replay.add_argument("--expect", type=Path, help="CSV file,intent or file,action to check")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    replay.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+    replay.add_argument("--workers", type=int, default=1, help="files decoded in parallel")
+    replay.add_argument(
+        "--caller", default=DEFAULT_CALLER, help="caller's number, or 'withheld' (no SMS)"
+    )
+    replay.add_argument(
+        "--at",
+        type=_datetime,
+        help=f"time of the calls, ISO 8601 (default {DEFAULT_AT} in the language's time zone)",
+    )
+    replay.set_defaults(run=cmd_replay)
+
+    grammar = subparsers.add_parser("grammar", help="compile the recogniser's vocabulary")
+    grammar.set_defaults(run=lambda _a: usage(grammar))
+    sub = grammar.add_subparsers(title="grammar commands", metavar="ACTION")
+    build = sub.add_parser("build", help="write <lang>/grammar.json for every language")
+    build.add_argument(
+        "--config", type=Path, help="intents file or folder (default: the embedded examples)"
+    )
+    build.add_argument(
+        "--out", type=Path, metavar="DIR", help="write DIR/<lang>/grammar.json (default: next to "
+        "each language's intents, where calls look for it)"
+    )  # fmt: skip
+    build.set_defaults(run=cmd_grammar_build)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from voicebot.cli.main import UsageError, _language, caller_arg, fail
+    from voicebot.shells.replay import (
+        NO_CHECK,
+        ExpectationError,
+        FileResult,
+        check,
+        find_wavs,
+        format_result,
+        junit_xml,
+        read_expectations,
+        replay_file,
+        result_json,
+    )
+    from voicebot.speech.pipeline import load_speech_model, speech_kit
+
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    config = _language(args)
+    if config is None:
+        return 1
+    try:
+        expectations = read_expectations(args.expect) if args.expect else {}
+    except ExpectationError as exc:
+        return fail(str(exc))
+    try:
+        model = load_speech_model(config)
+    except (models.ModelsError, ModelError) as exc:
+        return fail(str(exc))
+    files = find_wavs(args.paths)
+    if not files:
+        return fail("no WAV files found in " + ", ".join(map(str, args.paths)))
+    caller = caller_arg(args.caller)
+    at = args.at or dt.datetime.fromisoformat(DEFAULT_AT)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=ZoneInfo(config.timezone))
+    kit = speech_kit(config, model, lambda m: _warn(m))
+
+    def one(path: Path) -> FileResult:
+        return replay_file(
+            path, config, model, kit.classify, grammar=kit.grammar, caller=caller, at=at
+        )
+
+    progress = Progress(len(files), sys.stderr) if any(p.is_dir() for p in args.paths) else None
+    results: list[FileResult] = []
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        for result in pool.map(one, files):  # map keeps the input order
+            results.append(result)
+            if progress is not None:
+                progress.update(len(results))
+    if progress is not None:
+        progress.done()
+
+    checks = [check(r, expectations) if expectations else NO_CHECK for r in results]
+    checked = [c for c in checks if c.ok is not None]
+    passed = sum(1 for c in checked if c.ok)
+    errors = [r for r in results if r.error is not None]
+    for r in errors:
+        print(f"voicebot: {r.error}", file=sys.stderr)
+    audio_s = sum(r.duration_s for r in results)
+    wall_s = sum(r.wall_s for r in results)
+    if args.json:
+        summary = {
+            "files": [result_json(r, c) for r, c in zip(results, checks, strict=True)],
+            "checked": len(checked),
+            "passed": passed,
+            "accuracy": round(passed / len(checked), 4) if checked else None,
+            "errors": len(errors),
+            "audio_s": round(audio_s, 2),
+        }
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        for r, c in zip(results, checks, strict=True):
+            if r.error is None:
+                print(format_result(r, c))
+        ok_files = len(results) - len(errors)
+        print(f"replayed {ok_files} file(s), {audio_s:.1f} s of audio in {wall_s:.1f} s decoding")
+        if expectations:
+            pct = f" ({passed / len(checked):.0%})" if checked else ""
+            print(f"expectations: {passed}/{len(checked)} as expected{pct}")
+            for r, c in zip(results, checks, strict=True):
+                if c.ok is False:
+                    print(f"  MISMATCH {r.file}: expected {c.want}, got {c.got}")
+    if args.junit:
+        args.junit.parent.mkdir(parents=True, exist_ok=True)
+        args.junit.write_text(junit_xml(results, checks), encoding="utf-8")
+    return 1 if errors or passed < len(checked) else 0
+
+
+class Progress:
+    """Files done, on stderr: a redrawn bar on a terminal, else a line per 10 %."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, out: TextIO) -> None:
+        self._total = total
+        self._out = out
+        self._tty = out.isatty()
+        self._last = 0
+
+    def update(self, done: int) -> None:
+        fraction = done / self._total
+        if self._tty:
+            filled = round(fraction * self.WIDTH)
+            bar = "#" * filled + " " * (self.WIDTH - filled)
+            self._out.write(f"\rreplay [{bar}] {done}/{self._total}")
+        elif int(fraction * 10) > self._last:
+            self._last = int(fraction * 10)
+            self._out.write(f"replay: {done}/{self._total} files ({fraction:.0%})\n")
+        self._out.flush()
+
+    def done(self) -> None:
+        if self._tty:
+            self._out.write("\n")
+
+
+def cmd_grammar_build(args: argparse.Namespace) -> int:
+    from voicebot.cli.main import _load, fail
+    from voicebot.speech.grammar import compile_grammar, write_grammar
+
+    deployment = _load(args.config)
+    if deployment is None:
+        return 1
+    for _code, config in sorted(deployment.languages.items()):
+        try:
+            path = write_grammar(config, args.out)
+        except OSError as exc:
+            return fail(f"cannot write the {config.language} grammar: {exc}")
+        phrases = compile_grammar(config)
+        words = {w for p in phrases for w in p.split()}
+        print(f"{config.language}: wrote {path} ({len(phrases)} phrases, {len(words)} words)")
+    return 0
+
+
+def _warn(message: str) -> None:
+    print(f"voicebot: warning: {message}", file=sys.stderr)

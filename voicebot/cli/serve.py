@@ -1,0 +1,408 @@
+"""``voicebot serve`` (the Twilio server) and ``voicebot simulate`` (Twilio's side, for testers)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+
+if TYPE_CHECKING:
+    from voicebot.calllog.log import CallLog
+    from voicebot.telephony.server import VoiceServer
+
+log = logging.getLogger("voicebot.serve")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="answer Twilio calls (webhook + media stream)")
+    serve.add_argument("--config", type=Path, help="intents file or folder (default: embedded)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument(
+        "--public-url",
+        help="base URL Twilio calls (e.g. your tunnel, https://abc.ngrok.app); used in TwiML "
+        "and to check signatures (default in --dev: http://HOST:PORT)",
+    )
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="local trials: dev credentials and the fake REST API of `voicebot simulate` unless "
+        "TWILIO_* variables are set (signatures are still checked)",
+    )
+    serve.add_argument("--watch", action="store_true", help="reload when config files change")
+    serve.add_argument("--watch-interval", type=float, default=2.0, help="seconds (default 2)")
+    serve.add_argument("--no-tts", action="store_true", help="speak prompts with Twilio <Say>")
+    serve.add_argument(
+        "--database",
+        metavar="URL",
+        help="call log: postgresql://... or sqlite:///path (default: $VOICEBOT_DATABASE_URL, "
+        "else calls.sqlite3 in $VOICEBOT_DATA_DIR or ~/.local/share/voicebot)",
+    )
+    serve.add_argument(
+        "--retention-days",
+        type=int,
+        help="keep transcripts and caller numbers this many days; purged at start and hourly "
+        "(default 90)",
+    )
+    serve.set_defaults(run=cmd_serve)
+
+    sim = subparsers.add_parser("simulate", help="call a running server as Twilio would")
+    sim.add_argument("wavs", nargs="*", type=Path, help="what the caller says, one file per turn")
+    sim.add_argument("--url", default="http://127.0.0.1:8080", help="the server's public URL")
+    sim.add_argument("--from", dest="caller", default="+821012345678", help="or 'withheld'")
+    sim.add_argument("--to", default="+82212340000", help="the number called")
+    sim.add_argument("--dtmf", default="", help="keys pressed after the audio, e.g. 0")
+    sim.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
+    sim.add_argument(
+        "--rotate", action="store_true", help="with --calls: call i says only WAV number i mod n"
+    )
+    sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
+    sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
+    sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
+    sim.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN or the dev token")
+    sim.add_argument("--account-sid", help="default: $TWILIO_ACCOUNT_SID or the dev account")
+    sim.add_argument(
+        "--rest-port",
+        type=int,
+        default=DEV_REST_PORT,
+        help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
+        "TWILIO_API_BASE_URL must point at it)",
+    )
+    sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
+    sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(run=cmd_simulate)
+
+
+# ---------------------------------------------------------------------------------------------
+# serve
+
+
+def dev_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """Dev mode: fill in the fake REST API and its credentials where the environment is silent."""
+    out = dict(env)
+    out.setdefault("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
+    out.setdefault("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
+    out.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
+    out.setdefault("TWILIO_API_BASE_URL", f"http://127.0.0.1:{DEV_REST_PORT}")
+    return out
+
+
+def missing_credentials(env: Mapping[str, str]) -> list[str]:
+    missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
+    if not env.get("TWILIO_FROM_NUMBER") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
+        missing.append("TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)")
+    return missing
+
+
+PURGE_INTERVAL_S = 3600.0
+DASHBOARD_PATH = "/dashboard"
+
+
+def attach_dashboard(server: VoiceServer, call_log: CallLog, token: str | None) -> bool:
+    """Mount the dashboard over ``call_log`` at /dashboard when a token is configured (it shows
+    transcripts, so without a token it is not served at all). True when mounted."""
+    from voicebot.dashboard.app import dashboard_app
+
+    if token is None:
+        return False
+    holder = server.holder
+    server.mount(DASHBOARD_PATH, dashboard_app(call_log, lambda: holder.current, token=token))
+    return True
+
+
+async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -> None:
+    """Apply the retention period now and then every ``interval_s`` (off the event loop)."""
+    while True:
+        try:
+            purged = await asyncio.to_thread(call_log.purge)
+        except Exception:
+            log.exception("call log purge failed; retrying in %.0f s", interval_s)
+        else:
+            if purged.events or purged.transcripts or purged.callers:
+                log.info("call log purge: %s", purged)
+        await asyncio.sleep(interval_s)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
+    from voicebot.dashboard.app import token_from_env
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    env: Mapping[str, str] = os.environ
+    if args.dev:
+        env = dev_environment(env)
+    missing = missing_credentials(env)
+    if missing:
+        print(
+            "voicebot: refusing to serve without Twilio credentials: set "
+            + ", ".join(missing)
+            + " (or use --dev for local trials)",
+            file=sys.stderr,
+        )
+        return 2
+    public = args.public_url
+    if public is None:
+        if not args.dev:
+            print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
+            return 2
+        public = f"http://{args.host}:{args.port}"
+    token = token_from_env(env)
+    retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
+    try:
+        call_log = CallLog.open(args.database, retention_days=retention, env=env)
+    except Exception as exc:  # bad URL, another number salt
+        print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _serve(args, env, public, call_log, token)
+    finally:
+        call_log.close()
+
+
+def _serve(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    public: str,
+    call_log: CallLog,
+    token: str | None,
+) -> int:
+    import uvicorn
+
+    from voicebot.loading.loader import ConfigHolder
+    from voicebot.speech.pipeline import load_speech_model
+    from voicebot.speech.tts import Tts
+    from voicebot.telephony.rest import TwilioRest
+    from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+
+    holder = ConfigHolder(args.config)
+    speech = SpeechProvider(load_speech_model)
+    config = holder.language()
+    print(f"loading the {config.language} speech model...", file=sys.stderr)
+    speech.get(config)
+    rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
+    tts = None if args.no_tts else Tts()
+    settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
+    server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
+    server.prepare()  # the other languages' models, for calls to their numbers
+    try:
+        dashboard = attach_dashboard(server, call_log, token)
+    except ValueError as exc:  # a token too short to guard transcripts
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+    if args.dev:
+        print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
+        print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
+    print(
+        f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
+    )
+    print(f"call log: {call_log.store.target}", file=sys.stderr)
+    if dashboard:
+        print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
+    else:
+        print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
+    uv = uvicorn.Server(
+        uvicorn.Config(
+            server.app,
+            host=args.host,
+            port=args.port,
+            ws_max_size=2**20,
+            lifespan="off",
+            log_level="info",
+        )
+    )
+
+    async def main() -> None:
+        restore = install_reload_signal(asyncio.get_running_loop(), server.reload)
+        tasks = [asyncio.ensure_future(purge_every(call_log))]
+        if args.watch:
+            watcher = ConfigWatcher(args.config, server.reload)
+            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
+        try:
+            await uv.serve()
+        finally:
+            for task in tasks:
+                task.cancel()
+            restore()
+
+    asyncio.run(main())
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# reload triggers: SIGHUP and --watch
+
+
+def _reload_logged(reload: Callable[[], object]) -> None:
+    """Run a reload off the event loop; an unexpected error must not go unnoticed."""
+    try:
+        reload()
+    except Exception:
+        log.exception("configuration reload failed")
+
+
+def install_reload_signal(
+    loop: asyncio.AbstractEventLoop, reload: Callable[[], object]
+) -> Callable[[], None]:
+    """Make SIGHUP reload the configuration (in a worker thread, the load blocks); returns the
+    function that puts the previous SIGHUP handling back."""
+    if not hasattr(signal, "SIGHUP"):  # Windows
+        return lambda: None
+    previous = signal.getsignal(signal.SIGHUP)
+
+    def on_hangup() -> None:
+        log.info("SIGHUP: reloading the configuration")
+        loop.run_in_executor(None, _reload_logged, reload)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+
+    def restore() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+        signal.signal(signal.SIGHUP, previous)
+
+    return restore
+
+
+Snapshot = dict[Path, tuple[int, int]]
+
+
+def config_files(path: Path | None) -> Snapshot:
+    """The YAML files of a config path with their modification time (ns) and size."""
+    if path is None:
+        return {}
+    files = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+    out: Snapshot = {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        out[f] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+class ConfigWatcher:
+    """``--watch``: reload when the config files change (edit, new or removed file).
+
+    Polls modification times rather than using inotify: it works on every file system,
+    including the network and container mounts configs are often edited on. ``stat`` is
+    injectable for tests.
+    """
+
+    def __init__(
+        self,
+        path: Path | None,
+        reload: Callable[[], object],
+        *,
+        stat: Callable[[Path | None], Snapshot] = config_files,
+    ) -> None:
+        self.path = path
+        self.reload = reload
+        self._stat = stat
+        self.seen = stat(path)
+
+    def poll(self) -> bool:
+        """Reload once if anything changed since the last poll; True when it reloaded."""
+        now = self._stat(self.path)
+        if now == self.seen:
+            return False
+        self.seen = now
+        log.info("configuration files changed: reloading")
+        _reload_logged(self.reload)
+        return True
+
+    async def run(self, interval_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            await loop.run_in_executor(None, self.poll)
+
+
+# ---------------------------------------------------------------------------------------------
+# simulate
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from voicebot.cli.main import UsageError, fail
+    from voicebot.speech.audio import AudioError
+    from voicebot.telephony.testing.fake_rest import FakeTwilio
+    from voicebot.telephony.testing.simulator import (
+        SimOptions,
+        format_report,
+        load_audio,
+        simulate_calls,
+        summary,
+    )
+
+    if args.calls < 1:
+        raise UsageError("--calls must be at least 1")
+    if not args.wavs and not args.dtmf:
+        raise UsageError("give the caller something to do: WAV files and/or --dtmf")
+    try:
+        turns = [load_audio(p) for p in args.wavs]
+    except (AudioError, OSError) as exc:
+        return fail(str(exc))
+    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
+    account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
+    caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
+    options = SimOptions(
+        url=args.url,
+        auth_token=token,
+        account_sid=account,
+        caller=caller,
+        to=args.to,
+        dtmf=args.dtmf,
+        realtime=args.realtime,
+        barge_in=args.barge_in,
+        max_wait_s=args.max_wait,
+    )
+    fake = None
+    if not args.no_fake:
+        try:
+            fake = FakeTwilio(account, token, port=args.rest_port).start()
+        except OSError as exc:
+            print(f"voicebot: cannot run the fake REST API on port {args.rest_port}: {exc}")
+            return 1
+    try:
+        reports = asyncio.run(
+            simulate_calls(
+                turns, options, fake, args.calls, rotate=args.rotate, stagger_s=args.stagger
+            )
+        )
+    finally:
+        if fake is not None:
+            fake.stop()
+    result = summary(reports)
+    if args.json:
+        calls = [
+            {
+                "call_sid": r.call_sid,
+                "said": r.said,
+                "texted": r.texted,
+                "decision": r.decision,
+                "context": r.context,
+                "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
+                "error": r.error,
+            }
+            for r in reports
+        ]
+        print(json.dumps({**result, "results": calls}, ensure_ascii=False))
+    else:
+        for r in reports if args.calls <= 5 else [r for r in reports if not r.decided]:
+            print(format_report(r))
+        if args.calls > 1:
+            print(json.dumps(result, ensure_ascii=False))
+    if any(r.rejected is not None for r in reports):
+        return 1
+    return 1 if result["undecided"] else 0

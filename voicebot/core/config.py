@@ -1,0 +1,272 @@
+"""Typed, validated configuration objects.
+
+The YAML that ops edit is parsed once (see ``voicebot.loading.loader``) into these frozen objects;
+every
+other module receives them and never touches YAML. Each object remembers where it came from
+(``Origin``) so later checks and runtime errors can still point at a file and line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a value was written: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+UNKNOWN_ORIGIN = Origin("<built-in>", 0, 0)
+
+
+class DestinationKind(StrEnum):
+    NUMBER = "number"  # E.164 phone number, dialled with <Dial><Number>
+    SIP = "sip"  # SIP URI, dialled with <Dial><Sip>
+    QUEUE = "queue"  # Twilio queue name, <Enqueue>
+    WORKFLOW = "workflow"  # TaskRouter workflow SID, <Enqueue workflowSid=...>
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    kind: DestinationKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.value}"
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    start: dt.time
+    end: dt.time  # exclusive; dt.time.max means "until midnight"
+
+    def contains(self, t: dt.time) -> bool:
+        return self.start <= t < self.end
+
+
+@dataclass(frozen=True, slots=True)
+class OpeningHours:
+    """Weekly hours in a time zone, with closed days; no hours at all means always open."""
+
+    timezone: str = "UTC"
+    weekly: Mapping[str, tuple[TimeRange, ...]] = field(default_factory=dict)
+    closed_days: frozenset[dt.date] = frozenset()
+    always_open: bool = True
+
+    def is_open(self, at: dt.datetime) -> bool:
+        if self.always_open:
+            return True
+        local = _as_aware(at).astimezone(ZoneInfo(self.timezone))
+        if local.date() in self.closed_days:
+            return False
+        ranges = self.weekly.get(WEEKDAYS[local.weekday()], ())
+        return any(r.contains(local.time()) for r in ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class WhenClosed:
+    """What a caller routed to a closed group gets instead of a transfer."""
+
+    say: str
+    sms: str | None = None  # optional text (e.g. a link) sent to the caller
+    transfer_to: str | None = None  # another group id to try instead, e.g. an overflow line
+
+
+@dataclass(frozen=True, slots=True)
+class AgentGroup:
+    id: str
+    name: str  # spoken: "I'll put you through to {name}"
+    destination: Destination
+    hours: OpeningHours = OpeningHours()
+    when_closed: WhenClosed | None = None
+    origin: Origin = UNKNOWN_ORIGIN
+
+    def is_open(self, at: dt.datetime) -> bool:
+        return self.hours.is_open(at)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    id: str
+    text: str | None  # spoken with <Say>; either text or audio_url (or both: audio wins)
+    audio_url: str | None
+    start: dt.date | None  # first day it is active (inclusive), in the language's time zone
+    end: dt.date | None  # last day it is active (inclusive)
+    after_intents: tuple[str, ...] = ()  # empty: played to every caller after the greeting
+    origin: Origin = UNKNOWN_ORIGIN
+
+    def is_active(self, on: dt.date) -> bool:
+        if self.start is not None and on < self.start:
+            return False
+        return not (self.end is not None and on > self.end)
+
+
+class ActionKind(StrEnum):
+    ANNOUNCE = "announce"
+    SMS = "sms"
+    TRANSFER = "transfer"
+
+
+class SmsFallback(StrEnum):
+    READ = "read"  # read the answer aloud instead
+    TRANSFER = "transfer"  # transfer to the intent's fallback group (or the default group)
+
+
+@dataclass(frozen=True, slots=True)
+class IntentAction:
+    kind: ActionKind
+    # announce: what is said (or played) before "anything else?"
+    text: str | None = None
+    audio_url: str | None = None
+    # sms: the chatbot answer's link, the SMS body and what the bot says when it was sent
+    link: str | None = None
+    sms_text: str | None = None  # body; "{link}" is replaced; default "<say> {link}"
+    fallback: SmsFallback = SmsFallback.TRANSFER
+    answer: str | None = None  # read aloud when fallback is "read"
+    # transfer (and sms fallback): the agent group id
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    name: str
+    label: str  # how the bot names it in "is it about A or B?"
+    phrases: tuple[str, ...]  # written by ops
+    examples: tuple[str, ...]  # imported from labelled history
+    action: IntentAction
+    origin: Origin = UNKNOWN_ORIGIN
+    # where each phrase / example was written (same order), so checks can point at the line
+    phrase_origins: tuple[Origin, ...] = ()
+    example_origins: tuple[Origin, ...] = ()
+    label_given: bool = True  # False when the YAML had no label and it was made from the name
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Matcher score cut-offs, all on the matcher's 0..1 confidence scale.
+
+    accept: top score at or above this (and clear of the runner-up) routes at once.
+    clarify_margin: when the top two are within this margin, ask "A or B?".
+    reject: below this the utterance counts as not understood.
+    """
+
+    accept: float = 0.5
+    clarify_margin: float = 0.1
+    reject: float = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Prompts:
+    greeting: str
+    reprompt: str  # after silence
+    no_match: str  # after speech that matched nothing; "{hints}" lists example topics
+    clarify: str  # "{a}" and "{b}" are intent labels
+    anything_else: str
+    transfer: str  # "{group}" is the group's name
+    sms_sent: str  # default said after an SMS when the intent gives no text
+    sms_failed: str  # said before the fallback when an SMS cannot be sent
+    goodbye: str
+    error: str  # said when the bot fails internally, before the transfer
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Word lists the dialogue understands outside the intents."""
+
+    escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
+    yes: tuple[str, ...]
+    no: tuple[str, ...]
+
+
+class SpeechMode(StrEnum):
+    GRAMMAR = "grammar"  # only the configured words: robust and reproducible
+    OPEN = "open"  # the model's whole vocabulary: slower, and varies run to run
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechSettings:
+    """How a call in this language is heard: recogniser mode, model and endpointing."""
+
+    mode: SpeechMode = SpeechMode.GRAMMAR
+    model: str | None = None  # model directory; None: the installed model for the language
+    end_of_speech_s: float = 0.7  # trailing silence that ends an utterance
+    no_speech_timeout_s: float = 5.0  # silence before the caller is asked again
+    max_utterance_s: float = 15.0  # a longer utterance is cut here
+    # n-best transcripts for the matcher. 1 by default: Vosk 0.3.45 gives different n-best lists
+    # (and confidences) for the same audio run to run, while its single best words are stable.
+    max_alternatives: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageConfig:
+    """One language's complete intent set: everything a call in that language needs."""
+
+    language: str  # BCP-47, e.g. "en-US", "sv-SE"
+    voice: str  # Twilio <Say> voice, e.g. "Polly.Joanna"
+    timezone: str
+    prompts: Prompts
+    words: Words
+    thresholds: Thresholds
+    groups: Mapping[str, AgentGroup]
+    default_group: str
+    announcements: tuple[Announcement, ...]
+    intents: Mapping[str, Intent]
+    source: str = "<built-in>"  # file or folder it was loaded from
+    max_turns: int = 4  # questions asked before the caller is handed to a person regardless
+    speech: SpeechSettings = SpeechSettings()
+    numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
+    number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
+
+    def group(self, group_id: str | None) -> AgentGroup:
+        return self.groups[group_id or self.default_group]
+
+    def today(self, at: dt.datetime) -> dt.date:
+        return _as_aware(at).astimezone(ZoneInfo(self.timezone)).date()
+
+    def active_announcements(
+        self, at: dt.datetime, after_intent: str | None = None
+    ) -> tuple[Announcement, ...]:
+        """Announcements due now: general ones (after_intent None) or those tied to an intent."""
+        day = self.today(at)
+        if after_intent is None:
+            return tuple(a for a in self.announcements if not a.after_intents and a.is_active(day))
+        return tuple(
+            a for a in self.announcements if after_intent in a.after_intents and a.is_active(day)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """All languages a deployment serves; calls pick one, the first is the default."""
+
+    languages: Mapping[str, LanguageConfig]
+    default_language: str
+
+    def language(self, code: str | None = None) -> LanguageConfig:
+        return self.languages[code or self.default_language]
+
+    def for_number(self, called: str | None) -> LanguageConfig:
+        """The language of the line that was called (E.164), else the default language."""
+        if called:
+            for config in self.languages.values():
+                if called in config.numbers:
+                    return config
+        return self.language()
+
+
+def _as_aware(at: dt.datetime) -> dt.datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)

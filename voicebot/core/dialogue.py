@@ -1,0 +1,706 @@
+"""The call dialogue: every decision a call makes, as a pure state machine.
+
+Shells (Twilio, WAV replay, microphone, text chat) turn the world into events and carry out the
+returned actions; none of them decides anything, so a call behaves the same everywhere and every
+rule can be tested without audio or a network. ``step`` never raises: whatever goes wrong, the
+caller is put through to a person rather than left in silence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TypeAlias
+
+from voicebot.core.config import (
+    ActionKind,
+    AgentGroup,
+    Announcement,
+    Destination,
+    IntentAction,
+    LanguageConfig,
+    SmsFallback,
+)
+from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.phone import can_receive_sms
+from voicebot.core.text import contains_phrase, words
+
+MAX_FAILURES = 2  # silences or misunderstandings per request before a person takes over
+
+# ---------------------------------------------------------------------------------------------
+# Events: what the shell observed
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    at: dt.datetime
+    caller: str | None  # E.164 number, or None when withheld
+    call_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    alternatives: tuple[tuple[str, float], ...]  # n-best transcripts with confidence
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Partial:
+    """The caller started speaking (a partial transcript): the cue for barge-in."""
+
+    text: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Dtmf:
+    digit: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceTimeout:
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SmsResult:
+    ok: bool
+    detail: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HangUp:
+    """The caller hung up."""
+
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The shell hit an internal error; the caller must still reach a person."""
+
+    error: str
+    at: dt.datetime
+
+
+Event: TypeAlias = (
+    CallStarted | Utterance | Partial | Dtmf | SilenceTimeout | SmsResult | HangUp | Failure
+)
+
+# ---------------------------------------------------------------------------------------------
+# Actions: what the shell must do, in order
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    text: str
+    voice: str
+    language: str
+    barge_in: bool = True  # the caller may interrupt it by speaking
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    url: str
+    barge_in: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Listen:
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpeaking:
+    """Drop the rest of the queued speech: the caller talks over the bot."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSms:
+    to: str
+    body: str
+    intent: str  # for the call log; "" when not tied to an intent
+
+
+class TransferReason(StrEnum):
+    INTENT = "intent"  # the caller's request belongs to this group
+    ESCAPE = "escape"  # the caller asked for a person
+    DTMF = "dtmf"  # the caller pressed 0
+    NO_MATCH = "no_match"  # not understood twice
+    NO_SPEECH = "no_speech"  # nothing heard twice
+    MAX_TURNS = "max_turns"  # too many questions already
+    ERROR = "error"  # the bot failed internally
+    CLOSED_OVERFLOW = "closed_overflow"  # the intended group was closed; its overflow group
+    SMS_FALLBACK = "sms_fallback"  # the answer could not be texted
+
+
+_ROUTED_REASONS = frozenset(
+    {TransferReason.INTENT, TransferReason.CLOSED_OVERFLOW, TransferReason.SMS_FALLBACK}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferContext:
+    """What the agent's screen shows, so the caller need not repeat themselves."""
+
+    intent: str | None
+    transcript: str | None
+    confidence: float | None
+    language: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    group: str
+    destination: Destination
+    context: TransferContext
+
+
+@dataclass(frozen=True, slots=True)
+class HangUpCall:
+    reason: str  # "goodbye" (served), "closed" (group closed), "error" (nothing else possible)
+
+
+Action: TypeAlias = Say | Play | Listen | StopSpeaking | SendSms | Transfer | HangUpCall
+
+Classify: TypeAlias = Callable[[Sequence[tuple[str, float]]], Match]
+
+# ---------------------------------------------------------------------------------------------
+# Outcome and state
+
+
+class OutcomeKind(StrEnum):
+    TRANSFERRED = "transferred"
+    SMS_SENT = "sms_sent"  # served by a texted link, then said goodbye
+    ANNOUNCED = "announced"  # served by an announcement or a read answer, then said goodbye
+    CLOSED = "closed"  # the group was closed and had no overflow: told so, then goodbye
+    CALLER_HUNG_UP = "caller_hung_up"
+    ERROR = "error"  # not even a transfer could be built (broken configuration)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How the call ended, for the call log."""
+
+    kind: OutcomeKind
+    turns: int  # questions the bot asked
+    reason: str | None = None  # transfer reason, or why the bot hung up
+    group: str | None = None
+    intent: str | None = None  # the last intent recognised
+    after: str | None = None  # the last prompt before the end, e.g. "announcement:xmas"
+    served: tuple[str, ...] = ()  # intents answered without a person, in order
+
+    def __str__(self) -> str:
+        parts = [self.kind.value, f"turns={self.turns}"]
+        for name in ("reason", "group", "intent", "after"):
+            value = getattr(self, name)
+            if value:
+                parts.append(f"{name}={value}")
+        if self.served:
+            parts.append("served=" + ",".join(self.served))
+        return " ".join(parts)
+
+
+class Phase(StrEnum):
+    NEW = "new"  # waiting for CallStarted
+    ASKING = "asking"  # listening for why the caller calls
+    CLARIFYING = "clarifying"  # listening for the answer to "A or B?"
+    ANYTHING_ELSE = "anything_else"  # listening after the caller was served
+    SMS_PENDING = "sms_pending"  # waiting for SmsResult
+    ENDED = "ended"
+
+
+_LISTENING = frozenset({Phase.ASKING, Phase.CLARIFYING, Phase.ANYTHING_ELSE})
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    phase: Phase = Phase.NEW
+    caller: str | None = None
+    call_id: str = ""
+    turns: int = 0  # Listens issued; capped by config.max_turns
+    failures: int = 0  # silences and misunderstandings since the last recognised request
+    options: tuple[Scored, ...] = ()  # the two candidates while clarifying
+    intent: str | None = None  # the intent being served (or last recognised)
+    transcript: str | None = None  # what the caller said last
+    confidence: float | None = None  # the recognised intent's score
+    served: tuple[str, ...] = ()
+    served_kind: OutcomeKind | None = None
+    barge_in: bool = False  # a Partial now stops the bot's speech
+    after: str = ""  # tag of the last prompt, for the outcome of a caller hang-up
+    outcome: Outcome | None = None
+    # The Match the latest event was classified as, for the call log; None when it was not
+    # classified as a request (key, escape word, silence, a yes/no answer taken as such).
+    # An ended call ignores events and keeps the last one's.
+    match: Match | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def waiting_for(self) -> str | None:
+        """What the shell should deliver next: "listen" (speech), "sms" (a result) or None."""
+        if self.phase in _LISTENING:
+            return "listen"
+        return "sms" if self.phase is Phase.SMS_PENDING else None
+
+
+Step: TypeAlias = tuple[State, list[Action]]
+
+# ---------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def step(state: State, event: Event, config: LanguageConfig, classify: Classify) -> Step:
+    """The next state and the actions to carry out; never raises."""
+    if state.ended:
+        return state, []
+    state = replace(state, match=None)
+    if isinstance(event, Failure):
+        return _error(state, config)
+    try:
+        new, actions = _dispatch(state, event, _Ctx(config, event.at, classify))
+        return _settle(new, actions)
+    except Exception:
+        return _error(state, config)
+
+
+class Dialogue:
+    """Keeps the current state of one call for shells that prefer an object."""
+
+    def __init__(self, config: LanguageConfig, classify: Classify) -> None:
+        self.config = config
+        self.classify = classify
+        self.state = State()
+
+    def start(self, event: CallStarted) -> list[Action]:
+        return self.handle(event)
+
+    def handle(self, event: Event) -> list[Action]:
+        self.state, actions = step(self.state, event, self.config, self.classify)
+        return actions
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    @property
+    def outcome(self) -> Outcome | None:
+        return self.state.outcome
+
+    @property
+    def match(self) -> Match | None:
+        """What the last event handled was classified as (``State.match``)."""
+        return self.state.match
+
+
+# ---------------------------------------------------------------------------------------------
+# Dispatch
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    config: LanguageConfig
+    at: dt.datetime
+    classify: Classify
+
+    def say(self, text: str) -> Say:
+        return Say(text, self.config.voice, self.config.language)
+
+    def listen(self) -> Listen:
+        """Silence longer than the language's no-speech timeout makes the shell send
+        SilenceTimeout; chat shows the figure, audio shells enforce it in the recogniser."""
+        return Listen(self.config.speech.no_speech_timeout_s)
+
+
+def _dispatch(s: State, e: Event, c: _Ctx) -> Step:
+    if isinstance(e, HangUp):
+        outcome = Outcome(
+            OutcomeKind.CALLER_HUNG_UP,
+            s.turns,
+            intent=s.intent,
+            after=s.after or None,
+            served=s.served,
+        )
+        return _end(s, outcome), []
+    if s.phase is Phase.NEW:
+        return _start(s, e, c) if isinstance(e, CallStarted) else (s, [])
+    if isinstance(e, Partial):
+        if s.barge_in and s.phase in _LISTENING:
+            return replace(s, barge_in=False), [StopSpeaking()]
+        return s, []
+    if isinstance(e, Dtmf):
+        return _dtmf(s, e, c)
+    if isinstance(e, SmsResult):
+        return _sms_result(s, e, c) if s.phase is Phase.SMS_PENDING else (s, [])
+    if isinstance(e, SilenceTimeout):
+        return _silence(s, c) if s.phase in _LISTENING else (s, [])
+    if isinstance(e, Utterance):
+        return _utterance(s, e, c)
+    return s, []
+
+
+def _settle(s: State, actions: list[Action]) -> Step:
+    """Prompts followed by Listen may be interrupted; speech before a transfer or hang-up not."""
+    if not any(isinstance(a, Say | Play | Listen) for a in actions):
+        return s, actions
+    listening = isinstance(actions[-1], Listen)
+    out: list[Action] = []
+    for a in actions:
+        if isinstance(a, Say | Play):
+            out.append(replace(a, barge_in=listening))
+        else:
+            out.append(a)
+    return replace(s, barge_in=listening), out
+
+
+def _start(s: State, e: CallStarted, c: _Ctx) -> Step:
+    s = replace(s, caller=e.caller, call_id=e.call_id, phase=Phase.ASKING, turns=1)
+    actions: list[Action] = [c.say(c.config.prompts.greeting)]
+    after = "greeting"
+    for a in c.config.active_announcements(c.at):
+        actions.append(_announcement(c, a))
+        after = f"announcement:{a.id}"
+    actions.append(c.listen())
+    return replace(s, after=after), actions
+
+
+def _dtmf(s: State, e: Dtmf, c: _Ctx) -> Step:
+    if e.digit == "0":
+        return _route(s, c, None, TransferReason.DTMF, [])
+    if s.phase is Phase.CLARIFYING and e.digit in ("1", "2") and len(s.options) == 2:
+        return _serve(s, c, s.options[int(e.digit) - 1])
+    return s, []  # no menu is offered, so other keys mean nothing
+
+
+def _utterance(s: State, e: Utterance, c: _Ctx) -> Step:
+    if s.phase not in _LISTENING and s.phase is not Phase.SMS_PENDING:
+        return s, []
+    alternatives = sorted(
+        ((text, conf) for text, conf in e.alternatives if words(text)), key=lambda a: -a[1]
+    )
+    if not alternatives:
+        return _silence(s, c) if s.phase in _LISTENING else (s, [])
+    top = alternatives[0][0]
+    s = replace(s, transcript=top)
+    if _says(top, c.config.words.escape):
+        return _route(s, c, None, TransferReason.ESCAPE, [])
+    if s.phase is Phase.SMS_PENDING:
+        return s, []
+    if s.phase is Phase.CLARIFYING:
+        return _clarify_answer(s, alternatives, c)
+    if s.phase is Phase.ANYTHING_ELSE:
+        return _anything_else_answer(s, alternatives, c)
+    s, m = _classify(s, alternatives, c)
+    return _request(s, m, c)
+
+
+def _silence(s: State, c: _Ctx) -> Step:
+    if s.phase is Phase.ANYTHING_ELSE:
+        return _goodbye(s, c)
+    return _failed(s, c, TransferReason.NO_SPEECH, clarify_again=s.phase is Phase.CLARIFYING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Understanding
+
+
+def _classify(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> tuple[State, Match]:
+    match = c.classify(alternatives)
+    return replace(s, transcript=match.text or alternatives[0][0], match=match), match
+
+
+def _answered(s: State) -> State:
+    """The utterance was taken as a yes or no to the bot's question: it was no request, so
+    its Match is not reported (a bare "no" must not count as a request nobody understood)."""
+    return replace(s, match=None)
+
+
+def _request(s: State, m: Match, c: _Ctx) -> Step:
+    """A fresh request: serve a clear winner, ask about a close pair, else count a failure."""
+    best = m.best
+    if best is not None and m.verdict is not Verdict.REJECT:
+        other = next((r for r in m.ranked[1:] if r.intent != best.intent), None)
+        if m.verdict is Verdict.CLARIFY and other is not None:
+            return _clarify(replace(s, options=(best, other)), c, [])
+        return _serve(s, c, best)
+    return _failed(s, c, TransferReason.NO_MATCH)
+
+
+def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Step:
+    top = alternatives[0][0]
+    picked = _pick(top, s.options, c.config)
+    if picked is not None:
+        return _serve(s, c, s.options[picked])
+    s, m = _classify(s, alternatives, c)
+    best, runner = m.best, m.runner_up
+    names = {o.intent for o in s.options}
+    if best is not None and m.verdict is Verdict.ACCEPT:  # one of the two, or a new clear request
+        return _serve(s, c, best)
+    clarified = m.verdict is Verdict.CLARIFY and best is not None
+    picked_one = runner is None or runner.intent not in names
+    if clarified and best is not None and best.intent in names and picked_one:
+        return _serve(s, c, best)  # the fresh answer favours one of the two
+    if _says(top, c.config.words.no):  # neither: ask openly again
+        return _failed(_answered(s), c, TransferReason.NO_MATCH)
+    if _says(top, c.config.words.yes):  # a bare yes: the better-scoring candidate
+        return _serve(_answered(s), c, s.options[0])
+    if clarified and best is not None and runner is not None and runner.intent != best.intent:
+        s = replace(s, options=(best, runner))  # a different close pair: ask about that instead
+    return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
+
+
+def _anything_else_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Step:
+    top = alternatives[0][0]
+    s, m = _classify(s, alternatives, c)
+    if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
+        return _goodbye(_answered(s), c)
+    if m.verdict is not Verdict.REJECT:
+        return _request(s, m, c)
+    if _says(top, c.config.words.yes):  # "yes" and a pause: the request usually follows
+        return _ask(_answered(s), c, [], None, Phase.ASKING, "listen")
+    return _failed(s, c, TransferReason.NO_MATCH)
+
+
+_FIRST = frozenset({"first", "former", "1st", "första", "förstnämnda"})
+_SECOND = frozenset({"second", "latter", "last", "2nd", "andra", "sista", "sistnämnda"})
+_ORDINAL_MAX_WORDS = 8  # "I think it is the first one"; longer answers are requests
+_STOP_EN = "a an the and or of to for in on at my your you it is about with"
+_STOP_SV = "en ett och att eller om med till för på i din ditt dina min mitt det den"
+_STOP = frozenset(f"{_STOP_EN} {_STOP_SV}".split(" "))
+
+
+def _pick(text: str, options: tuple[Scored, ...], config: LanguageConfig) -> int | None:
+    """Which of two options an answer names, by label ("invoices") or position ("the second")."""
+    said = words(text)
+    hits = [_label_hits(said, config.intents[o.intent].label) for o in options]
+    best = max(hits, default=0)
+    if best > 0:
+        return hits.index(best) if hits.count(best) == 1 else None
+    if len(said) > _ORDINAL_MAX_WORDS:
+        return None
+    first = any(w in _FIRST for w in said)
+    second = any(w in _SECOND for w in said)
+    return (0 if first else 1) if first != second else None
+
+
+def _label_hits(said: list[str], label: str) -> int:
+    """Content words of ``label`` the caller said, allowing endings ("invoice" ~ "invoices")."""
+    content = [w for w in words(label) if len(w) >= 3 and w not in _STOP]
+    return sum(any(_same_word(w, s) for s in said) for w in content)
+
+
+def _same_word(a: str, b: str) -> bool:
+    short, long = sorted((a, b), key=len)
+    if len(short) < 4:
+        return short == long
+    common = 0
+    while common < len(short) and short[common] == long[common]:
+        common += 1
+    return common >= 4 and common >= 0.75 * len(short)
+
+
+def _says(text: str, phrases: Sequence[str]) -> bool:
+    return any(contains_phrase(text, p) for p in phrases)
+
+
+# ---------------------------------------------------------------------------------------------
+# Asking
+
+
+def _ask(
+    s: State, c: _Ctx, actions: Sequence[Action], prompt: str | None, phase: Phase, tag: str
+) -> Step:
+    """Ask one more question, unless the caller has been asked enough: then a person takes over."""
+    if s.turns >= max(1, c.config.max_turns):
+        return _route(s, c, None, TransferReason.MAX_TURNS, actions)
+    out = [*actions, *([c.say(prompt)] if prompt else []), c.listen()]
+    return replace(s, phase=phase, turns=s.turns + 1, after=tag), out
+
+
+def _failed(s: State, c: _Ctx, reason: TransferReason, *, clarify_again: bool = False) -> Step:
+    """One more silence or misunderstanding: try again once, then hand over."""
+    s = replace(s, failures=s.failures + 1)
+    if s.failures >= MAX_FAILURES:
+        return _route(s, c, None, reason, [])
+    if clarify_again and len(s.options) == 2:
+        return _clarify(s, c, [])
+    prompts = c.config.prompts
+    if reason is TransferReason.NO_SPEECH:
+        return _ask(s, c, [], prompts.reprompt, Phase.ASKING, "reprompt")
+    text = _fill(prompts.no_match, hints=_hints(s, c.config))
+    return _ask(s, c, [], text, Phase.ASKING, "no_match")
+
+
+def _clarify(s: State, c: _Ctx, actions: Sequence[Action]) -> Step:
+    a, b = (c.config.intents[o.intent].label for o in s.options)
+    text = _fill(c.config.prompts.clarify, a=a, b=b)
+    return _ask(s, c, actions, text, Phase.CLARIFYING, "clarify")
+
+
+def _hints(s: State, config: LanguageConfig) -> str:
+    """Two or three topics the caller could name, skipping what they already got."""
+    labels = [i.label for i in config.intents.values() if i.name not in s.served][:3]
+    if len(labels) < 2:
+        return "".join(labels)
+    template = config.prompts.clarify
+    i, j = template.find("{a}"), template.find("{b}")
+    conjunction = template[i + 3 : j] if 0 <= i < j <= i + 15 else ", "
+    return ", ".join(labels[:-1]) + conjunction + labels[-1]
+
+
+def _fill(template: str, **values: str) -> str:
+    for key, value in values.items():
+        template = template.replace("{" + key + "}", value)
+    return template
+
+
+# ---------------------------------------------------------------------------------------------
+# Serving a recognised request
+
+
+def _serve(s: State, c: _Ctx, chosen: Scored) -> Step:
+    intent = c.config.intents[chosen.intent]
+    s = replace(s, intent=intent.name, confidence=chosen.score, options=(), failures=0)
+    reminders = [_announcement(c, a) for a in c.config.active_announcements(c.at, intent.name)]
+    action = intent.action
+    if action.kind is ActionKind.TRANSFER:
+        return _route(s, c, action.group, TransferReason.INTENT, reminders)
+    if action.kind is ActionKind.ANNOUNCE:
+        spoken = [_speak(c, action.text, action.audio_url), *reminders]
+        return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, spoken)
+    if action.link is not None and s.caller is not None and can_receive_sms(s.caller):
+        template = action.sms_text or f"{action.text or c.config.prompts.sms_sent} {{link}}"
+        sms = SendSms(s.caller, _fill(template, link=action.link), intent.name)
+        return replace(s, phase=Phase.SMS_PENDING, after=f"sms:{intent.name}"), [*reminders, sms]
+    return _sms_fallback(s, c, action, reminders)
+
+
+def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Step:
+    assert s.intent is not None
+    action = c.config.intents[s.intent].action
+    if e.ok:
+        said = c.say(action.text or c.config.prompts.sms_sent)
+        return _anything_else(_served(s, OutcomeKind.SMS_SENT), c, [said])
+    return _sms_fallback(s, c, action, [])
+
+
+def _sms_fallback(s: State, c: _Ctx, action: IntentAction, actions: Sequence[Action]) -> Step:
+    out = [*actions, c.say(c.config.prompts.sms_failed)]
+    if action.fallback is SmsFallback.READ and action.answer:
+        out.append(c.say(action.answer))
+        return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, out)
+    return _route(s, c, action.group, TransferReason.SMS_FALLBACK, out)
+
+
+def _served(s: State, kind: OutcomeKind) -> State:
+    assert s.intent is not None
+    return replace(s, served=(*s.served, s.intent), served_kind=kind)
+
+
+def _anything_else(s: State, c: _Ctx, actions: Sequence[Action]) -> Step:
+    s = replace(s, failures=0)
+    prompt = c.config.prompts.anything_else
+    return _ask(s, c, actions, prompt, Phase.ANYTHING_ELSE, "anything_else")
+
+
+def _announcement(c: _Ctx, a: Announcement) -> Say | Play:
+    return _speak(c, a.text, a.audio_url)
+
+
+def _speak(c: _Ctx, text: str | None, audio_url: str | None) -> Say | Play:
+    if audio_url:
+        return Play(audio_url)
+    if text:
+        return c.say(text)
+    raise ValueError("nothing to say: neither text nor audio_url")
+
+
+# ---------------------------------------------------------------------------------------------
+# Ending the call
+
+
+def _route(
+    s: State,
+    c: _Ctx,
+    group_id: str | None,
+    reason: TransferReason,
+    actions: Sequence[Action],
+    visited: tuple[str, ...] = (),
+) -> Step:
+    """Transfer to a group, or follow its when_closed rules when it is closed now."""
+    group = c.config.group(group_id)
+    closed = group.when_closed
+    if closed is None or group.is_open(c.at):
+        return _transfer(s, c, group, reason, actions)
+    seen = (*visited, group.id)
+    overflow = closed.transfer_to if closed.transfer_to not in seen else None  # no cycles
+    out = [*actions, c.say(closed.say)]
+    if closed.sms:
+        if s.caller is not None and can_receive_sms(s.caller):
+            out.append(SendSms(s.caller, closed.sms, s.intent or ""))
+        elif overflow is None:
+            out.append(c.say(c.config.prompts.sms_failed))
+    if overflow is not None:
+        return _route(s, c, overflow, TransferReason.CLOSED_OVERFLOW, out, seen)
+    out += [c.say(c.config.prompts.goodbye), HangUpCall("closed")]
+    outcome = Outcome(
+        OutcomeKind.CLOSED, s.turns, reason.value, group.id, s.intent, s.after, s.served
+    )
+    return _end(s, outcome), out
+
+
+def _transfer(
+    s: State, c: _Ctx, group: AgentGroup, reason: TransferReason, actions: Sequence[Action]
+) -> Step:
+    routed = reason in _ROUTED_REASONS
+    context = TransferContext(
+        intent=s.intent if routed else None,
+        transcript=s.transcript,
+        confidence=s.confidence if routed else None,
+        language=c.config.language,
+        reason=reason.value,
+    )
+    out = list(actions)
+    if reason is not TransferReason.CLOSED_OVERFLOW:  # when_closed.say already explained it
+        out.append(c.say(_fill(c.config.prompts.transfer, group=group.name)))
+    out.append(Transfer(group.id, group.destination, context))
+    outcome = Outcome(
+        OutcomeKind.TRANSFERRED, s.turns, reason.value, group.id, s.intent, s.after, s.served
+    )
+    return _end(s, outcome), out
+
+
+def _goodbye(s: State, c: _Ctx) -> Step:
+    kind = s.served_kind or OutcomeKind.ANNOUNCED
+    outcome = Outcome(kind, s.turns, "goodbye", None, s.intent, s.after, s.served)
+    return _end(s, outcome), [c.say(c.config.prompts.goodbye), HangUpCall("goodbye")]
+
+
+def _end(s: State, outcome: Outcome) -> State:
+    return replace(s, phase=Phase.ENDED, outcome=outcome, barge_in=False)
+
+
+def _error(s: State, config: LanguageConfig) -> Step:
+    """Apologise and transfer to the default group; with a broken config, at least transfer."""
+    try:
+        group = config.groups[config.default_group]
+        context = TransferContext(None, s.transcript, None, config.language, "error")
+        transfer = Transfer(group.id, group.destination, context)
+    except Exception:
+        outcome = Outcome(OutcomeKind.ERROR, s.turns, "error", after=s.after, served=s.served)
+        return _end(s, outcome), [HangUpCall("error")]
+    outcome = Outcome(
+        OutcomeKind.TRANSFERRED, s.turns, "error", group.id, s.intent, s.after, s.served
+    )
+    try:
+        apology: list[Action] = [Say(config.prompts.error, config.voice, config.language, False)]
+    except Exception:
+        apology = []
+    return _end(s, outcome), [*apology, transfer]

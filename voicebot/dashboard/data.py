@@ -1,0 +1,284 @@
+"""What the ops dashboard shows, as JSON-able dicts: pure functions over call-log rows and config.
+
+Every figure reuses ``voicebot.calllog.report`` so the page and ``voicebot report`` never disagree;
+the
+per-day series runs ``summarize`` on each day's calls. Caller numbers leave here masked only,
+whatever the call log's number policy, because the page is read by more people than the log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+
+from voicebot.calllog import report
+from voicebot.calllog.records import CallRow, EventRow, UtteranceRow
+from voicebot.core.config import Deployment, Intent, LanguageConfig
+from voicebot.core.phone import mask
+from voicebot.core.text import normalize
+
+MAX_PHRASE = 200  # characters; longer "phrases" are pasted transcripts of whole calls
+_MASKED = re.compile(r"^\+\d*\*+\d*$")
+_NUMBER_KEYS = frozenset({"caller", "to"})
+
+
+def masked(number: str | None) -> str | None:
+    """Hash and mask modes pass through; a number stored in clear is masked for display."""
+    if number is None or number.startswith(("hmac:", "<")) or _MASKED.match(number):
+        return number
+    return mask(number)
+
+
+# ---------------------------------------------------------------------------------------------
+# Summary and per-day series
+
+
+def summary(
+    calls: Sequence[CallRow],
+    utterances: Sequence[UtteranceRow],
+    *,
+    tz: str,
+    since: dt.date,
+    until: dt.date,
+    top: int = 10,
+) -> dict[str, Any]:
+    """``report.to_json`` (with ``daily``) plus ``series``: per local day the calls split into
+    transferred / solved by the robot / hung up unserved / other / unfinished, and that day's
+    no-match and clarification rates."""
+    out = report.to_json(
+        report.summarize(calls, utterances, top=top),
+        report.daily(calls, tz=tz, since=since, until=until),
+    )
+    zone = ZoneInfo(tz)
+    by_day: dict[dt.date, list[CallRow]] = defaultdict(list)
+    for c in calls:
+        by_day[c.started_at.astimezone(zone).date()].append(c)
+    utts_by_call: dict[str, list[UtteranceRow]] = defaultdict(list)
+    for u in utterances:
+        utts_by_call[u.call_id].append(u)
+    series = []
+    day = since
+    while day <= until:
+        day_calls = by_day.get(day, [])
+        day_utts = [u for c in day_calls for u in utts_by_call.get(c.call_id, ())]
+        r = report.summarize(day_calls, day_utts, top=0)
+        transferred = r.outcomes.get("transferred", 0)
+        hung_up = sum(1 for c in day_calls if c.outcome == "caller_hung_up" and not c.served)
+        series.append(
+            {
+                "day": day.isoformat(),
+                "calls": r.calls,
+                "transferred": transferred,
+                "solved": r.solved_by_robot,
+                "hung_up": hung_up,
+                "other": r.ended - transferred - r.solved_by_robot - hung_up,
+                "unfinished": r.calls - r.ended,
+                "utterances": r.utterances,
+                "no_match_rate": r.no_match_rate,
+                "clarification_rate": r.clarification_rate,
+            }
+        )
+        day += dt.timedelta(days=1)
+    out.update(series=series, since=since.isoformat(), until=until.isoformat(), tz=tz)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Calls
+
+
+def recent_calls(
+    calls: Sequence[CallRow], utterances: Iterable[UtteranceRow], *, limit: int
+) -> list[dict[str, Any]]:
+    """The latest ``limit`` calls, newest first, each with its transcripts and decision."""
+    latest = sorted(calls, key=lambda c: (c.started_at, c.call_id), reverse=True)[:limit]
+    wanted = {c.call_id for c in latest}
+    utts: dict[str, list[UtteranceRow]] = defaultdict(list)
+    for u in utterances:
+        if u.call_id in wanted:
+            utts[u.call_id].append(u)
+    return [_call(c, sorted(utts.get(c.call_id, ()), key=lambda u: u.seq)) for c in latest]
+
+
+def _call(c: CallRow, utterances: Sequence[UtteranceRow]) -> dict[str, Any]:
+    return {
+        "call_id": c.call_id,
+        "started_at": _iso(c.started_at),
+        "ended_at": _iso(c.ended_at),
+        "language": c.language,
+        "caller": masked(c.caller),
+        "outcome": c.outcome,
+        "reason": c.reason,
+        "group": c.group,
+        "intent": c.intent,
+        "served": list(c.served),
+        "after": c.after,
+        "turns": c.turns,
+        "duration_s": c.duration_s,
+        "decision_s": c.decision_s,
+        "utterances": [
+            {
+                "seq": u.seq,
+                "at": _iso(u.at),
+                "transcript": u.transcript,
+                "verdict": u.verdict,
+                "intent": u.intent,
+                "score": u.score,
+            }
+            for u in utterances
+        ],
+    }
+
+
+def timeline(events: Sequence[EventRow]) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": e.seq,
+            "at": _iso(e.at),
+            "kind": e.kind,
+            "type": e.type,
+            "payload": _mask_payload(e.payload),
+        }
+        for e in events
+    ]
+
+
+def _mask_payload(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: masked(v) if k in _NUMBER_KEYS and isinstance(v, str) else _mask_payload(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_payload(v) for v in value]
+    return value
+
+
+def _iso(at: dt.datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+# ---------------------------------------------------------------------------------------------
+# Unmatched utterances and the snippet that adds one to an intent
+
+
+def unmatched(
+    calls: Sequence[CallRow],
+    utterances: Sequence[UtteranceRow],
+    deployment: Deployment,
+    *,
+    top: int = 20,
+) -> dict[str, Any]:
+    """Top rejected transcripts per language (``report.summarize``'s ranking), merged by count,
+    with each language's intents for the page's dropdown."""
+    language_of = {c.call_id: c.language or deployment.default_language for c in calls}
+    grouped: dict[str, tuple[list[CallRow], list[UtteranceRow]]] = defaultdict(lambda: ([], []))
+    for c in calls:
+        grouped[language_of[c.call_id]][0].append(c)
+    for u in utterances:
+        if u.call_id in language_of:
+            grouped[language_of[u.call_id]][1].append(u)
+    ranked = sorted(
+        (
+            (n, text, lang)
+            for lang, (cs, us) in grouped.items()
+            for text, n in report.summarize(cs, us, top=top).top_unmatched
+        ),
+        key=lambda r: (-r[0], r[1], r[2]),
+    )
+    rows = [{"language": lang, "text": text, "count": n} for n, text, lang in ranked]
+    intents = {
+        code: [{"name": i.name, "label": i.label} for i in sorted_intents(cfg)]
+        for code, cfg in deployment.languages.items()
+    }
+    return {"unmatched": rows[:top], "intents": intents}
+
+
+def sorted_intents(config: LanguageConfig) -> list[Intent]:
+    return sorted(config.intents.values(), key=lambda i: i.name)
+
+
+class SnippetError(ValueError):
+    """The request cannot become a phrase (unknown intent, empty or overlong text)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    language: str
+    intent: str
+    text: str
+    file: str  # where the intent is written
+    line: int
+    insert_after: int | None  # paste ``snippet`` below this line of ``file``; None: see ``block``
+    snippet: str  # the phrase line(s), indented for that spot
+    block: str  # the intent with only the new phrase, standalone YAML, for reading
+    duplicate_of: str | None  # an intent that already has this phrase
+
+
+def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
+    """The YAML that adds ``text`` as a phrase of the intent, and where to paste it.
+
+    With a block list of phrases the new line goes below the last one, at its indentation; an
+    intent without phrases gets a ``phrases:`` key below its name. Flow lists (``[a, b]``) get no
+    position, only the standalone ``block``.
+    """
+    intent = config.intents.get(intent_name)
+    if intent is None:
+        raise SnippetError(f"no intent {intent_name!r} in {config.language}")
+    phrase = " ".join(text.split())
+    if not phrase:
+        raise SnippetError("the phrase is empty")
+    if len(phrase) > MAX_PHRASE:
+        raise SnippetError(f"the phrase is longer than {MAX_PHRASE} characters")
+    item = _dump([phrase])  # "- text\n", quoted when YAML needs it
+    origins = intent.phrase_origins
+    insert_after: int | None
+    if not origins:
+        indent = " " * (intent.origin.column + 1)
+        lines = f"{indent}phrases:\n{indent}  {item}"
+        insert_after = intent.origin.line if intent.origin.line > 0 else None
+    elif len({o.line for o in origins}) == len(origins) and origins[0].line > intent.origin.line:
+        lines = " " * max(0, origins[-1].column - 3) + item
+        insert_after = origins[-1].line
+    else:
+        lines, insert_after = item, None
+    block = _dump({intent.name: {"phrases": [phrase]}})
+    norm = normalize(phrase)
+    duplicate = next(
+        (i.name for i in sorted_intents(config) if norm in {normalize(p) for p in i.phrases}),
+        None,
+    )
+    return Snippet(
+        language=config.language,
+        intent=intent.name,
+        text=phrase,
+        file=intent.origin.file,
+        line=intent.origin.line,
+        insert_after=insert_after,
+        snippet=lines,
+        block=block,
+        duplicate_of=duplicate,
+    )
+
+
+def _dump(value: object) -> str:
+    return yaml.safe_dump(
+        value, allow_unicode=True, default_flow_style=False, sort_keys=False, width=10_000
+    )
+
+
+def language_for(deployment: Deployment, code: str | None) -> LanguageConfig:
+    if code and code not in deployment.languages:
+        raise SnippetError(f"no language {code!r}: {', '.join(deployment.languages)}")
+    return deployment.language(code)
+
+
+def as_dict(s: Snippet) -> dict[str, Any]:
+    return asdict(s)

@@ -1,0 +1,1 @@
+"""Matching a transcript to an intent, and measuring how well a configuration routes."""

@@ -1,0 +1,132 @@
+"""Text simulator: a person types what a caller says and sees what the bot does.
+
+It is a shell around the same dialogue core the telephone uses; it only turns lines of text into
+events and actions into printed lines. Simulated time advances a few seconds per turn so opening
+hours and announcement windows behave as on a real call made at ``--at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TextIO
+
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import (
+    Action,
+    CallStarted,
+    Dialogue,
+    Dtmf,
+    Event,
+    HangUp,
+    HangUpCall,
+    Listen,
+    Play,
+    Say,
+    SendSms,
+    SilenceTimeout,
+    SmsResult,
+    StopSpeaking,
+    Transfer,
+    Utterance,
+)
+from voicebot.matching.matcher import Matcher
+
+SECONDS_PER_TURN = 6
+
+HELP = (
+    "Type what the caller says. An empty line is silence; digits (0-9, *, #) are key presses;"
+    " /hangup hangs up; /help shows this."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOptions:
+    caller: str | None
+    at: dt.datetime
+    sms_works: bool = True  # False simulates an SMS gateway failure
+
+
+def describe(action: Action) -> str:
+    """One line a tester can read (and grep) per action."""
+    match action:
+        case Say(text=text):
+            return f"bot: {text}"
+        case Play(url=url):
+            return f"bot: [plays {url}]"
+        case Listen(timeout_s=timeout):
+            return f"(listening, {timeout:g} s)"
+        case StopSpeaking():
+            return "(stops speaking)"
+        case SendSms(to=to, body=body):
+            return f"SMS to {to}: {body}"
+        case Transfer(group=group, destination=destination, context=context):
+            return (
+                f"TRANSFER to {group} ({destination}) reason={context.reason}"
+                f" intent={context.intent or '-'}"
+            )
+        case HangUpCall(reason=reason):
+            return f"HANG UP ({reason})"
+    return repr(action)
+
+
+def line_to_event(line: str, at: dt.datetime) -> Event | None:
+    """Parse one typed line; None for a command the chat handles itself."""
+    text = line.strip()
+    if text == "":
+        return SilenceTimeout(at=at)
+    if text == "/hangup":
+        return HangUp(at=at)
+    if all(ch in "0123456789*#" for ch in text):
+        return Dtmf(digit=text[0], at=at)
+    if text.startswith("/"):
+        return None
+    return Utterance(alternatives=((text, 1.0),), at=at)
+
+
+def run_chat(
+    config: LanguageConfig,
+    matcher: Matcher,
+    options: ChatOptions,
+    lines: Iterable[str],
+    out: TextIO,
+    prompt: str = "",
+) -> Dialogue:
+    """Drive one call from typed lines until it ends or input runs out (which hangs up)."""
+    dialogue = Dialogue(config, matcher.match_alternatives)
+    at = options.at
+    emit(dialogue.start(CallStarted(at=at, caller=options.caller)), dialogue, options, out)
+    iterator = iter(lines)
+    while not dialogue.ended:
+        if prompt:
+            out.write(prompt)
+            out.flush()
+        line = next(iterator, None)
+        at += dt.timedelta(seconds=SECONDS_PER_TURN)
+        if line is None:
+            emit(dialogue.handle(HangUp(at=at)), dialogue, options, out)
+            break
+        event = line_to_event(line, at)
+        if event is None:
+            out.write(HELP + "\n")
+            continue
+        if isinstance(event, Dtmf):
+            for digit in line.strip():
+                emit(dialogue.handle(Dtmf(digit=digit, at=at)), dialogue, options, out)
+            continue
+        emit(dialogue.handle(event), dialogue, options, out)
+    if dialogue.outcome is not None:
+        out.write(f"outcome: {dialogue.outcome}\n")
+    return dialogue
+
+
+def emit(actions: list[Action], dialogue: Dialogue, options: ChatOptions, out: TextIO) -> None:
+    """Print actions; an SMS is "sent" by the chat and its result fed back to the core after."""
+    sms = [a for a in actions if isinstance(a, SendSms)]
+    for action in actions:
+        out.write(describe(action) + "\n")
+    for _ in sms:
+        detail = "sent" if options.sms_works else "simulated gateway failure"
+        result = SmsResult(ok=options.sms_works, detail=detail, at=options.at)
+        emit(dialogue.handle(result), dialogue, options, out)

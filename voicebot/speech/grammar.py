@@ -1,0 +1,131 @@
+"""The grammar-mode vocabulary of a language, compiled to ``grammar.json`` next to its config.
+
+The file is a reviewable, diffable artifact: what the recogniser may hear, byte-identical for the
+same intents. It stores a hash of what it was compiled from (the phrase list the config yields),
+so the runtime can tell whether it is stale without trusting file times: a fresh file is used as
+is, a stale one is ignored with a warning and the grammar is compiled in memory instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicebot.core.config import LanguageConfig
+from voicebot.speech.recognizer import UNK, grammar_phrases
+
+__all__ = [
+    "GRAMMAR_FILE",
+    "GrammarFile",
+    "compile_grammar",
+    "grammar_json",
+    "grammar_path",
+    "read_grammar",
+    "runtime_grammar",
+    "source_hash",
+    "unknown_grammar_words",
+    "write_grammar",
+]
+
+GRAMMAR_FILE = "grammar.json"
+FORMAT = 1
+
+
+def compile_grammar(config: LanguageConfig) -> list[str]:
+    """Every phrase a caller may usefully say (sorted, deduplicated), then ``[unk]`` so
+    out-of-grammar speech lands somewhere visible instead of on an intent's words."""
+    return [*grammar_phrases(config), UNK]
+
+
+def source_hash(config: LanguageConfig) -> str:
+    """SHA-256 of the compiled phrases: edits that change nothing heard keep the file fresh."""
+    data = json.dumps(grammar_phrases(config), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(data).hexdigest()
+
+
+def grammar_json(config: LanguageConfig) -> str:
+    """The file's text: sorted keys, fixed indentation, no timestamps, so builds are diffable."""
+    phrases = compile_grammar(config)
+    words = sorted({w for p in phrases for w in p.split()})
+    doc = {
+        "format": FORMAT,
+        "language": config.language,
+        "source_sha256": source_hash(config),
+        "phrases": phrases,
+        "words": words,
+    }
+    return json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+
+
+def grammar_path(config: LanguageConfig, out_dir: Path | None = None) -> Path:
+    """``<out_dir>/<lang>/grammar.json``, or next to the language's config when no out_dir."""
+    if out_dir is not None:
+        return out_dir / config.language / GRAMMAR_FILE
+    source = Path(config.source)
+    folder = source if source.is_dir() else source.parent
+    return folder / GRAMMAR_FILE
+
+
+def write_grammar(config: LanguageConfig, out_dir: Path | None = None) -> Path:
+    """Write the grammar file atomically (a half-written file must never be read at runtime)."""
+    path = grammar_path(config, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(grammar_json(config).encode("utf-8"))
+    tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class GrammarFile:
+    path: Path
+    language: str
+    source_sha256: str
+    phrases: list[str]
+
+
+def read_grammar(path: Path) -> GrammarFile | None:
+    """The grammar file at ``path``; None when absent or unreadable (the caller compiles)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        phrases = doc["phrases"]
+        if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+            return None
+        return GrammarFile(path, str(doc["language"]), str(doc["source_sha256"]), phrases)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def runtime_grammar(config: LanguageConfig, warn: Callable[[str], None] | None = None) -> list[str]:
+    """The grammar a call uses: the built file when it is up to date, else compiled now."""
+    path = grammar_path(config)
+    built = read_grammar(path) if path.is_file() else None
+    if built is not None and built.source_sha256 == source_hash(config):
+        return built.phrases
+    if built is not None and warn is not None:
+        warn(
+            f"{path} is out of date with the {config.language} intents; using the intents "
+            "directly (run: voicebot grammar build)"
+        )
+    return compile_grammar(config)
+
+
+def unknown_grammar_words(config: LanguageConfig) -> list[str] | None:
+    """Grammar words the language's installed model does not know (Vosk would drop them
+    silently); None when no model is installed to ask."""
+    from voicebot.speech import model_store as models
+    from voicebot.speech.recognizer import REGISTRY, unknown_words
+
+    if config.speech.model is not None:
+        where = Path(config.speech.model)
+    else:
+        try:
+            where = models.path(config.language)
+        except models.ModelsError:
+            return None
+    if not models.is_model_dir(where):
+        return None
+    return unknown_words(REGISTRY.get(where), compile_grammar(config))

@@ -1,0 +1,392 @@
+"""A local fake of the two Twilio REST endpoints the bot uses, for tests and offline demos.
+
+It speaks the real wire format (form-encoded POSTs, basic auth, Twilio's JSON bodies and error
+codes), so ``voicebot.telephony.rest`` talks to it through the official helper library unchanged.
+It records every request and can be told to fail, to exercise retries and error handling::
+
+    with FakeTwilio() as fake:
+        rest = TwilioRest(fake.account_sid, fake.auth_token, base_url=fake.url, ...)
+        fake.fail_next(2)                      # two 500s, then normal answers
+        fake.reject_number("+15005550001", 21211)
+
+CLI: ``python -m voicebot.telephony.testing.fake_rest --port 8099`` prints its URL and credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import email.utils
+import hmac
+import json
+import re
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from voicebot.core.phone import normalize
+
+API: Final = "/2010-04-01/Accounts/"
+_CALL_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls/([^/]+)\.json$")
+_MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
+
+# Twilio's wording for the error codes the fake can produce.
+ERROR_MESSAGES: Final[Mapping[int, str]] = {
+    20003: "Authenticate",
+    20404: "The requested resource {path} was not found",
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    21201: "No 'To' number is specified",
+    21211: "Invalid 'To' Phone Number: {to}",
+    21220: "Call is not in-progress. Cannot redirect.",
+    21602: "Message body is required.",
+    21603: "The 'From' phone number is required.",
+    21604: "The 'To' phone number is required.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+    21617: "The concatenated message body exceeds the 1600 character limit.",
+}
+
+_GSM7: Final = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà^{}\\[~]|€"
+)
+
+
+def sms_segments(body: str) -> int:
+    """Billed segments: 160/153 GSM-7 characters, or 70/67 UCS-2 ones when any is outside GSM-7."""
+    if all(c in _GSM7 for c in body):
+        length = sum(2 if c in "^{}\\[~]|€" else 1 for c in body)
+        single, multi = 160, 153
+    else:
+        length, single, multi = len(body), 70, 67
+    return 1 if length <= single else -(-length // multi)
+
+
+class RequestKind(StrEnum):
+    CALL_UPDATE = "call_update"
+    MESSAGE = "message"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the fake received and what it answered."""
+
+    kind: RequestKind
+    method: str
+    path: str
+    form: Mapping[str, str]
+    authorized: bool
+    status: int  # HTTP status the fake answered with
+    account_sid: str | None = None
+    call_sid: str | None = None
+    error_code: int | None = None
+    sid: str | None = None  # of the created/updated resource, when it succeeded
+
+    @property
+    def twiml(self) -> str | None:
+        return self.form.get("Twiml")
+
+    @property
+    def to(self) -> str | None:
+        return self.form.get("To")
+
+    @property
+    def body(self) -> str | None:
+        return self.form.get("Body")
+
+
+@dataclass
+class _Failures:
+    next_n: int = 0
+    next_status: int = 500
+    rejected: dict[str, int] = field(default_factory=dict)
+    ended_calls: set[str] = field(default_factory=set)
+
+
+class FakeTwilio:
+    """Threaded local HTTP server; ``url`` is the base to use instead of https://api.twilio.com."""
+
+    def __init__(
+        self,
+        account_sid: str = "AC" + "0" * 32,
+        auth_token: str = "fake-auth-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self._lock = threading.Lock()
+        self._requests: list[RecordedRequest] = []
+        self._failures = _Failures()
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> FakeTwilio:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join()
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> FakeTwilio:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    # --- what tests inspect ---
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def call_updates(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.kind is RequestKind.CALL_UPDATE and r.status < 300]
+
+    def messages(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.kind is RequestKind.MESSAGE and r.status < 300]
+
+    # --- failure injection ---
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        """Answer the next ``n`` authorised requests with ``status`` (500, 503, 429...)."""
+        with self._lock:
+            self._failures.next_n = n
+            self._failures.next_status = status
+
+    def reject_number(self, number: str, code: int = 21211) -> None:
+        """SMS to ``number`` gets HTTP 400 with Twilio ``code`` (21211, 21614, 21610)."""
+        with self._lock:
+            self._failures.rejected[number] = code
+
+    def end_call(self, call_sid: str) -> None:
+        """The caller hung up: later updates of this call fail with 21220, as on Twilio."""
+        with self._lock:
+            self._failures.ended_calls.add(call_sid)
+
+    # --- request handling (runs on the server's threads) ---
+
+    def handle(
+        self, method: str, path: str, authorization: str | None, raw_body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        form = dict(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
+        call = _CALL_PATH.match(path)
+        message = _MESSAGES_PATH.match(path)
+        kind = (
+            RequestKind.CALL_UPDATE
+            if call
+            else RequestKind.MESSAGE
+            if message
+            else RequestKind.OTHER
+        )
+        match = call or message
+        account = match.group(1) if match else None
+        call_sid = call.group(2) if call else None
+        authorized = self._authorized(authorization, account)
+        status, payload = self._answer(method, kind, path, form, authorized, account, call_sid)
+        record = RecordedRequest(
+            kind=kind,
+            method=method,
+            path=path,
+            form=form,
+            authorized=authorized,
+            status=status,
+            account_sid=account,
+            call_sid=call_sid,
+            error_code=payload.get("code") if status >= 400 else None,
+            sid=payload.get("sid") if status < 300 else None,
+        )
+        with self._lock:
+            self._requests.append(record)
+        return status, payload
+
+    def _authorized(self, header: str | None, account: str | None) -> bool:
+        if not header or not header.startswith("Basic "):
+            return False
+        try:
+            user, _, password = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return (
+            hmac.compare_digest(user, self.account_sid)
+            and hmac.compare_digest(password, self.auth_token)
+            and account in (None, self.account_sid)
+        )
+
+    def _answer(
+        self,
+        method: str,
+        kind: RequestKind,
+        path: str,
+        form: Mapping[str, str],
+        authorized: bool,
+        account: str | None,
+        call_sid: str | None,
+    ) -> tuple[int, dict[str, Any]]:
+        if not authorized:
+            return _error(401, 20003)
+        with self._lock:
+            if self._failures.next_n > 0:
+                self._failures.next_n -= 1
+                status = self._failures.next_status
+                return _error(status, 20429 if status == 429 else 20500)
+            rejected = dict(self._failures.rejected)
+            ended = set(self._failures.ended_calls)
+        if kind is RequestKind.OTHER or method != "POST":
+            return _error(404, 20404, path=path)
+        assert account is not None
+        if kind is RequestKind.CALL_UPDATE:
+            assert call_sid is not None
+            return self._update_call(account, call_sid, form, ended)
+        return self._create_message(account, form, rejected)
+
+    def _update_call(
+        self, account: str, call_sid: str, form: Mapping[str, str], ended: set[str]
+    ) -> tuple[int, dict[str, Any]]:
+        if call_sid in ended:
+            return _error(400, 21220)
+        if "Twiml" in form and "Url" in form:
+            return _error(400, 21205, message="Provide either Url or Twiml, not both")
+        hanging_up = form.get("Status") == "completed"
+        if hanging_up:
+            with self._lock:
+                self._failures.ended_calls.add(call_sid)
+        now = email.utils.formatdate(usegmt=True)
+        return 200, {
+            "sid": call_sid,
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "status": "completed" if hanging_up else "in-progress",
+            "direction": "inbound",
+            "date_created": now,
+            "date_updated": now,
+            "uri": f"{API}{account}/Calls/{call_sid}.json",
+        }
+
+    def _create_message(
+        self, account: str, form: Mapping[str, str], rejected: Mapping[str, int]
+    ) -> tuple[int, dict[str, Any]]:
+        to, body = form.get("To", ""), form.get("Body", "")
+        if not to:
+            return _error(400, 21604)
+        if not form.get("From") and not form.get("MessagingServiceSid"):
+            return _error(400, 21603)
+        if not body:
+            return _error(400, 21602)
+        if len(body) > 1600:
+            return _error(400, 21617)
+        if to in rejected:
+            return _error(400, rejected[to], to=to)
+        if normalize(to) != to:
+            return _error(400, 21211, to=to)
+        sid = "SM" + secrets.token_hex(16)
+        now = email.utils.formatdate(usegmt=True)
+        return 201, {
+            "sid": sid,
+            "account_sid": account,
+            "api_version": "2010-04-01",
+            "to": to,
+            "from": form.get("From"),
+            "messaging_service_sid": form.get("MessagingServiceSid"),
+            "body": body,
+            "status": "accepted" if form.get("MessagingServiceSid") else "queued",
+            "direction": "outbound-api",
+            "num_segments": str(sms_segments(body)),
+            "num_media": "0",
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "uri": f"{API}{account}/Messages/{sid}.json",
+        }
+
+
+def _error(
+    status: int, code: int, message: str | None = None, **fmt: str
+) -> tuple[int, dict[str, Any]]:
+    text = message or ERROR_MESSAGES.get(code, "Error").format(**fmt)
+    return status, {
+        "code": code,
+        "message": text,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms stalls
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length > 0 else b""
+            path = self.path.split("?", 1)[0]
+            status, payload = fake.handle(
+                self.command, path, self.headers.get("Authorization"), body
+            )
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_POST = _serve
+        do_GET = _serve
+        do_DELETE = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: tests inspect ``fake.requests`` instead."""
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Local fake of the Twilio REST API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--account-sid", default="AC" + "0" * 32)
+    parser.add_argument("--auth-token", default="fake-auth-token")
+    args = parser.parse_args(argv)
+    fake = FakeTwilio(args.account_sid, args.auth_token, args.host, args.port)
+    print(f"fake Twilio on {fake.url}", flush=True)
+    print(f"TWILIO_API_BASE_URL={fake.url}", flush=True)
+    print(f"TWILIO_ACCOUNT_SID={fake.account_sid}", flush=True)
+    print(f"TWILIO_AUTH_TOKEN={fake.auth_token}", flush=True)
+    try:
+        fake._server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake._server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,601 @@
+"""``voicebot simulate``: play Twilio toward a running server, so a call needs no phone.
+
+For each call it posts the signed incoming-call webhook, reads the TwiML (what the caller hears,
+the stream URL and its parameters), opens the media stream with a valid signature, sends
+``connected``/``start``, the caller's audio as 20 ms mu-law frames, DTMF and finally ``stop``;
+it echoes our ``mark``s once the audio before them has "played" and honours ``clear``, as
+Twilio does. What the bot did through the REST API (transfers, hang-ups, redirects, texts) is
+read from a ``FakeTwilio`` the server was pointed at (``TWILIO_API_BASE_URL``); simulate follows
+a redirect to a new stream like Twilio would.
+
+Pacing: caller speech is sent as fast as the connection takes it (the server's decisions only
+depend on the audio, not on wall time) unless ``realtime``; the silence after the caller's
+audio is always real time, so prompts and timeouts happen as on a real line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
+from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, split_frames
+from voicebot.telephony.metrics import percentile
+from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.fake_rest import FakeTwilio, RecordedRequest
+
+DEV_REST_PORT: Final = 8099  # where simulate runs its fake REST API and `serve --dev` points
+DEV_ACCOUNT_SID: Final = "AC" + "0" * 32
+DEV_AUTH_TOKEN: Final = "fake-auth-token"
+FRAME_S: Final = 0.02
+SILENCE: Final = bytes([MULAW_SILENCE]) * FRAME_BYTES
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    url: str = "http://127.0.0.1:8080"  # the server's public base, as in its --public-url
+    auth_token: str = DEV_AUTH_TOKEN
+    account_sid: str = DEV_ACCOUNT_SID
+    caller: str | None = "+821012345678"  # None: withheld
+    to: str = "+82212340000"
+    dtmf: str = ""  # keys pressed after the caller's audio
+    realtime: bool = False
+    barge_in: bool = False  # later turns start as soon as the bot speaks, not after its prompt
+    pause_s: float = 0.3  # silence between the bot's prompt ending and the caller's next turn
+    max_wait_s: float = 30.0  # after the caller's audio: give up (hang up) after this long
+    junk: tuple[str, ...] = ()  # raw frames sent right after "start" (fault tests)
+
+
+@dataclass
+class CallReport:
+    call_sid: str
+    caller: str | None
+    said: list[str] = field(default_factory=list)  # what the caller heard, in order
+    streams: int = 0
+    clears: int = 0  # barge-ins: the bot dropped its prompt
+    texted: list[tuple[str, str]] = field(default_factory=list)  # (to, body)
+    updates: list[str] = field(default_factory=list)  # TwiML of REST call updates
+    decision: str = ""  # "transfer dial:+82..", "transfer enqueue:billing", "hangup", ...
+    context: dict[str, str] = field(default_factory=dict)
+    latency_s: float | None = None  # end of the caller's speech -> the bot's first reaction
+    rejected: int | None = None  # HTTP status when the server refused the webhook/stream
+    error: str | None = None
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.decision) and not self.decision.startswith("none")
+
+
+@dataclass(frozen=True)
+class Twiml:
+    said: tuple[str, ...]
+    stream_url: str | None
+    parameters: Mapping[str, str]
+    final: str  # what happens after the stream (or instead of it): dial/enqueue/hangup/""
+    context: Mapping[str, str]
+
+
+def parse_twiml(xml: str) -> Twiml:
+    """What a TwiML document makes the caller hear and where it sends them."""
+    root = ET.fromstring(xml)
+    said: list[str] = []
+    stream_url: str | None = None
+    parameters: dict[str, str] = {}
+    final = ""
+    context: dict[str, str] = {}
+    for verb in root:
+        if verb.tag == "Say":
+            said.append(f"<Say {verb.get('language') or ''}> {verb.text or ''}")
+        elif verb.tag == "Play":
+            said.append(f"<Play> {verb.text or ''}")
+        elif verb.tag == "Connect":
+            stream = verb.find("Stream")
+            if stream is not None:
+                stream_url = stream.get("url")
+                for p in stream.findall("Parameter"):
+                    parameters[p.get("name", "")] = p.get("value", "")
+        elif verb.tag == "Dial" and not final:
+            for target in verb:
+                final = f"dial {target.tag.lower()}:{(target.text or '').strip()}"
+                whisper = target.get("url")
+                if whisper:
+                    query = urllib.parse.urlsplit(whisper).query
+                    context = dict(urllib.parse.parse_qsl(query))
+                break
+        elif verb.tag == "Enqueue" and not final:
+            workflow = verb.get("workflowSid")
+            final = f"enqueue workflow:{workflow}" if workflow else f"enqueue {verb.text}"
+            task = verb.find("Task")
+            if task is not None and task.text:
+                context = {k: str(v) for k, v in json.loads(task.text).items()}
+        elif verb.tag == "Hangup" and not final:
+            final = "hangup"
+    return Twiml(tuple(said), stream_url, parameters, final, context)
+
+
+def load_audio(path: Path) -> bytes:
+    """A WAV file as 8 kHz mu-law, whatever its rate."""
+    return ulaw_encode(read_wav(path).resampled(8000).samples)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP side
+
+
+def voiced_frames(frames: Sequence[bytes], floor: float = 0.1) -> int:
+    """How many frames it takes to reach the last one whose level is at least ``floor`` of the
+    loudest frame's (-20 dB): the end of the speech in a recording with trailing silence or
+    low noise. Deliberately not the recogniser's EnergyVad: the yardstick for the bot's reaction
+    must not share the bot's own idea of when speech ended."""
+    levels = [float(np.sqrt(np.mean(ulaw_decode(f).astype(np.float64) ** 2))) for f in frames]
+    if not levels or max(levels) <= 0:
+        return len(frames)
+    loud = max(levels) * floor
+    return max(i for i, level in enumerate(levels, 1) if level >= loud)
+
+
+def _post(url: str, params: Mapping[str, str], token: str) -> tuple[int, str]:
+    data = urllib.parse.urlencode(params).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    request.add_header(SIGNATURE_HEADER, sign(url, params, token))
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")
+
+
+# ---------------------------------------------------------------------------------------------
+# One call
+
+
+class _Line:
+    """The caller's side of one media stream: outbound audio queue, marks, sequence numbers."""
+
+    def __init__(self, ws: ClientConnection, stream_sid: str) -> None:
+        self.ws = ws
+        self.stream_sid = stream_sid
+        self.seq = 0
+        self.chunk = 0
+        self.queued_s = 0.0  # bot audio not yet "played"
+        self.marks: list[tuple[float, str]] = []  # (position in the queue, name)
+        self.media_seen = asyncio.Event()  # the bot started a prompt
+        self.mark_echoed = asyncio.Event()  # a prompt finished
+        self.closed = asyncio.Event()
+
+    def _next(self) -> str:
+        self.seq += 1
+        return str(self.seq)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message))
+
+    async def frame(self, payload: bytes) -> None:
+        self.chunk += 1
+        await self.send(
+            {
+                "event": "media",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "media": {
+                    "track": "inbound",
+                    "chunk": str(self.chunk),
+                    "timestamp": str(self.chunk * 20),
+                    "payload": base64.b64encode(payload).decode(),
+                },
+            }
+        )
+        await self._play(FRAME_S)
+
+    async def _play(self, seconds: float) -> None:
+        """Twilio plays our queued audio while the caller's audio flows: echo due marks."""
+        self.queued_s = max(0.0, self.queued_s - seconds)
+        due: list[str] = []
+        keep: list[tuple[float, str]] = []
+        for position, name in self.marks:
+            position -= seconds
+            if position <= 1e-9:
+                due.append(name)
+            else:
+                keep.append((position, name))
+        self.marks = keep
+        for name in due:
+            await self._echo(name)
+
+    async def _echo(self, name: str) -> None:
+        await self.send(
+            {
+                "event": "mark",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "mark": {"name": name},
+            }
+        )
+        self.mark_echoed.set()
+
+    async def dtmf(self, digit: str) -> None:
+        await self.send(
+            {
+                "event": "dtmf",
+                "sequenceNumber": self._next(),
+                "streamSid": self.stream_sid,
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
+
+    async def stop(self, call_sid: str, account_sid: str) -> None:
+        try:
+            await self.send(
+                {
+                    "event": "stop",
+                    "sequenceNumber": self._next(),
+                    "streamSid": self.stream_sid,
+                    "stop": {"accountSid": account_sid, "callSid": call_sid},
+                }
+            )
+            await self.ws.close()
+        except ConnectionClosed:
+            pass
+
+    async def receive(self, report: CallReport, on_bot: Callable[[], None]) -> None:
+        prompt_s = 0.0
+        try:
+            async for raw in self.ws:
+                message = json.loads(raw)
+                event = message.get("event")
+                if event == "media":
+                    seconds = len(base64.b64decode(message["media"]["payload"])) / 8000
+                    self.queued_s += seconds
+                    prompt_s += seconds
+                    self.media_seen.set()
+                    on_bot()
+                elif event == "mark":
+                    name = message["mark"]["name"]
+                    report.said.append(f"(stream) {name}: {prompt_s:.1f} s of speech")
+                    prompt_s = 0.0
+                    self.marks.append((self.queued_s, name))
+                    if self.queued_s <= 0:
+                        await self._play(0.0)
+                elif event == "clear":
+                    report.clears += 1
+                    report.said.append("(stream) cleared: the caller talked over it")
+                    self.queued_s = 0.0
+                    pending, self.marks = self.marks, []
+                    for _, name in pending:
+                        await self._echo(name)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.closed.set()
+
+
+class _Call:
+    def __init__(
+        self,
+        turns: Sequence[bytes],
+        options: SimOptions,
+        fake: FakeTwilio | None,
+        caller: str | None,
+    ) -> None:
+        self.turns = turns
+        self.options = options
+        self.fake = fake
+        self.call_sid = "CA" + secrets.token_hex(16)
+        self.report = CallReport(self.call_sid, caller)
+        self.caller = caller
+        self.done = asyncio.Event()  # the call is over (decision, or hang-up)
+        self.redirect: Twiml | None = None
+        self.redirected = asyncio.Event()
+        self.fallback = ""
+        self.speech_end: float | None = None  # when the caller's last word (or key) was sent
+        self.seen_updates = 0
+        # Texts are matched by the caller's number: earlier calls from it do not count.
+        self.seen_messages = (
+            0 if fake is None or caller is None else sum(m.to == caller for m in fake.messages())
+        )
+
+    def _params(self, status: str) -> dict[str, str]:
+        return {
+            "CallSid": self.call_sid,
+            "AccountSid": self.options.account_sid,
+            "From": self.caller or "anonymous",
+            "To": self.options.to,
+            "CallStatus": status,
+            "Direction": "inbound",
+            "ApiVersion": "2010-04-01",
+        }
+
+    async def run(self) -> CallReport:
+        base = self.options.url.rstrip("/")
+        status, body = await asyncio.to_thread(
+            _post, base + "/twilio/voice", self._params("ringing"), self.options.auth_token
+        )
+        if status != 200:
+            self.report.rejected = status
+            self.report.error = f"webhook answered HTTP {status}"
+            return self.report
+        twiml = parse_twiml(body)
+        self.report.said += list(twiml.said)
+        self.fallback = twiml.final
+        watcher = asyncio.ensure_future(self._watch_rest())
+        try:
+            if twiml.stream_url is None:
+                self._decide(twiml.final or "hangup", dict(twiml.context))
+            else:
+                await self._streams(twiml)
+        finally:
+            watcher.cancel()
+            await asyncio.to_thread(
+                _post, base + "/twilio/status", self._params("completed"), self.options.auth_token
+            )
+        if not self.report.decision:
+            self.report.decision = "none"
+        return self.report
+
+    def _decide(self, decision: str, context: dict[str, str]) -> None:
+        if not self.report.decision:
+            self.report.decision = decision
+            self.report.context = context
+        self._react()
+        self.done.set()
+
+    def _react(self) -> None:
+        if self.speech_end is not None and self.report.latency_s is None:
+            self.report.latency_s = time.perf_counter() - self.speech_end
+
+    async def _watch_rest(self) -> None:
+        """What the bot asked Twilio's REST API for this call: follow it as Twilio would."""
+        while self.fake is not None:
+            self._check_rest()
+            await asyncio.sleep(0.005)
+
+    def _check_rest(self) -> None:
+        if self.fake is None:
+            return
+        updates = [u for u in self.fake.call_updates() if u.call_sid == self.call_sid]
+        for update in updates[self.seen_updates :]:
+            self._on_update(update)
+        self.seen_updates = len(updates)
+        if self.caller is not None:
+            texts = [m for m in self.fake.messages() if m.to == self.caller]
+            for m in texts[self.seen_messages :]:
+                self.report.texted.append((m.to or "", m.body or ""))
+                self._react()
+            self.seen_messages = len(texts)
+
+    def _on_update(self, update: RecordedRequest) -> None:
+        if update.form.get("Status") == "completed":
+            self.report.updates.append("<hang up>")
+            self._decide("hangup", {})
+            return
+        xml = update.twiml or ""
+        self.report.updates.append(xml)
+        twiml = parse_twiml(xml)
+        self.report.said += list(twiml.said)
+        if twiml.stream_url is not None:
+            self.redirect = twiml
+            self.redirected.set()
+            self._react()
+            return
+        kind = "transfer " if twiml.final.startswith(("dial", "enqueue")) else ""
+        self._decide(kind + (twiml.final or "hangup"), dict(twiml.context))
+
+    async def _streams(self, twiml: Twiml) -> None:
+        turns = list(self.turns)
+        current: Twiml | None = twiml
+        while current is not None and current.stream_url is not None:
+            self.redirect = None
+            self.redirected.clear()
+            turns = await self._stream(current, turns)
+            self._check_rest()  # the server updates the call before it closes the stream
+            current = self.redirect
+            if current is None and not self.done.is_set():
+                # The stream ended without a redirect: Twilio goes on with the TwiML after it.
+                self._decide(f"fallback {self.fallback}" if self.fallback else "none", {})
+
+    async def _stream(self, twiml: Twiml, turns: list[bytes]) -> list[bytes]:
+        """One media stream; returns the turns not yet spoken (for the next stream)."""
+        assert twiml.stream_url is not None
+        url = twiml.stream_url
+        headers = {SIGNATURE_HEADER: sign(url, {}, self.options.auth_token)}
+        try:
+            ws = await connect(url, additional_headers=headers, max_size=2**20)
+        except InvalidStatus as exc:
+            self.report.rejected = exc.response.status_code
+            self.report.error = f"stream upgrade refused: HTTP {exc.response.status_code}"
+            self.done.set()
+            return []
+        self.report.streams += 1
+        line = _Line(ws, "MZ" + secrets.token_hex(16))
+        receiver = asyncio.ensure_future(line.receive(self.report, self._react))
+        try:
+            await line.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
+            await line.send(
+                {
+                    "event": "start",
+                    "sequenceNumber": line._next(),
+                    "streamSid": line.stream_sid,
+                    "start": {
+                        "accountSid": self.options.account_sid,
+                        "streamSid": line.stream_sid,
+                        "callSid": self.call_sid,
+                        "tracks": ["inbound"],
+                        "mediaFormat": {
+                            "encoding": "audio/x-mulaw",
+                            "sampleRate": 8000,
+                            "channels": 1,
+                        },
+                        "customParameters": dict(twiml.parameters),
+                    },
+                }
+            )
+            for junk in self.options.junk:
+                await ws.send(junk)
+            turns = await self._talk(line, turns)
+        except ConnectionClosed:
+            pass
+        finally:
+            if not line.closed.is_set():
+                await line.stop(self.call_sid, self.options.account_sid)
+            await receiver
+        return turns
+
+    async def _talk(self, line: _Line, turns: list[bytes]) -> list[bytes]:
+        first = True
+        while turns:
+            if not first:
+                line.media_seen.clear()
+                line.mark_echoed.clear()
+                trigger = line.media_seen if self.options.barge_in else line.mark_echoed
+                if not await self._silence_until(line, trigger, self.options.max_wait_s):
+                    return turns
+                if not self.options.barge_in:
+                    await self._silence_until(line, None, self.options.pause_s)
+            first = False
+            await self._speak(line, turns.pop(0))
+            if self.done.is_set() or self.redirected.is_set() or line.closed.is_set():
+                return turns
+        if self.options.dtmf:  # the caller's last input is the keypad, not the speech
+            for digit in self.options.dtmf:
+                await line.dtmf(digit)
+                await self._silence_until(line, None, 0.1)
+            self.speech_end = time.perf_counter()
+            self.report.latency_s = None
+        await self._silence_until(line, None, self.options.max_wait_s)
+        if not (self.done.is_set() or self.redirected.is_set() or line.closed.is_set()):
+            self.report.error = f"no decision {self.options.max_wait_s:.0f} s after the audio"
+        return turns
+
+    async def _speak(self, line: _Line, audio: bytes) -> None:
+        """Send one turn; the reaction is timed from its last voiced frame, since the bot may
+        answer during the silence that ends a recording."""
+        self.speech_end = None
+        self.report.latency_s = None
+        frames = split_frames(audio)
+        last = voiced_frames(frames)
+        next_at = time.perf_counter()
+        for i, frame in enumerate(frames, 1):
+            if line.closed.is_set() or self.done.is_set() or self.redirected.is_set():
+                return
+            await line.frame(frame)
+            if i >= last and self.speech_end is None:
+                self.speech_end = time.perf_counter()
+            if self.options.realtime:
+                next_at += FRAME_S
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+    async def _silence_until(
+        self, line: _Line, until: asyncio.Event | None, limit_s: float
+    ) -> bool:
+        """Real-time silence until ``until`` is set (True), the call ends or ``limit_s`` pass."""
+        started = next_at = time.perf_counter()
+        while time.perf_counter() - started < limit_s:
+            if until is not None and until.is_set():
+                return True
+            if line.closed.is_set() or self.done.is_set() or self.redirected.is_set():
+                return until is None
+            await line.frame(SILENCE)
+            next_at += FRAME_S
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        return until is None
+
+
+async def simulate_call(
+    turns: Sequence[bytes],
+    options: SimOptions,
+    fake: FakeTwilio | None = None,
+    caller: str | None = None,
+) -> CallReport:
+    """One simulated call: ``turns`` are what the caller says, one after each bot prompt."""
+    call = _Call(turns, options, fake, caller if caller is not None else options.caller)
+    try:
+        return await call.run()
+    except (OSError, ConnectionClosed, ET.ParseError) as exc:
+        call.report.error = f"{type(exc).__name__}: {exc}"
+        if not call.report.decision:
+            call.report.decision = "none"
+        return call.report
+
+
+async def simulate_calls(
+    turns: Sequence[bytes],
+    options: SimOptions,
+    fake: FakeTwilio | None,
+    calls: int,
+    *,
+    rotate: bool = False,
+    stagger_s: float = 0.0,
+) -> list[CallReport]:
+    """``calls`` concurrent calls, each from its own number (so their texts can be told apart).
+
+    ``rotate``: call i says only ``turns[i % len(turns)]`` (a mix of callers, one turn each);
+    ``stagger_s``: call i starts i * stagger_s seconds after the first.
+    """
+
+    def number(i: int) -> str | None:
+        if options.caller is None or calls == 1:
+            return options.caller
+        return options.caller[:-4] + f"{(int(options.caller[-4:]) + i) % 10000:04d}"
+
+    async def one(i: int) -> CallReport:
+        await asyncio.sleep(i * stagger_s)
+        said = [turns[i % len(turns)]] if rotate and turns else turns
+        return await simulate_call(said, options, fake, number(i))
+
+    return list(await asyncio.gather(*(one(i) for i in range(calls))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+def format_report(report: CallReport) -> str:
+    lines = [f"call {report.call_sid} from {report.caller or 'withheld'}"]
+    if report.rejected is not None:
+        lines.append(f"  refused: HTTP {report.rejected}")
+    lines += [f"  said: {s}" for s in report.said]
+    lines += [f"  texted {to}: {body}" for to, body in report.texted]
+    decision = report.decision or "none"
+    lines.append(f"  did: {decision}")
+    if report.context:
+        lines.append("  context: " + json.dumps(report.context, ensure_ascii=False, sort_keys=True))
+    if report.latency_s is not None:
+        lines.append(f"  reacted {report.latency_s * 1000:.0f} ms after the caller stopped talking")
+    if report.error:
+        lines.append(f"  problem: {report.error}")
+    return "\n".join(lines)
+
+
+def summary(reports: Sequence[CallReport]) -> dict[str, Any]:
+    latencies = [r.latency_s for r in reports if r.latency_s is not None]
+    decisions: dict[str, int] = {}
+    for r in reports:
+        decisions[r.decision or "none"] = decisions.get(r.decision or "none", 0) + 1
+    out: dict[str, Any] = {
+        "calls": len(reports),
+        "undecided": sum(1 for r in reports if not r.decided),
+        "decisions": decisions,
+    }
+    if latencies:
+        out["latency_ms"] = {
+            "p50": round(percentile(latencies, 50) * 1000, 1),
+            "p95": round(percentile(latencies, 95) * 1000, 1),
+            "max": round(max(latencies) * 1000, 1),
+        }
+    return out
