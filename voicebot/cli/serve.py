@@ -104,6 +104,17 @@ def missing_credentials(env: Mapping[str, str]) -> list[str]:
     return missing
 
 
+QUIET_LOGGERS = ("twilio.http_client",)  # logs every REST request's headers at INFO
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """``serve``'s log: our INFO lines, without the helper library's per-request header dumps
+    (an SMS or transfer each printed every header; its warnings and errors still show)."""
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
 PURGE_INTERVAL_S = 3600.0
 DASHBOARD_PATH = "/dashboard"
 
@@ -137,9 +148,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
     from voicebot.dashboard.app import token_from_env
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging()
     env: Mapping[str, str] = os.environ
     if args.dev:
         env = dev_environment(env)
@@ -339,6 +348,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from voicebot.telephony.testing.fake_rest import FakeTwilio
     from voicebot.telephony.testing.simulator import (
         SimOptions,
+        format_line,
         format_report,
         load_audio,
         simulate_calls,
@@ -398,11 +408,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             for r in reports
         ]
         print(json.dumps({**result, "results": calls}, ensure_ascii=False))
+    elif args.calls == 1:
+        print(format_report(reports[0]))
     else:
-        for r in reports if args.calls <= 5 else [r for r in reports if not r.decided]:
-            print(format_report(r))
-        if args.calls > 1:
-            print(json.dumps(result, ensure_ascii=False))
+        for r in reports:
+            print(format_line(r))
+        print(json.dumps(result, ensure_ascii=False))
     if any(r.rejected is not None for r in reports):
         return 1
-    return 1 if result["undecided"] else 0
+    return 1 if result["undecided"] else 0  # --max-wait passed without a decision

@@ -43,6 +43,8 @@ class Destination:
     value: str
 
     def __str__(self) -> str:
+        if self.kind is DestinationKind.SIP and self.value.lower().startswith(("sip:", "sips:")):
+            return self.value  # a SIP URI names its scheme already (not sip:sip:...)
         return f"{self.kind.value}:{self.value}"
 
 

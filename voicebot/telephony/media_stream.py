@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -268,6 +268,27 @@ def media_message(stream_sid: str, mulaw: bytes) -> str:
 def mark_message(stream_sid: str, name: str) -> str:
     """Ask Twilio to echo ``name`` back once the audio queued before it has played."""
     return json.dumps({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}})
+
+
+MARK_TEXT_CHARS: Final = 120  # of a prompt's text carried in its mark's name
+
+
+def prompt_mark(number: int, texts: Sequence[str]) -> str:
+    """Name of the mark after the ``number``-th prompt's audio: ``prompt-N`` then its text.
+
+    Twilio echoes the name back unchanged once the audio has played. Carrying the (bot's own,
+    never the caller's) words lets the other end of the socket, such as ``voicebot simulate``
+    or a capture, show what was said without recognising the audio. Cut to a few words."""
+    text = " ".join(" ".join(t.split()) for t in texts if t.strip())
+    if len(text) > MARK_TEXT_CHARS:
+        text = text[: MARK_TEXT_CHARS - 1].rstrip() + "…"
+    return f"prompt-{number} {text}" if text else f"prompt-{number}"
+
+
+def mark_label(name: str) -> tuple[str, str]:
+    """``prompt_mark``'s name split into its label and the prompt's text ("" when absent)."""
+    label, _, text = name.partition(" ")
+    return label, text
 
 
 def clear_message(stream_sid: str) -> str:

@@ -34,7 +34,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
-from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, split_frames
+from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, mark_label, split_frames
 from voicebot.telephony.metrics import percentile
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio, RecordedRequest
@@ -83,26 +83,38 @@ class CallReport:
 
 @dataclass(frozen=True)
 class Twiml:
-    said: tuple[str, ...]
+    said: tuple[str, ...]  # heard before the stream (or before the final verb)
     stream_url: str | None
     parameters: Mapping[str, str]
     final: str  # what happens after the stream (or instead of it): dial/enqueue/hangup/""
     context: Mapping[str, str]
+    after: tuple[str, ...] = ()  # heard once the stream has ended, before ``final``
+
+
+def dial_target(kind: str, value: str) -> str:
+    """``number:+46...``, ``sip:billing@pbx`` (a SIP URI already names its scheme), ..."""
+    value = value.strip()
+    if kind == "sip" and value.lower().startswith(("sip:", "sips:")):
+        return value
+    return f"{kind}:{value}"
 
 
 def parse_twiml(xml: str) -> Twiml:
-    """What a TwiML document makes the caller hear and where it sends them."""
+    """What a TwiML document makes the caller hear and where it sends them; the verbs after a
+    ``<Connect><Stream>`` are what Twilio runs when that stream's socket closes."""
     root = ET.fromstring(xml)
     said: list[str] = []
+    after: list[str] = []
     stream_url: str | None = None
     parameters: dict[str, str] = {}
     final = ""
     context: dict[str, str] = {}
     for verb in root:
+        heard = after if stream_url is not None else said
         if verb.tag == "Say":
-            said.append(f"<Say {verb.get('language') or ''}> {verb.text or ''}")
+            heard.append(f"<Say {verb.get('language') or ''}> {verb.text or ''}")
         elif verb.tag == "Play":
-            said.append(f"<Play> {verb.text or ''}")
+            heard.append(f"<Play> {verb.text or ''}")
         elif verb.tag == "Connect":
             stream = verb.find("Stream")
             if stream is not None:
@@ -111,7 +123,7 @@ def parse_twiml(xml: str) -> Twiml:
                     parameters[p.get("name", "")] = p.get("value", "")
         elif verb.tag == "Dial" and not final:
             for target in verb:
-                final = f"dial {target.tag.lower()}:{(target.text or '').strip()}"
+                final = "dial " + dial_target(target.tag.lower(), target.text or "")
                 whisper = target.get("url")
                 if whisper:
                     query = urllib.parse.urlsplit(whisper).query
@@ -125,7 +137,7 @@ def parse_twiml(xml: str) -> Twiml:
                 context = {k: str(v) for k, v in json.loads(task.text).items()}
         elif verb.tag == "Hangup" and not final:
             final = "hangup"
-    return Twiml(tuple(said), stream_url, parameters, final, context)
+    return Twiml(tuple(said), stream_url, parameters, final, context, tuple(after))
 
 
 def load_audio(path: Path) -> bytes:
@@ -267,7 +279,9 @@ class _Line:
                     on_bot()
                 elif event == "mark":
                     name = message["mark"]["name"]
-                    report.said.append(f"(stream) {name}: {prompt_s:.1f} s of speech")
+                    label, text = mark_label(name)
+                    heard = f"(stream) {label}: {prompt_s:.1f} s of speech"
+                    report.said.append(f"{heard}: {text}" if text else heard)
                     prompt_s = 0.0
                     self.marks.append((self.queued_s, name))
                     if self.queued_s <= 0:
@@ -292,17 +306,18 @@ class _Call:
         options: SimOptions,
         fake: FakeTwilio | None,
         caller: str | None,
+        call_sid: str | None = None,
     ) -> None:
         self.turns = turns
         self.options = options
         self.fake = fake
-        self.call_sid = "CA" + secrets.token_hex(16)
+        self.call_sid = call_sid or "CA" + secrets.token_hex(16)
         self.report = CallReport(self.call_sid, caller)
         self.caller = caller
         self.done = asyncio.Event()  # the call is over (decision, or hang-up)
         self.redirect: Twiml | None = None
         self.redirected = asyncio.Event()
-        self.fallback = ""
+        self.hung_up = False  # the caller gave up waiting and hung up (Twilio runs nothing more)
         self.speech_end: float | None = None  # when the caller's last word (or key) was sent
         self.seen_updates = 0
         # Texts are matched by the caller's number: earlier calls from it do not count.
@@ -332,7 +347,6 @@ class _Call:
             return self.report
         twiml = parse_twiml(body)
         self.report.said += list(twiml.said)
-        self.fallback = twiml.final
         watcher = asyncio.ensure_future(self._watch_rest())
         try:
             if twiml.stream_url is None:
@@ -404,10 +418,14 @@ class _Call:
             self.redirected.clear()
             turns = await self._stream(current, turns)
             self._check_rest()  # the server updates the call before it closes the stream
-            current = self.redirect
+            if self.hung_up:
+                return
+            ended, current = current, self.redirect
             if current is None and not self.done.is_set():
-                # The stream ended without a redirect: Twilio goes on with the TwiML after it.
-                self._decide(f"fallback {self.fallback}" if self.fallback else "none", {})
+                # The server closed the socket (or died) without redirecting the call: Twilio
+                # goes on with the TwiML after <Connect><Stream>, as the caller would hear it.
+                self.report.said += list(ended.after)
+                self._decide(f"fallback {ended.final}" if ended.final else "none", {})
 
     async def _stream(self, twiml: Twiml, turns: list[bytes]) -> list[bytes]:
         """One media stream; returns the turns not yet spoken (for the next stream)."""
@@ -464,6 +482,7 @@ class _Call:
                 line.mark_echoed.clear()
                 trigger = line.media_seen if self.options.barge_in else line.mark_echoed
                 if not await self._silence_until(line, trigger, self.options.max_wait_s):
+                    self._give_up(line, "no prompt")
                     return turns
                 if not self.options.barge_in:
                     await self._silence_until(line, None, self.options.pause_s)
@@ -478,9 +497,14 @@ class _Call:
             self.speech_end = time.perf_counter()
             self.report.latency_s = None
         await self._silence_until(line, None, self.options.max_wait_s)
-        if not (self.done.is_set() or self.redirected.is_set() or line.closed.is_set()):
-            self.report.error = f"no decision {self.options.max_wait_s:.0f} s after the audio"
+        self._give_up(line, "no decision")
         return turns
+
+    def _give_up(self, line: _Line, what: str) -> None:
+        """``max_wait_s`` passed with the line still open: the caller hangs up undecided."""
+        if not (self.done.is_set() or self.redirected.is_set() or line.closed.is_set()):
+            self.hung_up = True
+            self.report.error = f"{what} {self.options.max_wait_s:g} s after the caller's audio"
 
     async def _speak(self, line: _Line, audio: bytes) -> None:
         """Send one turn; the reaction is timed from its last voiced frame, since the bot may
@@ -521,9 +545,11 @@ async def simulate_call(
     options: SimOptions,
     fake: FakeTwilio | None = None,
     caller: str | None = None,
+    call_sid: str | None = None,
 ) -> CallReport:
-    """One simulated call: ``turns`` are what the caller says, one after each bot prompt."""
-    call = _Call(turns, options, fake, caller if caller is not None else options.caller)
+    """One simulated call: ``turns`` are what the caller says, one after each bot prompt;
+    ``call_sid`` (default: a random one) lets a test find the call elsewhere while it runs."""
+    call = _Call(turns, options, fake, caller if caller is not None else options.caller, call_sid)
     try:
         return await call.run()
     except (OSError, ConnectionClosed, ET.ParseError) as exc:
@@ -580,6 +606,21 @@ def format_report(report: CallReport) -> str:
     if report.error:
         lines.append(f"  problem: {report.error}")
     return "\n".join(lines)
+
+
+def format_line(report: CallReport) -> str:
+    """One call on one line (``--calls N``): who, what the bot did, how fast, what went wrong."""
+    parts = [report.call_sid, report.caller or "withheld"]
+    if report.rejected is not None:
+        parts.append(f"refused HTTP {report.rejected}")
+    parts.append(report.decision or "none")
+    if report.texted:
+        parts.append(f"texted {len(report.texted)}")
+    if report.latency_s is not None:
+        parts.append(f"{report.latency_s * 1000:.0f} ms")
+    if report.error:
+        parts.append(f"problem: {report.error}")
+    return "  ".join(parts)
 
 
 def summary(reports: Sequence[CallReport]) -> dict[str, Any]:

@@ -1,0 +1,214 @@
+"""Two real `voicebot serve` processes behind a real HAProxy, sharing one real PostgreSQL call
+log: a call's webhook and media stream may land on different instances, an instance killed
+mid-call still leaves its caller with a person, and a SIGTERM drains without dropping anything.
+
+The instances run the small Korean test deployment (tests/data/ko-KR, the Korean Vosk model from
+PyPI) so they start in seconds; the simulator plays Twilio through the load balancer, with the
+fake Twilio REST API running here. Skipped only when haproxy or PostgreSQL is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from postgres import PostgresServer, find_bindir
+
+from voicebot.telephony.testing.cluster import Cluster, Instance, haproxy_binary, http_status
+from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.simulator import (
+    SILENCE,
+    CallReport,
+    SimOptions,
+    format_report,
+    load_audio,
+    simulate_call,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
+AUDIO = ROOT / "audio_fixtures" / "ko-KR"
+GENERAL = "dial number:+82212345678"  # the default group's person
+DRAIN_S = 20.0
+
+pytestmark = pytest.mark.skipif(
+    haproxy_binary() is None, reason="haproxy is not installed (apt-get install haproxy)"
+)
+
+
+@pytest.fixture(scope="module")
+def pg() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): apt-get install postgresql")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTwilio]:
+    twilio = FakeTwilio().start()
+    try:
+        yield twilio
+    finally:
+        twilio.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    pg: PostgresServer,
+    fake: FakeTwilio,
+    ko_model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    database = pg.create_database("cluster")
+    workdir = tmp_path_factory.mktemp("cluster")
+    with Cluster(workdir, CONFIG, database, fake.url, instances=2, drain_s=DRAIN_S) as running:
+        yield running
+
+
+def _options(cluster: Cluster, fake: FakeTwilio, **kw: object) -> SimOptions:
+    base = SimOptions(
+        url=cluster.url,
+        auth_token=fake.auth_token,
+        account_sid=fake.account_sid,
+        max_wait_s=20.0,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _row(pg: PostgresServer, call_sid: str, timeout_s: float = 15.0) -> dict[str, object]:
+    """The call's row once some instance has closed it (the writers are asynchronous)."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(pg.url("cluster")) as conn:
+            row = conn.execute(
+                "SELECT outcome, reason, agent_group, intent, language, ended_at, "
+                "(SELECT COUNT(*) FROM call_events e WHERE e.call_id = c.call_id) "
+                "FROM calls c WHERE call_id = %s",
+                (call_sid,),
+            ).fetchone()
+        if row is not None and row[5] is not None:
+            names = ("outcome", "reason", "group", "intent", "language", "ended_at", "events")
+            return dict(zip(names, row, strict=True))
+        assert time.monotonic() < deadline, f"call {call_sid} has no closed row: {row}"
+        time.sleep(0.1)
+
+
+def _sid(n: int) -> str:
+    return f"CA{time.time_ns():024x}{n:08x}"[:34]
+
+
+async def _until_attached(cluster: Cluster, call_sid: str, timeout_s: float = 20.0) -> Instance:
+    deadline = time.monotonic() + timeout_s
+    while (holder := cluster.holder_of(call_sid)) is None:
+        assert time.monotonic() < deadline, f"no instance attached {call_sid}'s stream"
+        await asyncio.sleep(0.05)
+    return holder
+
+
+def _slow_billing_call() -> list[bytes]:
+    """The caller waits 3 s before asking for billing: the call is in progress for a while."""
+    return [SILENCE * 150 + load_audio(AUDIO / "billing.wav")]
+
+
+def test_a_call_whose_webhook_and_stream_land_on_different_instances_works(
+    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+) -> None:
+    turns = [load_audio(AUDIO / "billing.wav")]
+    tried: list[tuple[str, str]] = []
+    for n in range(8):  # leastconn alternates between idle instances; stop at the first split
+        sid = _sid(n)
+        report = asyncio.run(simulate_call(turns, _options(cluster, fake), fake, call_sid=sid))
+        assert report.decision == "transfer enqueue billing", format_report(report)
+        answered, held = cluster.answered(sid), cluster.holder_of(sid)
+        assert answered is not None and held is not None
+        tried.append((answered.name, held.name))
+        if answered is not held:
+            break
+    else:
+        pytest.fail(f"every call's webhook and stream landed on the same instance: {tried}")
+    row = _row(pg, sid)
+    assert (row["outcome"], row["group"], row["intent"]) == ("transferred", "billing", "billing")
+    assert row["language"] == "ko-KR"  # written by the webhook's instance
+    assert isinstance(row["events"], int) and row["events"] >= 5  # start + the stream's events
+    for instance in cluster.instances:  # issue 14: no REST request headers in the log
+        assert "twilio.http_client" not in instance.text()
+
+
+def test_killed_instance_leaves_its_caller_with_a_person(
+    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+) -> None:
+    sid = _sid(100)
+
+    async def scenario() -> tuple[CallReport, Instance]:
+        options = _options(cluster, fake, realtime=True)
+        call = asyncio.ensure_future(
+            simulate_call(_slow_billing_call(), options, fake, call_sid=sid)
+        )
+        holder = await _until_attached(cluster, sid)
+        holder.signal(signal.SIGKILL)
+        return await call, holder
+
+    report, killed = asyncio.run(scenario())
+    assert killed.wait(10) == -signal.SIGKILL
+    # Twilio goes on with the TwiML after <Connect><Stream>: the default group's person.
+    assert report.decision == f"fallback {GENERAL}", format_report(report)
+    assert not [u for u in fake.call_updates() if u.call_sid == sid]
+    # The other instance took the status callback and closed the row the dead one left open.
+    row = _row(pg, sid)
+    assert (row["outcome"], row["reason"], row["group"]) == ("transferred", "fallback", "general")
+
+    # Back up: it answers 503 "not ready" while it loads, and gets calls only once ready.
+    killed.start()
+    statuses: list[int] = []
+    deadline = time.monotonic() + 120
+    while not statuses or statuses[-1] != 200:
+        assert time.monotonic() < deadline, f"{killed.name} never got ready: {statuses}"
+        status = http_status(killed.url + "/healthz", timeout_s=1)
+        if status is not None:
+            statuses.append(status)
+        time.sleep(0.05)
+    assert statuses[0] == 503, statuses
+    cluster.haproxy.wait_state(killed.name, "UP")
+
+
+def test_sigterm_drains_the_call_in_progress_and_sends_new_calls_elsewhere(
+    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+) -> None:
+    first, second = _sid(200), _sid(201)
+
+    async def scenario() -> tuple[CallReport, CallReport, Instance]:
+        options = _options(cluster, fake, realtime=True)
+        call = asyncio.ensure_future(
+            simulate_call(_slow_billing_call(), options, fake, call_sid=first)
+        )
+        holder = await _until_attached(cluster, first)
+        holder.signal(signal.SIGTERM)
+        await asyncio.to_thread(cluster.haproxy.wait_state, holder.name, "DOWN")
+        assert holder.running  # still finishing its call
+        turns = [load_audio(AUDIO / "billing.wav")]
+        new = await simulate_call(turns, _options(cluster, fake), fake, call_sid=second)
+        return await call, new, holder
+
+    in_progress, new, drained = asyncio.run(scenario())
+    assert in_progress.decision == "transfer enqueue billing", format_report(in_progress)
+    assert new.decision == "transfer enqueue billing", format_report(new)
+    assert cluster.answered(second) not in (None, drained)
+    assert drained.wait(DRAIN_S + 10) == 0
+    assert "drained" in drained.text()
+    for sid in (first, second):
+        row = _row(pg, sid)
+        assert (row["outcome"], row["group"]) == ("transferred", "billing")
+    cluster.restart(drained)
