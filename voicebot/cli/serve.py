@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from voicebot.calllog.log import CallLog
     from voicebot.telephony.server import VoiceServer
 
 log = logging.getLogger("voicebot.serve")
+
+DRAIN_TIMEOUT_S = 60.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,6 +51,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="URL",
         help="call log: postgresql://... or sqlite:///path (default: $VOICEBOT_DATABASE_URL, "
         "else calls.sqlite3 in $VOICEBOT_DATA_DIR or ~/.local/share/voicebot)",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DRAIN_TIMEOUT_S,
+        metavar="S",
+        help="on SIGTERM, let calls in progress finish for up to S seconds, then hand the rest "
+        f"to the default group, flush the call log and exit 0 (default {DRAIN_TIMEOUT_S:g})",
     )
     serve.add_argument(
         "--retention-days",
@@ -197,14 +210,11 @@ def _serve(
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
-    config = holder.language()
-    print(f"loading the {config.language} speech model...", file=sys.stderr)
-    speech.get(config)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
     settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
-    server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
-    server.prepare()  # the other languages' models, for calls to their numbers
+    # Not ready (/healthz 503) until prepare() has loaded the models, in the background.
+    server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     try:
         dashboard = attach_dashboard(server, call_log, token)
     except ValueError as exc:  # a token too short to guard transcripts
@@ -221,7 +231,7 @@ def _serve(
         print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
-    uv = uvicorn.Server(
+    uv = without_signal_handling(
         uvicorn.Config(
             server.app,
             host=args.host,
@@ -229,24 +239,92 @@ def _serve(
             ws_max_size=2**20,
             lifespan="off",
             log_level="info",
+            timeout_graceful_shutdown=5,  # the drain has already let the calls finish
         )
     )
 
-    async def main() -> None:
-        restore = install_reload_signal(asyncio.get_running_loop(), server.reload)
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        restore = install_reload_signal(loop, server.reload)
+        stop = StopSignals(loop)
         tasks = [asyncio.ensure_future(purge_every(call_log))]
         if args.watch:
             watcher = ConfigWatcher(args.config, server.reload)
             tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
+        serving = asyncio.ensure_future(uv.serve())
+        stopping = asyncio.ensure_future(stop.first.wait())
         try:
-            await uv.serve()
+            language = holder.language().language
+            print(f"loading the {language} speech model...", file=sys.stderr)
+            try:
+                await asyncio.to_thread(server.prepare, strict=True)
+            except Exception as exc:  # a missing or broken model: nothing to answer calls with
+                print(f"voicebot: cannot load speech: {exc}", file=sys.stderr)
+                uv.should_exit = True
+                return 1
+            log.info("ready: models and intents loaded")
+            await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not stop.first.is_set():
+                return 1  # uvicorn stopped on its own (it has logged why)
+            log.info("%s: draining (at most %g s)", stop.name, args.drain_timeout)
+            handed = await server.drain(args.drain_timeout, hurry=stop.second)
+            flushed = await asyncio.to_thread(call_log.flush, 10.0)
+            log.info(
+                "drained: %d call(s) handed to the default group; call log %s; exiting",
+                handed,
+                "flushed" if flushed else "NOT fully flushed",
+            )
+            uv.should_exit = True
+            return 0
         finally:
+            stopping.cancel()
+            await serving
             for task in tasks:
                 task.cancel()
+            stop.restore()
             restore()
 
-    asyncio.run(main())
-    return 0
+    return asyncio.run(main())
+
+
+def without_signal_handling(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn without its own SIGINT/SIGTERM handling: on SIGTERM it would close every media
+    stream at once (and re-raise the signal, so the exit status would not be 0); the drain in
+    ``_serve`` decides when to stop instead."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server(config)
+
+
+class StopSignals:
+    """SIGTERM or SIGINT: ``first`` is set at the first (drain), ``second`` at the next one
+    (stop waiting for calls: hand them over now)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.first = asyncio.Event()
+        self.second = asyncio.Event()
+        self.name = ""
+        self._loop = loop
+        self._signals = [signal.SIGTERM, signal.SIGINT]
+        for sig in self._signals:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.first.is_set():
+            log.warning("%s again: handing the calls in progress over now", sig.name)
+            self.second.set()
+            return
+        self.name = sig.name
+        self.first.set()
+
+    def restore(self) -> None:
+        for sig in self._signals:
+            self._loop.remove_signal_handler(sig)
 
 
 # ---------------------------------------------------------------------------------------------

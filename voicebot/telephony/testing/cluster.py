@@ -37,13 +37,11 @@ def free_port() -> int:
 
 
 def haproxy_config(
-    port: int,
-    servers: Sequence[tuple[str, str]],
-    *,
-    bind_host: str = "127.0.0.1",
-    stats_socket: Path | None = None,
+    bind: str, servers: Sequence[tuple[str, str]], *, stats_socket: Path | None = None
 ) -> str:
-    """HAProxy in front of voicebot instances; ``servers`` are (name, "host:port") pairs.
+    """HAProxy in front of voicebot instances: ``bind`` is what follows HAProxy's ``bind``
+    keyword (``127.0.0.1:8080``, ``:443 ssl crt /etc/haproxy/voice.pem``), ``servers`` are
+    (name, "host:port") pairs.
 
     - ``mode http``: HAProxy sees the WebSocket upgrade of the media stream and then tunnels it
       (``timeout tunnel``: a call may last long); no extra WebSocket setting is needed.
@@ -72,7 +70,7 @@ def haproxy_config(
         "    retry-on conn-failure empty-response",
         "",
         "frontend twilio",
-        f"    bind {bind_host}:{port}",
+        f"    bind {bind}",
         "    option forwardfor",
         "    default_backend voicebot",
         "",
@@ -124,7 +122,9 @@ class HAProxy:
         self.port = port
         self.socket = workdir / "haproxy.sock"
         self.config = workdir / "haproxy.cfg"
-        self.config.write_text(haproxy_config(port, servers, stats_socket=self.socket))
+        self.config.write_text(
+            haproxy_config(f"127.0.0.1:{port}", servers, stats_socket=self.socket)
+        )
         self.log = workdir / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

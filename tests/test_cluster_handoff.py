@@ -1,0 +1,53 @@
+"""The stream parameters that let any instance take a call's media stream: what the webhook
+puts in the TwiML comes back intact, and nothing else is accepted."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from voicebot.telephony.handoff import StreamParameters, health
+
+SECRET = "auth-token"
+CALL = StreamParameters(
+    call_sid="CA" + "1" * 32,
+    language="ko-KR",
+    line="+82212340000",
+    caller="+821012345678",
+    started_at=dt.datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=dt.UTC),
+)
+
+
+def test_parameters_come_back_as_they_were_sent() -> None:
+    custom = CALL.encode(SECRET)
+    assert all(isinstance(v, str) for v in custom.values())  # TwiML attributes are strings
+    assert StreamParameters.read(CALL.call_sid, custom, SECRET) == CALL
+    withheld = StreamParameters(CALL.call_sid, "ko-KR", "", None, CALL.started_at)
+    assert StreamParameters.read(CALL.call_sid, withheld.encode(SECRET), SECRET) == withheld
+
+
+def test_altered_or_foreign_parameters_are_refused() -> None:
+    custom = CALL.encode(SECRET)
+    for name, value in (
+        ("language", "sv-SE"),
+        ("caller", "+821099999999"),
+        ("startedAt", "2026-12-01T09:00:00+00:00"),
+        ("stream", "2"),
+        ("token", ""),
+    ):
+        assert StreamParameters.read(CALL.call_sid, {**custom, name: value}, SECRET) is None, name
+    assert StreamParameters.read("CA" + "2" * 32, custom, SECRET) is None  # another call
+    assert StreamParameters.read(CALL.call_sid, custom, "another-token") is None
+    assert StreamParameters.read(CALL.call_sid, {"callSid": CALL.call_sid}, SECRET) is None
+
+
+def test_a_redirected_stream_is_told_apart_from_the_first() -> None:
+    second = CALL.next_stream()
+    read = StreamParameters.read(CALL.call_sid, second.encode(SECRET), SECRET)
+    assert read is not None and read.stream == 2
+    assert second.token(SECRET) != CALL.token(SECRET)
+
+
+def test_health_says_not_ready_while_loading_and_draining() -> None:
+    assert health(ready=False, draining=False, calls=0)[0] == 503
+    assert health(ready=True, draining=True, calls=3) == (503, "draining 3 calls\n")
+    assert health(ready=True, draining=False, calls=2) == (200, "ok 2 calls\n")

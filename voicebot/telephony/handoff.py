@@ -1,0 +1,105 @@
+"""What lets any instance of a cluster take any request of a call: the call travels with Twilio.
+
+The incoming-call webhook decides what the media stream needs (the call, its language, the
+line called, the caller, when it started) and puts it into the TwiML's ``<Stream>``
+``<Parameter>``s, which Twilio hands back in the stream's ``start.customParameters``. So the
+WebSocket may reach another instance than the webhook did: that instance rebuilds the call from
+the parameters (``StreamParameters.read``) instead of looking it up in its memory. The token is
+an HMAC of the parameters under the Twilio auth token: a stream for a call the webhook did not
+answer, or with altered parameters, is refused.
+
+``stream`` counts the streams of one call: the first one is the webhook's, rebuilt from the
+start anywhere; a later one (after a ``<Say>`` redirect) continues a dialogue only the instance
+that redirected it holds, so elsewhere it is refused, the socket closes and Twilio's fallback
+``<Dial>`` puts the caller through to a person.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import Outcome, OutcomeKind
+
+__all__ = ["FALLBACK_REASON", "StreamParameters", "fallback_outcome", "health"]
+
+FALLBACK_REASON = "fallback"  # the call log's reason for a call the TwiML <Dial> ended
+
+
+@dataclass(frozen=True, slots=True)
+class StreamParameters:
+    call_sid: str
+    language: str
+    line: str  # the number called ("" when Twilio did not say)
+    caller: str | None  # E.164, None when withheld
+    started_at: dt.datetime
+    stream: int = 1  # 1: the webhook's stream; n: after n - 1 redirects
+
+    def next_stream(self) -> StreamParameters:
+        return replace(self, stream=self.stream + 1)
+
+    def token(self, secret: str) -> str:
+        fields = (
+            self.call_sid,
+            self.language,
+            self.line,
+            self.caller or "",
+            self.started_at.isoformat(),
+            str(self.stream),
+        )
+        digest = hmac.new(secret.encode(), "\n".join(fields).encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest[:18]).decode()
+
+    def encode(self, secret: str) -> dict[str, str]:
+        """The ``<Parameter>``s of the stream's TwiML (names Twilio passes back unchanged)."""
+        return {
+            "callSid": self.call_sid,
+            "language": self.language,
+            "line": self.line,
+            "caller": self.caller or "",
+            "startedAt": self.started_at.isoformat(),
+            "stream": str(self.stream),
+            "token": self.token(secret),
+        }
+
+    @classmethod
+    def read(cls, call_sid: str, custom: Mapping[str, str], secret: str) -> StreamParameters | None:
+        """The parameters of a stream's ``start`` for ``call_sid``; None unless the webhook of
+        this deployment made them (token), for this very call."""
+        try:
+            params = cls(
+                call_sid=call_sid,
+                language=custom["language"],
+                line=custom.get("line", ""),
+                caller=custom.get("caller") or None,
+                started_at=dt.datetime.fromisoformat(custom["startedAt"]),
+                stream=int(custom.get("stream", "1")),
+            )
+        except (KeyError, ValueError):
+            return None
+        if custom.get("callSid", call_sid) != call_sid:
+            return None
+        if not hmac.compare_digest(custom.get("token", ""), params.token(secret)):
+            return None
+        return params
+
+
+def fallback_outcome(config: LanguageConfig) -> Outcome:
+    """How a call ends that no live session knows when Twilio reports it over: its instance
+    died (or lost the stream) and the TwiML's ``<Dial>`` of the default group took it."""
+    return Outcome(OutcomeKind.TRANSFERRED, 0, FALLBACK_REASON, config.default_group)
+
+
+def health(*, ready: bool, draining: bool, calls: int) -> tuple[int, str]:
+    """``/healthz``: 503 while the models load or the instance drains (a load balancer must
+    send it nothing new), else 200 with the number of calls it holds."""
+    if not ready:
+        return 503, "loading\n"
+    if draining:
+        return 503, f"draining {calls} calls\n"
+    return 200, f"ok {calls} calls\n"
