@@ -36,7 +36,8 @@ AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 @pytest.fixture(scope="module")
 def server(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A server whose REST client calls the fake API `simulate` runs on ``rest_port``."""
-    from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+    from voicebot.telephony.app import SpeechProvider, VoiceServer
+    from voicebot.telephony.settings import ServerSettings
 
     config = tmp_path_factory.mktemp("config") / "intents.yaml"
     shutil.copy(CONFIG, config)

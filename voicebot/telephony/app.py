@@ -2,10 +2,17 @@
 whisper, health and metrics.
 
 Every decision is made by ``CallPipeline`` (recogniser + dialogue); this module only turns
-Twilio's requests into calls on a ``session.CallSession``, which carries out the actions. A call
-lives in memory as a session keyed by CallSid, pinned to the ``LanguageConfig`` it started with,
-so a reload never changes a call in progress. Every signed route checks its signature through
-``_signed`` (one check, one metric, one log line), against the public URL Twilio signed.
+Twilio's requests into calls on a ``session.CallSession``, which carries out the actions. Every
+signed route checks its signature through ``_signed`` (one check, one metric, one log line),
+against the public URL Twilio signed.
+
+Several instances can serve one line behind a load balancer (docs/deployment.md): the webhook
+keeps nothing in memory; what the stream needs travels in the TwiML's stream parameters
+(``handoff``), and whichever instance the WebSocket reaches builds the call's session from them,
+pinned to the ``LanguageConfig`` it then has, so a reload never changes a call in progress. A
+status callback for a call no session here knows closes its call-log row as the fallback
+transfer (its instance may have died). ``/healthz`` says 503 until the models are loaded
+(``prepare``) and while draining (``drain``), when new callers are sent to a person.
 
 Fail-safe rules: the incoming-call TwiML ends with a ``<Dial>`` of the default group after the
 stream, so whenever the socket closes without the bot having redirected the call (crash, lost
@@ -19,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hmac
 import logging
-import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -41,6 +46,7 @@ from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.handoff import StreamParameters, fallback_outcome, health
 from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver, GuardedObserver, NoObserver
@@ -98,8 +104,11 @@ class VoiceServer:
         metrics: Metrics | None = None,
         observer: CallObserver | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        ready: bool = True,
     ) -> None:
         self.settings = settings
+        self.ready = ready  # models and intents loaded: False until prepare() (see serve)
+        self.draining = False
         self.holder = holder
         self.speech = speech
         self.clock = clock
@@ -165,21 +174,43 @@ class VoiceServer:
             self.prepare()
         return error is None
 
-    def prepare(self) -> None:
+    def prepare(self, *, strict: bool = False) -> None:
         """Load models and train matchers for every language a call can get, now rather than in
-        a caller's webhook: the default one and each that answers its own numbers."""
+        a caller's webhook: the default one and each that answers its own numbers. Then the
+        server is ready. ``strict``: a language that fails raises instead of being logged."""
         deployment = self.holder.current
         for config in deployment.languages.values():
             if config.numbers or config.language == deployment.default_language:
                 try:
                     self.speech.get(config)
                 except Exception:
+                    if strict:
+                        raise
                     log.exception("%s: preparing speech failed", config.language)
+        self.ready = True
+
+    async def drain(self, timeout_s: float, hurry: asyncio.Event | None = None) -> int:
+        """Stop taking calls (``/healthz`` 503, new callers to a person) and wait up to
+        ``timeout_s`` (or until ``hurry`` is set) for the calls in progress to end; those still
+        going are then handed to the default group. Returns how many were handed over."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self.sessions and loop.time() < deadline and not (hurry and hurry.is_set()):
+            await asyncio.sleep(0.1)
+        left = list(self.sessions.values())
+        for session in left:
+            async with session.lock:
+                await session.fail("this instance is shutting down")
+        while self.sessions and loop.time() < deadline + 10:  # their REST updates
+            await asyncio.sleep(0.05)
+        return len(left)
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
-        return PlainTextResponse(f"ok {len(self.sessions)} calls\n")
+        status, text = health(ready=self.ready, draining=self.draining, calls=len(self.sessions))
+        return PlainTextResponse(text, status_code=status)
 
     async def metrics_text(self, request: Request) -> Response:
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
@@ -219,14 +250,22 @@ class VoiceServer:
         call_sid = params.get("CallSid", "")
         if not call_sid:
             return PlainTextResponse("CallSid missing\n", status_code=400)
-        existing = self.sessions.get(call_sid)
-        if existing is not None:  # Twilio retried the webhook
-            return Response(existing.start_twiml, media_type=TWIML)
         self._sweep()
         caller = normalize(params.get("From"))
-        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
+        line = normalize(params.get("To")) or ""
+        config = self.holder.current.for_number(line)  # the line's language
+        if not self.ready or self.draining:
+            log.warning(
+                "call %s: %s; sending the caller to the default group",
+                call_sid,
+                "draining" if self.ready else "not ready",
+            )
+            self.metrics.error("unavailable")
+            return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
         try:
-            session, actions = await asyncio.to_thread(self._new_session, call_sid, caller, config)
+            session, actions = await asyncio.to_thread(
+                self._new_session, call_sid, caller, config, line, self.clock()
+            )
         except Exception:
             log.exception("call %s: could not start the bot; dialling the default group", call_sid)
             self.metrics.error("call")
@@ -239,39 +278,46 @@ class VoiceServer:
             config.language,
             config.source,
         )
-        self.metrics.call_started()
         self.services.observer.call_started(
             call_sid, session.pipeline.start_at, config.language, caller
         )
         session.record()
         if any(isinstance(a, Transfer | HangUpCall) for a in actions):
+            self.metrics.call_started()
             twiml = session.final_twiml(actions)
             session.decide()
             session.end("decided at start")
             return Response(twiml, media_type=TWIML)
-        self.sessions[call_sid] = session
+        # Nothing is kept: the stream's instance (this one or another) rebuilds the session.
         return Response(session.start_twiml, media_type=TWIML)
 
     def _new_session(
-        self, call_sid: str, caller: str | None, config: LanguageConfig
+        self,
+        call_sid: str,
+        caller: str | None,
+        config: LanguageConfig,
+        line: str,
+        start_at: dt.datetime,
     ) -> tuple[CallSession, list[Action]]:
+        """The call as the webhook starts it, or as a stream's instance rebuilds it from the
+        stream parameters: the same dialogue start, deterministically."""
         kit = self.speech.get(config)
         pipeline = CallPipeline(
             config,
             kit.model,
             kit.classify,
             caller=caller,
-            start_at=self.clock(),
+            start_at=start_at,
             grammar=kit.grammar,
             call_id=call_sid,
             warn=log.warning,
             wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
         )
         actions = pipeline.start()
-        token = secrets.token_urlsafe(16)
+        handoff = StreamParameters(call_sid, config.language, line, caller, start_at)
         speech = [a for a in actions if isinstance(a, Say | Play)]
-        twiml = stream_twiml(self.services, call_sid, config, token, speech)
-        session = CallSession(call_sid, caller, config, pipeline, token, twiml, self.services)
+        twiml = stream_twiml(self.services, config, handoff, speech)
+        session = CallSession(call_sid, caller, config, pipeline, handoff, twiml, self.services)
         tts = self.tts
         if tts is not None and tts.available:  # warm the cache for likely prompts
             prompts = config.prompts
@@ -293,12 +339,20 @@ class VoiceServer:
         params = await self._signed_form(request)
         if params is None:
             return PlainTextResponse("invalid signature\n", status_code=403)
-        session = self.sessions.get(params.get("CallSid", ""))
-        if session is not None and params.get("CallStatus") in ENDED_STATUSES:
+        call_sid = params.get("CallSid", "")
+        if params.get("CallStatus") not in ENDED_STATUSES:
+            return Response(status_code=204)
+        session = self.sessions.get(call_sid)
+        if session is not None:
             async with session.lock:
                 if not session.done:
                     session.pipeline.hang_up()
                 session.end(f"status {params.get('CallStatus')}")
+        elif call_sid:
+            # Not a call of this instance (any more): if the call log has no outcome for it,
+            # its instance died and Twilio's fallback <Dial> took the caller to a person.
+            config = self.holder.current.for_number(normalize(params.get("To")))
+            self.services.observer.call_closed(call_sid, self.clock(), fallback_outcome(config))
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:
@@ -384,12 +438,18 @@ class VoiceServer:
         log.warning("%s: ignored stream message: %s", who, problem)
 
     async def _attach(self, ws: WebSocket, start: Start) -> CallSession | None:
+        params = StreamParameters.read(
+            start.call_sid, start.custom_parameters, self.settings.auth_token
+        )
         session = self.sessions.get(start.call_sid)
-        token = start.custom_parameters.get("token", "")
-        if session is None or not hmac.compare_digest(token, session.token):
+        if params is None:
             self.metrics.error("unknown_stream")
-            log.warning("stream for unknown call %s or bad token: closing it", start.call_sid)
+            log.warning("stream for call %s with bad parameters: closing it", start.call_sid)
             return None
+        if session is None:
+            session = await self._resume(params)
+            if session is None:
+                return None
         if not start.media_format.is_telephone_mulaw:
             log.warning("call %s: unexpected media format %s", start.call_sid, start.media_format)
         async with session.lock:
@@ -397,6 +457,37 @@ class VoiceServer:
         if old is not None and old is not ws:
             await close_socket(old)
         log.info("call %s: stream %d attached", session.call_sid, session.streams)
+        return session
+
+    async def _resume(self, params: StreamParameters) -> CallSession | None:
+        """This instance did not answer the call's webhook (or has been restarted since): build
+        the session from the stream parameters, as the webhook began it."""
+        sid = params.call_sid
+        if params.stream != 1:  # a redirected stream: its dialogue is in the redirecting instance
+            self.metrics.error("unknown_stream")
+            log.warning(
+                "call %s: stream %d of a call held elsewhere: closing it", sid, params.stream
+            )
+            return None
+        deployment = self.holder.current
+        if params.language in deployment.languages:
+            config = deployment.language(params.language)
+        else:  # the language went away in a reload: the line's current one
+            config = deployment.for_number(params.line)
+        try:
+            session, actions = await asyncio.to_thread(
+                self._new_session, sid, params.caller, config, params.line, params.started_at
+            )
+        except Exception:
+            log.exception("call %s: could not resume the call; the fallback dials", sid)
+            self.metrics.error("call")
+            return None
+        if any(isinstance(a, Transfer | HangUpCall) for a in actions):
+            log.warning("call %s: decided at start on resuming (reloaded?): fallback", sid)
+            return None
+        session.observed = len(session.pipeline.steps)  # the webhook's instance logged the start
+        self.sessions[sid] = session
+        self.metrics.call_started()
         return session
 
 

@@ -43,6 +43,7 @@ from voicebot.core.phone import mask
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import CallPipeline
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.media_stream import (
     Dtmf,
     Mark,
@@ -51,6 +52,7 @@ from voicebot.telephony.media_stream import (
     clear_message,
     mark_message,
     media_messages,
+    prompt_mark,
 )
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver
@@ -103,7 +105,7 @@ class CallSession:
     caller: str | None
     config: LanguageConfig
     pipeline: CallPipeline
-    token: str
+    handoff: StreamParameters  # what the stream's TwiML carries (any instance can resume it)
     start_twiml: str
     services: CallServices
     state: CallState = CallState.WAITING
@@ -306,7 +308,7 @@ class CallSession:
                 clips = []
             if clips and len(clips) == len(speech):
                 self.marks_sent += 1
-                name = f"prompt-{self.marks_sent}"
+                name = prompt_mark(self.marks_sent, [s.text for s in speech if isinstance(s, Say)])
                 messages = [m for clip in clips for m in media_messages(self.stream_sid, clip)]
                 messages.append(mark_message(self.stream_sid, name))
                 self._left()
@@ -318,7 +320,8 @@ class CallSession:
 
     async def redirect_to_say(self, speech: Sequence[Say | Play]) -> None:
         """Have Twilio speak with <Say>/<Play> and then open a new stream to this session."""
-        twiml = stream_twiml(self.services, self.call_sid, self.config, self.token, speech)
+        self.handoff = self.handoff.next_stream()  # only this instance can continue this dialogue
+        twiml = stream_twiml(self.services, self.config, self.handoff, speech)
         if not self.done:
             self.state = CallState.REDIRECTING
         self._left()
@@ -432,17 +435,17 @@ class CallSession:
 
 def stream_twiml(
     services: CallServices,
-    call_sid: str,
     config: LanguageConfig,
-    token: str,
+    handoff: StreamParameters,
     speech: Sequence[Say | Play],
 ) -> str:
-    """Speak ``speech``, then connect the media stream back to this call's session (the token
-    proves the stream is the one we asked for); the default group if the stream ends undecided."""
+    """Speak ``speech``, then connect the media stream to whichever instance takes it, with
+    what it needs to resume the call (signed: see ``handoff``); the default group if the stream
+    ends undecided."""
     return connect_stream_twiml(
         [speech_of(s) for s in speech],
         services.stream_url,
-        {"callSid": call_sid, "language": config.language, "token": token},
+        handoff.encode(services.settings.auth_token),
         fallback=config.group(None).destination,
     )
 
