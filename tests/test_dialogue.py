@@ -379,7 +379,7 @@ def test_accepted_transfer_intent_goes_to_its_group_with_context() -> None:
     assert said(actions) == ["I'll put you through to the invoice team."]
     transfer = transfer_of(actions)
     assert transfer.group == "billing"
-    assert str(transfer.destination) == "sip:sip:billing@pbx.example.org"
+    assert str(transfer.destination) == "sip:billing@pbx.example.org"  # one scheme
     context = transfer.context
     assert (context.intent, context.transcript, context.language) == (
         "invoice",
