@@ -5,9 +5,9 @@
 ``--instances`` `voicebot serve` processes (the Korean test deployment, the Korean Vosk model)
 run behind HAProxy with the configuration of docs/deployment.md, sharing a throwaway PostgreSQL
 call log; the fake Twilio REST API and the simulated callers run in this process. In each
-scenario a load generator keeps ``--calls`` simulated calls in flight (real-time audio, a mix of
-transfer, SMS and announcement requests, each caller pausing 1-3 s first), starting a new call
-whenever one ends, until the disruption is over:
+scenario a load generator starts calls at a steady rate so that about ``--calls`` simulated
+calls are in flight (real-time audio, a mix of transfer, SMS and announcement requests, each
+caller pausing 1-3 s first), until the disruption is over:
 
 - kill: 3 s in, the instance holding the most calls is killed with SIGKILL (restarted after);
 - rolling_restart: every instance in turn gets SIGTERM (drain), and is started again once it
@@ -27,11 +27,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import re
 import signal
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +61,7 @@ CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
 AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 MIX = ("billing.wav", "password.wav", "hours.wav", "course.wav", "agent.wav")
 DRAIN_S = 30.0
+MEAN_CALL_S = 16.0  # measured mean length of the mix's calls (greeting to decision)
 OUTAGE_S = 20.0
 
 
@@ -67,15 +72,19 @@ class Run:
     reports: list[CallReport] = field(default_factory=list)
     exit_codes: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    in_progress: list[int] = field(default_factory=list)  # sampled over all instances
 
 
 class Load:
-    """Keeps ``calls`` simulated calls in flight until ``stop`` is set."""
+    """New calls arrive every ``MEAN_CALL_S / calls`` seconds until ``stop`` is set, so about
+    ``calls`` are in flight; arrivals do not wait for calls to end (callers do not queue up
+    behind each other, and a call that ends at once must not make the next arrive sooner)."""
 
     def __init__(self, cluster: Cluster, fake: FakeTwilio, calls: int) -> None:
         self.cluster = cluster
         self.fake = fake
         self.calls = calls
+        self.interval_s = MEAN_CALL_S / calls
         self.turns = [load_audio(AUDIO / name) for name in MIX]
         self.count = 0
         self.stop = asyncio.Event()
@@ -90,24 +99,19 @@ class Load:
             account_sid=self.fake.account_sid,
             caller=f"+8210555{n % 100000:05d}",
             realtime=True,
-            max_wait_s=20.0,
+            max_wait_s=45.0,  # an answer, "anything else?", its silence timeout, goodbye
         )
         sid = f"CA{time.time_ns():020x}{n:012x}"[:34]
         turn = pause + self.turns[n % len(self.turns)]
         return asyncio.ensure_future(simulate_call([turn], options, self.fake, call_sid=sid))
 
     async def run(self) -> list[CallReport]:
-        running: set[asyncio.Future[CallReport]] = set()
-        done: list[CallReport] = []
-        for _ in range(self.calls):
-            running.add(self._call())
-            await asyncio.sleep(0.25)  # arrivals spread out, not one burst
-        while running:
-            finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            done += [f.result() for f in finished]
-            if not self.stop.is_set():
-                running |= {self._call() for _ in finished}
-        return done
+        calls: list[asyncio.Future[CallReport]] = []
+        while not self.stop.is_set():
+            calls.append(self._call())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.interval_s)
+        return list(await asyncio.gather(*calls))
 
 
 def _busiest(cluster: Cluster) -> Instance:
@@ -127,13 +131,37 @@ async def scenario(
     run = Run()
     load = Load(cluster, fake, calls)
     generator = asyncio.ensure_future(load.run())
+    sampler = asyncio.ensure_future(_sample(cluster, run))
     await asyncio.sleep(settle_s)
     try:
         await asyncio.to_thread(disrupt, run)
     finally:
         load.stop.set()
     run.reports = await generator
+    sampler.cancel()
     return run
+
+
+async def _sample(cluster: Cluster, run: Run) -> None:
+    """Calls in progress over all instances (their /healthz), twice a second."""
+    while True:
+        total = 0
+        for instance in cluster.instances:
+            text = await asyncio.to_thread(_health_text, instance.url)
+            match = re.search(r"(\d+) calls", text)
+            total += int(match.group(1)) if match else 0
+        run.in_progress.append(total)
+        await asyncio.sleep(0.5)
+
+
+def _health_text(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+            return str(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        return str(exc.read().decode())
+    except OSError:
+        return ""
 
 
 def kill(cluster: Cluster) -> Callable[[Run], None]:
@@ -189,9 +217,12 @@ def rows(
 
 
 def measure(run: Run, closed: dict[str, Any]) -> dict[str, Any]:
-    started = [r for r in run.reports if r.rejected is None and r.said]
+    # Answered: the webhook gave TwiML (a greeting, or at once a person's <Dial>).
+    started = [r for r in run.reports if r.rejected is None and (r.said or r.decided)]
     reached = [r for r in started if r.decided]
+    busy = run.in_progress or [0]
     return {
+        "calls_in_progress": {"mean": round(sum(busy) / len(busy), 1), "max": max(busy)},
         "started": len(started),
         "reached_person_or_decision": len(reached),
         "lost": len(started) - len(reached),

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 
+from test_e2e_twilio import CALLER, CONFIG, _serving
+
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.handoff import StreamParameters, health
+from voicebot.telephony.testing.cluster import http_status
+from voicebot.telephony.testing.simulator import _post, parse_twiml
 
 SECRET = "auth-token"
 CALL = StreamParameters(
@@ -51,3 +57,24 @@ def test_health_says_not_ready_while_loading_and_draining() -> None:
     assert health(ready=False, draining=False, calls=0)[0] == 503
     assert health(ready=True, draining=True, calls=3) == (503, "draining 3 calls\n")
     assert health(ready=True, draining=False, calls=2) == (200, "ok 2 calls\n")
+
+
+def test_a_webhook_before_the_models_are_loaded_reaches_a_person(ko_model: SpeechModel) -> None:
+    """An instance still loading answers 503 on /healthz; a webhook that reaches it anyway gets
+    valid TwiML: the default group's <Dial>, no stream to a bot that cannot listen yet."""
+
+    def not_ready(server: VoiceServer) -> None:
+        server.ready = False
+
+    speech = SpeechProvider(lambda _config: ko_model)
+    with _serving(CONFIG, speech, before_start=not_ready) as live:
+        assert http_status(live.url + "/healthz") == 503
+        params = {"CallSid": "CA" + "3" * 32, "From": CALLER, "To": "+82212340000"}
+        status, body = _post(live.url + "/twilio/voice", params, live.fake.auth_token)
+        assert status == 200
+        twiml = parse_twiml(body)
+        assert twiml.stream_url is None and twiml.final == "dial number:+82212345678"
+        live.server.prepare()
+        assert http_status(live.url + "/healthz") == 200
+        report = live.call("billing.wav")
+        assert report.decision == "transfer enqueue billing"

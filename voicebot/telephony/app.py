@@ -12,7 +12,8 @@ keeps nothing in memory; what the stream needs travels in the TwiML's stream par
 pinned to the ``LanguageConfig`` it then has, so a reload never changes a call in progress. A
 status callback for a call no session here knows closes its call-log row as the fallback
 transfer (its instance may have died). ``/healthz`` says 503 until the models are loaded
-(``prepare``) and while draining (``drain``), when new callers are sent to a person.
+(``prepare``; a webhook that comes anyway sends the caller to a person) and while draining
+(``drain``), so the load balancer sends the instance nothing new.
 
 Fail-safe rules: the incoming-call TwiML ends with a ``<Dial>`` of the default group after the
 stream, so whenever the socket closes without the bot having redirected the call (crash, lost
@@ -190,9 +191,11 @@ class VoiceServer:
         self.ready = True
 
     async def drain(self, timeout_s: float, hurry: asyncio.Event | None = None) -> int:
-        """Stop taking calls (``/healthz`` 503, new callers to a person) and wait up to
-        ``timeout_s`` (or until ``hurry`` is set) for the calls in progress to end; those still
-        going are then handed to the default group. Returns how many were handed over."""
+        """Stop taking calls (``/healthz`` 503, so the load balancer sends new ones elsewhere)
+        and wait up to ``timeout_s`` (or until ``hurry`` is set) for the calls in progress to
+        end; those still going are then handed to the default group. Requests that arrive
+        before the load balancer has noticed are still served: a webhook's TwiML sends its
+        stream back through the load balancer. Returns how many calls were handed over."""
         self.draining = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
@@ -254,14 +257,12 @@ class VoiceServer:
         caller = normalize(params.get("From"))
         line = normalize(params.get("To")) or ""
         config = self.holder.current.for_number(line)  # the line's language
-        if not self.ready or self.draining:
-            log.warning(
-                "call %s: %s; sending the caller to the default group",
-                call_sid,
-                "draining" if self.ready else "not ready",
-            )
+        if not self.ready:  # the load balancer should not have sent it: no models yet
+            log.warning("call %s: not ready; sending the caller to the default group", call_sid)
             self.metrics.error("unavailable")
             return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
+        # While draining, the answer is the same: its stream goes through the load balancer,
+        # to an instance that is not draining once the health check has seen this one's 503.
         try:
             session, actions = await asyncio.to_thread(
                 self._new_session, call_sid, caller, config, line, self.clock()
