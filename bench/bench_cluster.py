@@ -1,15 +1,16 @@
 """Cluster benchmark: calls through a real HAProxy while instances die, restart and lose the DB.
 
-    python bench/bench_cluster.py [--instances 2] [--calls 12] [--out PATH.json]
+    python bench/bench_cluster.py [--instances 2] [--calls 8] [--out PATH.json]
 
 ``--instances`` `voicebot serve` processes (the Korean test deployment, the Korean Vosk model)
 run behind HAProxy with the configuration of docs/deployment.md, sharing a throwaway PostgreSQL
 call log; the fake Twilio REST API and the simulated callers run in this process. In each
 scenario a load generator starts calls at a steady rate so that about ``--calls`` simulated
 calls are in flight (real-time audio, a mix of transfer, SMS and announcement requests, each
-caller pausing 1-3 s first), until the disruption is over:
+caller pausing 1-3 s first); the disruption starts once that many are in flight, and calls
+keep arriving until half a call length after it:
 
-- kill: 3 s in, the instance holding the most calls is killed with SIGKILL (restarted after);
+- kill: the instance holding the most calls is killed with SIGKILL (restarted after);
 - rolling_restart: every instance in turn gets SIGTERM (drain), and is started again once it
   has exited and is healthy again, before the next one;
 - db_outage: PostgreSQL is stopped for 20 s, then started again.
@@ -29,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import signal
 import sys
@@ -61,7 +63,7 @@ CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
 AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 MIX = ("billing.wav", "password.wav", "hours.wav", "course.wav", "agent.wav")
 DRAIN_S = 30.0
-MEAN_CALL_S = 16.0  # measured mean length of the mix's calls (greeting to decision)
+MEAN_CALL_S = 25.0  # about the mean length of the mix's calls (greeting to goodbye)
 OUTAGE_S = 20.0
 
 
@@ -114,11 +116,17 @@ class Load:
         return list(await asyncio.gather(*calls))
 
 
-def _busiest(cluster: Cluster) -> Instance:
-    """The live instance whose log shows the most attached streams (a fair guess at the one
-    holding the most calls right now)."""
-    live = [i for i in cluster.instances if i.running]
-    return max(live, key=lambda i: i.text().count(": stream 1 attached"))
+def _calls(instance: Instance) -> int:
+    """Calls the instance holds now, from its /healthz."""
+    match = re.search(r"(\d+) calls", _health_text(instance.url))
+    return int(match.group(1)) if match else 0
+
+
+def _busiest(cluster: Cluster) -> tuple[Instance, int]:
+    """The live instance holding the most calls right now, and how many."""
+    held = {i.name: _calls(i) for i in cluster.instances if i.running}
+    name = max(held, key=lambda n: held[n])
+    return cluster.instance(name), held[name]
 
 
 async def scenario(
@@ -126,7 +134,8 @@ async def scenario(
     fake: FakeTwilio,
     calls: int,
     disrupt: Callable[[Run], None],
-    settle_s: float = 3.0,
+    settle_s: float = MEAN_CALL_S,  # until about ``calls`` are in flight
+    after_s: float = MEAN_CALL_S / 2,  # calls keep arriving after the disruption
 ) -> Run:
     run = Run()
     load = Load(cluster, fake, calls)
@@ -135,6 +144,7 @@ async def scenario(
     await asyncio.sleep(settle_s)
     try:
         await asyncio.to_thread(disrupt, run)
+        await asyncio.sleep(after_s)
     finally:
         load.stop.set()
     run.reports = await generator
@@ -145,12 +155,8 @@ async def scenario(
 async def _sample(cluster: Cluster, run: Run) -> None:
     """Calls in progress over all instances (their /healthz), twice a second."""
     while True:
-        total = 0
-        for instance in cluster.instances:
-            text = await asyncio.to_thread(_health_text, instance.url)
-            match = re.search(r"(\d+) calls", text)
-            total += int(match.group(1)) if match else 0
-        run.in_progress.append(total)
+        counts = [await asyncio.to_thread(_calls, i) for i in cluster.instances]
+        run.in_progress.append(sum(counts))
         await asyncio.sleep(0.5)
 
 
@@ -166,10 +172,10 @@ def _health_text(url: str) -> str:
 
 def kill(cluster: Cluster) -> Callable[[Run], None]:
     def disrupt(run: Run) -> None:
-        victim = _busiest(cluster)
+        victim, held = _busiest(cluster)
         victim.signal(signal.SIGKILL)
         run.exit_codes[victim.name] = victim.wait(10)
-        run.notes.append(f"killed {victim.name}")
+        run.notes.append(f"killed {victim.name} holding {held} calls")
         time.sleep(5)  # calls go on with one instance fewer
         cluster.restart(victim)
 
@@ -242,7 +248,7 @@ def measure(run: Run, closed: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=2)
-    parser.add_argument("--calls", type=int, default=12, help="calls kept in flight")
+    parser.add_argument("--calls", type=int, default=8, help="calls kept in flight")
     parser.add_argument(
         "--out", type=Path, default=ROOT / "bench" / "results" / "bench_cluster.json"
     )
@@ -272,6 +278,7 @@ def main() -> int:
                 closed = rows(pg, database, [r.call_sid for r in run.reports])
                 results[name] = measure(run, closed)
                 results[name]["seconds"] = round(time.monotonic() - began, 1)
+                results[name]["load_average_1min"] = round(os.getloadavg()[0], 1)
                 print(f"{name}: {json.dumps(results[name], ensure_ascii=False)}", file=sys.stderr)
     finally:
         fake.stop()
