@@ -913,7 +913,7 @@ def test_reload_swaps_on_success_and_keeps_last_good_on_failure(
 
     good = holder.current
     path.write_text(MINIMAL.replace("transfer: members", "transfer: nobody"), encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="voicebot.loading.loader"):
+    with caplog.at_level(logging.ERROR, logger="voicebot.loading.holder"):
         error = holder.reload()
     assert isinstance(error, ConfigError)
     assert "unknown agent group 'nobody'" in str(error)
