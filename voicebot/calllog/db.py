@@ -16,9 +16,15 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from voicebot.errors import VoicebotError
+
 DATABASE_URL_ENV = "VOICEBOT_DATABASE_URL"
 DATA_DIR_ENV = "VOICEBOT_DATA_DIR"
 SQLITE_FILE = "calls.sqlite3"
+
+
+class DatabaseUrlError(VoicebotError, ValueError):
+    """A call-log URL that names no database this program can use."""
 
 
 class Dialect(StrEnum):
@@ -63,10 +69,10 @@ def parse_url(url: str) -> Target:
         if rest.startswith("//"):
             rest = rest[2:]  # sqlite:///abs -> /abs, sqlite://:memory: -> :memory:
         if not rest:
-            raise ValueError(f"no file in database URL {url!r}")
+            raise DatabaseUrlError(f"no file in database URL {url!r}")
         return Target(Dialect.SQLITE, rest)
     if "://" in url:
-        raise ValueError(
+        raise DatabaseUrlError(
             f"unsupported database URL {url!r}: use postgresql://... or sqlite:///path"
         )
     return Target(Dialect.SQLITE, url)
