@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from voicebot.cli.common import Subparsers
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+from voicebot.telephony.settings import (
+    API_BASE_URL_VAR,
+    AUTH_TOKEN_VAR,
+    TwilioEnv,
+)
 
 if TYPE_CHECKING:
     from voicebot.calllog.log import CallLog
-    from voicebot.telephony.server import VoiceServer
+    from voicebot.telephony.app import VoiceServer
 
 log = logging.getLogger("voicebot.serve")
 
@@ -62,19 +66,11 @@ def register(subparsers: Subparsers) -> None:
 
 def dev_environment(env: Mapping[str, str]) -> dict[str, str]:
     """Dev mode: fill in the fake REST API and its credentials where the environment is silent."""
-    out = dict(env)
-    out.setdefault("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
-    out.setdefault("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
-    out.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
-    out.setdefault("TWILIO_API_BASE_URL", f"http://127.0.0.1:{DEV_REST_PORT}")
-    return out
+    return TwilioEnv.with_dev_defaults(env)
 
 
 def missing_credentials(env: Mapping[str, str]) -> list[str]:
-    missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
-    if not env.get("TWILIO_FROM_NUMBER") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
-        missing.append("TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)")
-    return missing
+    return TwilioEnv.read(env).missing_for_serving()
 
 
 PURGE_INTERVAL_S = 3600.0
@@ -156,8 +152,9 @@ def _serve(
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
+    from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
-    from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+    from voicebot.telephony.settings import ServerSettings
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
@@ -166,7 +163,7 @@ def _serve(
     speech.get(config)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
+    settings = ServerSettings(public_url=public, auth_token=env[AUTH_TOKEN_VAR])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
     server.prepare()  # the other languages' models, for calls to their numbers
     try:
@@ -176,7 +173,7 @@ def _serve(
         return 2
     if args.dev:
         print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
-        print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
+        print(f"dev mode: REST API at {env.get(API_BASE_URL_VAR)}", file=sys.stderr)
     print(
         f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
     )

@@ -10,7 +10,15 @@ import os
 from pathlib import Path
 
 from voicebot.cli.common import Subparsers, UsageError, fail
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+from voicebot.telephony.settings import (
+    ACCOUNT_SID_VAR,
+    API_BASE_URL_VAR,
+    AUTH_TOKEN_VAR,
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    DEV_REST_PORT,
+    TwilioEnv,
+)
 
 
 def register(subparsers: Subparsers) -> None:
@@ -27,14 +35,14 @@ def register(subparsers: Subparsers) -> None:
     sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
     sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
     sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
-    sim.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN or the dev token")
-    sim.add_argument("--account-sid", help="default: $TWILIO_ACCOUNT_SID or the dev account")
+    sim.add_argument("--auth-token", help=f"default: ${AUTH_TOKEN_VAR} or the dev token")
+    sim.add_argument("--account-sid", help=f"default: ${ACCOUNT_SID_VAR} or the dev account")
     sim.add_argument(
         "--rest-port",
         type=int,
         default=DEV_REST_PORT,
         help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
-        "TWILIO_API_BASE_URL must point at it)",
+        f"{API_BASE_URL_VAR} must point at it)",
     )
     sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
     sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
@@ -61,8 +69,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         turns = [load_audio(p) for p in args.wavs]
     except (AudioError, OSError) as exc:
         return fail(str(exc))
-    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
-    account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
+    twilio = TwilioEnv.read(os.environ)
+    token = args.auth_token or twilio.auth_token or DEV_AUTH_TOKEN
+    account = args.account_sid or twilio.account_sid or DEV_ACCOUNT_SID
     caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
     options = SimOptions(
         url=args.url,
