@@ -27,6 +27,10 @@ class DatabaseUrlError(VoicebotError, ValueError):
     """A call-log URL that names no database this program can use."""
 
 
+class NotADatabase(VoicebotError):
+    """The file at a call-log path is something else (the log would overwrite it)."""
+
+
 class Dialect(StrEnum):
     SQLITE = "sqlite"
     POSTGRES = "postgres"
@@ -152,6 +156,14 @@ def connect(target: Target, *, timeout_s: float = 5.0) -> Connection:
         try:
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
+        except sqlite3.DatabaseError as exc:
+            raw.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, busy: worth retrying
+                raise
+            raise NotADatabase(
+                f"{target.location} is not a call log ({exc}); give the call log's file, or a "
+                "new path to start one"
+            ) from None
         except Exception:
             raw.close()
             raise

@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from voicebot.cli.common import Subparsers, UsageError
+from voicebot.errors import VoicebotError
 
 
 def register(subparsers: Subparsers) -> None:
@@ -28,11 +30,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     if args.max_examples is not None and args.max_examples < 1:
         raise UsageError("--max-examples must be at least 1")
+    out: Path = args.out
+    if out.is_dir():
+        raise UsageError(
+            f"--out {out} is a folder; give the file to write, e.g. {out / 'intents.yaml'}"
+        )
     text = import_labelled(args.labelled, args.routes, args.max_examples, args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(args.out)
+    _write(out, text)
     try:
         config = load_language(args.out)
     except ConfigError as exc:
@@ -44,3 +48,24 @@ def cmd_import(args: argparse.Namespace) -> int:
         f" {len(config.groups)} agent groups"
     )
     return 0
+
+
+def _write(out: Path, text: str) -> None:
+    """Write through a temporary file renamed over ``out``, so a reader never sees half a file;
+    on failure nothing is left behind."""
+    tmp = out.with_name(out.name + ".tmp")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise CannotWrite(
+            f"cannot write {out}: {reason}; give --out a file in a folder you can write to"
+        ) from None
+
+
+class CannotWrite(VoicebotError):
+    """The output file cannot be written."""

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
-from voicebot.cli.common import Subparsers
+from voicebot.cli.common import Subparsers, UsageError
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
@@ -109,6 +110,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _check_port(args.port)
+    if args.public_url is not None:
+        _check_public_url(args.public_url)
     env: Mapping[str, str] = os.environ
     if args.dev:
         env = dev_environment(env)
@@ -138,6 +142,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _serve(args, env, public, call_log, token)
     finally:
         call_log.close()
+
+
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port; use 1 to 65535 (0: any free port)")
+
+
+def _check_public_url(url: str) -> None:
+    """Twilio calls this URL and signs it, so it must be an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--public-url {url!r} is not a web address Twilio can call; write it with its "
+            f"scheme, e.g. https://{url.split('://')[-1].lstrip('/') or 'your-tunnel.example'}"
+        )
 
 
 def _serve(

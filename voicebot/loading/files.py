@@ -6,6 +6,7 @@ its line, never an exception; a key defined in two files of one language folder 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,13 +71,16 @@ def read_yaml(path: Path, display: str, problems: list[Problem]) -> yaml.Node | 
 
 
 def compose_yaml(text: str, display: str, problems: list[Problem]) -> yaml.Node | None:
+    """One YAML text composed into nodes, or None with the reason recorded in ``problems``."""
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:  # PyYAML refuses these before parsing, with an offset instead of a line
+        problems.append(Problem(_origin_of(text, bad.start(), display), _bad_character(bad[0])))
+        return None
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        origin = Origin(display, mark.line + 1, mark.column + 1) if mark else Origin(display, 0, 0)
-        problems.append(Problem(origin, _syntax_message(exc)))
+        problems.append(_syntax_problem(exc, text, display))
         return None
     except yaml.YAMLError as exc:
         problems.append(Problem(Origin(display, 0, 0), f"YAML error: {exc}"))
@@ -86,6 +90,54 @@ def compose_yaml(text: str, display: str, problems: list[Problem]) -> yaml.Node 
     if node is not None:
         _check_duplicate_keys(Reader(display, problems), node)
     return node
+
+
+# What PyYAML's reader rejects (its NON_PRINTABLE set): control characters other than tab and
+# line breaks, surrogates and the two non-characters U+FFFE and U+FFFF.
+_BAD_CHARACTER = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _bad_character(char: str) -> str:
+    name = "a NUL byte" if char == "\0" else f"the control character U+{ord(char):04X}"
+    return (
+        f"contains {name}, which YAML does not allow; remove it (the file is probably not "
+        "plain text, or was saved by a program that added it)"
+    )
+
+
+def _origin_of(text: str, index: int, display: str) -> Origin:
+    line = text.count("\n", 0, index) + 1
+    return Origin(display, line, index - (text.rfind("\n", 0, index) + 1) + 1)
+
+
+# A construct PyYAML reads until its closing character: when one is left open the parser gives
+# up where it finds something else, often at the end of the file, far from the mistake.
+_OPEN_CONSTRUCTS = {
+    "while scanning a quoted scalar": ("the quote", "closing quote"),
+    "while parsing a flow sequence": ("the '['", "']'"),
+    "while parsing a flow mapping": ("the '{'", "'}'"),
+}
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, display: str) -> Problem:
+    """The problem at the line to fix: where an unclosed quote or bracket starts when the
+    parser only noticed at the end of the file, else where the parser stopped."""
+    problem, start = exc.problem_mark, exc.context_mark
+    opened = _OPEN_CONSTRUCTS.get((exc.context or "").strip())
+    if opened is not None and start is not None:
+        what, closer = opened
+        if problem is None or not text[problem.index :].strip():  # it gave up at the end
+            return Problem(
+                Origin(display, start.line + 1, start.column + 1),
+                f"YAML syntax error: {what} opened here is never closed; add the {closer}",
+            )
+        message = f"{_syntax_message(exc)}; {what} on line {start.line + 1} is not closed"
+        return Problem(Origin(display, problem.line + 1, problem.column + 1), message)
+    mark = problem or start
+    origin = Origin(display, mark.line + 1, mark.column + 1) if mark else Origin(display, 0, 0)
+    return Problem(origin, _syntax_message(exc))
 
 
 def _check_duplicate_keys(ctx: Reader, root: yaml.Node) -> None:

@@ -10,9 +10,9 @@ import logging
 import threading
 from pathlib import Path
 
-from voicebot.core.config import Deployment, LanguageConfig
+from voicebot.core.config import Deployment, LanguageConfig, Origin
 from voicebot.loading.deployment import load_deployment
-from voicebot.loading.problems import ConfigError
+from voicebot.loading.problems import ConfigError, Problem
 
 __all__ = ["ConfigHolder"]
 
@@ -40,10 +40,21 @@ class ConfigHolder:
         return self._current.language(code)
 
     def reload(self) -> ConfigError | None:
+        """Load the files again; the error (also kept in ``last_error``) when they do not load.
+
+        Whatever goes wrong, the server keeps serving: an unexpected exception in the loader is
+        logged with its traceback and reported as a failed reload like a broken edit.
+        """
         with self._lock:
             try:
                 fresh = load_deployment(self.path)
-            except ConfigError as error:
+            except Exception as exc:
+                if isinstance(exc, ConfigError):
+                    error = exc
+                else:
+                    log.exception("configuration reload crashed")
+                    where = Origin(str(self.path or "the configuration"), 0, 0)
+                    error = ConfigError([Problem(where, f"could not be loaded: {exc!r}")])
                 self.last_error = error
                 log.error(
                     "configuration reload failed; still serving the previous configuration:\n%s",

@@ -133,9 +133,11 @@ def microphone(device: int | None = None) -> Microphone:
     try:
         info = sd.query_devices(device, "input")
     except Exception:  # PortAudioError / ValueError: no such or no default input device
-        which = f"input device {device}" if device is not None else "no input device"
+        which = (
+            f"there is no input device {device}" if device is not None else "no input device found"
+        )
         raise MicrophoneError(
-            f"{which} found; see the microphones with: voicebot listen --list-devices"
+            f"{which}; see the microphones with: voicebot listen --list-devices"
         ) from None
     if int(info["max_input_channels"]) < 1:
         raise MicrophoneError(
