@@ -22,16 +22,30 @@ same endpoint decisions on replay. (Vosk 0.3.45 itself is not deterministic: in 
 same audio can give different words run to run, and word confidences vary in every mode.)
 Audio goes to Vosk in fixed blocks of ``BLOCK_S`` whatever the caller's chunking, because
 Vosk's incremental decoder gives different words when results are requested at different points.
+
+Dither. Kaldi adds Gaussian noise to every sample before its features (``--dither``, 1.0 by
+default, which the small Vosk models leave on), drawn from a generator seeded from the
+process-wide ``rand()``. So the same audio decoded twice in one process, or decoded while other
+calls decode, gets different noise, and audio near a decision boundary (a mu-law telephone
+rendering of a short word) came out as different words depending on what the process had
+decoded before: 5 of 15 identical decodes in a row heard the escape word, the rest did not.
+The model is therefore loaded with ``--dither=0`` (from a shadow directory whose ``conf/`` is a
+patched copy) and the recogniser adds the same amount of noise itself, from a fixed table
+indexed by the sample's position in the call: the noise a sample gets depends only on when it
+was said, so the same audio gives the same words at 1 or 50 concurrent calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib
 import json
 import math
 import os
 import re
+import shutil
+import tempfile
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -74,6 +88,10 @@ UNK = "[unk]"
 """How an out-of-vocabulary stretch is spelled in every event, whatever the model calls it."""
 
 _UNK_SPELLINGS = ("[unk]", "<unk>", "<UNK>")
+_FEATURE_CONFS = ("mfcc.conf", "fbank.conf")
+KALDI_DITHER = 1.0
+"""Kaldi's default ``--dither``: standard deviation of the noise, in 16-bit sample units."""
+_DITHER_TABLE_SIZE = 1 << 16
 _EPS = 1e-9  # float slack when comparing sample-derived times
 BLOCK_S = 0.1
 """Decoding granularity: endpoint decisions and partials happen on these boundaries."""
@@ -103,6 +121,8 @@ class ModelInfo:
     sample_rate: int
     supports_grammar: bool  # only models with graph/HCLr.fst + Gr.fst take a grammar
     endpoint_min_silence_s: float  # the earliest Vosk's own endpoint flag can rise
+    dither: float = KALDI_DITHER  # the feature config's --dither (Kaldi's default when absent)
+    features_conf: str | None = None  # conf/mfcc.conf or conf/fbank.conf, relative to path
 
 
 def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
@@ -118,7 +138,11 @@ def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
         _conf_value(p, "model.conf", f"--endpoint.rule{i}.min-trailing-silence", default)
         for i, default in ((1, 5.0), (2, 0.5), (3, 1.0), (4, 2.0))  # Kaldi's defaults
     )
-    return ModelInfo(p.resolve(), int(rate), grammar, silence)
+    features = next((f"conf/{n}" for n in _FEATURE_CONFS if (p / "conf" / n).is_file()), None)
+    dither = KALDI_DITHER
+    if features is not None:
+        dither = _conf_value(p, Path(features).name, "--dither", KALDI_DITHER)
+    return ModelInfo(p.resolve(), int(rate), grammar, silence, dither, features)
 
 
 def _first_existing(root: Path, *names: str) -> Path | None:
@@ -151,9 +175,10 @@ class SpeechModel:
     """A loaded Vosk model, shared by every call in its language (Vosk models are thread-safe;
     recognisers are not)."""
 
-    def __init__(self, info: ModelInfo, vosk_model: Any) -> None:
+    def __init__(self, info: ModelInfo, vosk_model: Any, *, dither: float = 0.0) -> None:
         self.info = info
         self.vosk_model = vosk_model
+        self.dither = dither  # noise the recogniser adds (Kaldi's own is off), sample units
         self.unk_word = next((w for w in _UNK_SPELLINGS if self.has_word(w)), None)
 
     def __repr__(self) -> str:
@@ -206,11 +231,43 @@ def _load(info: ModelInfo) -> SpeechModel:
     vosk = _vosk()
     if "VOICEBOT_VOSK_LOG" not in os.environ:
         vosk.SetLogLevel(-1)  # we report dropped grammar words ourselves
+    # Without a feature config to patch, Kaldi dithers as it likes and we add nothing.
+    patch = info.dither != 0 and info.features_conf is not None
     try:
-        model = vosk.Model(str(info.path))
+        model = vosk.Model(str(_without_dither(info) if patch else info.path))
     except Exception as exc:  # vosk raises a bare Exception
         raise ModelError(f"Vosk could not load the model in {info.path}: {exc}") from exc
-    return SpeechModel(info, model)
+    return SpeechModel(info, model, dither=info.dither if patch else 0.0)
+
+
+def _without_dither(info: ModelInfo) -> Path:
+    """A shadow of the model directory whose feature config says ``--dither=0``: symlinks to
+    everything but ``conf/``, which is copied and patched. Kaldi's own dither is not
+    reproducible (see the module docstring); the recogniser adds the same noise itself."""
+    shadow = Path(tempfile.mkdtemp(prefix="voicebot-model-"))
+    atexit.register(shutil.rmtree, shadow, ignore_errors=True)
+    for entry in info.path.iterdir():
+        if entry.name != "conf":
+            (shadow / entry.name).symlink_to(entry.resolve())
+    conf = shadow / "conf"
+    shutil.copytree(info.path / "conf", conf, symlinks=False)
+    assert info.features_conf is not None
+    features = shadow / info.features_conf
+    kept = [
+        line
+        for line in features.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not line.strip().startswith("--dither")
+    ]
+    features.write_text("\n".join([*kept, "--dither=0", ""]), encoding="utf-8")
+    return shadow
+
+
+def _dither_table() -> NDArray[np.float32]:
+    """Unit Gaussian noise, the same in every process (fixed seed)."""
+    return np.random.default_rng(0x766F736B).standard_normal(_DITHER_TABLE_SIZE).astype(np.float32)
+
+
+_DITHER = _dither_table()
 
 
 REGISTRY = ModelRegistry()
@@ -406,7 +463,9 @@ class Recognizer:
         self._rate = model.sample_rate
         self._block = max(1, round(self._rate * BLOCK_S))
         self._resampler = Resampler(call_rate, self._rate) if call_rate != self._rate else None
-        self._pending: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+        # Samples at the model rate as float32: Vosk takes floats (in 16-bit units), so the
+        # resampler's output needs no rounding and the dither can be added without clipping.
+        self._pending: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._fed = 0  # samples handed to Vosk, at the model rate
         self._segment = _Segment(start=0.0)
         self._listen_from: float | None = 0.0  # start of the no-speech clock; None: held
@@ -434,6 +493,10 @@ class Recognizer:
         # 0 alternatives = Vosk's MBR path, the only one with per-word confidences.
         self._rec.SetMaxAlternatives(0 if max_alternatives == 1 else max_alternatives)
         self._rec.SetWords(True)
+        c_api = getattr(vosk, "_c", None)
+        self._accept_f = getattr(c_api, "vosk_recognizer_accept_waveform_f", None)
+        self._ffi = getattr(vosk, "_ffi", None)
+        self._dither = float(model.dither)
         # How long Vosk's endpoint flag must hold beyond its own minimum trailing silence.
         self._hold = max(0.0, self.endpointing.end_of_speech_s - model.info.endpoint_min_silence_s)
 
@@ -460,13 +523,15 @@ class Recognizer:
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[RecognizerEvent]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns what it settled."""
-        samples = as_int16(pcm)
+        samples = as_int16(pcm).astype(np.float32)
         with self._lock:
             if self._finished:
                 raise RuntimeError("recogniser already flushed; create a new one per call")
             if self._resampler is not None:
-                samples = cast(NDArray[np.int16], self._resampler.process(samples))
-            self._pending = np.concatenate([self._pending, samples])
+                samples = cast(NDArray[np.float32], self._resampler.process(samples))
+            if len(self._pending):
+                samples = np.concatenate([self._pending, samples])
+            self._pending = samples
             return self._drain()
 
     def flush(self) -> list[RecognizerEvent]:
@@ -476,7 +541,7 @@ class Recognizer:
                 return []
             self._finished = True
             if self._resampler is not None:
-                tail = cast(NDArray[np.int16], self._resampler.flush(np.int16))
+                tail = cast(NDArray[np.float32], self._resampler.flush(np.float32))
                 self._pending = np.concatenate([self._pending, tail])
             events = self._drain()
             if len(self._pending):
@@ -503,11 +568,22 @@ class Recognizer:
         self._pending = self._pending[n_blocks * self._block :]
         return events
 
-    def _accept(self, block: NDArray[np.int16]) -> bool:
+    def _accept(self, block: NDArray[np.float32]) -> bool:
         self._vad.process(block)
-        return bool(self._rec.AcceptWaveform(block.astype("<i2").tobytes()))
+        if self._dither:
+            at = (self._fed + np.arange(len(block))) % _DITHER_TABLE_SIZE
+            block = block + self._dither * _DITHER[at]
+        if self._accept_f is None or self._ffi is None:  # an older vosk without the float API
+            pcm = np.clip(np.rint(block), -32768, 32767).astype("<i2")
+            return bool(self._rec.AcceptWaveform(pcm.tobytes()))
+        data = np.ascontiguousarray(block, dtype=np.float32)
+        buffer = self._ffi.from_buffer("float[]", data)
+        result = int(self._accept_f(self._rec._handle, buffer, len(data)))
+        if result < 0:
+            raise RuntimeError("Vosk failed to process the waveform")
+        return bool(result)
 
-    def _step(self, block: NDArray[np.int16]) -> list[RecognizerEvent]:
+    def _step(self, block: NDArray[np.float32]) -> list[RecognizerEvent]:
         vosk_endpoint = self._accept(block)
         self._fed += len(block)
         now = self.time
