@@ -51,7 +51,7 @@ from voicebot.core.match import Match
 from voicebot.core.phone import mask, normalize
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.audio import ulaw_decode
-from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
+from voicebot.speech.pipeline import AudioQueue, CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.media_stream import (
@@ -104,6 +104,9 @@ class ServerSettings:
     max_bad_messages: int = 100  # malformed frames in one call before a person takes over
     send_timeout_s: float = 5.0  # a client that does not read for this long is gone
     unattached_ttl_s: float = 120.0  # a session whose stream never connected is dropped
+    # /healthz answers 503 "overloaded" while some call has more caller audio than this
+    # waiting to be decoded: its caller already waits that much longer for the bot.
+    overload_backlog_s: float = 1.0
 
 
 class CallObserver(Protocol):
@@ -168,6 +171,8 @@ class CallSession:
     buffer: bytearray = field(default_factory=bytearray)
     bad_messages: int = 0
     decision_from: float | None = None  # perf_counter of the audio that triggered the actions
+    audio: AudioQueue | None = None  # caller audio waiting for the recogniser
+    media_offset: float | None = None  # earliest (arrival - media timestamp) of this stream
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
 
@@ -239,13 +244,38 @@ class VoiceServer:
                     self.speech.get(config)
                 except Exception:
                     log.exception("%s: preparing speech failed", config.language)
+                self._warm_prompts(config)
+
+    def _warm_prompts(self, config: LanguageConfig) -> None:
+        """Synthesise the likely mid-call prompts once per configuration. (Warming them per
+        call cost every new call three espeak-ng runs until the cache filled, all at once
+        when calls arrived together: 7% of the server's CPU at 15 calls.)"""
+        if self.tts is None or not self.tts.available:
+            return
+        prompts = config.prompts
+        for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
+            self._warm(text, config.language)
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
+        overloaded = self.overloaded()
+        if overloaded is not None:  # a load balancer stops sending calls here
+            return PlainTextResponse(f"overloaded: {overloaded}\n", status_code=503)
         return PlainTextResponse(f"ok {len(self.sessions)} calls\n")
 
+    def overloaded(self) -> str | None:
+        """Why this server should get no new calls now, or None: decoding lags behind."""
+        total, worst = self.decode_backlog()
+        if worst <= self.settings.overload_backlog_s:
+            return None
+        return (
+            f"{worst:.1f} s of one call's audio waits to be decoded "
+            f"({total:.1f} s over {len(self.sessions)} calls)"
+        )
+
     async def metrics_text(self, request: Request) -> Response:
+        self.metrics.backlog(*self.decode_backlog())
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     async def _signed_form(self, request: Request) -> dict[str, str] | None:
@@ -325,12 +355,7 @@ class VoiceServer:
             {"callSid": call_sid, "language": config.language, "token": token},
             fallback=config.group(None).destination,
         )
-        session = CallSession(call_sid, caller, config, pipeline, token, twiml)
-        if self.tts is not None and self.tts.available:  # warm the cache for likely prompts
-            prompts = config.prompts
-            for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
-                threading.Thread(target=self._warm, args=(text, config.language)).start()
-        return session, actions
+        return CallSession(call_sid, caller, config, pipeline, token, twiml), actions
 
     def _warm(self, text: str, language: str) -> None:
         assert self.tts is not None
@@ -464,6 +489,9 @@ class VoiceServer:
             session.redirecting = False
             session.pending_marks.clear()
             session.buffer.clear()
+            session.media_offset = None  # a new stream's timestamps start from 0
+            if session.audio is None:
+                session.audio = self._audio_queue(session)
             self._arm_when_quiet(session)  # the TwiML's <Say> before the stream has played
         if old is not None and old is not ws:
             await _close(old)
@@ -476,15 +504,7 @@ class VoiceServer:
         if isinstance(message, Media):
             if message.track not in ("inbound", "inbound_track"):
                 return
-            session.buffer += message.payload
-            if len(session.buffer) < self.settings.feed_bytes:
-                return
-            pcm = ulaw_decode(bytes(session.buffer))
-            session.buffer.clear()
-            started = time.perf_counter()
-            actions = await session.pipeline.feed_async(pcm)
-            self.metrics.decoded(time.perf_counter() - started)
-            await self._carry_out(session, actions, received)
+            self._on_media(session, message, received)
         elif isinstance(message, Dtmf):
             log.info("call %s: key %s", session.call_sid, message.digit)
             await self._carry_out(session, session.pipeline.dtmf(message.digit), received)
@@ -495,6 +515,54 @@ class VoiceServer:
             log.info("call %s: stream stopped; the caller hung up", session.call_sid)
             session.pipeline.hang_up()
             self._end(session, "caller hung up")
+
+    # -- caller audio: decoded off the event loop, no await per chunk ----------------------
+
+    def _audio_queue(self, session: CallSession) -> AudioQueue:
+        loop = asyncio.get_running_loop()
+
+        def decoded(actions: list[Action], due: float) -> None:  # in a decoding thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the server stopped
+                loop.call_soon_threadsafe(self._on_decoded, session, actions, due)
+
+        return AudioQueue(session.pipeline, decoded, on_decoded=self.metrics.decoded)
+
+    def _on_media(self, session: CallSession, message: Media, received: float) -> None:
+        """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
+        the chunk's last frame should have arrived by its media timestamp, measured against
+        the stream's start (its earliest arrival minus timestamp): frames queueing anywhere
+        before us (the socket, a busy event loop) make the decision latency grow, as the
+        caller feels it."""
+        end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
+        offset = received - end_s
+        if session.media_offset is None or offset < session.media_offset:
+            session.media_offset = offset
+        session.buffer += message.payload
+        if len(session.buffer) < self.settings.feed_bytes or session.audio is None:
+            return
+        pcm = ulaw_decode(bytes(session.buffer))
+        session.buffer.clear()
+        session.audio.put(pcm, session.media_offset + end_s)
+
+    def _on_decoded(self, session: CallSession, actions: list[Action], due: float) -> None:
+        self._spawn(session, self._carry_out_decoded(session, actions, due))
+
+    async def _carry_out_decoded(
+        self, session: CallSession, actions: list[Action], due: float
+    ) -> None:
+        async with session.lock:
+            if session.decided or session.ended:
+                return
+            try:
+                await self._carry_out(session, actions, due)
+            except Exception as exc:
+                log.exception("call %s: error carrying out the bot's actions", session.call_sid)
+                await self._fail(session, f"{type(exc).__name__}: {exc}")
+
+    def decode_backlog(self) -> tuple[float, float]:
+        """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""
+        backlogs = [s.audio.backlog_s for s in self.sessions.values() if s.audio is not None]
+        return sum(backlogs), max(backlogs, default=0.0)
 
     async def _stream_closed(self, ws: WebSocket, session: CallSession | None) -> None:
         try:
@@ -562,9 +630,12 @@ class VoiceServer:
         pipeline = session.pipeline
         if not pipeline.awaiting_prompt_end or session.speaking or session.redirecting:
             return
-        # The echo came after the caller audio still buffered here, so it ends that audio.
+        # The echo came after the caller audio received so far (decoded or not), so it ends
+        # that audio: arm at the call time of the audio received, not of the audio decoded,
+        # which lags under load and would start the caller's clock before the prompt ended.
         buffered_s = len(session.buffer) / pipeline.recognizer.call_rate
-        pipeline.arm_no_speech(pipeline.time_s + buffered_s)
+        received_s = session.audio.received_s if session.audio is not None else pipeline.time_s
+        pipeline.arm_no_speech(received_s + buffered_s)
 
     def _left(self, session: CallSession) -> None:
         """An action left the server: record the decision latency once per triggering audio."""
@@ -678,6 +749,8 @@ class VoiceServer:
     async def _finish(self, session: CallSession, actions: Sequence[Action]) -> None:
         """Transfer or hang up through a REST call update; the stream then ends."""
         session.decided = True
+        if session.audio is not None:
+            session.audio.close()
         transfer = next((a for a in actions if isinstance(a, Transfer)), None)
         try:
             twiml = self._final_twiml(session, actions)
@@ -733,6 +806,8 @@ class VoiceServer:
         if session.ended:
             return
         session.ended = True
+        if session.audio is not None:
+            session.audio.close()
         if self.sessions.get(session.call_sid) is session:
             del self.sessions[session.call_sid]
         self.metrics.call_ended()
