@@ -82,6 +82,7 @@ __all__ = [
     "inspect_model",
     "load_model",
     "unknown_words",
+    "usable_cpus",
 ]
 
 UNK = "[unk]"
@@ -687,16 +688,25 @@ def _parse_result(obj: dict[str, Any], unk_word: str | None) -> tuple[Alternativ
     return tuple(Alternative(t, p, w) for t, (p, w) in ranked)
 
 
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
 def decode_executor() -> ThreadPoolExecutor:
-    """The process-wide decoding pool, one thread per core (decoding is CPU-bound)."""
+    """The process-wide decoding pool, one thread per core this process may run on (decoding
+    is CPU-bound; a server pinned to one core gains nothing from a second thread)."""
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
             _EXECUTOR = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 1, thread_name_prefix="vosk-decode"
+                max_workers=usable_cpus(), thread_name_prefix="vosk-decode"
             )
         return _EXECUTOR

@@ -190,16 +190,12 @@ class _Line:
         # Formatted, not json.dumps'd: the simulator runs hundreds of these a second and must
         # cost little next to the server it measures. Same JSON as Twilio's (all strings).
         self.chunk += 1
+        seq, chunk = self._seq_next(), self.chunk
+        payload_b64 = base64.b64encode(payload).decode("ascii")
         await self.ws.send(
-            '{"event":"media","sequenceNumber":"%d","streamSid":"%s","media":{"track":"inbound",'
-            '"chunk":"%d","timestamp":"%d","payload":"%s"}}'
-            % (
-                self._seq_next(),
-                self.stream_sid,
-                self.chunk,
-                (self.chunk - 1) * 20,
-                base64.b64encode(payload).decode("ascii"),
-            )
+            f'{{"event":"media","sequenceNumber":"{seq}","streamSid":"{self.stream_sid}",'
+            f'"media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{(chunk - 1) * 20}",'
+            f'"payload":"{payload_b64}"}}}}'
         )
         await self._play(FRAME_S)
 
