@@ -182,6 +182,7 @@ _THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
 _SPEECH_KEYS = tuple(SpeechSettings.__dataclass_fields__)
 _SPEECH_SECONDS = ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s")
 _MAX_SPEECH_S = 120.0
+_MAX_EARLY_PAUSE_S = 5.0
 _MAX_ALTERNATIVES = 10
 _DEPLOYMENT_KEYS = ("default_language",)
 _HOURS_EXTRA_KEYS = ("timezone", "closed_days")
@@ -952,9 +953,22 @@ class _Builder:
                 n = None
             ok = ok and n is not None
             alternatives = n if n is not None else alternatives
+        early: dict[str, float] = {}
+        for key, top in (("early_end_pause_s", _MAX_EARLY_PAUSE_S), ("early_end_min_score", 1.0)):
+            if key not in pairs:
+                continue
+            vnode = pairs[key][1]
+            value = e.ctx.number(vnode, where, _q(key))
+            if value is not None and not 0.0 <= value <= top:
+                e.ctx.fail(vnode, f"speech: {_q(key)} must be between 0 and {top:g}, not {value:g}")
+                value = None
+            if value is None:
+                ok = False
+            else:
+                early[key] = value
         if not ok:
             return None
-        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds)
+        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds, **early)
 
     def _prompts(
         self, e: _Entry | None, primary: str, whole: Origin, language: str | None

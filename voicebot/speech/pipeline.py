@@ -37,7 +37,8 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.dialogue import Partial as SpeechStarted
-from voicebot.core.match import Match
+from voicebot.core.match import Match, Verdict
+from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
 from voicebot.speech.grammar import runtime_grammar
@@ -168,12 +169,18 @@ class CallPipeline:
             mode=speech.mode.value,
             phrases=phrases,
             endpointing=Endpointing(
-                speech.end_of_speech_s, speech.no_speech_timeout_s, speech.max_utterance_s
+                speech.end_of_speech_s,
+                speech.no_speech_timeout_s,
+                speech.max_utterance_s,
+                speech.early_end_pause_s,
             ),
             call_rate=call_rate,
             max_alternatives=speech.max_alternatives,
             allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
+            end_turn=self._complete_answer,
         )
+        self._classify = classify
+        self._phrases: dict[str, tuple[tuple[str, ...], ...]] | None = None  # intent -> words
         self.dialogue = Dialogue(config, classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
@@ -279,6 +286,40 @@ class CallPipeline:
         return await loop.run_in_executor(decode_executor(), self.finish)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _complete_answer(self, partial: str) -> bool:
+        """Intent-aware end of turn, asked by the recogniser when the caller pauses: do the
+        words so far already say what they want? Only while the dialogue listens, and only
+        when they hold a whole phrase (or example) of the one intent the matcher accepts at
+        ``early_end_min_score``, or an escape word: a pause inside a phrase ("요금 ... 납부")
+        waits for the normal end of speech, so the caller is not cut off mid-request."""
+        if not self.listening:
+            return False
+        said = words(_without_unk(partial))
+        if not said:
+            return False
+        if any(w in said for w in self._escape_words()):
+            return True
+        match = self._classify([(" ".join(said), 1.0)])
+        best = match.best
+        if match.verdict is not Verdict.ACCEPT or best is None:
+            return False
+        if best.score < self.config.speech.early_end_min_score:
+            return False
+        return any(_contains(said, p) for p in self._intent_phrases().get(best.intent, ()))
+
+    def _escape_words(self) -> set[str]:
+        return {w for text in self.config.words.escape for w in words(text)}
+
+    def _intent_phrases(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        if self._phrases is None:
+            self._phrases = {
+                name: tuple(
+                    tuple(ws) for t in (*intent.phrases, *intent.examples) if (ws := words(t))
+                )
+                for name, intent in self.config.intents.items()
+            }
+        return self._phrases
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
         if isinstance(event, Partial):
@@ -408,6 +449,12 @@ class AudioQueue:
                 self._on_decoded(time.perf_counter() - started)
             if actions:
                 self._on_actions(actions, due)
+
+
+def _contains(said: Sequence[str], phrase: Sequence[str]) -> bool:
+    """``phrase`` occurs in ``said`` as consecutive words."""
+    n = len(phrase)
+    return any(tuple(said[i : i + n]) == tuple(phrase) for i in range(len(said) - n + 1))
 
 
 def _without_unk(text: str) -> str:

@@ -48,7 +48,7 @@ import shutil
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,11 +94,12 @@ KALDI_DITHER = 1.0
 """Kaldi's default ``--dither``: standard deviation of the noise, in 16-bit sample units."""
 _DITHER_TABLE_SIZE = 1 << 16
 _EPS = 1e-9  # float slack when comparing sample-derived times
+_PARTIAL_LAG_S = 0.15  # how far a real word's partial may trail the VAD's last voiced frame
 BLOCK_S = 0.1
 """Decoding granularity: endpoint decisions and partials happen on these boundaries."""
 
 Mode = Literal["open", "grammar"]
-EndReason = Literal["end_of_speech", "max_length", "end_of_stream"]
+EndReason = Literal["end_of_speech", "early_end", "max_length", "end_of_stream"]
 
 
 class ModelError(RuntimeError):
@@ -408,12 +409,17 @@ class Endpointing:
     end_of_speech_s: float = 0.7
     no_speech_timeout_s: float = 5.0
     max_utterance_s: float = 20.0
+    # After this much energy silence (0: never) the recogniser asks its ``end_turn`` predicate
+    # whether the words so far are a complete answer; yes closes the utterance at once.
+    early_end_pause_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not (math.isfinite(self.early_end_pause_s) and self.early_end_pause_s >= 0):
+            raise ValueError(f"early_end_pause_s must be >= 0, got {self.early_end_pause_s!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,6 +435,11 @@ class _Segment:
     speech_start: float | None = None  # when the partial result first had a word
     endpoint_since: float | None = None  # when Vosk's endpoint flag rose with no word since
     partial: str = ""
+    asked: str | None = None  # the partial the end_turn predicate last judged
+    changed_at: float = 0.0  # when the partial last changed
+    # After an early end: until then, words without new voiced audio are the closed turn's
+    # tail (the decoder restarted mid-word), not a new utterance.
+    settle_until: float | None = None
 
 
 class Recognizer:
@@ -451,6 +462,7 @@ class Recognizer:
         max_alternatives: int = 1,
         partials: bool = True,
         allow_unknown_words: bool = False,
+        end_turn: Callable[[str], bool] | None = None,
     ) -> None:
         if max_alternatives < 1:
             raise ValueError("max_alternatives must be at least 1")
@@ -461,6 +473,7 @@ class Recognizer:
         self.endpointing = endpointing or Endpointing()
         self.call_rate = call_rate
         self._emit_partials = partials
+        self._end_turn = end_turn  # is this partial a complete answer? (intent-aware end)
         self._rate = model.sample_rate
         self._block = max(1, round(self._rate * BLOCK_S))
         self._resampler = Resampler(call_rate, self._rate) if call_rate != self._rate else None
@@ -590,10 +603,19 @@ class Recognizer:
         now = self.time
         seg = self._segment
         events: list[RecognizerEvent] = []
+        if seg.settle_until is not None:
+            if (self._vad.last_speech_end or -1.0) > seg.start:
+                seg.settle_until = None  # the caller went on talking: a new utterance
+            elif now >= seg.settle_until - _EPS:
+                self._rec.Reset()  # drop the tail; the next words start afresh
+                self._segment = seg = _Segment(start=now)
+            else:
+                return events
         # The cheap best-path partial: current, unlike the word-timed one, which lags.
         text = _normalise_text(json.loads(self._rec.PartialResult()).get("partial", ""), self._unk)
         if text != seg.partial:
             seg.partial = text
+            seg.changed_at = now
             seg.endpoint_since = None  # new or revised words: the silence so far does not count
             if self._emit_partials:
                 events.append(Partial(text, now))
@@ -607,11 +629,20 @@ class Recognizer:
             # for it must not be cut at its first word.
             heard = (self._vad.last_speech_end or -1.0) > seg.start
             quiet = heard and self._vad.trailing_silence(now) >= ep.end_of_speech_s - _EPS
+            # Vosk's flag alone once cut "요금 ... 청구서" in the middle of the second word (its
+            # best path had turned the unfamiliar sound into silence): while the VAD hears a
+            # voice, the flag needs half the end-of-speech silence by the VAD as well.
             vosk_quiet = (
-                seg.endpoint_since is not None and now - seg.endpoint_since >= self._hold - _EPS
+                seg.endpoint_since is not None
+                and now - seg.endpoint_since >= self._hold - _EPS
+                and (not heard or self._vad.trailing_silence(now) >= ep.end_of_speech_s / 2 - _EPS)
             )
             if quiet or vosk_quiet:
                 events += self._close("end_of_speech", self._rec.Result())
+            elif heard and self._complete(seg, text):
+                events += self._close("early_end", self._rec.Result())
+                settle = ep.end_of_speech_s - self._vad.trailing_silence(now)
+                self._segment.settle_until = now + max(0.0, settle)
             elif now - seg.speech_start >= ep.max_utterance_s - _EPS:
                 events += self._close("max_length", self._rec.Result())
         elif (
@@ -628,6 +659,23 @@ class Recognizer:
             self._rec.Reset()
             self._segment = _Segment(start=now)
         return events
+
+    def _complete(self, seg: _Segment, text: str) -> bool:
+        """The caller has paused for ``early_end_pause_s`` after words the ``end_turn``
+        predicate takes as a complete answer (asked once per distinct partial)."""
+        pause = self.endpointing.early_end_pause_s
+        if self._end_turn is None or pause <= 0 or seg.asked == text:
+            return False
+        if self._vad.trailing_silence(self.time) < pause - _EPS:
+            return False
+        seg.asked = text
+        # In grammar mode the best-path partial goes on "hearing" words in the silence: after
+        # "영업" and a pause it reads "영업 시간" half a second later, the second word aligned to
+        # nothing. Only words that were there when the voice stopped count as said.
+        last_voiced = self._vad.last_speech_end
+        if last_voiced is None or seg.changed_at > last_voiced + _PARTIAL_LAG_S + _EPS:
+            return False
+        return self._end_turn(text)
 
     def _close(self, reason: EndReason, raw: str) -> list[RecognizerEvent]:
         now = self.time
