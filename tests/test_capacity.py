@@ -28,7 +28,8 @@ from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
 from voicebot.speech.grammar import runtime_grammar
 from voicebot.speech.pipeline import AudioQueue, CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.recognizer import Endpointing, Final, Recognizer, SpeechModel
-from voicebot.telephony.server import CallSession, SpeechProvider
+from voicebot.telephony.app import SpeechProvider
+from voicebot.telephony.session import CallSession
 from voicebot.telephony.testing.simulator import load_audio, simulate_calls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +135,9 @@ def test_a_decode_backlog_shows_in_metrics_and_healthz(live: Live, kit: SpeechKi
     for _ in range(20):
         queue.put(np.zeros(800, np.int16), 0.0)
     session = CallSession(
-        "CA" + "7" * 32, None, config, pipeline, "token", "<Response/>", audio=queue
+        "CA" + "7" * 32, None, config, pipeline, "token", "<Response/>", server.services
     )
+    session.audio = queue
     server.sessions[session.call_sid] = session
     try:
         with pytest.raises(urllib.error.HTTPError) as refused:

@@ -59,6 +59,7 @@ from numpy.typing import NDArray
 
 from voicebot.core.config import LanguageConfig
 from voicebot.speech.audio import EnergyVad, Resampler, as_int16
+from voicebot.speech.model_store import ModelError  # one error for every model problem
 
 __all__ = [
     "BLOCK_S",
@@ -100,10 +101,6 @@ BLOCK_S = 0.1
 
 Mode = Literal["open", "grammar"]
 EndReason = Literal["end_of_speech", "early_end", "max_length", "end_of_stream"]
-
-
-class ModelError(RuntimeError):
-    """A speech model directory that cannot be used (missing, incomplete, unreadable)."""
 
 
 class GrammarError(ValueError):
