@@ -175,13 +175,44 @@ class VoiceServer:
                     self.speech.get(config)
                 except Exception:
                     log.exception("%s: preparing speech failed", config.language)
+                self._warm_prompts(config)
+
+    def _warm_prompts(self, config: LanguageConfig) -> None:
+        """Synthesise the likely mid-call prompts once per configuration. (Warming them per
+        call cost every new call three espeak-ng runs until the cache filled, all at once
+        when calls arrived together: 7% of the server's CPU at 15 calls.)"""
+        tts = self.tts
+        if tts is None or not tts.available:
+            return
+        prompts = config.prompts
+        for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
+            _warm(tts, text, config.language)
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
+        overloaded = self.overloaded()
+        if overloaded is not None:  # a load balancer stops sending calls here
+            return PlainTextResponse(f"overloaded: {overloaded}\n", status_code=503)
         return PlainTextResponse(f"ok {len(self.sessions)} calls\n")
 
+    def overloaded(self) -> str | None:
+        """Why this server should get no new calls now, or None: decoding lags behind."""
+        total, worst = self.decode_backlog()
+        if worst <= self.settings.overload_backlog_s:
+            return None
+        return (
+            f"{worst:.1f} s of one call's audio waits to be decoded "
+            f"({total:.1f} s over {len(self.sessions)} calls)"
+        )
+
+    def decode_backlog(self) -> tuple[float, float]:
+        """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""
+        backlogs = [s.backlog_s for s in list(self.sessions.values())]
+        return sum(backlogs), max(backlogs, default=0.0)
+
     async def metrics_text(self, request: Request) -> Response:
+        self.metrics.backlog(*self.decode_backlog())
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     def _signed(
@@ -272,11 +303,6 @@ class VoiceServer:
         speech = [a for a in actions if isinstance(a, Say | Play)]
         twiml = stream_twiml(self.services, call_sid, config, token, speech)
         session = CallSession(call_sid, caller, config, pipeline, token, twiml, self.services)
-        tts = self.tts
-        if tts is not None and tts.available:  # warm the cache for likely prompts
-            prompts = config.prompts
-            for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
-                threading.Thread(target=_warm, args=(tts, text, config.language)).start()
         return session, actions
 
     def _sweep(self) -> None:
@@ -401,6 +427,6 @@ class VoiceServer:
 
 
 def _warm(tts: Tts, text: str, language: str) -> None:
-    """Synthesise a likely prompt in the background so the call does not wait for it."""
+    """Synthesise a likely prompt ahead, so a call does not wait for it."""
     with contextlib.suppress(TtsError):
         tts.mulaw(text, language)

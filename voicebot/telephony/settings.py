@@ -101,6 +101,9 @@ class ServerSettings:
     check_signatures: bool = True
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     feed_bytes: int = 800  # caller audio handed to the recogniser in 100 ms chunks (its block)
+    # /healthz answers 503 "overloaded" while some call has more caller audio than this
+    # waiting to be decoded: its caller already waits that much longer for the bot.
+    overload_backlog_s: float = 1.0
     max_bad_messages: int = 100  # malformed frames in one call before a person takes over
     send_timeout_s: float = 5.0  # a client that does not read for this long is gone
     unattached_ttl_s: float = 120.0  # a session whose stream never connected is dropped
