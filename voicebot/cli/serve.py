@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from voicebot.telephony.settings import (
     ACCOUNT_SID_VAR,
@@ -24,6 +24,8 @@ from voicebot.telephony.settings import (
 )
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from voicebot.calllog.log import CallLog
     from voicebot.telephony.app import VoiceServer
 
@@ -133,6 +135,26 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
         await asyncio.sleep(interval_s)
 
 
+def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
+    keep-alive and request-head timeouts. Request bodies are bounded by the app itself."""
+    import uvicorn
+
+    from voicebot.telephony.limits import HeadTimeoutH11Protocol
+
+    settings = server.settings
+    return uvicorn.Config(
+        server.app,
+        host=host,
+        port=port,
+        http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        lifespan="off",
+        **options,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
     from voicebot.dashboard.app import token_from_env
@@ -213,16 +235,7 @@ def _serve(
         print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            server.app,
-            host=args.host,
-            port=args.port,
-            ws_max_size=2**20,
-            lifespan="off",
-            log_level="info",
-        )
-    )
+    uv = uvicorn.Server(uvicorn_config(server, args.host, args.port, log_level="info"))
 
     async def main() -> None:
         restore = install_reload_signal(asyncio.get_running_loop(), server.reload)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -41,6 +42,7 @@ from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.limits import BodyLimit
 from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver, GuardedObserver, NoObserver
@@ -123,7 +125,15 @@ class VoiceServer:
                 WebSocketRoute("/twilio/media", self.media),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
-            ]
+            ],
+            middleware=[
+                Middleware(
+                    BodyLimit,
+                    max_bytes=settings.max_body_bytes,
+                    timeout_s=settings.body_timeout_s,
+                    refused=self.services.metrics.error,
+                )
+            ],
         )
 
     # The sessions read these through ``services``; exposed here for the CLI and tests.
