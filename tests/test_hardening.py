@@ -5,34 +5,60 @@ got, and calls a crash left open."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import json
+import secrets
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
-from websockets.asyncio.client import connect
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from voicebot.calllog.log import CallLog, CallRow
+from voicebot.cli.serve import uvicorn_config
 from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.tts import Tts
 from voicebot.telephony.app import SpeechProvider, VoiceServer
+from voicebot.telephony.media_stream import split_frames
+from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.simulator import (
+    SILENCE,
+    CallReport,
+    SimOptions,
+    _post,
+    load_audio,
+    parse_twiml,
+    simulate_call,
+)
 
-from test_e2e_twilio import CONFIG  # isort: skip
+from test_e2e_twilio import AUDIO, CALLER, CONFIG, GENERAL  # isort: skip
 
 TOKEN = "hardening-token"
 KIB = 1024
 
 
-def _server(**settings: Any) -> VoiceServer:
+def _server(
+    public_url: str = "http://127.0.0.1", observer: CallObserver | None = None, **settings: Any
+) -> VoiceServer:
     """A server that answers no call (no speech model): enough for requests refused early."""
     return VoiceServer(
-        ServerSettings(public_url="http://127.0.0.1", auth_token=TOKEN, **settings),
+        ServerSettings(public_url=public_url, auth_token=TOKEN, **settings),
         ConfigHolder(CONFIG),
         TwilioRest("AC" + "0" * 32, TOKEN, base_url="http://127.0.0.1:9"),
         SpeechProvider(lambda _config: pytest.fail("no call expected")),
+        observer=observer,
     )
 
 
@@ -122,17 +148,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def listening() -> Iterator[tuple[VoiceServer, int]]:
-    """The server behind uvicorn configured as ``voicebot serve`` configures it."""
-    import threading
-
-    import uvicorn
-
-    from voicebot.cli.serve import uvicorn_config
-
-    server = _server(header_timeout_s=0.5, stream_start_timeout_s=0.5)
-    port = _free_port()
+@contextlib.contextmanager
+def _listening(server: VoiceServer, port: int) -> Iterator[None]:
+    """``server`` behind uvicorn on ``port``, configured as ``voicebot serve`` configures it."""
     uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", port, log_config=None))
     thread = threading.Thread(target=uv.run, daemon=True)
     thread.start()
@@ -141,10 +159,18 @@ def listening() -> Iterator[tuple[VoiceServer, int]]:
         time.sleep(0.02)
     assert uv.started
     try:
-        yield server, port
+        yield
     finally:
         uv.should_exit = True
         thread.join(5)
+
+
+@pytest.fixture
+def listening() -> Iterator[tuple[VoiceServer, int]]:
+    port = _free_port()
+    server = _server(header_timeout_s=0.5, stream_start_timeout_s=0.5)
+    with _listening(server, port):
+        yield server, port
 
 
 def _answer(sock: socket.socket, timeout: float = 5.0) -> bytes:
@@ -187,3 +213,221 @@ def test_serve_closes_a_stream_that_sends_an_oversized_message(
             return ws.close_code
 
     assert asyncio.run(send_big()) == 1009  # "message too big"
+
+
+# ---------------------------------------------------------------------------------------------
+# A running bot (real Korean model, fake REST API, SQLite call log), for whole calls
+
+
+@dataclass
+class Bot:
+    server: VoiceServer
+    fake: FakeTwilio
+    log: CallLog
+    url: str
+
+    def options(self, **kw: Any) -> SimOptions:
+        base = SimOptions(
+            url=self.url,
+            auth_token=TOKEN,
+            account_sid=self.fake.account_sid,
+            caller=CALLER,
+            max_wait_s=20.0,
+        )
+        return replace(base, **kw)
+
+    def call(self, *wavs: str, **kw: Any) -> CallReport:
+        turns = [load_audio(AUDIO / w) for w in wavs]
+        report = asyncio.run(simulate_call(turns, self.options(**kw), self.fake))
+        assert self.log.flush()
+        return report
+
+    def row(self, call_sid: str) -> CallRow:
+        (row,) = [c for c in self.log.fetch().calls if c.call_id == call_sid]
+        return row
+
+    def updates(self, call_sid: str) -> list[str]:
+        return [u.twiml or "" for u in self.fake.call_updates() if u.call_sid == call_sid]
+
+    def post(self, path: str, params: dict[str, str]) -> tuple[int, str]:
+        return _post(self.url + path, params, TOKEN)
+
+
+MEDIA_TIMEOUT_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    tmp = tmp_path_factory.mktemp("hardening")
+    log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
+    fake = FakeTwilio(auth_token=TOKEN).start()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    rest = TwilioRest(
+        fake.account_sid,
+        TOKEN,
+        from_number="+15005550006",
+        base_url=fake.url,
+        backoff_s=0.01,
+        max_backoff_s=0.02,
+    )
+    settings = ServerSettings(public_url=url, auth_token=TOKEN, media_timeout_s=MEDIA_TIMEOUT_S)
+    server = VoiceServer(
+        settings,
+        ConfigHolder(CONFIG),
+        rest,
+        SpeechProvider(lambda _config: ko_model),
+        tts=Tts(),
+        observer=log,
+    )
+    try:
+        with _listening(server, port):
+            yield Bot(server, fake, log, url)
+    finally:
+        fake.stop()
+        log.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_call_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "bot" in request.fixturenames:
+        bot: Bot = request.getfixturevalue("bot")
+        bot.fake.fail_next(0)
+        assert not bot.server.sessions, "a call was left open"
+
+
+def _ringing(call_sid: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": CALLER,
+        "To": "+82212340000",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def _media(stream_sid: str, seq: int, frame: bytes) -> str:
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(seq),
+                "timestamp": str(seq * 20),
+                "payload": base64.b64encode(frame).decode(),
+            },
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def _stream(bot: Bot, call_sid: str) -> AsyncIterator[tuple[ClientConnection, str]]:
+    """A call's webhook, then its media stream up to "start": the caller's side, by hand."""
+    status, body = await asyncio.to_thread(bot.post, "/twilio/voice", _ringing(call_sid))
+    assert status == 200, body
+    twiml = parse_twiml(body)
+    assert twiml.stream_url is not None
+    headers = {SIGNATURE_HEADER: sign(twiml.stream_url, {}, TOKEN)}
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(twiml.stream_url, additional_headers=headers) as ws:
+        start = {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "accountSid": bot.fake.account_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": dict(twiml.parameters),
+            },
+        }
+        await ws.send(json.dumps(start))
+        yield ws, stream_sid
+
+
+def _new_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Duplicate media frames
+
+
+def test_a_frame_sent_twice_is_heard_once(bot: Bot) -> None:
+    """Every frame of "billing" arrives twice (same sequence number): the bot hears the words
+    once, at their speed, and routes them as it does without the duplicates."""
+    call_sid = _new_sid()
+    before = bot.server.metrics.errors["duplicate_frame"]
+    speech = split_frames(load_audio(AUDIO / "billing.wav"))
+
+    async def talk() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            frames = speech + [SILENCE] * 500
+            with contextlib.suppress(ConnectionClosed):
+                for seq, frame in enumerate(frames, 2):
+                    message = _media(stream_sid, seq, frame)
+                    await ws.send(message)
+                    await ws.send(message)
+                    await asyncio.sleep(0.002)
+                    if bot.updates(call_sid):
+                        break
+
+    asyncio.run(talk())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == "enqueue billing"
+    assert bot.server.metrics.errors["duplicate_frame"] - before >= len(speech)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. A replayed webhook
+
+
+def test_a_replayed_ringing_webhook_leaves_the_finished_call_alone(bot: Bot) -> None:
+    report = bot.call("billing.wav")
+    assert report.decision == "transfer enqueue billing"
+    row, timeline = bot.row(report.call_sid), bot.log.timeline(report.call_sid)
+    before = bot.server.metrics.errors["duplicate_webhook"]
+    status, body = bot.post("/twilio/voice", _ringing(report.call_sid))  # a replay, signed
+    assert status == 200
+    twiml = parse_twiml(body)  # valid TwiML ...
+    assert twiml.stream_url is None  # ... that starts no session
+    assert not bot.server.sessions
+    assert bot.log.flush()
+    assert bot.row(report.call_sid) == row
+    assert bot.log.timeline(report.call_sid) == timeline
+    assert bot.server.metrics.errors["duplicate_webhook"] == before + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The call log says what the caller got
+
+
+def test_a_failed_transfer_is_logged_as_the_fallback_the_caller_got(bot: Bot) -> None:
+    bot.fake.fail_next(50)
+    report = bot.call("billing.wav")
+    bot.fake.fail_next(0)
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    assert row.intent == "billing"  # what the caller asked for is still known
+    failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
+    assert len(failures) == 1 and "billing" in failures[0].payload["error"]
+
+
+def test_a_failed_text_then_a_failed_hang_up_is_not_logged_as_goodbye(bot: Bot) -> None:
+    bot.fake.fail_next(1000)  # the SMS and, later, the hang-up
+    report = bot.call("password.wav")
+    bot.fake.fail_next(0)
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    timeline = bot.log.timeline(report.call_sid)
+    assert any(e.type == "SmsResult" and not e.payload["ok"] for e in timeline)
+    assert [e.type for e in timeline if e.type == "Failure"] == ["Failure"]

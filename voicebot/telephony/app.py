@@ -369,6 +369,9 @@ class VoiceServer:
                     continue
                 if session is None:
                     continue  # "connected", or anything before "start": nothing to attach to
+                if session.repeated(parsed):
+                    self.metrics.error("duplicate_frame")
+                    continue
                 async with session.lock:
                     try:
                         await session.on_message(parsed, received)
@@ -404,6 +407,7 @@ class VoiceServer:
             log.warning("call %s: unexpected media format %s", start.call_sid, start.media_format)
         async with session.lock:
             old = session.attach(ws, start.stream_sid)
+            session.last_seq = start.sequence_number  # the new stream numbers from its start
         if old is not None and old is not ws:
             await close_socket(old)
         log.info("call %s: stream %d attached", session.call_sid, session.streams)

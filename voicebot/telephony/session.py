@@ -119,6 +119,7 @@ class CallSession:
     decision_from: float | None = None  # perf_counter of the audio that triggered the actions
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
+    last_seq: int = -1  # the highest sequence number seen on the current stream
 
     # -- state -----------------------------------------------------------------------------
 
@@ -143,6 +144,18 @@ class CallSession:
         self.buffer.clear()
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
         return old
+
+    def repeated(self, message: object) -> bool:
+        """Whether ``message`` is a copy of one already handled: Twilio numbers the messages of
+        a stream in order, so a number not above the highest seen is a duplicate or a replay.
+        Handling it again would feed the same audio twice (slowing the caller's words down
+        until they are heard as something else) or press a key twice."""
+        if not isinstance(message, Media | Mark | Dtmf | Stop):
+            return False
+        if message.sequence_number <= self.last_seq:
+            return True
+        self.last_seq = message.sequence_number
+        return False
 
     def decide(self) -> None:
         if self.state is not CallState.ENDED:
