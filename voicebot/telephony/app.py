@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 TWIML = "application/xml"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+KNOWN_CALLS = 100_000  # CallSids remembered to refuse repeated webhooks (12 MB measured)
 
 
 class SpeechProvider:
@@ -106,6 +107,8 @@ class VoiceServer:
         self.speech = speech
         self.clock = clock
         self.sessions: dict[str, CallSession] = {}
+        # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
+        self.answered: dict[str, None] = {}
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -231,10 +234,16 @@ class VoiceServer:
             return PlainTextResponse("CallSid missing\n", status_code=400)
         existing = self.sessions.get(call_sid)
         if existing is not None:  # Twilio retried the webhook
+            self.metrics.error("duplicate_webhook")
             return Response(existing.start_twiml, media_type=TWIML)
+        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
+        if call_sid in self.answered:
+            return self._answered_before(call_sid, config)
+        self.answered[call_sid] = None
+        while len(self.answered) > KNOWN_CALLS:
+            del self.answered[next(iter(self.answered))]
         self._sweep()
         caller = normalize(params.get("From"))
-        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
         try:
             session, actions = await asyncio.to_thread(self._new_session, call_sid, caller, config)
         except Exception:
@@ -261,6 +270,15 @@ class VoiceServer:
             return Response(twiml, media_type=TWIML)
         self.sessions[call_sid] = session
         return Response(session.start_twiml, media_type=TWIML)
+
+    def _answered_before(self, call_sid: str, config: LanguageConfig) -> Response:
+        """The webhook of a call that has ended here came again: a replay (Twilio does not ask
+        twice for a call it is still connecting). It must not start a second session, whose
+        start would reset the call's log: ignored and counted. The answer still puts a caller
+        through to a person, should one be on the line."""
+        self.metrics.error("duplicate_webhook")
+        log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
+        return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
 
     def _new_session(
         self, call_sid: str, caller: str | None, config: LanguageConfig
