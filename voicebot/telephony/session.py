@@ -31,8 +31,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
+    Failure,
     HangUpCall,
     Listen,
+    Outcome,
+    OutcomeKind,
     Play,
     Say,
     SendSms,
@@ -175,12 +178,28 @@ class CallSession:
             del services.sessions[self.call_sid]
         services.metrics.call_ended()
         outcome = self.pipeline.dialogue.outcome
+        if why == "fallback":
+            outcome = self.fallback_outcome()
         label = outcome.kind.value if outcome is not None and why != "fallback" else "fallback"
         services.metrics.decision(label)
         log.info("call %s ended (%s): %s", self.call_sid, why, outcome or "no outcome")
         self.record()
         if outcome is not None:
             services.observer.call_ended(self.call_sid, self.pipeline.now, outcome)
+
+    def fallback_outcome(self) -> Outcome:
+        """What the caller got when the bot's own ending did not happen (REST update refused,
+        stream lost): the TwiML's <Dial> of the default group, whatever the dialogue meant."""
+        state = self.pipeline.dialogue.state
+        return Outcome(
+            OutcomeKind.TRANSFERRED,
+            state.turns,
+            "fallback",
+            self.config.group(None).id,
+            state.intent,
+            state.after or None,
+            state.served,
+        )
 
     def stream_gone(self, ws: WebSocket) -> None:
         """The socket ``ws`` closed. Unless the bot redirected or decided, nobody decided:
@@ -412,6 +431,9 @@ class CallSession:
                 "the default group",
                 self.call_sid,
             )
+            what = f"transfer to {transfer.group}" if transfer is not None else "hang-up"
+            failure = Failure(f"{what} failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)
         self.end("decided" if result.ok else "fallback")
         if self.ws is not None:
             await close_socket(self.ws)
