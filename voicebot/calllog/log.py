@@ -42,6 +42,7 @@ from voicebot.calllog.records import (
 from voicebot.calllog.store import Did, Ended, Happened, Record, SaltMismatch, Started, Store
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
+from voicebot.errors import VoicebotError
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -66,7 +67,7 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
-class CallLogUnavailable(RuntimeError):
+class CallLogUnavailable(VoicebotError, RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
 

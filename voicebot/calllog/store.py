@@ -42,11 +42,12 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
 
 
-class SaltMismatch(RuntimeError):
+class SaltMismatch(VoicebotError, RuntimeError):
     """The database was written with another number salt: hashes would not match."""
 
 
