@@ -431,3 +431,84 @@ def test_a_failed_text_then_a_failed_hang_up_is_not_logged_as_goodbye(bot: Bot) 
     timeline = bot.log.timeline(report.call_sid)
     assert any(e.type == "SmsResult" and not e.payload["ok"] for e in timeline)
     assert [e.type for e in timeline if e.type == "Failure"] == ["Failure"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Idle connections
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    """Whether the server closes ``sock`` within ``within_s`` (reading whatever it sends)."""
+    sock.settimeout(within_s)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    _, port = listening  # header_timeout_s=0.5
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /twilio/voice HTTP/1.1\r\nHo")
+        assert _closed_by_server(sock, 5.0)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+        assert _closed_by_server(sock, 5.0)
+        assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
+
+
+def test_a_request_answered_leaves_the_connection_usable(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    _, port = listening
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for _ in range(2):  # keep-alive: the head timeout does not cut a request being answered
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_stream_that_never_starts_is_closed(listening: tuple[VoiceServer, int]) -> None:
+    server, port = listening  # stream_start_timeout_s=0.5
+
+    async def idle() -> float:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1"}))
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            return time.monotonic() - started
+
+    assert asyncio.run(idle()) < 5
+    assert server.metrics.errors["stream_start_timeout"] == 1
+
+
+def test_a_stream_that_goes_silent_ends_in_a_transfer_to_a_person(bot: Bot) -> None:
+    call_sid = _new_sid()
+
+    async def fall_silent() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            for seq in range(2, 12):  # 200 ms of silence, then nothing while the socket stays
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            deadline = time.monotonic() + MEDIA_TIMEOUT_S + 10
+            while not bot.updates(call_sid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+    asyncio.run(fall_silent())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    assert bot.log.flush()
+    row = bot.row(call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "error")
+    assert bot.server.metrics.errors["stream_silent"] >= 1

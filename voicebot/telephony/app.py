@@ -50,6 +50,7 @@ from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.session import (
     CallServices,
     CallSession,
+    CallState,
     close_socket,
     stream_twiml,
 )
@@ -356,8 +357,16 @@ class VoiceServer:
         session: CallSession | None = None
         try:
             while True:
+                settings = self.settings
+                idle_s = (
+                    settings.stream_start_timeout_s if session is None else settings.media_timeout_s
+                )
                 try:
-                    message = await ws.receive()
+                    async with asyncio.timeout(idle_s):
+                        message = await ws.receive()
+                except TimeoutError:
+                    await self._idle(ws, session, idle_s)
+                    break
                 except (WebSocketDisconnect, RuntimeError):
                     break
                 if message["type"] == "websocket.disconnect":
@@ -404,6 +413,20 @@ class VoiceServer:
                     session.stream_gone(ws)
             finally:
                 await close_socket(ws)
+
+    async def _idle(self, ws: WebSocket, session: CallSession | None, idle_s: float) -> None:
+        """Nothing came on the stream for ``idle_s``. Before "start" it is no call: closed.
+        Twilio sends a frame every 20 ms, so a started stream gone quiet is broken, and like any
+        failure it ends in a transfer to a person (unless the call is being redirected)."""
+        if session is None:
+            self.metrics.error("stream_start_timeout")
+            log.warning("stream sent no start within %g s: closing it", idle_s)
+            return
+        async with session.lock:
+            if session.done or session.ws is not ws or session.state is CallState.REDIRECTING:
+                return
+            self.metrics.error("stream_silent")
+            await session.fail(f"no media on the stream for {idle_s:g} s")
 
     def _bad(self, session: CallSession | None, problem: str) -> None:
         self.metrics.error("protocol")
