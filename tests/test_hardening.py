@@ -22,7 +22,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from voicebot.calllog.log import CallLog, CallRow
-from voicebot.cli.serve import uvicorn_config
+from voicebot.cli.main import build_parser, main
+from voicebot.cli.serve import server_settings, uvicorn_config
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
@@ -512,3 +513,33 @@ def test_a_stream_that_goes_silent_ends_in_a_transfer_to_a_person(bot: Bot) -> N
     row = bot.row(call_sid)
     assert (row.outcome, row.group, row.reason) == ("transferred", "general", "error")
     assert bot.server.metrics.errors["stream_silent"] >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The limits are serve's options
+
+
+def test_serve_takes_the_limits_from_its_options() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--max-body-bytes", "4096", "--request-timeout", "3", "--stream-timeout", "7.5"]
+    )
+    settings = server_settings(args, "https://bot.example.com", "token")
+    assert (settings.max_body_bytes, settings.header_timeout_s, settings.body_timeout_s) == (
+        4096,
+        3.0,
+        3.0,
+    )
+    assert (settings.stream_start_timeout_s, settings.media_timeout_s) == (7.5, 7.5)
+    defaults = server_settings(build_parser().parse_args(["serve"]), "https://b.example", "t")
+    assert defaults == ServerSettings(public_url="https://b.example", auth_token="t")
+
+
+@pytest.mark.parametrize(
+    "option", [["--max-body-bytes", "0"], ["--request-timeout", "-1"], ["--stream-timeout", "0"]]
+)
+def test_serve_refuses_a_limit_that_is_not_positive(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--dev", *option]) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and "Traceback" not in err
