@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import datetime as dt
 import json
 import secrets
 import socket
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from voicebot.calllog.log import CallLog, CallRow
 from voicebot.cli.main import build_parser, main
 from voicebot.cli.serve import server_settings, uvicorn_config
+from voicebot.core.dialogue import CallStarted, Outcome, OutcomeKind
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
@@ -543,3 +546,42 @@ def test_serve_refuses_a_limit_that_is_not_positive(
     assert main(["serve", "--dev", *option]) == 2
     err = capsys.readouterr().err
     assert option[0] in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Calls a crash left open
+
+
+def test_status_callbacks_close_the_rows_a_crash_left_open(tmp_path: Path) -> None:
+    """The process that held three calls was killed: their rows have no outcome. The new
+    process knows none of them; Twilio's status callbacks close each row from the call log
+    alone, as what Twilio reports happened; a row with an outcome keeps it."""
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    start = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with CallLog.open(url, salt="salt", env={}) as before_the_crash:
+        for sid in ("CAcut", "CAgaveup", "CAringing", "CAdone"):
+            before_the_crash.call_started(sid, start, "ko-KR", CALLER)
+            before_the_crash.event(sid, CallStarted(start, CALLER, sid))
+        done = Outcome(OutcomeKind.TRANSFERRED, 1, "intent", "billing", "billing")
+        before_the_crash.call_ended("CAdone", start + dt.timedelta(seconds=20), done)
+    port = _free_port()
+    public = f"http://127.0.0.1:{port}"
+    with CallLog.open(url, salt="salt", env={}) as log:
+        server = _server(public_url=public, observer=log)
+        with _listening(server, port):
+            for sid, status, duration in (
+                ("CAcut", "completed", "95"),
+                ("CAgaveup", "canceled", "0"),
+                ("CAringing", "in-progress", "30"),  # not over yet
+                ("CAdone", "completed", "60"),
+            ):
+                params = {**_ringing(sid), "CallStatus": status, "CallDuration": duration}
+                assert _post(public + "/twilio/status", params, TOKEN)[0] == 204
+        assert log.flush()
+        rows = {c.call_id: c for c in log.fetch().calls}
+    cut, gave_up = rows["CAcut"], rows["CAgaveup"]
+    assert (cut.outcome, cut.group, cut.reason) == ("transferred", "general", "fallback")
+    assert cut.ended_at is not None
+    assert (gave_up.outcome, gave_up.reason) == ("caller_hung_up", "canceled")
+    assert rows["CAringing"].outcome is None
+    assert (rows["CAdone"].outcome, rows["CAdone"].group) == ("transferred", "billing")

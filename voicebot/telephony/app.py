@@ -36,7 +36,7 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, HangUpCall, Play, Say, Transfer
+from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
 from voicebot.core.phone import mask, normalize
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
@@ -65,6 +65,19 @@ log = logging.getLogger(__name__)
 TWIML = "application/xml"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 KNOWN_CALLS = 100_000  # CallSids remembered to refuse repeated webhooks (12 MB measured)
+
+
+def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome:
+    """How a call ended that no session knows, from Twilio's status callback alone. Answered
+    and completed: the stream dropped with the process, and the TwiML's ``<Dial>`` took the
+    caller to the default group. Never connected (busy, no-answer, failed, canceled, or a
+    completed call of 0 s): the caller hung up before any of that."""
+    status = params.get("CallStatus", "")
+    duration = params.get("CallDuration", "")
+    answered = status == "completed" and not (duration.isdigit() and int(duration) == 0)
+    if answered:
+        return Outcome(OutcomeKind.TRANSFERRED, 0, "fallback", config.group(None).id)
+    return Outcome(OutcomeKind.CALLER_HUNG_UP, 0, status or None)
 
 
 class SpeechProvider:
@@ -322,12 +335,21 @@ class VoiceServer:
         params = await self._signed_form(request)
         if params is None:
             return PlainTextResponse("invalid signature\n", status_code=403)
-        session = self.sessions.get(params.get("CallSid", ""))
-        if session is not None and params.get("CallStatus") in ENDED_STATUSES:
+        call_sid = params.get("CallSid", "")
+        if params.get("CallStatus") not in ENDED_STATUSES:
+            return Response(status_code=204)
+        session = self.sessions.get(call_sid)
+        if session is not None:
             async with session.lock:
                 if not session.done:
                     session.pipeline.hang_up()
                 session.end(f"status {params.get('CallStatus')}")
+        elif call_sid:
+            # Not a call of this process (any more): if the call log has no outcome for it, the
+            # process that held it died, and what Twilio reports is all there is to know.
+            config = self.holder.current.for_number(normalize(params.get("To")))
+            outcome = closed_outcome(params, config)
+            self.services.observer.call_closed(call_sid, self.clock(), outcome)
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:
