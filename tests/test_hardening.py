@@ -119,7 +119,9 @@ class _Client:
 # 1. Request bodies: refused over a small limit before they are read
 
 
-@pytest.mark.parametrize("path", ["/twilio/voice", "/twilio/status", "/twilio/whisper"])
+@pytest.mark.parametrize(
+    "path", ["/twilio/voice", "/twilio/status", "/twilio/whisper", "/dashboard/api/x", "/nowhere"]
+)
 def test_a_declared_oversized_body_is_refused_unread(path: str) -> None:
     server = _server()
     client = _Client(size=4 * 2**20, declared=4 * 2**20)
