@@ -535,3 +535,40 @@ def test_a_database_written_with_another_salt_is_refused(open_log: Opener) -> No
     open_log.open().close()
     with pytest.raises(SaltMismatch):
         open_log.open(salt="another salt")
+
+
+def test_a_salt_mismatch_says_where_this_salt_and_the_original_one_live(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error must send ops to the right place: the environment or the salt file."""
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "first"))
+    monkeypatch.delenv("VOICEBOT_NUMBER_SALT", raising=False)
+    CallLog.open(url).close()  # writes with a salt generated in first/number_salt
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "another salt")
+    with pytest.raises(SaltMismatch) as info:
+        CallLog.open(url)
+    assert "(from $VOICEBOT_NUMBER_SALT)" in str(info.value)
+    assert "the file number_salt in the data folder" in str(info.value)
+    monkeypatch.delenv("VOICEBOT_NUMBER_SALT")
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "second"))
+    with pytest.raises(SaltMismatch) as info:
+        CallLog.open(url)
+    assert f"(from the file {tmp_path / 'second' / 'number_salt'})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "given", ["sqlite:///{tmp}/calls.sqlite3", "sqlite:calls.sqlite3", "sqlite://calls.sqlite3"]
+)
+def test_the_printed_call_log_url_reads_back_as_the_same_file(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` prints ``call log: <target>``; pasted into --database it must name the same
+    file from any folder, so a relative path is printed absolute, with sqlite:/// in front."""
+    monkeypatch.chdir(tmp_path)
+    target = parse_url(given.format(tmp=tmp_path))
+    printed = str(target)
+    assert printed == f"sqlite://{tmp_path / 'calls.sqlite3'}"
+    monkeypatch.chdir("/")
+    again = parse_url(printed)
+    assert Path(again.location) == tmp_path / "calls.sqlite3"
+    assert str(parse_url("sqlite://:memory:")) == "sqlite://:memory:"

@@ -54,9 +54,13 @@ def test_a_redirected_stream_is_told_apart_from_the_first() -> None:
 
 
 def test_health_says_not_ready_while_loading_and_draining() -> None:
-    assert health(ready=False, draining=False, calls=0)[0] == 503
-    assert health(ready=True, draining=True, calls=3) == (503, "draining 3 calls\n")
-    assert health(ready=True, draining=False, calls=2) == (200, "ok 2 calls\n")
+    assert health(ready=False, draining=False, overloaded=None, calls=0)[0] == 503
+    assert health(ready=True, draining=True, overloaded=None, calls=3) == (
+        503,
+        "draining 3 calls\n",
+    )
+    assert health(ready=True, draining=False, overloaded="lagging", calls=2)[0] == 503
+    assert health(ready=True, draining=False, overloaded=None, calls=2) == (200, "ok 2 calls\n")
 
 
 def test_a_webhook_before_the_models_are_loaded_reaches_a_person(ko_model: SpeechModel) -> None:

@@ -27,7 +27,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from voicebot.calllog.db import Target, data_dir, default_url, is_transient, parse_url
+from voicebot.calllog.db import (
+    DATABASE_URL_ENV,
+    NoCallLog,
+    Target,
+    data_dir,
+    default_url,
+    is_transient,
+    parse_url,
+)
 from voicebot.calllog.records import (
     CallRow,
     EventRow,
@@ -38,6 +46,7 @@ from voicebot.calllog.records import (
     StoreNumbers,
     UtteranceRow,
     resolve_salt,
+    salt_source,
 )
 from voicebot.calllog.store import (
     Closed,
@@ -51,6 +60,7 @@ from voicebot.calllog.store import (
 )
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
+from voicebot.errors import VoicebotError
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -75,7 +85,7 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
-class CallLogUnavailable(RuntimeError):
+class CallLogUnavailable(VoicebotError, RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
 
@@ -139,14 +149,27 @@ class CallLog:
         retry_min_s: float = 0.05,
         retry_max_s: float = 5.0,
         env: Mapping[str, str] | None = None,
+        create: bool = True,
     ) -> CallLog:
         """Open the log at ``url`` (default: ``default_url()``), migrating it.
 
         A database that is down or locked does not stop the caller: recording starts at once and
         the writer connects when it can. A bad URL or a different number salt raise here.
+        With ``create=False`` (commands that only read or delete) a SQLite log that does not
+        exist yet raises ``NoCallLog`` instead of being created empty.
         """
         target: Target = parse_url(url or default_url(env))
-        policy = NumberPolicy(resolve_salt(salt, data_dir(env), env), StoreNumbers(store_numbers))
+        if not create and not target.exists():
+            raise NoCallLog(
+                f"there is no call log at {target} (nothing was ever recorded there); give "
+                f"--database the log that voicebot serve writes, or set {DATABASE_URL_ENV}"
+            )
+        directory = data_dir(env)
+        policy = NumberPolicy(
+            resolve_salt(salt, directory, env),
+            StoreNumbers(store_numbers),
+            salt_source=salt_source(salt, directory, env),
+        )
         store = Store(target, policy, timeout_s=connect_timeout_s)
         try:
             store.connection()

@@ -24,6 +24,8 @@ from typing import Any, TypeAlias
 from voicebot.calllog.db import Connection, Dialect, Target, connect
 from voicebot.calllog.records import (
     RANKED_KEPT,
+    SALT_ENV,
+    SALT_FILE,
     CallRow,
     EventRow,
     Forgotten,
@@ -49,11 +51,12 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
 
 
-class SaltMismatch(RuntimeError):
+class SaltMismatch(VoicebotError, RuntimeError):
     """The database was written with another number salt: hashes would not match."""
 
 
@@ -155,8 +158,11 @@ class Store:
                 conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (SALT_KEY, mine))
             elif row[0] != mine:
                 raise SaltMismatch(
-                    f"the call log {self.target} was written with another number salt: set "
-                    "VOICEBOT_NUMBER_SALT to the original one, or forget() could not find callers"
+                    f"the call log {self.target} was written with another number salt than this "
+                    f"one (from {self.policy.salt_source}): set ${SALT_ENV} to the salt it was "
+                    f"written with (${SALT_ENV}, or the file {SALT_FILE} in the data folder of "
+                    "the host that wrote it), or callers' hashes would not match and forget "
+                    "could not find them"
                 )
 
     # -----------------------------------------------------------------------------------------

@@ -1,26 +1,25 @@
-"""``voicebot serve`` (the Twilio server) and ``voicebot simulate`` (Twilio's side, for testers)."""
+"""``voicebot serve``: the Twilio server, its call log, dashboard and configuration reloads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
+import dataclasses
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from voicebot.cli.common import Subparsers, UsageError
 from voicebot.telephony.settings import (
-    ACCOUNT_SID_VAR,
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
-    DEV_ACCOUNT_SID,
-    DEV_AUTH_TOKEN,
-    DEV_REST_PORT,
+    ServerSettings,
     TwilioEnv,
 )
 
@@ -35,7 +34,7 @@ log = logging.getLogger("voicebot.serve")
 DRAIN_TIMEOUT_S = 60.0
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     serve = subparsers.add_parser("serve", help="answer Twilio calls (webhook + media stream)")
     serve.add_argument("--config", type=Path, help="intents file or folder (default: embedded)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -74,34 +73,58 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep transcripts and caller numbers this many days; purged at start and hourly "
         "(default 90)",
     )
+    limits = serve.add_argument_group("limits on what a client may make the server hold")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_default("max_body_bytes"),
+        help="larger request bodies are refused unread with 413 (default %(default)s; "
+        "Twilio's webhooks are a few KB)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_default("header_timeout_s"),
+        metavar="S",
+        help="seconds a client has to send a request's head, and again its body "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=_default("media_timeout_s"),
+        metavar="S",
+        help="a media stream without 'start', or silent, this long is closed; a call on it "
+        "is transferred to a person (default %(default)s)",
+    )
     serve.set_defaults(run=cmd_serve)
 
-    sim = subparsers.add_parser("simulate", help="call a running server as Twilio would")
-    sim.add_argument("wavs", nargs="*", type=Path, help="what the caller says, one file per turn")
-    sim.add_argument("--url", default="http://127.0.0.1:8080", help="the server's public URL")
-    sim.add_argument("--from", dest="caller", default="+821012345678", help="or 'withheld'")
-    sim.add_argument("--to", default="+82212340000", help="the number called")
-    sim.add_argument("--dtmf", default="", help="keys pressed after the audio, e.g. 0")
-    sim.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
-    sim.add_argument(
-        "--rotate", action="store_true", help="with --calls: call i says only WAV number i mod n"
+
+def _default(name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(ServerSettings) if f.name == name)
+
+
+def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> ServerSettings:
+    """The server's settings from serve's options."""
+    return ServerSettings(
+        public_url=public,
+        auth_token=auth_token,
+        max_body_bytes=args.max_body_bytes,
+        header_timeout_s=args.request_timeout,
+        body_timeout_s=args.request_timeout,
+        stream_start_timeout_s=args.stream_timeout,
+        media_timeout_s=args.stream_timeout,
     )
-    sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
-    sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
-    sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
-    sim.add_argument("--auth-token", help=f"default: ${AUTH_TOKEN_VAR} or the dev token")
-    sim.add_argument("--account-sid", help=f"default: ${ACCOUNT_SID_VAR} or the dev account")
-    sim.add_argument(
-        "--rest-port",
-        type=int,
-        default=DEV_REST_PORT,
-        help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
-        f"{API_BASE_URL_VAR} must point at it)",
-    )
-    sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
-    sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
-    sim.add_argument("--json", action="store_true", help="print one JSON object")
-    sim.set_defaults(run=cmd_simulate)
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    for option, value in (
+        ("--max-body-bytes", args.max_body_bytes),
+        ("--request-timeout", args.request_timeout),
+        ("--stream-timeout", args.stream_timeout),
+    ):
+        if not value > 0:
+            raise UsageError(f"{option} {value} must be positive")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,11 +180,35 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
         await asyncio.sleep(interval_s)
 
 
+def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
+    keep-alive and request-head timeouts. Request bodies are bounded by the app itself."""
+    import uvicorn
+
+    from voicebot.telephony.limits import HeadTimeoutH11Protocol
+
+    settings = server.settings
+    return uvicorn.Config(
+        server.app,
+        host=host,
+        port=port,
+        http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        lifespan="off",
+        **options,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
     from voicebot.dashboard.app import token_from_env
 
     configure_logging()
+    _check_port(args.port)
+    _check_limits(args)
+    if args.public_url is not None:
+        _check_public_url(args.public_url)
     env: Mapping[str, str] = os.environ
     if args.dev:
         env = dev_environment(env)
@@ -193,6 +240,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         call_log.close()
 
 
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port; use 1 to 65535 (0: any free port)")
+
+
+def _check_public_url(url: str) -> None:
+    """Twilio calls this URL and signs it, so it must be an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--public-url {url!r} is not a web address Twilio can call; write it with its "
+            f"scheme, e.g. https://{url.split('://')[-1].lstrip('/') or 'your-tunnel.example'}"
+        )
+
+
 def _serve(
     args: argparse.Namespace,
     env: Mapping[str, str],
@@ -200,20 +262,18 @@ def _serve(
     call_log: CallLog,
     token: str | None,
 ) -> int:
-    import uvicorn
 
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
     from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
-    from voicebot.telephony.settings import ServerSettings
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = ServerSettings(public_url=public, auth_token=env[AUTH_TOKEN_VAR])
+    settings = server_settings(args, public, env[AUTH_TOKEN_VAR])
     # Not ready (/healthz 503) until prepare() has loaded the models, in the background.
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     try:
@@ -233,12 +293,10 @@ def _serve(
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
     uv = without_signal_handling(
-        uvicorn.Config(
-            server.app,
-            host=args.host,
-            port=args.port,
-            ws_max_size=2**20,
-            lifespan="off",
+        uvicorn_config(
+            server,
+            args.host,
+            args.port,
             log_level="info",
             timeout_graceful_shutdown=5,  # the drain has already let the calls finish
         )
@@ -415,85 +473,3 @@ class ConfigWatcher:
         while True:
             await asyncio.sleep(interval_s)
             await loop.run_in_executor(None, self.poll)
-
-
-# ---------------------------------------------------------------------------------------------
-# simulate
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from voicebot.cli.main import UsageError, fail
-    from voicebot.speech.audio import AudioError
-    from voicebot.telephony.testing.fake_rest import FakeTwilio
-    from voicebot.telephony.testing.simulator import (
-        SimOptions,
-        format_line,
-        format_report,
-        load_audio,
-        simulate_calls,
-        summary,
-    )
-
-    if args.calls < 1:
-        raise UsageError("--calls must be at least 1")
-    if not args.wavs and not args.dtmf:
-        raise UsageError("give the caller something to do: WAV files and/or --dtmf")
-    try:
-        turns = [load_audio(p) for p in args.wavs]
-    except (AudioError, OSError) as exc:
-        return fail(str(exc))
-    twilio = TwilioEnv.read(os.environ)
-    token = args.auth_token or twilio.auth_token or DEV_AUTH_TOKEN
-    account = args.account_sid or twilio.account_sid or DEV_ACCOUNT_SID
-    caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
-    options = SimOptions(
-        url=args.url,
-        auth_token=token,
-        account_sid=account,
-        caller=caller,
-        to=args.to,
-        dtmf=args.dtmf,
-        realtime=args.realtime,
-        barge_in=args.barge_in,
-        max_wait_s=args.max_wait,
-    )
-    fake = None
-    if not args.no_fake:
-        try:
-            fake = FakeTwilio(account, token, port=args.rest_port).start()
-        except OSError as exc:
-            print(f"voicebot: cannot run the fake REST API on port {args.rest_port}: {exc}")
-            return 1
-    try:
-        reports = asyncio.run(
-            simulate_calls(
-                turns, options, fake, args.calls, rotate=args.rotate, stagger_s=args.stagger
-            )
-        )
-    finally:
-        if fake is not None:
-            fake.stop()
-    result = summary(reports)
-    if args.json:
-        calls = [
-            {
-                "call_sid": r.call_sid,
-                "said": r.said,
-                "texted": r.texted,
-                "decision": r.decision,
-                "context": r.context,
-                "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
-                "error": r.error,
-            }
-            for r in reports
-        ]
-        print(json.dumps({**result, "results": calls}, ensure_ascii=False))
-    elif args.calls == 1:
-        print(format_report(reports[0]))
-    else:
-        for r in reports:
-            print(format_line(r))
-        print(json.dumps(result, ensure_ascii=False))
-    if any(r.rejected is not None for r in reports):
-        return 1
-    return 1 if result["undecided"] else 0  # --max-wait passed without a decision

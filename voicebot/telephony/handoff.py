@@ -23,12 +23,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Outcome, OutcomeKind
-
-__all__ = ["FALLBACK_REASON", "StreamParameters", "fallback_outcome", "health"]
-
-FALLBACK_REASON = "fallback"  # the call log's reason for a call the TwiML <Dial> ended
+__all__ = ["StreamParameters", "health"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,17 +84,14 @@ class StreamParameters:
         return params
 
 
-def fallback_outcome(config: LanguageConfig) -> Outcome:
-    """How a call ends that no live session knows when Twilio reports it over: its instance
-    died (or lost the stream) and the TwiML's ``<Dial>`` of the default group took it."""
-    return Outcome(OutcomeKind.TRANSFERRED, 0, FALLBACK_REASON, config.default_group)
-
-
-def health(*, ready: bool, draining: bool, calls: int) -> tuple[int, str]:
-    """``/healthz``: 503 while the models load or the instance drains (a load balancer must
-    send it nothing new), else 200 with the number of calls it holds."""
+def health(*, ready: bool, draining: bool, overloaded: str | None, calls: int) -> tuple[int, str]:
+    """``/healthz``: 503 while the models load, while the instance drains or when decoding lags
+    behind (``overloaded`` says why): a load balancer must send it nothing new. Else 200 with
+    the number of calls it holds."""
     if not ready:
         return 503, "loading\n"
     if draining:
         return 503, f"draining {calls} calls\n"
+    if overloaded is not None:
+        return 503, f"overloaded: {overloaded}\n"
     return 200, f"ok {calls} calls\n"
