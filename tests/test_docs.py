@@ -116,7 +116,7 @@ def test_the_readme_names_every_program_the_tests_need() -> None:
     """A newcomer runs the README's test command, not .ci/run: the README must name what .ci/run
     installs, or the first run fails (or skips) for reasons they cannot see."""
     packages = re.findall(r"missing\+=\(([\w-]+)\)", CI_RUN.read_text(encoding="utf-8"))
-    assert set(packages) == {"espeak-ng", "sox", "postgresql", "chromium"}
+    assert set(packages) == {"espeak-ng", "sox", "postgresql", "chromium", "haproxy"}
     readme = README.read_text(encoding="utf-8")
     section = readme[readme.index("<!-- test-command -->") :].split("\n## ", 1)[0]
     install = re.search(r"`apt-get install ([^`]+)`", section)

@@ -95,6 +95,12 @@ class SpeechProvider:
         self._lock = threading.Lock()
         self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
 
+    def has(self, config: LanguageConfig) -> bool:
+        """Whether ``get(config)`` is ready without building anything (safe on the loop)."""
+        with self._lock:
+            hit = self._kits.get(id(config))
+            return hit is not None and hit[0] is config
+
     def get(self, config: LanguageConfig) -> SpeechKit:
         """Blocking on first use of a config (matcher training): call from a thread."""
         with self._lock:
@@ -575,10 +581,12 @@ class VoiceServer:
             config = deployment.language(params.language)
         else:  # the language went away in a reload: the line's current one
             config = deployment.for_number(params.line)
+        args = (sid, params.caller, config, params.line, params.started_at)
         try:
-            session, actions = await asyncio.to_thread(
-                self._new_session, sid, params.caller, config, params.line, params.started_at
-            )
+            if self.speech.has(config):  # a few ms: no thread hop while the caller's audio waits
+                session, actions = self._new_session(*args)
+            else:
+                session, actions = await asyncio.to_thread(self._new_session, *args)
         except Exception:
             log.exception("call %s: could not resume the call; the fallback dials", sid)
             self.metrics.error("call")
