@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from postgres import PostgresServer, find_bindir
 
-from voicebot.calllog.db import connect, parse_url
+from voicebot.calllog.db import Connection, connect, parse_url
 from voicebot.calllog.log import CallLog, Purged, SaltMismatch, StoreNumbers
 from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migrate
 from voicebot.calllog.scripted import log_text_call
@@ -572,3 +572,40 @@ def test_the_printed_call_log_url_reads_back_as_the_same_file(
     again = parse_url(printed)
     assert Path(again.location) == tmp_path / "calls.sqlite3"
     assert str(parse_url("sqlite://:memory:")) == "sqlite://:memory:"
+
+
+def test_instances_starting_together_on_a_new_database_all_open_it(
+    pg_server: PostgresServer,
+) -> None:
+    """Two `voicebot serve` started at once on an empty PostgreSQL: both create and migrate the
+    schema without tripping over each other (CREATE TABLE IF NOT EXISTS alone races)."""
+    import threading
+
+    for round_ in range(4):
+        url = pg_server.create_database(f"calls_{next(_ids)}")
+        conns = [connect(parse_url(url)) for _ in range(4)]
+        barrier = threading.Barrier(len(conns))
+        errors: list[BaseException] = []
+
+        def open_one(
+            conn: Connection, barrier: threading.Barrier, errors: list[BaseException]
+        ) -> None:
+            barrier.wait()
+            try:
+                migrate(conn)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_one, args=(c, barrier, errors)) for c in conns]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for c in conns:
+            c.close()
+        assert not errors, f"round {round_}: {errors}"
+        check = connect(parse_url(url))
+        try:
+            assert current_version(check) == MIGRATIONS[-1].version
+        finally:
+            check.close()

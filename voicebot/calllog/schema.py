@@ -1,9 +1,11 @@
 """The call log's schema as a versioned list of migrations, applied in order at open.
 
 Each migration runs once, in one transaction with its ``schema_version`` row, under a lock so two
-processes opening the same database at once do not both apply it. The SQL is portable: TEXT
-timestamps (ISO 8601 UTC, which sort as text), JSON as TEXT, DOUBLE PRECISION, composite keys
-instead of dialect-specific auto-increment. Never edit a released migration; append a new one.
+processes opening the same database at once do not both apply it (on PostgreSQL an advisory
+lock, taken before the version table is created, since that creation races too). The SQL is
+portable: TEXT timestamps (ISO 8601 UTC, which sort as text), JSON as TEXT, DOUBLE PRECISION,
+composite keys instead of dialect-specific auto-increment. Never edit a released migration;
+append a new one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from voicebot.calllog.db import Connection
+from voicebot.calllog.db import Connection, Dialect
+
+MIGRATE_LOCK_KEY = 0x766F_6963_6562_6F73  # pg_advisory_xact_lock key of migrate() ("voicebos")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,12 +93,17 @@ def migrate(conn: Connection, migrations: Sequence[Migration] = MIGRATIONS) -> l
     versions = [m.version for m in migrations]
     if versions != sorted(set(versions)):
         raise ValueError(f"migration versions must be unique and ascending: {versions}")
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_version "
-        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
     applied: list[int] = []
-    with conn.transaction(lock="schema_version"):
+    postgres = conn.dialect is Dialect.POSTGRES
+    with conn.transaction(lock=None if postgres else "schema_version"):  # SQLite: IMMEDIATE
+        if postgres:
+            # Instances started together on a new database: CREATE TABLE IF NOT EXISTS is not
+            # safe against a concurrent one (both see no table, one fails), so they queue here.
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATE_LOCK_KEY,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
         have = current_version(conn)
         if versions and have > versions[-1]:
             raise RuntimeError(
