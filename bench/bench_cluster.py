@@ -20,8 +20,10 @@ or Twilio's fallback <Dial> put the caller through to a person), ``lost`` (start
 must be 0), ``unanswered`` (webhooks refused or unanswered: must be 0),
 ``log_rows_missing`` (started calls without a closed call-log row 60 s after the end: must be
 0), ``fallback`` (callers who reached the person through the TwiML fallback),
-``closed_by_status_callback`` (rows an instance other than the call's own closed), and the exit
-codes of the instances that were stopped. The last line printed is one JSON object.
+``logged_fallback`` (calls whose log row says reason ``fallback``: closed by a status callback
+because their instance died, or a failed REST update), the calls in progress over all
+instances (sampled from their ``/healthz``), and the exit codes of the instances stopped.
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -234,7 +236,8 @@ def measure(run: Run, closed: dict[str, Any]) -> dict[str, Any]:
         "lost": len(started) - len(reached),
         "log_rows_missing": sum(1 for r in started if r.call_sid not in closed),
         "fallback": sum(1 for r in started if r.decision.startswith("fallback")),
-        "closed_by_status_callback": sum(1 for v in closed.values() if v == "fallback"),
+        # Rows whose reason is "fallback": closed by a status callback, or a failed REST update.
+        "logged_fallback": sorted(sid for sid, reason in closed.items() if reason == "fallback"),
         # Webhooks refused or never answered: Twilio would play its error message.
         "unanswered": len(run.reports) - len(started),
         "exit_codes": run.exit_codes,
@@ -285,7 +288,9 @@ def main() -> int:
         pg.destroy()
 
     columns = ("started", "reached_person_or_decision", "lost", "log_rows_missing", "fallback")
-    print(f"{args.instances} instances behind HAProxy, {args.calls} calls in flight")
+    print(
+        f"{args.instances} instances behind HAProxy, a call every {MEAN_CALL_S / args.calls:.1f} s"
+    )
     print("| scenario | " + " | ".join(columns) + " | instance exit codes |")
     print("|---|" + "---:|" * len(columns) + "---|")
     for name, r in results.items():
