@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +21,7 @@ from numpy.typing import NDArray
 from voicebot.core.config import LanguageConfig, SpeechMode
 from voicebot.core.dialogue import (
     Action,
+    Awaiting,
     CallStarted,
     Classify,
     Dialogue,
@@ -28,11 +30,11 @@ from voicebot.core.dialogue import (
     Failure,
     HangUp,
     Listen,
+    Partial,
     SilenceTimeout,
     SmsResult,
     Utterance,
 )
-from voicebot.core.dialogue import Partial as SpeechStarted
 from voicebot.core.match import Match
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
@@ -43,14 +45,22 @@ from voicebot.speech.recognizer import (
     Endpointing,
     Final,
     NoSpeech,
-    Partial,
+    PartialTranscript,
     Recognizer,
     RecognizerEvent,
     SpeechModel,
     decode_executor,
 )
 
-__all__ = ["CallPipeline", "Heard", "SpeechKit", "Step", "load_speech_model", "speech_kit"]
+__all__ = [
+    "CallPipeline",
+    "Heard",
+    "SpeechKit",
+    "Step",
+    "StepEvent",
+    "load_speech_model",
+    "speech_kit",
+]
 
 
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
@@ -100,12 +110,25 @@ class Heard:
         return f"{best.intent} {best.score:.2f} ({self.match.verdict.value})"
 
 
+class StepEvent(StrEnum):
+    """What a ``Step`` of the call was: the kind of moment the pipeline passed to the dialogue."""
+
+    START = "start"
+    UTTERANCE = "utterance"
+    NO_SPEECH = "no_speech"
+    BARGE_IN = "barge_in"
+    DTMF = "dtmf"
+    SMS = "sms"
+    HANG_UP = "hang_up"
+    FAILURE = "failure"
+
+
 @dataclass(frozen=True)
 class Step:
     """What happened at one moment of the call and what the bot did about it."""
 
     time_s: float  # call time
-    event: str  # start, utterance, no_speech, barge_in, dtmf, sms, hang_up, failure
+    event: StepEvent
     actions: tuple[Action, ...]
     handled: Event  # what the dialogue was given, for the call log
     heard: Heard | None = None
@@ -187,7 +210,7 @@ class CallPipeline:
     @property
     def listening(self) -> bool:
         """True while the dialogue waits for the caller to speak."""
-        return self.dialogue.state.waiting_for == "listen"
+        return self.dialogue.state.waiting_for is Awaiting.LISTEN
 
     @property
     def awaiting_prompt_end(self) -> bool:
@@ -204,7 +227,7 @@ class CallPipeline:
 
     def start(self) -> list[Action]:
         event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
-        return self._handle(event, "start")
+        return self._handle(event, StepEvent.START)
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns the actions it caused."""
@@ -233,16 +256,18 @@ class CallPipeline:
         return actions
 
     def dtmf(self, digit: str) -> list[Action]:
-        return self._handle(Dtmf(digit=digit, at=self.now), "dtmf", detail=digit)
+        return self._handle(Dtmf(digit=digit, at=self.now), StepEvent.DTMF, detail=digit)
 
     def sms_result(self, ok: bool, detail: str = "") -> list[Action]:
-        return self._handle(SmsResult(ok=ok, detail=detail, at=self.now), "sms", detail=detail)
+        return self._handle(
+            SmsResult(ok=ok, detail=detail, at=self.now), StepEvent.SMS, detail=detail
+        )
 
     def hang_up(self) -> list[Action]:
-        return self._handle(HangUp(at=self.now), "hang_up")
+        return self._handle(HangUp(at=self.now), StepEvent.HANG_UP)
 
     def fail(self, error: str) -> list[Action]:
-        return self._handle(Failure(error=error, at=self.now), "failure", detail=error)
+        return self._handle(Failure(error=error, at=self.now), StepEvent.FAILURE, detail=error)
 
     async def feed_async(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """``feed`` on the shared decoding pool, so many calls decode on all cores at once.
@@ -257,19 +282,21 @@ class CallPipeline:
     # -- internals -------------------------------------------------------------------------
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
-        if isinstance(event, Partial):
+        if isinstance(event, PartialTranscript):
             if not event.text or self._speaking:
                 return []
             self._speaking = True
             if not (self.listening or self.dialogue.state.barge_in):
                 return []
             at = self.at(event.time)
-            return self._handle(SpeechStarted(text=event.text, at=at), "barge_in", event.time)
+            return self._handle(Partial(text=event.text, at=at), StepEvent.BARGE_IN, event.time)
         if isinstance(event, NoSpeech):
             self._speaking = False
             if not self.listening:
                 return []
-            return self._handle(SilenceTimeout(at=self.at(event.time)), "no_speech", event.time)
+            return self._handle(
+                SilenceTimeout(at=self.at(event.time)), StepEvent.NO_SPEECH, event.time
+            )
         return self._on_final(event)
 
     def _on_final(self, event: Final) -> list[Action]:
@@ -278,12 +305,14 @@ class CallPipeline:
             return []
         alternatives = tuple((_without_unk(a.text), a.confidence) for a in event.alternatives)
         utterance = Utterance(alternatives=alternatives, at=self.at(event.time))
-        return self._handle(utterance, "utterance", event.time, spoken=(event.start, event.end))
+        return self._handle(
+            utterance, StepEvent.UTTERANCE, event.time, spoken=(event.start, event.end)
+        )
 
     def _handle(
         self,
         event: Event,
-        name: str,
+        name: StepEvent,
         time_s: float | None = None,
         *,
         detail: str = "",

@@ -44,7 +44,7 @@ from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.media_stream import (
-    Dtmf,
+    DtmfMessage,
     Mark,
     Media,
     Stop,
@@ -205,7 +205,7 @@ class CallSession:
             actions = await self.pipeline.feed_async(pcm)
             self.services.metrics.decoded(time.perf_counter() - started)
             await self.carry_out(actions, received)
-        elif isinstance(message, Dtmf):
+        elif isinstance(message, DtmfMessage):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
         elif isinstance(message, Mark):
