@@ -48,7 +48,16 @@ from voicebot.calllog.records import (
     resolve_salt,
     salt_source,
 )
-from voicebot.calllog.store import Did, Ended, Happened, Record, SaltMismatch, Started, Store
+from voicebot.calllog.store import (
+    Closed,
+    Did,
+    Ended,
+    Happened,
+    Record,
+    SaltMismatch,
+    Started,
+    Store,
+)
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
 from voicebot.errors import VoicebotError
@@ -185,7 +194,7 @@ class CallLog:
     def call_started(
         self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
     ) -> None:
-        """A new call (a call id seen before, as in a replay, replaces that call's log)."""
+        """A new call (a call id seen before keeps what was logged for it)."""
         self._put(Started(call_id, at, language, caller))
 
     def event(self, call_id: str, event: Event, match: Match | None = None) -> None:
@@ -200,6 +209,11 @@ class CallLog:
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        """Twilio reports the end of a call no live session here knows (its instance died, or
+        another one holds it): ``outcome`` is written only if the row is still open."""
+        self._put(Closed(call_id, at, outcome))
 
     def _put(self, record: Record) -> None:
         with self._lock:
