@@ -134,11 +134,17 @@ class IntentAction:
     audio_url: str | None = None
     # sms: the chatbot answer's link, the SMS body and what the bot says when it was sent
     link: str | None = None
-    sms_text: str | None = None  # body; "{link}" is replaced; default "<say> {link}"
+    sms_text: str | None = None  # body; "{link}" is replaced; default: ``default_sms_text``
     fallback: SmsFallback = SmsFallback.TRANSFER
     answer: str | None = None  # read aloud when fallback is "read"
     # transfer (and sms fallback): the agent group id
     group: str | None = None
+
+
+def default_sms_text(said: str) -> str:
+    """The SMS body of an intent that gives none: what the bot says about the text (its ``say``,
+    else the ``sms_sent`` prompt), then the link."""
+    return f"{said} {{link}}"
 
 
 @dataclass(frozen=True, slots=True)

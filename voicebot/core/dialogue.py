@@ -22,6 +22,7 @@ from voicebot.core.config import (
     IntentAction,
     LanguageConfig,
     SmsFallback,
+    default_sms_text,
 )
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.phone import can_receive_sms
@@ -590,7 +591,7 @@ def _serve(s: State, c: _Ctx, chosen: Scored) -> Transition:
         spoken = [_speak(c, action.text, action.audio_url), *reminders]
         return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, spoken)
     if action.link is not None and s.caller is not None and can_receive_sms(s.caller):
-        template = action.sms_text or f"{action.text or c.config.prompts.sms_sent} {{link}}"
+        template = action.sms_text or default_sms_text(action.text or c.config.prompts.sms_sent)
         sms = SendSms(s.caller, _fill(template, link=action.link), intent.name)
         return replace(s, phase=Phase.SMS_PENDING, after=f"sms:{intent.name}"), [*reminders, sms]
     return _sms_fallback(s, c, action, reminders)
