@@ -361,6 +361,20 @@ def test_reload_during_a_call_keeps_the_call_on_its_config(live: Live) -> None:
         assert live.server.reload()
 
 
+def test_a_reload_of_a_file_with_a_nul_byte_is_a_counted_failure(live: Live) -> None:
+    """It used to escape the reload as a YAML reader exception, uncounted in /metrics."""
+    original = live.config_path.read_text(encoding="utf-8")
+    before = live.server.metrics.reloads["failed"]
+    try:
+        live.config_path.write_text(original.replace("billing", "bil\0ling", 1), "utf-8")
+        assert not live.server.reload()
+        assert live.server.metrics.reloads["failed"] == before + 1
+        assert live.call("billing.wav").decision == "transfer enqueue billing"  # still serving
+    finally:
+        live.config_path.write_text(original, encoding="utf-8")
+        assert live.server.reload()
+
+
 def test_prompts_fall_back_to_say_and_a_new_stream_without_tts(live: Live) -> None:
     tts, live.server.tts = live.server.tts, None
     try:

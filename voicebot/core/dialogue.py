@@ -4,6 +4,10 @@ Shells (Twilio, WAV replay, microphone, text chat) turn the world into events an
 returned actions; none of them decides anything, so a call behaves the same everywhere and every
 rule can be tested without audio or a network. ``step`` never raises: whatever goes wrong, the
 caller is put through to a person rather than left in silence.
+
+The module is long (over 700 lines) on purpose: it is one state machine, and every transition
+is a small function calling the others (ask, fail, clarify, serve, route, end), so splitting it
+would scatter one call's path over files that only make sense together.
 """
 
 from __future__ import annotations
