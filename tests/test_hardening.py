@@ -287,6 +287,7 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tts=Tts(),
         observer=log,
     )
+    server.known_call = log.has_call  # as serve sets it: every call here goes through the check
     try:
         with _listening(server, port):
             yield Bot(server, fake, log, url)
@@ -605,3 +606,29 @@ def test_status_callbacks_close_the_rows_a_crash_left_open(tmp_path: Path) -> No
     assert (gave_up.outcome, gave_up.reason) == ("caller_hung_up", "canceled")
     assert rows["CAringing"].outcome is None
     assert (rows["CAdone"].outcome, rows["CAdone"].group) == ("transferred", "billing")
+
+
+def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path) -> None:
+    """This process never saw the call (it was answered before a restart, or by another
+    instance): the call log knows it, and that is enough to refuse the replay."""
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    start = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with CallLog.open(url, salt="salt", env={}) as log:
+        log.call_started("CAold", start, "ko-KR", CALLER)
+        log.event("CAold", CallStarted(start, CALLER, "CAold"))
+        done = Outcome(OutcomeKind.TRANSFERRED, 1, "intent", "billing", "billing")
+        log.call_ended("CAold", start + dt.timedelta(seconds=20), done)
+        assert log.flush()
+        row, timeline = log.fetch().calls, log.timeline("CAold")
+        port = _free_port()
+        public = f"http://127.0.0.1:{port}"
+        server = _server(public_url=public, observer=log)
+        server.known_call = log.has_call
+        with _listening(server, port):
+            status, body = _post(public + "/twilio/voice", _ringing("CAold"), TOKEN)
+        assert status == 200 and parse_twiml(body).final == GENERAL  # no stream, no session
+        assert not server.sessions
+        assert server.metrics.errors["duplicate_webhook"] == 1
+        assert log.flush()
+        assert log.fetch().calls == row
+        assert log.timeline("CAold") == timeline
