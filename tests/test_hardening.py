@@ -632,3 +632,18 @@ def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path
         assert log.flush()
         assert log.fetch().calls == row
         assert log.timeline("CAold") == timeline
+
+
+def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> None:
+    """Without TTS a prompt is a REST redirect to <Say>; when it fails the caller hears
+    nothing of it, and the call's timeline says so next to the Say the bot meant."""
+    tts, bot.server.tts = bot.server.tts, None
+    try:
+        bot.fake.fail_next(3)  # every attempt of the announcement's redirect
+        report = bot.call("hours.wav")
+    finally:
+        bot.server.tts = tts
+        bot.fake.fail_next(0)
+    assert not any("영업 시간은" in s for s in report.said)  # the announcement was not heard
+    failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
+    assert failures and "prompt" in failures[0].payload["error"]
