@@ -409,6 +409,8 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
+            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
