@@ -603,7 +603,7 @@ def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path
         log.call_ended("CAold", start + dt.timedelta(seconds=20), done)
         assert log.flush()
         row, timeline = log.fetch().calls, log.timeline("CAold")
-        port = _free_port()
+        port = free_port()
         public = f"http://127.0.0.1:{port}"
         server = _server(public_url=public, observer=log)
         server.known_call = log.has_call
