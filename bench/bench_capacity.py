@@ -164,15 +164,15 @@ class Gate:
         self.vad = EnergyVad(RATE)
         self.preroll = int(preroll_s / CHUNK_S)
         self.hangover_s = hangover_s
-        self.held: list[bytes] = []
+        self.held: list[np.ndarray[Any, Any]] = []
         self.open = False
         self.t = 0.0
 
-    def __call__(self, chunk: np.ndarray[Any, Any]) -> list[bytes]:
+    def __call__(self, chunk: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
         """The chunks to decode now (none while closed)."""
         self.vad.process(chunk)
         self.t += len(chunk) / RATE
-        data = chunk.astype("<i2").tobytes()
+        data = chunk
         last = self.vad.last_speech_end
         active = last is not None and self.t - last < self.hangover_s
         if active and not self.open:
@@ -186,13 +186,15 @@ class Gate:
         return []
 
 
-def vosk_worker(n: int, shape: str, gated: bool) -> dict[str, Any]:
-    """n real-time streams on this process's core; lag of each endpoint result."""
+def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
+    """n real-time streams on this process's core; lag of each endpoint result. ``same``: the
+    product's reproducible dither (Kaldi's off, the same noise added to the same samples)
+    instead of Kaldi's, so gated and ungated transcripts differ only by the gating."""
     import vosk
 
     from voicebot.loading.loader import load_language
     from voicebot.speech.grammar import runtime_grammar
-    from voicebot.speech.recognizer import Recognizer, load_model
+    from voicebot.speech.recognizer import Recognizer, _dither_table, load_model
 
     vosk.SetLogLevel(-1)
     config = load_language(CONFIG)
@@ -203,8 +205,22 @@ def vosk_worker(n: int, shape: str, gated: bool) -> dict[str, Any]:
         allow_unknown_words=True,
     )
     grammar = json.dumps(probe.grammar, ensure_ascii=False)
-    model = vosk.Model(str(ko_model_dir()))  # bare: Vosk as shipped, Kaldi's own dither on
-    audio = [stream_audio(i, shape) for i in range(n)]
+    if same:
+        model = probe.model.vosk_model  # loaded with --dither=0
+        table = np.resize(_dither_table(), 60 * RATE)
+        audio = [stream_audio(i, shape).astype(np.float32) for i in range(n)]
+        audio = [a + probe.model.dither * table[: len(a)] for a in audio]
+    else:
+        model = vosk.Model(str(ko_model_dir()))  # bare: Vosk as shipped, Kaldi's own dither on
+        audio = [stream_audio(i, shape) for i in range(n)]
+
+    def accept(rec: Any, data: np.ndarray[Any, Any]) -> bool:
+        if data.dtype == np.int16:
+            return bool(rec.AcceptWaveform(data.astype("<i2").tobytes()))
+        buf = np.ascontiguousarray(data, dtype=np.float32)
+        ptr = vosk._ffi.from_buffer("float[]", buf)
+        return bool(vosk._c.vosk_recognizer_accept_waveform_f(rec._handle, ptr, len(buf)))
+
     chunk = int(CHUNK_S * RATE)
     before = rss_mb()
     recs = []
@@ -228,10 +244,10 @@ def vosk_worker(n: int, shape: str, gated: bool) -> dict[str, Any]:
             time.sleep(wait)
         piece = audio[i][k * chunk : (k + 1) * chunk]
         gate = gates[i]
-        pieces = gate(piece) if gate is not None else [piece.astype("<i2").tobytes()]
+        pieces = gate(piece) if gate is not None else [piece]
         for data in pieces:
-            decoded_s += len(data) / 2 / RATE
-            if recs[i].AcceptWaveform(data):
+            decoded_s += len(data) / RATE
+            if accept(recs[i], data):
                 text = json.loads(recs[i].Result()).get("text", "")
                 if text:
                     texts[i].append(text)
@@ -255,10 +271,10 @@ def vosk_worker(n: int, shape: str, gated: bool) -> dict[str, Any]:
     }
 
 
-def run_worker(core: int, n: int, shape: str, gated: bool) -> dict[str, Any]:
+def run_worker(core: int, n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", str(n), "--shape", shape]
-    if gated:
-        command.append("--gated")
+    command += ["--gated"] if gated else []
+    command += ["--same"] if same else []
     done = subprocess.run(
         command, capture_output=True, text=True, preexec_fn=pin(core), check=False, cwd=ROOT
     )
@@ -416,6 +432,23 @@ def simulate_with_rss(server: Server, core: int, n: int, peak: list[float]) -> d
         sampler.join()
 
 
+def half_capacity(server: Server, core: int, n: int, repeats: int) -> dict[str, Any]:
+    """The caller's wait at ``n`` calls: end of speech -> first reaction, pooled over runs."""
+    reactions: list[float] = []
+    for _ in range(repeats):
+        sim = simulate(server, core, n, [AUDIO / m for m in MIX])
+        reactions += [r["latency_ms"] for r in sim["results"] if r["latency_ms"] is not None]
+    return {
+        "calls": n,
+        "runs": repeats,
+        "reactions": len(reactions),
+        "reaction_ms": {
+            "p50": round(percentile(reactions, 50), 1) if reactions else None,
+            "p95": round(percentile(reactions, 95), 1) if reactions else None,
+        },
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # The search
 
@@ -537,6 +570,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="skip the gated rows")
     parser.add_argument("--limit", type=int, default=96, help="largest call count tried")
+    parser.add_argument("--repeats", type=int, default=4, help="runs pooled at half capacity")
     parser.add_argument(
         "--nice",
         type=int,
@@ -547,9 +581,11 @@ def main() -> int:
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--shape", default="calls", help=argparse.SUPPRESS)
     parser.add_argument("--gated", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--same", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        print(json.dumps(vosk_worker(args.worker, args.shape, args.gated), ensure_ascii=False))
+        result = vosk_worker(args.worker, args.shape, args.gated, args.same)
+        print(json.dumps(result, ensure_ascii=False))
         return 0
 
     global NICE
@@ -569,7 +605,7 @@ def main() -> int:
                 serve_trial(server, load_core), max(1, bare // 2), args.limit
             )
             half = max(1, voicebot // 2)
-            _, at_half = serve_trial(server, load_core)(half)
+            at_half = half_capacity(server, load_core, half, args.repeats)
         finally:
             server.stop()
         # Intent-aware end of turn off, same load, its own server: the caller's wait before.
@@ -583,7 +619,7 @@ def main() -> int:
         )
         server = Server(server_core, off_config, Path(tmp))
         try:
-            _, at_half_off = serve_trial(server, load_core)(half)
+            at_half_off = half_capacity(server, load_core, half, args.repeats)
         finally:
             server.stop()
 
@@ -597,8 +633,8 @@ def main() -> int:
         )
         # Transcripts: the same streams decoded gated and ungated (at a load both hold).
         n = max(1, min(ungated, gated, 10))
-        plain = run_worker(server_core, n, "call", False)["texts"]
-        gate = run_worker(server_core, n, "call", True)["texts"]
+        plain = run_worker(server_core, n, "call", False, same=True)["texts"]
+        gate = run_worker(server_core, n, "call", True, same=True)["texts"]
         same = sum(a == b for a, b in zip(plain, gate, strict=True))
         gated_rows = {
             "ungated_calls": ungated,
