@@ -25,7 +25,9 @@ class CallObserver(Protocol):
     """Hook for the call log (``voicebot.calllog.log.CallLog`` fits): must not block or raise.
 
     Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
-    followed by the actions it caused, then ``call_ended`` once the call has an outcome.
+    followed by the actions it caused, then ``call_ended`` once the call has an outcome. Several
+    instances may observe parts of one call. ``call_closed``: Twilio reported the end of a call
+    no session here holds; the outcome stands only if no instance logged the real one.
     """
 
     def call_started(
@@ -37,6 +39,8 @@ class CallObserver(Protocol):
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
 
 
 class NoObserver:
@@ -54,6 +58,9 @@ class NoObserver:
         pass
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        pass
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         pass
 
 
@@ -88,3 +95,9 @@ class GuardedObserver:
             self.inner.call_ended(call_id, at, outcome)
         except Exception:
             log.exception("call observer call_ended failed")
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        try:
+            self.inner.call_closed(call_id, at, outcome)
+        except Exception:
+            log.exception("call observer call_closed failed")

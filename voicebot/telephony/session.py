@@ -31,8 +31,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
+    Failure,
     HangUpCall,
     Listen,
+    Outcome,
+    OutcomeKind,
     Play,
     Say,
     SendSms,
@@ -44,7 +47,7 @@ from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.media_stream import (
-    Dtmf,
+    DtmfMessage,
     Mark,
     Media,
     Stop,
@@ -121,6 +124,7 @@ class CallSession:
     media_offset: float | None = None  # earliest (arrival - media timestamp) of this stream
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
+    last_seq: int = -1  # the highest sequence number seen on the current stream
 
     # -- state -----------------------------------------------------------------------------
 
@@ -151,6 +155,18 @@ class CallSession:
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
         return old
 
+    def repeated(self, message: object) -> bool:
+        """Whether ``message`` is a copy of one already handled: Twilio numbers the messages of
+        a stream in order, so a number not above the highest seen is a duplicate or a replay.
+        Handling it again would feed the same audio twice (slowing the caller's words down
+        until they are heard as something else) or press a key twice."""
+        if not isinstance(message, Media | Mark | DtmfMessage | Stop):
+            return False
+        if message.sequence_number <= self.last_seq:
+            return True
+        self.last_seq = message.sequence_number
+        return False
+
     def decide(self) -> None:
         if self.state is not CallState.ENDED:
             self.state = CallState.DECIDED
@@ -173,12 +189,28 @@ class CallSession:
             del services.sessions[self.call_sid]
         services.metrics.call_ended()
         outcome = self.pipeline.dialogue.outcome
+        if why == "fallback":
+            outcome = self.fallback_outcome()
         label = outcome.kind.value if outcome is not None and why != "fallback" else "fallback"
         services.metrics.decision(label)
         log.info("call %s ended (%s): %s", self.call_sid, why, outcome or "no outcome")
         self.record()
         if outcome is not None:
             services.observer.call_ended(self.call_sid, self.pipeline.now, outcome)
+
+    def fallback_outcome(self) -> Outcome:
+        """What the caller got when the bot's own ending did not happen (REST update refused,
+        stream lost): the TwiML's <Dial> of the default group, whatever the dialogue meant."""
+        state = self.pipeline.dialogue.state
+        return Outcome(
+            OutcomeKind.TRANSFERRED,
+            state.turns,
+            "fallback",
+            self.config.group(None).id,
+            state.intent,
+            state.after or None,
+            state.served,
+        )
 
     def stream_gone(self, ws: WebSocket) -> None:
         """The socket ``ws`` closed. Unless the bot redirected or decided, nobody decided:
@@ -208,7 +240,7 @@ class CallSession:
             if message.track not in ("inbound", "inbound_track"):
                 return
             self._on_media(message, received)
-        elif isinstance(message, Dtmf):
+        elif isinstance(message, DtmfMessage):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
         elif isinstance(message, Mark):
@@ -379,6 +411,8 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
+            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
@@ -451,6 +485,9 @@ class CallSession:
                 "the default group",
                 self.call_sid,
             )
+            what = f"transfer to {transfer.group}" if transfer is not None else "hang-up"
+            failure = Failure(f"{what} failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)
         self.end("decided" if result.ok else "fallback")
         if self.ws is not None:
             await close_socket(self.ws)
