@@ -491,7 +491,7 @@ def capacity(
 # Premature decisions: paused requests through the phone codec and the call pipeline
 
 
-def premature(early: bool) -> dict[str, Any]:
+def premature(early: bool, end_of_speech_s: float | None = None) -> dict[str, Any]:
     import datetime as dt
 
     import generate
@@ -502,9 +502,12 @@ def premature(early: bool) -> dict[str, Any]:
     from voicebot.speech.recognizer import load_model
 
     config = load_language(CONFIG)
+    speech = config.speech
     if not early:
-        speech = dataclasses.replace(config.speech, early_end_pause_s=0.0)
-        config = dataclasses.replace(config, speech=speech)
+        speech = dataclasses.replace(speech, early_end_pause_s=0.0)
+    if end_of_speech_s is not None:
+        speech = dataclasses.replace(speech, end_of_speech_s=end_of_speech_s)
+    config = dataclasses.replace(config, speech=speech)
     kit = speech_kit(config, load_model(ko_model_dir()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -647,6 +650,7 @@ def main() -> int:
 
     early = premature(True)
     late = premature(False)
+    longer = premature(True, end_of_speech_s=0.9)  # the early end lets the normal one be longer
 
     def mb(tried: list[dict[str, Any]], n: int) -> float | None:
         return next((t["mb_per_call"] for t in tried if t["calls"] == n), None)
@@ -664,6 +668,7 @@ def main() -> int:
             "half_capacity_calls": half,
             "premature_pct": early["premature_pct"],
             "premature_pct_without_early_end": late["premature_pct"],
+            "premature_pct_end_of_speech_0_9": longer["premature_pct"],
             "bare_mb_per_call": mb(bare_tried, bare),
             "voicebot_mb_per_call": mb(served_tried, voicebot),
             **{k: v for k, v in gated_rows.items() if not k.endswith(("_tried", "transcripts"))},
@@ -676,7 +681,11 @@ def main() -> int:
         "voicebot_tried": served_tried,
         "at_half": at_half,
         "at_half_without_early_end": at_half_off,
-        "paused_requests": {"early_end": early, "without_early_end": late},
+        "paused_requests": {
+            "early_end": early,
+            "without_early_end": late,
+            "early_end_with_end_of_speech_0_9": longer,
+        },
         "gated": gated_rows,
     }
 
@@ -704,6 +713,11 @@ def main() -> int:
     print(
         f"| right intent on those requests | {early['right_intent_pct']}%"
         f" | {late['right_intent_pct']}% |"
+    )
+    print(
+        f"\nWith end_of_speech_s 0.9 (and the early end): premature {longer['premature_pct']}%,"
+        f" right intent {longer['right_intent_pct']}%, reaction p50 on those requests"
+        f" {longer['reaction_p50_ms']} ms (early end 0.7: {early['reaction_p50_ms']} ms)."
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(details, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
