@@ -184,8 +184,10 @@ class Matcher:
         held = np.zeros(len(y), bool)
         for k in range(len(self._names)):
             members = np.flatnonzero(y == k)
-            take = int(len(members) * HOLDOUT)
-            if len(members) >= 3 and take > 0:
+            # At least one of every intent that can spare it: with four examples per intent
+            # the calibration is otherwise left to DEFAULT_LOW.
+            take = max(1, int(len(members) * HOLDOUT))
+            if len(members) >= 3:
                 held[rng.choice(members, take, replace=False)] = True
         low = DEFAULT_LOW
         if held.sum() >= MIN_CALIBRATION:
