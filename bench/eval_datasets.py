@@ -34,7 +34,6 @@ from typing import Any
 import yaml
 
 from voicebot.core.config import Intent, LanguageConfig, Thresholds
-from voicebot.core.match import Verdict
 from voicebot.loading.importer import import_labelled
 from voicebot.loading.loader import load_deployment, load_language_text
 from voicebot.matching.evaluation import EvalReport, Matches, evaluate, read_labelled, route_map
@@ -213,7 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             elif dataset == SWEDISH or (args.data / dataset / "train.csv").exists():
                 todo += runs(args.data, dataset, args.split, Path(tmp))
             else:
-                print(f"skipping {dataset}: no {args.data / dataset / 'train.csv'}", file=sys.stderr)
+                print(
+                    f"skipping {dataset}: no {args.data / dataset / 'train.csv'}", file=sys.stderr
+                )
         for run in todo:
             intents = tuple(run.config.intents.values())
             result: dict[str, Any] = {

@@ -317,7 +317,10 @@ def test_semicolon_separated_export_with_bom_reads(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     export = '\ufeffText;Intent\r\n"fee; invoice";invoice\r\nI paid twice, I think;payment\r\n'
     path.write_bytes(export.encode())
-    assert read_labelled(path) == [("fee; invoice", "invoice"), ("I paid twice, I think", "payment")]
+    assert read_labelled(path) == [
+        ("fee; invoice", "invoice"),
+        ("I paid twice, I think", "payment"),
+    ]
     routes = tmp_path / "routes.yaml"
     routes.write_text('routes:\n  "*": members\n', encoding="utf-8")
     config = load_language_text(import_labelled(path, routes))

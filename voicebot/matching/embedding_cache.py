@@ -17,6 +17,7 @@ with a warning and rebuilt: a cache never stops the bot from starting.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -105,9 +106,7 @@ class Embeddings:
     def _matrix(self) -> F32:
         if len(self._rows) != 1:
             merged = (
-                np.concatenate(self._rows)
-                if self._rows
-                else np.zeros((0, self.dim), np.float32)
+                np.concatenate(self._rows) if self._rows else np.zeros((0, self.dim), np.float32)
             )
             self._rows = [merged]
         return self._rows[0]
@@ -123,28 +122,27 @@ class Embeddings:
                 keys = np.asarray(data["keys"])
                 vectors = np.asarray(data["vectors"], dtype=np.float32)
             if (
-                keys.dtype != np.dtype(f"S{KEY_BYTES}")
+                keys.dtype != np.uint8
+                or keys.ndim != 2
+                or keys.shape[1] != KEY_BYTES
                 or vectors.ndim != 2
                 or vectors.shape != (len(keys), self.dim)
                 or not np.isfinite(vectors).all()
             ):
                 raise ValueError("unexpected contents")
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-            self._warn(
-                f"warning: embedding cache {self.path} is unreadable ({exc}); rebuilding it"
-            )
+            self._warn(f"warning: embedding cache {self.path} is unreadable ({exc}); rebuilding it")
             self._set_aside()
             return self._index
-        self._keys = [bytes(k) for k in keys.tolist()]
+        flat = keys.tobytes()  # bytes keys, not numpy "S": those drop trailing zero bytes
+        self._keys = [flat[i : i + KEY_BYTES] for i in range(0, len(flat), KEY_BYTES)]
         self._rows = [vectors]
         self._index = {k: i for i, k in enumerate(self._keys)}
         return self._index
 
     def _set_aside(self) -> None:
-        try:
+        with contextlib.suppress(OSError):  # kept for a look; the next save replaces it anyway
             self.path.replace(self.path.with_suffix(".corrupt"))
-        except OSError:
-            pass
 
     def _add(self, missing: list[str], index: dict[bytes, int]) -> None:
         bar = _Progress(len(missing), self.path, self._progress)
@@ -168,7 +166,7 @@ class Embeddings:
             with tmp.open("wb") as handle:
                 np.savez(
                     handle,
-                    keys=np.array(self._keys, dtype=f"S{KEY_BYTES}"),
+                    keys=np.frombuffer(b"".join(self._keys), np.uint8).reshape(-1, KEY_BYTES),
                     vectors=self._matrix(),
                 )
             tmp.replace(self.path)

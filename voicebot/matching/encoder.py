@@ -32,7 +32,9 @@ __all__ = ["THREADS_ENV", "E5Encoder", "Encoder", "default_encoder"]
 F32 = npt.NDArray[np.float32]
 
 THREADS_ENV = "VOICEBOT_ENCODER_THREADS"
-MAX_CHARS = 600  # longer texts are cut: the model reads 512 tokens at most, and cost grows with length
+MAX_CHARS = (
+    600  # longer texts are cut: the model reads 512 tokens at most, and cost grows with length
+)
 
 
 class Encoder(Protocol):

@@ -125,11 +125,7 @@ def _check(
 ) -> str | None:
     """Why a row cannot be used, or None. A quoted cell may hold line breaks; a row that spans
     lines and is malformed all the same is almost always a quote that was never closed."""
-    malformed = (
-        len(cells) != width
-        or not cells[text_col].strip()
-        or not cells[intent_col].strip()
-    )
+    malformed = len(cells) != width or not cells[text_col].strip() or not cells[intent_col].strip()
     if end > start and malformed:
         return (
             f'this row runs on to line {end}: a double quote (") is not closed; close it, '

@@ -219,7 +219,8 @@ class Matcher:
         if trained.meaning is None or trained.spelling is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
             log_p[:, trained.classes] = 0.0
-            return log_p + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
+            alone: F64 = log_p + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
+            return alone
         meaning = trained.meaning.predict_log_proba(vectors)
         joint = np.asarray(sparse.csr_matrix(counts) @ trained.spelling.feature_log_prob_.T)
         spelling = _log_softmax(CHAR_TEMPERATURE * joint)
