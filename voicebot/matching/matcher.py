@@ -71,7 +71,7 @@ NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
-REJECT_QUANTILE = 0.02  # share of unseen, rightly matched texts allowed under the reject line
+REJECT_QUANTILE = 0.04  # share of unseen, rightly matched texts allowed under the reject line
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
 DEFAULT_LOW = math.log(0.1)  # typical low confidence (log) of in-scope text, for tiny configs
 RANKED = 5
@@ -277,7 +277,7 @@ class Matcher:
 
     def scores_many(self, texts: Sequence[str]) -> F32:
         """Per text and intent, the score on the 0..1 scale of ``Thresholds``; zero for empty
-        text. One encoder call for all texts (evaluation, n-best)."""
+        text. One encoder call for all texts (the n-best)."""
         out = np.zeros((len(texts), len(self._names)), np.float32)
         norms = [normalize(t) for t in texts]
         rows = [i for i, n in enumerate(norms) if n]
@@ -303,11 +303,6 @@ class Matcher:
 
     def match(self, text: str) -> Match:
         return self._result(text, self.scores(text))
-
-    def match_many(self, texts: Sequence[str]) -> list[Match]:
-        """``match`` for many texts at once (evaluation): one encoder call."""
-        scores = self.scores_many(texts)
-        return [self._result(t, s) for t, s in zip(texts, scores, strict=True)]
 
     def match_alternatives(self, alternatives: Sequence[tuple[str, float]]) -> Match:
         """Combine the recogniser's n-best: each transcript's scores weighted by its confidence;
