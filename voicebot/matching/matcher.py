@@ -73,7 +73,7 @@ ROUTE_MARGIN = 0.1  # destination probability mass by which another destination 
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
 REJECT_QUANTILE = 0.04  # share of unseen, rightly matched texts allowed under the reject line
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
-DEFAULT_LOW = math.log(0.1)  # typical low confidence (log) of in-scope text, for tiny configs
+DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
 RANKED = 5
 SEED = 20240611
 
