@@ -17,16 +17,16 @@ import yaml
 
 from voicebot.core.config import Prompts, Thresholds, Words
 from voicebot.loading.importer import import_labelled
-from voicebot.loading.loader import (
-    _ANNOUNCE_KEYS,
-    _ANNOUNCEMENT_KEYS,
-    _GROUP_KEYS,
-    _INTENT_KEYS,
-    _SMS_KEYS,
-    _TOP_KEYS,
-    _WHEN_CLOSED_KEYS,
-    load_language_text,
+from voicebot.loading.keys import (
+    ANNOUNCE_KEYS,
+    ANNOUNCEMENT_KEYS,
+    GROUP_KEYS,
+    INTENT_KEYS,
+    SMS_KEYS,
+    TOP_KEYS,
+    WHEN_CLOSED_KEYS,
 )
+from voicebot.loading.loader import load_language_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "configuration.md"
@@ -81,7 +81,7 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
         assert config.intents["login_password"].label == "logging in and passwords"
     else:
         keys = set(yaml.safe_load(text))
-        assert keys <= set(_TOP_KEYS), f"{name}: not top-level keys: {keys - set(_TOP_KEYS)}"
+        assert keys <= set(TOP_KEYS), f"{name}: not top-level keys: {keys - set(TOP_KEYS)}"
         rest = "".join(part for key, part in BASE.items() if key not in keys)
         load_language_text(text + rest, name)
 
@@ -90,13 +90,13 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
     "key",
     sorted(
         {
-            *_TOP_KEYS,
-            *_GROUP_KEYS,
-            *_WHEN_CLOSED_KEYS,
-            *_INTENT_KEYS,
-            *_ANNOUNCE_KEYS,
-            *_SMS_KEYS,
-            *_ANNOUNCEMENT_KEYS,
+            *TOP_KEYS,
+            *GROUP_KEYS,
+            *WHEN_CLOSED_KEYS,
+            *INTENT_KEYS,
+            *ANNOUNCE_KEYS,
+            *SMS_KEYS,
+            *ANNOUNCEMENT_KEYS,
             "closed_days",
             *(f.name for f in fields(Prompts)),
             *(f.name for f in fields(Words)),
@@ -106,3 +106,27 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
 )
 def test_every_key_is_documented(key: str) -> None:
     assert f"`{key}`" in DOC.read_text(encoding="utf-8"), f"docs/configuration.md lacks `{key}`"
+
+
+README = ROOT / "README.md"
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def test_the_readme_names_every_program_the_tests_need() -> None:
+    """A newcomer runs the README's test command, not .ci/run: the README must name what .ci/run
+    installs, or the first run fails (or skips) for reasons they cannot see."""
+    packages = re.findall(r"missing\+=\(([\w-]+)\)", CI_RUN.read_text(encoding="utf-8"))
+    assert set(packages) == {"espeak-ng", "sox", "postgresql", "chromium"}
+    readme = README.read_text(encoding="utf-8")
+    section = readme[readme.index("<!-- test-command -->") :].split("\n## ", 1)[0]
+    install = re.search(r"`apt-get install ([^`]+)`", section)
+    assert install is not None and set(install.group(1).split()) == set(packages)
+
+
+def test_skipped_tests_say_why_in_the_output() -> None:
+    """pytest hides skip reasons unless asked; the test command asks, so a skip is never silent."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = options["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert any(o.startswith("-r") and "s" in o[2:] for o in addopts)

@@ -29,8 +29,10 @@ from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, load_speech_model
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
+from voicebot.telephony.app import SpeechProvider, VoiceServer
+from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
-from voicebot.telephony.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
+from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio
 from voicebot.telephony.testing.simulator import (
@@ -262,16 +264,16 @@ def test_error_in_call_handling_transfers_to_the_default_group(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = 0
-    original = CallPipeline.feed_async
+    original = CallPipeline.feed
 
-    async def flaky(self: CallPipeline, pcm: object) -> list[object]:
+    def flaky(self: CallPipeline, pcm: object) -> list[object]:  # in a decoding thread
         nonlocal calls
         calls += 1
         if calls == 5:
             raise RuntimeError("decoder exploded")
-        return await original(self, pcm)  # type: ignore[arg-type]
+        return original(self, pcm)  # type: ignore[arg-type,return-value]
 
-    monkeypatch.setattr(CallPipeline, "feed_async", flaky)
+    monkeypatch.setattr(CallPipeline, "feed", flaky)
     report = live.call("billing.wav")
     assert report.decision == TO_GENERAL
     assert report.context["reason"] == "error"

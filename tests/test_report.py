@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.records import CallRow, UtteranceRow
 from voicebot.calllog.report import DayCounts, daily, render, summarize, to_json
-from voicebot.cli import calllog as calllog_cli
+from voicebot.cli.main import main
 from voicebot.core.dialogue import Outcome, OutcomeKind, Utterance
 from voicebot.core.match import Match, Scored, Verdict
 
@@ -166,11 +165,8 @@ def test_json_and_table_carry_the_same_figures() -> None:
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    calllog_cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.run(args)
-    return code
+    """Through ``voicebot.cli.main``, which turns a user's mistake into its exit status."""
+    return main(list(argv))
 
 
 def _log_a_call(log: CallLog, call_id: str, day: int, caller: str, said: str, kind: str) -> None:
@@ -228,3 +224,19 @@ def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[
 def test_commands_report_a_bad_database_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("report", "--database", "mysql://x/y") == 1
     assert capsys.readouterr().err.startswith("voicebot: unsupported database URL")
+
+
+@pytest.mark.parametrize("command", [["report"], ["purge"], ["forget", "+46701234567"]])
+def test_report_purge_and_forget_never_create_a_call_log(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --database must not look like an empty line (0 calls) or a done forget."""
+    missing = tmp_path / "typo" / "calls.sqlite3"
+    assert _cli(*command, "--database", f"sqlite:///{missing}") == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"voicebot: there is no call log at sqlite://{missing} (nothing was ever recorded "
+        "there); give --database the log that voicebot serve writes, or set "
+        "VOICEBOT_DATABASE_URL\n"
+    )
+    assert not missing.exists() and not missing.parent.exists()

@@ -66,7 +66,7 @@ def test_percentile_is_nearest_rank() -> None:
 def test_tts_speaks_telephone_mulaw_and_caches() -> None:
     tts = Tts()
     if not tts.available:
-        pytest.skip("espeak-ng is not installed")
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     audio = tts.mulaw("안녕하세요, 고객 센터입니다.", "ko-KR")
     assert 0.8 < len(audio) / 8000 < 6.0  # seconds of 8 kHz mu-law
     assert len(set(audio)) > 50  # speech, not silence
@@ -170,6 +170,17 @@ def test_a_broken_edit_keeps_the_last_good_config_and_logs_why(
     assert "configuration reload failed" in caplog.text
     assert "intents.yaml:5" in caplog.text  # where the mistake is
     assert "configuration files changed: reloading" in caplog.text
+
+
+def test_a_reload_of_a_file_with_a_nul_byte_fails_like_any_broken_edit(config_dir: Path) -> None:
+    """The YAML reader rejects a NUL before parsing; that must be a reload failure (counted in
+    the metrics by the server), not an exception escaping the reload."""
+    holder = ConfigHolder(config_dir)
+    edit(config_dir / "en-US" / "intents.yaml", CONFIG.replace("members:", "mem\0bers:", 1))
+    error = holder.reload()
+    assert error is not None and holder.last_error is error
+    assert "intents.yaml:" in str(error) and "NUL" in str(error)
+    assert members_number(holder) == "+46101234567"  # still serving the last good config
 
 
 def test_sighup_reloads_the_configuration(config_dir: Path) -> None:

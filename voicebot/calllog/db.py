@@ -16,9 +16,23 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from voicebot.errors import VoicebotError
+
 DATABASE_URL_ENV = "VOICEBOT_DATABASE_URL"
 DATA_DIR_ENV = "VOICEBOT_DATA_DIR"
 SQLITE_FILE = "calls.sqlite3"
+
+
+class DatabaseUrlError(VoicebotError, ValueError):
+    """A call-log URL that names no database this program can use."""
+
+
+class NoCallLog(VoicebotError):
+    """A command that only reads was pointed at a call log that does not exist."""
+
+
+class NotADatabase(VoicebotError):
+    """The file at a call-log path is something else (the log would overwrite it)."""
 
 
 class Dialect(StrEnum):
@@ -32,9 +46,20 @@ class Target:
     location: str  # SQLite: a file path or ":memory:"; PostgreSQL: the libpq URL
 
     def __str__(self) -> str:
+        """A URL that ``parse_url`` reads back as the same database (the password hidden), so
+        what the banner prints can be pasted into ``--database``."""
         if self.dialect is Dialect.SQLITE:
-            return f"sqlite:{self.location}"
+            if self.location == ":memory:":
+                return "sqlite://:memory:"
+            path = Path(self.location).expanduser().absolute().as_posix()
+            return "sqlite:///" + path.lstrip("/")  # "sqlite:////x" also names /x; print one form
         return _hide_password(self.location)
+
+    def exists(self) -> bool:
+        """False for a SQLite file not created yet; a server database is assumed to exist."""
+        if self.dialect is Dialect.SQLITE and self.location != ":memory:":
+            return Path(self.location).expanduser().exists()
+        return True
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -63,10 +88,10 @@ def parse_url(url: str) -> Target:
         if rest.startswith("//"):
             rest = rest[2:]  # sqlite:///abs -> /abs, sqlite://:memory: -> :memory:
         if not rest:
-            raise ValueError(f"no file in database URL {url!r}")
+            raise DatabaseUrlError(f"no file in database URL {url!r}")
         return Target(Dialect.SQLITE, rest)
     if "://" in url:
-        raise ValueError(
+        raise DatabaseUrlError(
             f"unsupported database URL {url!r}: use postgresql://... or sqlite:///path"
         )
     return Target(Dialect.SQLITE, url)
@@ -146,6 +171,14 @@ def connect(target: Target, *, timeout_s: float = 5.0) -> Connection:
         try:
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
+        except sqlite3.DatabaseError as exc:
+            raw.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, busy: worth retrying
+                raise
+            raise NotADatabase(
+                f"{target.location} is not a call log ({exc}); give the call log's file, or a "
+                "new path to start one"
+            ) from None
         except Exception:
             raw.close()
             raise

@@ -27,7 +27,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from voicebot.calllog.db import Target, data_dir, default_url, is_transient, parse_url
+from voicebot.calllog.db import (
+    DATABASE_URL_ENV,
+    NoCallLog,
+    Target,
+    data_dir,
+    default_url,
+    is_transient,
+    parse_url,
+)
 from voicebot.calllog.records import (
     CallRow,
     EventRow,
@@ -38,10 +46,21 @@ from voicebot.calllog.records import (
     StoreNumbers,
     UtteranceRow,
     resolve_salt,
+    salt_source,
 )
-from voicebot.calllog.store import Did, Ended, Happened, Record, SaltMismatch, Started, Store
+from voicebot.calllog.store import (
+    Closed,
+    Did,
+    Ended,
+    Happened,
+    Record,
+    SaltMismatch,
+    Started,
+    Store,
+)
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
+from voicebot.errors import VoicebotError
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -66,7 +85,7 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
-class CallLogUnavailable(RuntimeError):
+class CallLogUnavailable(VoicebotError, RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
 
@@ -130,14 +149,27 @@ class CallLog:
         retry_min_s: float = 0.05,
         retry_max_s: float = 5.0,
         env: Mapping[str, str] | None = None,
+        create: bool = True,
     ) -> CallLog:
         """Open the log at ``url`` (default: ``default_url()``), migrating it.
 
         A database that is down or locked does not stop the caller: recording starts at once and
         the writer connects when it can. A bad URL or a different number salt raise here.
+        With ``create=False`` (commands that only read or delete) a SQLite log that does not
+        exist yet raises ``NoCallLog`` instead of being created empty.
         """
         target: Target = parse_url(url or default_url(env))
-        policy = NumberPolicy(resolve_salt(salt, data_dir(env), env), StoreNumbers(store_numbers))
+        if not create and not target.exists():
+            raise NoCallLog(
+                f"there is no call log at {target} (nothing was ever recorded there); give "
+                f"--database the log that voicebot serve writes, or set {DATABASE_URL_ENV}"
+            )
+        directory = data_dir(env)
+        policy = NumberPolicy(
+            resolve_salt(salt, directory, env),
+            StoreNumbers(store_numbers),
+            salt_source=salt_source(salt, directory, env),
+        )
         store = Store(target, policy, timeout_s=connect_timeout_s)
         try:
             store.connection()
@@ -162,7 +194,7 @@ class CallLog:
     def call_started(
         self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
     ) -> None:
-        """A new call (a call id seen before, as in a replay, replaces that call's log)."""
+        """A new call (a call id seen before keeps what was logged for it)."""
         self._put(Started(call_id, at, language, caller))
 
     def event(self, call_id: str, event: Event, match: Match | None = None) -> None:
@@ -177,6 +209,11 @@ class CallLog:
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        """Twilio reports the end of a call no live session here knows (its instance died, or
+        another one holds it): ``outcome`` is written only if the row is still open."""
+        self._put(Closed(call_id, at, outcome))
 
     def _put(self, record: Record) -> None:
         with self._lock:
@@ -254,6 +291,15 @@ class CallLog:
     ) -> Rows:
         """Calls started in [since, until) with their utterances, after the queued records."""
         return self._call(lambda s: s.fetch(since, until), timeout)
+
+    def has_call(self, call_id: str, timeout: float = 0.5) -> bool | None:
+        """Whether the log has a row for ``call_id``, after the records queued before; None
+        when the database cannot say within about ``timeout`` (+1 s): the server then treats
+        the call as new rather than keep a caller waiting."""
+        try:
+            return self._call(lambda s: s.has_call(call_id), timeout)
+        except CallLogUnavailable:
+            return None
 
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)

@@ -24,6 +24,7 @@ from typing import Any
 
 from voicebot.core.match import Scored
 from voicebot.core.phone import hash_number, is_withheld, mask, normalize
+from voicebot.errors import VoicebotError
 
 SALT_ENV = "VOICEBOT_NUMBER_SALT"
 SALT_FILE = "number_salt"
@@ -34,6 +35,10 @@ class StoreNumbers(StrEnum):
     HASH = "hash"  # only the salted HMAC
     MASK = "mask"  # HMAC plus +46******4567
     CLEAR = "clear"  # HMAC plus the number itself
+
+
+class SaltFileError(VoicebotError, ValueError):
+    """The number-salt file cannot be used."""
 
 
 def resolve_salt(
@@ -62,10 +67,20 @@ def resolve_salt(
     return _read_salt(path)
 
 
+def salt_source(explicit: str | None, directory: Path, env: Mapping[str, str] | None = None) -> str:
+    """Where ``resolve_salt`` takes the salt from, in words for an error message."""
+    env = os.environ if env is None else env
+    if explicit:
+        return "given by the program"
+    if env.get(SALT_ENV):
+        return f"${SALT_ENV}"
+    return f"the file {directory / SALT_FILE}"
+
+
 def _read_salt(path: Path) -> str:
     salt = path.read_text().strip()
     if not salt:
-        raise ValueError(f"{path} is empty: delete it to generate a new number salt")
+        raise SaltFileError(f"{path} is empty: delete it to generate a new number salt")
     return salt
 
 
@@ -78,6 +93,7 @@ def salt_fingerprint(salt: str) -> str:
 class NumberPolicy:
     salt: str
     store: StoreNumbers = StoreNumbers.HASH
+    salt_source: str = "given by the program"  # where ``salt`` came from, for error messages
 
     def hash(self, number: str | None) -> str | None:
         return None if is_withheld(number) or number is None else hash_number(number, self.salt)

@@ -1,28 +1,37 @@
-"""``voicebot serve`` (the Twilio server) and ``voicebot simulate`` (Twilio's side, for testers)."""
+"""``voicebot serve``: the Twilio server, its call log, dashboard and configuration reloads."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import dataclasses
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+from voicebot.cli.common import Subparsers, UsageError
+from voicebot.telephony.settings import (
+    API_BASE_URL_VAR,
+    AUTH_TOKEN_VAR,
+    ServerSettings,
+    TwilioEnv,
+)
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from voicebot.calllog.log import CallLog
-    from voicebot.telephony.server import VoiceServer
+    from voicebot.telephony.app import VoiceServer
 
 log = logging.getLogger("voicebot.serve")
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     serve = subparsers.add_parser("serve", help="answer Twilio calls (webhook + media stream)")
     serve.add_argument("--config", type=Path, help="intents file or folder (default: embedded)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -53,34 +62,58 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep transcripts and caller numbers this many days; purged at start and hourly "
         "(default 90)",
     )
+    limits = serve.add_argument_group("limits on what a client may make the server hold")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_default("max_body_bytes"),
+        help="larger request bodies are refused unread with 413 (default %(default)s; "
+        "Twilio's webhooks are a few KB)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_default("header_timeout_s"),
+        metavar="S",
+        help="seconds a client has to send a request's head, and again its body "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=_default("media_timeout_s"),
+        metavar="S",
+        help="a media stream without 'start', or silent, this long is closed; a call on it "
+        "is transferred to a person (default %(default)s)",
+    )
     serve.set_defaults(run=cmd_serve)
 
-    sim = subparsers.add_parser("simulate", help="call a running server as Twilio would")
-    sim.add_argument("wavs", nargs="*", type=Path, help="what the caller says, one file per turn")
-    sim.add_argument("--url", default="http://127.0.0.1:8080", help="the server's public URL")
-    sim.add_argument("--from", dest="caller", default="+821012345678", help="or 'withheld'")
-    sim.add_argument("--to", default="+82212340000", help="the number called")
-    sim.add_argument("--dtmf", default="", help="keys pressed after the audio, e.g. 0")
-    sim.add_argument("--calls", type=int, default=1, help="concurrent calls (default 1)")
-    sim.add_argument(
-        "--rotate", action="store_true", help="with --calls: call i says only WAV number i mod n"
+
+def _default(name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(ServerSettings) if f.name == name)
+
+
+def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> ServerSettings:
+    """The server's settings from serve's options."""
+    return ServerSettings(
+        public_url=public,
+        auth_token=auth_token,
+        max_body_bytes=args.max_body_bytes,
+        header_timeout_s=args.request_timeout,
+        body_timeout_s=args.request_timeout,
+        stream_start_timeout_s=args.stream_timeout,
+        media_timeout_s=args.stream_timeout,
     )
-    sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
-    sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
-    sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
-    sim.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN or the dev token")
-    sim.add_argument("--account-sid", help="default: $TWILIO_ACCOUNT_SID or the dev account")
-    sim.add_argument(
-        "--rest-port",
-        type=int,
-        default=DEV_REST_PORT,
-        help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
-        "TWILIO_API_BASE_URL must point at it)",
-    )
-    sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
-    sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
-    sim.add_argument("--json", action="store_true", help="print one JSON object")
-    sim.set_defaults(run=cmd_simulate)
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    for option, value in (
+        ("--max-body-bytes", args.max_body_bytes),
+        ("--request-timeout", args.request_timeout),
+        ("--stream-timeout", args.stream_timeout),
+    ):
+        if not value > 0:
+            raise UsageError(f"{option} {value} must be positive")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,19 +122,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def dev_environment(env: Mapping[str, str]) -> dict[str, str]:
     """Dev mode: fill in the fake REST API and its credentials where the environment is silent."""
-    out = dict(env)
-    out.setdefault("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
-    out.setdefault("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
-    out.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
-    out.setdefault("TWILIO_API_BASE_URL", f"http://127.0.0.1:{DEV_REST_PORT}")
-    return out
+    return TwilioEnv.with_dev_defaults(env)
 
 
 def missing_credentials(env: Mapping[str, str]) -> list[str]:
-    missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
-    if not env.get("TWILIO_FROM_NUMBER") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
-        missing.append("TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)")
-    return missing
+    return TwilioEnv.read(env).missing_for_serving()
 
 
 PURGE_INTERVAL_S = 3600.0
@@ -133,6 +158,26 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
         await asyncio.sleep(interval_s)
 
 
+def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
+    keep-alive and request-head timeouts. Request bodies are bounded by the app itself."""
+    import uvicorn
+
+    from voicebot.telephony.limits import HeadTimeoutH11Protocol
+
+    settings = server.settings
+    return uvicorn.Config(
+        server.app,
+        host=host,
+        port=port,
+        http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        lifespan="off",
+        **options,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
     from voicebot.dashboard.app import token_from_env
@@ -140,6 +185,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _check_port(args.port)
+    _check_limits(args)
+    if args.public_url is not None:
+        _check_public_url(args.public_url)
     env: Mapping[str, str] = os.environ
     if args.dev:
         env = dev_environment(env)
@@ -171,6 +220,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         call_log.close()
 
 
+def _check_port(port: int) -> None:
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port; use 1 to 65535 (0: any free port)")
+
+
+def _check_public_url(url: str) -> None:
+    """Twilio calls this URL and signs it, so it must be an absolute http(s) URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            f"--public-url {url!r} is not a web address Twilio can call; write it with its "
+            f"scheme, e.g. https://{url.split('://')[-1].lstrip('/') or 'your-tunnel.example'}"
+        )
+
+
 def _serve(
     args: argparse.Namespace,
     env: Mapping[str, str],
@@ -183,8 +247,8 @@ def _serve(
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
+    from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
-    from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
@@ -193,8 +257,9 @@ def _serve(
     speech.get(config)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
+    settings = server_settings(args, public, env[AUTH_TOKEN_VAR])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
+    server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
     server.prepare()  # the other languages' models, for calls to their numbers
     try:
         dashboard = attach_dashboard(server, call_log, token)
@@ -203,7 +268,7 @@ def _serve(
         return 2
     if args.dev:
         print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
-        print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
+        print(f"dev mode: REST API at {env.get(API_BASE_URL_VAR)}", file=sys.stderr)
     print(
         f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
     )
@@ -212,16 +277,7 @@ def _serve(
         print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
-    uv = uvicorn.Server(
-        uvicorn.Config(
-            server.app,
-            host=args.host,
-            port=args.port,
-            ws_max_size=2**20,
-            lifespan="off",
-            log_level="info",
-        )
-    )
+    uv = uvicorn.Server(uvicorn_config(server, args.host, args.port, log_level="info"))
 
     async def main() -> None:
         restore = install_reload_signal(asyncio.get_running_loop(), server.reload)
@@ -327,82 +383,3 @@ class ConfigWatcher:
         while True:
             await asyncio.sleep(interval_s)
             await loop.run_in_executor(None, self.poll)
-
-
-# ---------------------------------------------------------------------------------------------
-# simulate
-
-
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from voicebot.cli.main import UsageError, fail
-    from voicebot.speech.audio import AudioError
-    from voicebot.telephony.testing.fake_rest import FakeTwilio
-    from voicebot.telephony.testing.simulator import (
-        SimOptions,
-        format_report,
-        load_audio,
-        simulate_calls,
-        summary,
-    )
-
-    if args.calls < 1:
-        raise UsageError("--calls must be at least 1")
-    if not args.wavs and not args.dtmf:
-        raise UsageError("give the caller something to do: WAV files and/or --dtmf")
-    try:
-        turns = [load_audio(p) for p in args.wavs]
-    except (AudioError, OSError) as exc:
-        return fail(str(exc))
-    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
-    account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
-    caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
-    options = SimOptions(
-        url=args.url,
-        auth_token=token,
-        account_sid=account,
-        caller=caller,
-        to=args.to,
-        dtmf=args.dtmf,
-        realtime=args.realtime,
-        barge_in=args.barge_in,
-        max_wait_s=args.max_wait,
-    )
-    fake = None
-    if not args.no_fake:
-        try:
-            fake = FakeTwilio(account, token, port=args.rest_port).start()
-        except OSError as exc:
-            print(f"voicebot: cannot run the fake REST API on port {args.rest_port}: {exc}")
-            return 1
-    try:
-        reports = asyncio.run(
-            simulate_calls(
-                turns, options, fake, args.calls, rotate=args.rotate, stagger_s=args.stagger
-            )
-        )
-    finally:
-        if fake is not None:
-            fake.stop()
-    result = summary(reports)
-    if args.json:
-        calls = [
-            {
-                "call_sid": r.call_sid,
-                "said": r.said,
-                "texted": r.texted,
-                "decision": r.decision,
-                "context": r.context,
-                "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
-                "error": r.error,
-            }
-            for r in reports
-        ]
-        print(json.dumps({**result, "results": calls}, ensure_ascii=False))
-    else:
-        for r in reports if args.calls <= 5 else [r for r in reports if not r.decided]:
-            print(format_report(r))
-        if args.calls > 1:
-            print(json.dumps(result, ensure_ascii=False))
-    if any(r.rejected is not None for r in reports):
-        return 1
-    return 1 if result["undecided"] else 0

@@ -28,9 +28,10 @@ import numpy as np
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, Classify, Say, SendSms
+from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
-from voicebot.speech.pipeline import CallPipeline, Step
+from voicebot.speech.pipeline import CallPipeline, Step, StepEvent
 from voicebot.speech.recognizer import SpeechModel
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 BLOCK_S = 0.1  # audio read per loop turn: the recogniser decides on 0.1 s boundaries anyway
 
 
-class MicrophoneError(RuntimeError):
+class MicrophoneError(VoicebotError, RuntimeError):
     """No usable microphone; the message is one sentence saying what to do."""
 
 
@@ -132,9 +133,11 @@ def microphone(device: int | None = None) -> Microphone:
     try:
         info = sd.query_devices(device, "input")
     except Exception:  # PortAudioError / ValueError: no such or no default input device
-        which = f"input device {device}" if device is not None else "no input device"
+        which = (
+            f"there is no input device {device}" if device is not None else "no input device found"
+        )
         raise MicrophoneError(
-            f"{which} found; see the microphones with: voicebot listen --list-devices"
+            f"{which}; see the microphones with: voicebot listen --list-devices"
         ) from None
     if int(info["max_input_channels"]) < 1:
         raise MicrophoneError(
@@ -238,7 +241,7 @@ def format_step(step: Step) -> list[str]:
         h = step.heard
         text = h.alternatives[0][0] if h.alternatives else ""
         lines.append(f"[{step.time_s:5.1f} s] you: {text!r} -> {h.match_summary}")
-    elif step.event == "no_speech" and step.actions:
+    elif step.event is StepEvent.NO_SPEECH and step.actions:
         lines.append(f"[{step.time_s:5.1f} s] (silence)")
     lines += [describe(a) for a in step.actions]
     return lines
