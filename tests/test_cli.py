@@ -295,9 +295,7 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
     code, out, err = run([*argv, "--json"], capsys)
     assert code == 0, err
     report = json.loads(out)
-    assert report["fixed"] == [
-        {"text": "paypal", "expected": "invoice", "predicted": "invoice"}
-    ]
+    assert report["fixed"] == [{"text": "paypal", "expected": "invoice", "predicted": "invoice"}]
     assert report["broken"] == []
     assert report["route_accuracy"] == 1.0 and report["against"]["route_accuracy"] < 1.0
 
