@@ -16,13 +16,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -32,6 +29,7 @@ from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.dashboard.app import dashboard_app
 from voicebot.loading.loader import load_deployment
+from voicebot.telephony.testing.serving import serving
 
 TOKEN = "screenshot-token-not-a-secret"
 FIRST_DAY = dt.date(2026, 11, 9)
@@ -97,23 +95,8 @@ def fill(log: CallLog, seed: int = 7) -> None:
     log.flush()
 
 
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def serve(app: Starlette) -> AbstractContextManager[str]:
+    return serving(app, log_level="warning")
 
 
 def find_chromium() -> str | None:

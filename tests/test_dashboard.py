@@ -11,16 +11,13 @@ import datetime as dt
 import json
 import re
 import shutil
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import uvicorn
 import yaml
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -34,6 +31,7 @@ from voicebot.core.text import normalize
 from voicebot.dashboard.app import COOKIE, dashboard_app
 from voicebot.dashboard.data import snippet
 from voicebot.loading.loader import load_deployment, load_language, load_language_text
+from voicebot.telephony.testing.serving import serving
 
 TOKEN = "test-dashboard-token-0123456789"
 ALICE = "+46701234567"
@@ -106,24 +104,9 @@ def mounted(log: CallLog, deployment: Deployment, token: str | None = TOKEN) -> 
     return Starlette(routes=[Mount("/dashboard", app=dashboard)])
 
 
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
+def serve(app: Starlette) -> AbstractContextManager[str]:
     """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serving(app, log_level="warning")
 
 
 class Client:

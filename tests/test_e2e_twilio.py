@@ -10,9 +10,6 @@ import json
 import logging
 import re
 import shutil
-import socket
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -35,6 +31,7 @@ from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.serving import free_port, serving
 from voicebot.telephony.testing.simulator import (
     SILENCE,
     CallReport,
@@ -52,12 +49,6 @@ AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 CALLER = "+821012345678"
 GENERAL = "dial number:+82212345678"  # the default group's destination
 TO_GENERAL = "transfer " + GENERAL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -96,7 +87,7 @@ def _serving(
     """``serve`` on a free port over ``config_path``, with its own fake Twilio REST API;
     ``before_start`` may mount more on the server (the dashboard) before it listens."""
     fake = FakeTwilio().start()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     rest = TwilioRest(
         fake.account_sid,
@@ -116,20 +107,10 @@ def _serving(
     )
     if before_start is not None:
         before_start(server)
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert uv.started
     try:
-        yield Live(server, fake, url, config_path)
+        with serving(server.app, port=port, log_config=None):
+            yield Live(server, fake, url, config_path)
     finally:
-        uv.should_exit = True
-        thread.join(5)
         fake.stop()
 
 
@@ -375,6 +356,20 @@ def test_reload_during_a_call_keeps_the_call_on_its_config(live: Live) -> None:
         assert not live.server.reload()
         third = live.call("billing.wav")
         assert third.decision == f"transfer enqueue workflow:{workflow}"
+    finally:
+        live.config_path.write_text(original, encoding="utf-8")
+        assert live.server.reload()
+
+
+def test_a_reload_of_a_file_with_a_nul_byte_is_a_counted_failure(live: Live) -> None:
+    """It used to escape the reload as a YAML reader exception, uncounted in /metrics."""
+    original = live.config_path.read_text(encoding="utf-8")
+    before = live.server.metrics.reloads["failed"]
+    try:
+        live.config_path.write_text(original.replace("billing", "bil\0ling", 1), "utf-8")
+        assert not live.server.reload()
+        assert live.server.metrics.reloads["failed"] == before + 1
+        assert live.call("billing.wav").decision == "transfer enqueue billing"  # still serving
     finally:
         live.config_path.write_text(original, encoding="utf-8")
         assert live.server.reload()

@@ -136,11 +136,17 @@ class IntentAction:
     audio_url: str | None = None
     # sms: the chatbot answer's link, the SMS body and what the bot says when it was sent
     link: str | None = None
-    sms_text: str | None = None  # body; "{link}" is replaced; default "<say> {link}"
+    sms_text: str | None = None  # body; "{link}" is replaced; default: ``default_sms_text``
     fallback: SmsFallback = SmsFallback.TRANSFER
     answer: str | None = None  # read aloud when fallback is "read"
     # transfer (and sms fallback): the agent group id
     group: str | None = None
+
+
+def default_sms_text(said: str) -> str:
+    """The SMS body of an intent that gives none: what the bot says about the text (its ``say``,
+    else the ``sms_sent`` prompt), then the link."""
+    return f"{said} {{link}}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +198,12 @@ class Words:
     escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
     yes: tuple[str, ...]
     no: tuple[str, ...]
+    # Answers to "is it about A or B?" that pick by position ("the first one", "the latter"),
+    # and the words ignored when an answer is matched against the two labels ("the", "my").
+    # Optional: without them an answer can still name a label.
+    first: tuple[str, ...] = ()
+    second: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
 
 
 class SpeechMode(StrEnum):

@@ -12,6 +12,7 @@ import re
 import yaml
 
 from voicebot.core.config import AgentGroup, Destination, DestinationKind, OpeningHours, WhenClosed
+from voicebot.core.phone import E164, MAX_DIGITS, MIN_DIGITS
 from voicebot.loading.files import Entry
 from voicebot.loading.hours import read_hours
 from voicebot.loading.keys import DESTINATION_KEYS, GROUP_KEYS, NAME_RE, WHEN_CLOSED_KEYS
@@ -20,7 +21,6 @@ from voicebot.loading.refs import Ref, References
 
 __all__ = ["read_groups"]
 
-_PHONE_RE = re.compile(r"^\+[1-9]\d{7,14}$")
 _SIP_RE = re.compile(
     r"^sips?:[^@\s;:]+(?::[^@\s;]*)?@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
     r"(?::\d{1,5})?(?:;\S*)?$"
@@ -117,11 +117,12 @@ def _destination(
         return None
     if kind is DestinationKind.NUMBER:
         compact = re.sub(r"[\s-]", "", value)
-        if not _PHONE_RE.match(compact):
+        if not E164.match(compact):
             ctx.fail(
                 node,
                 f"{where}: {quote(value)} is not a phone number in international form; write "
-                "'+', the country code and the number, 8 to 15 digits (e.g. \"+46101234567\")",
+                f"'+', the country code and the number, {MIN_DIGITS} to {MAX_DIGITS} digits "
+                '(e.g. "+46101234567")',
             )
             return None
         value = compact

@@ -139,6 +139,9 @@ class VoiceServer:
         self.sessions: dict[str, CallSession] = {}
         # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
         self.answered: dict[str, None] = {}
+        # Whether the call log has a CallSid (``CallLog.has_call``; None: cannot tell), for
+        # repeats of calls answered before a restart or by another instance.
+        self.known_call: Callable[[str], bool | None] = lambda call_sid: False
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -225,15 +228,25 @@ class VoiceServer:
         self.ready = True
 
     def _warm_prompts(self, config: LanguageConfig) -> None:
-        """Synthesise the likely mid-call prompts once per configuration. (Warming them per
-        call cost every new call three espeak-ng runs until the cache filled, all at once
-        when calls arrived together: 7% of the server's CPU at 15 calls.)"""
+        """Synthesise the mid-call prompts once per configuration, in one background thread:
+        what the intents announce or say after a text, and the usual follow-ups. (Warming three
+        of them for every new call cost each call three espeak-ng runs until the cache filled,
+        all at once when calls arrived together: 7% of the server's CPU at 15 calls; the
+        announcements themselves were synthesised while their first caller waited.)"""
         tts = self.tts
         if tts is None or not tts.available:
             return
-        prompts = config.prompts
-        for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
-            _warm(tts, text, config.language)
+        p = config.prompts
+        texts = [p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        for intent in config.intents.values():
+            texts += [t for t in (intent.action.text, intent.action.answer) if t]
+        language = config.language
+
+        def warm_all() -> None:
+            for text in dict.fromkeys(texts):
+                _warm(tts, text, language)
+
+        threading.Thread(target=warm_all, name="warm-prompts", daemon=True).start()
 
     async def drain(self, timeout_s: float, hurry: asyncio.Event | None = None) -> int:
         """Stop taking calls (``/healthz`` 503, so the load balancer sends new ones elsewhere)
@@ -330,7 +343,10 @@ class VoiceServer:
         if existing is not None:  # Twilio retried the webhook of a call whose stream is here
             self.metrics.error("duplicate_webhook")
             return Response(existing.start_twiml, media_type=TWIML)
-        if call_sid in self.answered:
+        seen: bool | None = call_sid in self.answered
+        if not seen:
+            seen = await asyncio.to_thread(self.known_call, call_sid)
+        if seen:
             return self._answered_before(call_sid, config)
         self.answered[call_sid] = None
         while len(self.answered) > KNOWN_CALLS:
@@ -368,10 +384,11 @@ class VoiceServer:
         return Response(session.start_twiml, media_type=TWIML)
 
     def _answered_before(self, call_sid: str, config: LanguageConfig) -> Response:
-        """The webhook of a call that has ended here came again: a replay (Twilio does not ask
-        twice for a call it is still connecting). It must not start a second session, whose
-        start would reset the call's log: ignored and counted. The answer still puts a caller
-        through to a person, should one be on the line."""
+        """The webhook of a call answered before (here, or as the call log knows) came again:
+        a replay (Twilio does not ask twice for a call it is still connecting). It must not
+        start a second session, which would write a second start and outcome into the call's
+        log: ignored and counted. The answer still puts a caller through to a person, should
+        one be on the line."""
         self.metrics.error("duplicate_webhook")
         log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
         return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)

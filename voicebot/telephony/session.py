@@ -48,7 +48,7 @@ from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.media_stream import (
-    Dtmf,
+    DtmfMessage,
     Mark,
     Media,
     Stop,
@@ -149,7 +149,9 @@ class CallSession:
             self.state = CallState.STREAMING
         self.pending_marks.clear()
         self.buffer.clear()
-        self.media_offset = None  # a new stream's timestamps start from 0
+        # A new stream's timestamps start from 0 now: a frame later than its timestamp says,
+        # counted from here, waited somewhere (socket, event loop) and the caller with it.
+        self.media_offset = time.perf_counter()
         if self.audio is None:
             self.audio = self._audio_queue()
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
@@ -160,7 +162,7 @@ class CallSession:
         a stream in order, so a number not above the highest seen is a duplicate or a replay.
         Handling it again would feed the same audio twice (slowing the caller's words down
         until they are heard as something else) or press a key twice."""
-        if not isinstance(message, Media | Mark | Dtmf | Stop):
+        if not isinstance(message, Media | Mark | DtmfMessage | Stop):
             return False
         if message.sequence_number <= self.last_seq:
             return True
@@ -240,7 +242,7 @@ class CallSession:
             if message.track not in ("inbound", "inbound_track"):
                 return
             self._on_media(message, received)
-        elif isinstance(message, Dtmf):
+        elif isinstance(message, DtmfMessage):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
         elif isinstance(message, Mark):
@@ -264,10 +266,10 @@ class CallSession:
 
     def _on_media(self, message: Media, received: float) -> None:
         """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
-        the chunk's last frame should have arrived by its media timestamp, measured against
-        the stream's start (its earliest arrival minus timestamp): frames queueing anywhere
-        before us (the socket, a busy event loop) make the decision latency grow, as the
-        caller feels it."""
+        the chunk's last frame should have arrived by its media timestamp, counted from the
+        stream's start (when it attached, or earlier if frames ran ahead of real time): frames
+        queueing anywhere before us (the socket, a busy event loop) make the decision latency
+        grow, as the caller feels it."""
         end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
         offset = received - end_s
         if self.media_offset is None or offset < self.media_offset:
@@ -412,6 +414,8 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
+            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
