@@ -13,17 +13,18 @@ import logging
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from postgres import PostgresServer, find_bindir
 
-from voicebot.calllog.db import Connection, connect, parse_url
+from voicebot.calllog.db import Connection, Cursor, connect, parse_url
 from voicebot.calllog.log import CallLog, Purged, SaltMismatch, StoreNumbers
+from voicebot.calllog.records import ts
 from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migrate
 from voicebot.calllog.scripted import log_text_call
-from voicebot.calllog.store import PURGE_LOCK_KEY
+from voicebot.calllog.store import PURGE_LOCK_KEY, Closed
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Dialogue, Outcome, OutcomeKind
 from voicebot.core.match import Match, Scored, Verdict
@@ -609,3 +610,44 @@ def test_instances_starting_together_on_a_new_database_all_open_it(
             assert current_version(check) == MIGRATIONS[-1].version
         finally:
             check.close()
+
+
+def test_a_status_callback_never_overwrites_an_outcome_committed_meanwhile(
+    pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The call's own instance commits its outcome just after another instance's status-callback
+    close has read the row (still open) and before it updates it: the real outcome stays."""
+    import psycopg
+
+    url = pg_server.create_database(f"calls_{next(_ids)}")
+    log = CallLog.open(url, salt=SALT, retry_max_s=0.2)
+    try:
+        log.call_started("RACE", MONDAY, "en-US", ALICE)
+        assert log.flush()
+    finally:
+        log.close()
+    store = CallLog.open(url, salt=SALT).store
+    conn = store.connection()
+    plain = conn.execute
+
+    def execute(sql: str, params: Sequence[object] = ()) -> Cursor:
+        cursor = plain(sql, params)
+        if sql.startswith("SELECT started_at, decided_at, ended_at"):  # read: still open
+            with psycopg.connect(url, autocommit=True) as own:  # the instance's Ended lands
+                own.execute(
+                    "UPDATE calls SET ended_at = %s, outcome = 'sms_sent', reason = 'goodbye' "
+                    "WHERE call_id = 'RACE'",
+                    (ts(MONDAY + dt.timedelta(seconds=20)),),
+                )
+        return cursor
+
+    monkeypatch.setattr(conn, "execute", execute)
+    fallback = Outcome(OutcomeKind.TRANSFERRED, 0, "fallback", "general")
+    store.write([Closed("RACE", MONDAY + dt.timedelta(seconds=25), fallback)])
+    store.close()
+    check = CallLog.open(url, salt=SALT)
+    try:
+        [call] = check.fetch().calls
+        assert (call.outcome, call.reason) == ("sms_sent", "goodbye")
+    finally:
+        check.close()

@@ -281,10 +281,13 @@ class Store:
             return  # an instance logged how the call really ended
         started, decided = parse_ts(row[0]), parse_ts(row[1])
         o = r.outcome
+        # Closed: the condition is in the UPDATE too. An instance's Ended committing between the
+        # SELECT above and here would otherwise be overwritten (PostgreSQL re-checks the WHERE
+        # of an UPDATE that waited for the row's lock, not an earlier SELECT).
         conn.execute(
             "UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, intent = ?, "
             "after_prompt = ?, turns = ?, served = ?, duration_s = ?, decision_s = ? "
-            "WHERE call_id = ?",
+            "WHERE call_id = ?" + (" AND ended_at IS NULL" if only_open else ""),
             (
                 ts(r.at),
                 o.kind.value,
