@@ -220,8 +220,17 @@ def rows(
                 (sids,),
             ).fetchall()
         if len(found) == len(sids) or time.monotonic() > deadline:
-            return {r[0]: r[1] for r in found}
+            break
         time.sleep(0.5)
+    # A row the status callback closed as the fallback is overwritten by the call's own
+    # instance a moment later: read the reasons once more after that moment.
+    time.sleep(5)
+    with psycopg.connect(pg.url(database)) as conn:
+        found = conn.execute(
+            "SELECT call_id, reason FROM calls WHERE call_id = ANY(%s) AND ended_at IS NOT NULL",
+            (sids,),
+        ).fetchall()
+    return {r[0]: r[1] for r in found}
 
 
 def measure(run: Run, closed: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +244,7 @@ def measure(run: Run, closed: dict[str, Any]) -> dict[str, Any]:
         "reached_person_or_decision": len(reached),
         "lost": len(started) - len(reached),
         "log_rows_missing": sum(1 for r in started if r.call_sid not in closed),
+        "missing": [f"{r.call_sid}: {r.decision}" for r in started if r.call_sid not in closed],
         "fallback": sum(1 for r in started if r.decision.startswith("fallback")),
         # Rows whose reason is "fallback": closed by a status callback, or a failed REST update.
         "logged_fallback": sorted(sid for sid, reason in closed.items() if reason == "fallback"),
