@@ -172,7 +172,7 @@ _TOP_KEYS = (
 _REQUIRED_TOP = ("groups", "default_group", "intents")
 _DESTINATION_KEYS = tuple(k.value for k in DestinationKind)
 _GROUP_KEYS = ("name", *_DESTINATION_KEYS, "hours", "when_closed")
-_WHEN_CLOSED_KEYS = ("say", "sms", "transfer_to")
+_WHEN_CLOSED_KEYS = ("say", "say_without_sms", "sms", "transfer_to")
 _ACTION_KEYS = tuple(k.value for k in ActionKind)
 _INTENT_KEYS = ("label", "phrases", "examples", *_ACTION_KEYS)
 _ANNOUNCE_KEYS = ("text", "audio_url")
@@ -1329,6 +1329,8 @@ class _Builder:
         if pairs is None:
             return None
         say = ctx.text(pairs["say"][1], where, "'say'") if "say" in pairs else None
+        without = pairs.get("say_without_sms")
+        say_without_sms = ctx.text(without[1], where, "'say_without_sms'") if without else None
         sms: str | None = None
         if "sms" in pairs:
             sms = ctx.text(pairs["sms"][1], where, "'sms'")
@@ -1344,7 +1346,9 @@ class _Builder:
                 self.closed_refs.append((gid, ref))
         if say is None:
             return None
-        return WhenClosed(say=say, sms=sms, transfer_to=transfer_to)
+        return WhenClosed(
+            say=say, sms=sms, transfer_to=transfer_to, say_without_sms=say_without_sms
+        )
 
     # -- intents
 
