@@ -12,7 +12,11 @@ timeline (every event and action, which hold transcripts and SMS texts), blanks 
 n-best lists and erases the caller's hash and number. What stays is anonymous: the call's times,
 language, outcome, reason, group, intents, verdicts and scores, so long-term reports (volumes,
 transfers, solved share, per-intent counts) keep working; top unmatched utterances cover the
-retention window only. ``forget(number)`` deletes every trace of one caller at once.
+retention window only. ``forget(number)`` deletes every trace of one caller at once; a call of
+theirs still in progress (in this or another process) is marked, so its later events are dropped
+rather than written again. On SQLite both overwrite what they delete (``secure_delete``) and
+empty the write-ahead log, so no copy of the text stays in the ``-wal`` file. A negative
+retention period is refused: it would purge everything, calls in progress included.
 """
 
 from __future__ import annotations
@@ -66,6 +70,13 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
+def _check_retention(days: int | None) -> int | None:
+    """A negative period would purge everything, calls in progress included."""
+    if days is not None and days < 0:
+        raise ValueError(f"the retention period must be 0 days or more, not {days}")
+    return days
+
+
 class CallLogUnavailable(RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
@@ -102,7 +113,7 @@ class CallLog:
         retry_max_s: float = 5.0,
     ) -> None:
         self.store = store
-        self.retention_days = retention_days
+        self.retention_days = _check_retention(retention_days)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
         self._batch = max(1, batch)
         self._retry = (retry_min_s, retry_max_s)
@@ -136,6 +147,7 @@ class CallLog:
         A database that is down or locked does not stop the caller: recording starts at once and
         the writer connects when it can. A bad URL or a different number salt raise here.
         """
+        _check_retention(retention_days)  # before anything is created
         target: Target = parse_url(url or default_url(env))
         policy = NumberPolicy(resolve_salt(salt, data_dir(env), env), StoreNumbers(store_numbers))
         store = Store(target, policy, timeout_s=connect_timeout_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -44,6 +45,9 @@ from voicebot.core.dialogue import (
 from voicebot.core.match import Match, Scored, Verdict
 
 SALT_KEY = "number_salt_fingerprint"
+FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
+
+log = logging.getLogger("voicebot.calllog.store")
 
 
 class SaltMismatch(RuntimeError):
@@ -144,13 +148,22 @@ class Store:
     # Writing
 
     def write(self, records: Sequence[Record]) -> None:
-        """All records in one transaction; on error nothing is written and they can be retried."""
+        """All records in one transaction; on error nothing is written and they can be retried.
+        Records of a call forgotten while it was live are dropped (see migration 2)."""
         conn = self.connection()
         seq = dict(self._seq)
+        forgotten: dict[str, bool] = {}
         with conn.transaction():
             for r in records:
-                self._write(conn, r, seq)
+                if r.call_id not in forgotten:
+                    forgotten[r.call_id] = self._forgotten(conn, r.call_id)
+                if not forgotten[r.call_id]:
+                    self._write(conn, r, seq)
         self._seq = seq
+
+    def _forgotten(self, conn: Connection, call_id: str) -> bool:
+        row = conn.execute("SELECT 1 FROM forgotten_calls WHERE call_id = ?", (call_id,)).fetchone()
+        return row is not None
 
     def _write(self, conn: Connection, r: Record, seq: dict[str, int]) -> None:
         if isinstance(r, Started):
@@ -322,6 +335,13 @@ class Store:
                 "WHERE started_at < ? AND (caller_hash IS NOT NULL OR caller IS NOT NULL)",
                 (cutoff,),
             ).rowcount
+            # markers of forgotten calls outlive any call still in progress, then go
+            keep_markers = dt.datetime.now(dt.UTC) - FORGOTTEN_MARKER_KEPT
+            conn.execute(
+                "DELETE FROM forgotten_calls WHERE forgotten_at < ?",
+                (ts(min(before, keep_markers)),),
+            )
+        self._scrub(conn)
         return Purged(events, transcripts, callers)
 
     def forget(self, caller_hash: str) -> Forgotten:
@@ -329,6 +349,11 @@ class Store:
         conn = self.connection()
         with conn.transaction():
             sub = "SELECT call_id FROM calls WHERE caller_hash = ?"
+            conn.execute(  # a call still in progress must not be recreated by its later writes
+                "INSERT INTO forgotten_calls (call_id, forgotten_at) SELECT call_id, ? "
+                "FROM calls WHERE caller_hash = ? ON CONFLICT (call_id) DO NOTHING",
+                (ts(dt.datetime.now(dt.UTC)), caller_hash),
+            )
             events = conn.execute(
                 f"DELETE FROM call_events WHERE call_id IN ({sub})", (caller_hash,)
             ).rowcount
@@ -336,7 +361,16 @@ class Store:
                 f"DELETE FROM utterances WHERE call_id IN ({sub})", (caller_hash,)
             ).rowcount
             calls = conn.execute("DELETE FROM calls WHERE caller_hash = ?", (caller_hash,)).rowcount
+        self._scrub(conn)
         return Forgotten(calls, events, utterances)
+
+    def _scrub(self, conn: Connection) -> None:
+        if not conn.scrub():
+            log.warning(
+                "call log %s: a reader kept the write-ahead log from being emptied; deleted "
+                "text stays in its -wal file until the next checkpoint",
+                self.target,
+            )
 
 
 def _range(
