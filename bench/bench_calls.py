@@ -39,10 +39,14 @@ sys.path.insert(0, str(ROOT))
 from voicebot.loading.loader import ConfigHolder  # noqa: E402
 from voicebot.speech.recognizer import load_model  # noqa: E402
 from voicebot.speech.tts import Tts  # noqa: E402
+from voicebot.telephony.app import SpeechProvider, VoiceServer  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
 from voicebot.telephony.rest import TwilioRest  # noqa: E402
-from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer  # noqa: E402
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN  # noqa: E402
+from voicebot.telephony.settings import (  # noqa: E402
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    ServerSettings,
+)
 
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
 AUDIO = ROOT / "audio_fixtures" / "ko-KR"

@@ -29,8 +29,10 @@ from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, load_speech_model
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
+from voicebot.telephony.app import SpeechProvider, VoiceServer
+from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
-from voicebot.telephony.server import CallObserver, ServerSettings, SpeechProvider, VoiceServer
+from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio
 from voicebot.telephony.testing.simulator import (

@@ -23,8 +23,9 @@ from voicebot.cli.serve import attach_dashboard, purge_every
 from voicebot.core.dialogue import CallStarted, Utterance
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
+from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.rest import TwilioRest
-from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.testing.simulator import CallReport, load_audio, simulate_call
 
 SALT = "test-number-salt"

@@ -13,11 +13,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, DEV_REST_PORT
+from voicebot.telephony.settings import (
+    ACCOUNT_SID_VAR,
+    API_BASE_URL_VAR,
+    AUTH_TOKEN_VAR,
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+    DEV_REST_PORT,
+    TwilioEnv,
+)
 
 if TYPE_CHECKING:
     from voicebot.calllog.log import CallLog
-    from voicebot.telephony.server import VoiceServer
+    from voicebot.telephony.app import VoiceServer
 
 log = logging.getLogger("voicebot.serve")
 
@@ -68,14 +76,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
     sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
     sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
-    sim.add_argument("--auth-token", help="default: $TWILIO_AUTH_TOKEN or the dev token")
-    sim.add_argument("--account-sid", help="default: $TWILIO_ACCOUNT_SID or the dev account")
+    sim.add_argument("--auth-token", help=f"default: ${AUTH_TOKEN_VAR} or the dev token")
+    sim.add_argument("--account-sid", help=f"default: ${ACCOUNT_SID_VAR} or the dev account")
     sim.add_argument(
         "--rest-port",
         type=int,
         default=DEV_REST_PORT,
         help=f"port of the fake Twilio REST API run here (default {DEV_REST_PORT}; the server's "
-        "TWILIO_API_BASE_URL must point at it)",
+        f"{API_BASE_URL_VAR} must point at it)",
     )
     sim.add_argument("--no-fake", action="store_true", help="do not run the fake REST API")
     sim.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for the bot")
@@ -89,19 +97,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def dev_environment(env: Mapping[str, str]) -> dict[str, str]:
     """Dev mode: fill in the fake REST API and its credentials where the environment is silent."""
-    out = dict(env)
-    out.setdefault("TWILIO_ACCOUNT_SID", DEV_ACCOUNT_SID)
-    out.setdefault("TWILIO_AUTH_TOKEN", DEV_AUTH_TOKEN)
-    out.setdefault("TWILIO_FROM_NUMBER", "+15005550006")
-    out.setdefault("TWILIO_API_BASE_URL", f"http://127.0.0.1:{DEV_REST_PORT}")
-    return out
+    return TwilioEnv.with_dev_defaults(env)
 
 
 def missing_credentials(env: Mapping[str, str]) -> list[str]:
-    missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
-    if not env.get("TWILIO_FROM_NUMBER") and not env.get("TWILIO_MESSAGING_SERVICE_SID"):
-        missing.append("TWILIO_FROM_NUMBER (or TWILIO_MESSAGING_SERVICE_SID)")
-    return missing
+    return TwilioEnv.read(env).missing_for_serving()
 
 
 PURGE_INTERVAL_S = 3600.0
@@ -183,8 +183,9 @@ def _serve(
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
+    from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
-    from voicebot.telephony.server import ServerSettings, SpeechProvider, VoiceServer
+    from voicebot.telephony.settings import ServerSettings
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
@@ -193,7 +194,7 @@ def _serve(
     speech.get(config)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = ServerSettings(public_url=public, auth_token=env["TWILIO_AUTH_TOKEN"])
+    settings = ServerSettings(public_url=public, auth_token=env[AUTH_TOKEN_VAR])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
     server.prepare()  # the other languages' models, for calls to their numbers
     try:
@@ -203,7 +204,7 @@ def _serve(
         return 2
     if args.dev:
         print(f"dev mode: signatures use the auth token {settings.auth_token!r}", file=sys.stderr)
-        print(f"dev mode: REST API at {env.get('TWILIO_API_BASE_URL')}", file=sys.stderr)
+        print(f"dev mode: REST API at {env.get(API_BASE_URL_VAR)}", file=sys.stderr)
     print(
         f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
     )
@@ -353,8 +354,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         turns = [load_audio(p) for p in args.wavs]
     except (AudioError, OSError) as exc:
         return fail(str(exc))
-    token = args.auth_token or os.environ.get("TWILIO_AUTH_TOKEN") or DEV_AUTH_TOKEN
-    account = args.account_sid or os.environ.get("TWILIO_ACCOUNT_SID") or DEV_ACCOUNT_SID
+    twilio = TwilioEnv.read(os.environ)
+    token = args.auth_token or twilio.auth_token or DEV_AUTH_TOKEN
+    account = args.account_sid or twilio.account_sid or DEV_ACCOUNT_SID
     caller = None if args.caller.lower() in ("", "withheld", "anonymous") else args.caller
     options = SimOptions(
         url=args.url,

@@ -18,7 +18,6 @@ is better for the caller than two or three copies of one text.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -31,6 +30,8 @@ from twilio.base.exceptions import (  # type: ignore[import-untyped]
 )
 from twilio.http.http_client import TwilioHttpClient  # type: ignore[import-untyped]
 from twilio.rest import Client  # type: ignore[import-untyped]
+
+from voicebot.telephony.settings import FROM_NUMBER_VAR, MESSAGING_SERVICE_SID_VAR, TwilioEnv
 
 TWILIO_API: Final = "https://api.twilio.com"
 MAX_TWIML_CHARS: Final = 4000  # Twilio refuses longer inline TwiML in a call update
@@ -120,16 +121,16 @@ class TwilioRest:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **options: Any) -> TwilioRest:
-        """From TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER or
-        TWILIO_MESSAGING_SERVICE_SID (SMS sender), and optional TWILIO_API_BASE_URL."""
-        env = os.environ if env is None else env
-        missing = [k for k in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN") if not env.get(k)]
-        if missing:
-            raise TwilioCredentialsError(f"environment variable {missing[0]} is not set")
-        options.setdefault("from_number", env.get("TWILIO_FROM_NUMBER") or None)
-        options.setdefault("messaging_service_sid", env.get("TWILIO_MESSAGING_SERVICE_SID") or None)
-        options.setdefault("base_url", env.get("TWILIO_API_BASE_URL") or None)
-        return cls(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"], **options)
+        """From the ``TWILIO_*`` variables ``TwilioEnv`` reads: account SID and auth token,
+        the SMS sender (a from number or a messaging service), and the optional API base."""
+        twilio = TwilioEnv.read(env)
+        if twilio.account_sid is None or twilio.auth_token is None:
+            first = twilio.missing_credentials()[0]
+            raise TwilioCredentialsError(f"environment variable {first} is not set")
+        options.setdefault("from_number", twilio.from_number)
+        options.setdefault("messaging_service_sid", twilio.messaging_service_sid)
+        options.setdefault("base_url", twilio.api_base_url)
+        return cls(twilio.account_sid, twilio.auth_token, **options)
 
     def update_call(self, call_sid: str, twiml: str) -> RestResult:
         """Replace what a live call is doing with ``twiml`` (ends its media stream)."""
@@ -159,7 +160,7 @@ class TwilioRest:
             sender["messaging_service_sid"] = self.messaging_service_sid
         else:
             raise TwilioCredentialsError(
-                "no SMS sender: set TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID"
+                f"no SMS sender: set {FROM_NUMBER_VAR} or {MESSAGING_SERVICE_SID_VAR}"
             )
         extra = {"status_callback": status_callback} if status_callback else {}
         since = self._clock() - CLOCK_SLACK

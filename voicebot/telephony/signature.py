@@ -6,6 +6,8 @@ while Twilio signed ``https://bot.example.com/..``: rebuild the URL with ``publi
 configured public base instead of trusting the request's scheme, host and port. Twilio signs some
 URLs with and some without the default port (:443); ``is_valid`` accepts both. The WebSocket
 upgrade of ``<Connect><Stream>`` is signed against its ``wss://`` URL with no parameters.
+``verify`` is the one check every signed route (webhooks, whisper, stream upgrade) goes through,
+so the public-URL rebuild cannot be forgotten on one of them.
 """
 
 from __future__ import annotations
@@ -47,3 +49,17 @@ def public_url(request_url: str, public_base: str, *, websocket: bool = False) -
     request = urlsplit(request_url)
     path = base.path.rstrip("/") + (request.path or "/")
     return urlunsplit((scheme, base.netloc, path, request.query, ""))
+
+
+def verify(
+    request_url: str,
+    params: Mapping[str, str] | None,
+    signature: str | None,
+    *,
+    public_base: str,
+    auth_token: str,
+    websocket: bool = False,
+) -> str | None:
+    """``None`` when the request is signed; else the public URL that failed (for the log line)."""
+    url = public_url(request_url, public_base, websocket=websocket)
+    return None if is_valid(url, params, signature, auth_token) else url

@@ -35,6 +35,13 @@ from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from voicebot.core.phone import normalize
+from voicebot.telephony.settings import (
+    ACCOUNT_SID_VAR,
+    API_BASE_URL_VAR,
+    AUTH_TOKEN_VAR,
+    DEV_ACCOUNT_SID,
+    DEV_AUTH_TOKEN,
+)
 
 API: Final = "/2010-04-01/Accounts/"
 _CALL_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Calls/([^/]+)\.json$")
@@ -123,8 +130,8 @@ class FakeTwilio:
 
     def __init__(
         self,
-        account_sid: str = "AC" + "0" * 32,
-        auth_token: str = "fake-auth-token",
+        account_sid: str = DEV_ACCOUNT_SID,
+        auth_token: str = DEV_AUTH_TOKEN,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -450,14 +457,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Local fake of the Twilio REST API.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
-    parser.add_argument("--account-sid", default="AC" + "0" * 32)
-    parser.add_argument("--auth-token", default="fake-auth-token")
+    parser.add_argument("--account-sid", default=DEV_ACCOUNT_SID)
+    parser.add_argument("--auth-token", default=DEV_AUTH_TOKEN)
     args = parser.parse_args(argv)
     fake = FakeTwilio(args.account_sid, args.auth_token, args.host, args.port)
     print(f"fake Twilio on {fake.url}", flush=True)
-    print(f"TWILIO_API_BASE_URL={fake.url}", flush=True)
-    print(f"TWILIO_ACCOUNT_SID={fake.account_sid}", flush=True)
-    print(f"TWILIO_AUTH_TOKEN={fake.auth_token}", flush=True)
+    print(f"{API_BASE_URL_VAR}={fake.url}", flush=True)
+    print(f"{ACCOUNT_SID_VAR}={fake.account_sid}", flush=True)
+    print(f"{AUTH_TOKEN_VAR}={fake.auth_token}", flush=True)
     try:
         fake._server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -36,12 +36,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
 from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, split_frames
 from voicebot.telephony.metrics import percentile
+from voicebot.telephony.settings import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio, RecordedRequest
 
-DEV_REST_PORT: Final = 8099  # where simulate runs its fake REST API and `serve --dev` points
-DEV_ACCOUNT_SID: Final = "AC" + "0" * 32
-DEV_AUTH_TOKEN: Final = "fake-auth-token"
 FRAME_S: Final = 0.02
 SILENCE: Final = bytes([MULAW_SILENCE]) * FRAME_BYTES
 

@@ -1,0 +1,406 @@
+"""The Twilio shell's routes: incoming-call webhook, Media Streams WebSocket, status callback,
+whisper, health and metrics.
+
+Every decision is made by ``CallPipeline`` (recogniser + dialogue); this module only turns
+Twilio's requests into calls on a ``session.CallSession``, which carries out the actions. A call
+lives in memory as a session keyed by CallSid, pinned to the ``LanguageConfig`` it started with,
+so a reload never changes a call in progress. Every signed route checks its signature through
+``_signed`` (one check, one metric, one log line), against the public URL Twilio signed.
+
+Fail-safe rules: the incoming-call TwiML ends with a ``<Dial>`` of the default group after the
+stream, so whenever the socket closes without the bot having redirected the call (crash, lost
+connection, failed REST transfer) Twilio puts the caller through to a person. Any exception while
+handling a call asks the dialogue to fail, which apologises and transfers to the default group.
+Phone numbers reach logs only through ``phone.mask``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hmac
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.types import ASGIApp
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import Action, HangUpCall, Play, Say, Transfer
+from voicebot.core.phone import mask, normalize
+from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
+from voicebot.telephony.metrics import Metrics
+from voicebot.telephony.observer import CallObserver, GuardedObserver, NoObserver
+from voicebot.telephony.rest import TwilioRest
+from voicebot.telephony.session import (
+    CallServices,
+    CallSession,
+    close_socket,
+    stream_twiml,
+)
+from voicebot.telephony.settings import ServerSettings
+from voicebot.telephony.signature import SIGNATURE_HEADER, public_url, verify
+from voicebot.telephony.twiml import transfer_twiml, whisper_text, whisper_twiml
+
+__all__ = ["SpeechKit", "SpeechProvider", "VoiceServer"]
+
+log = logging.getLogger(__name__)
+
+TWIML = "application/xml"
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+class SpeechProvider:
+    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
+
+    def __init__(self, load_model: Callable[[LanguageConfig], SpeechModel]) -> None:
+        self._load_model = load_model
+        self._lock = threading.Lock()
+        self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
+
+    def get(self, config: LanguageConfig) -> SpeechKit:
+        """Blocking on first use of a config (matcher training): call from a thread."""
+        with self._lock:
+            hit = self._kits.get(id(config))
+            if hit is not None and hit[0] is config:
+                return hit[1]
+            kit = speech_kit(config, self._load_model(config), log.warning)
+            self._kits[id(config)] = (config, kit)
+            while len(self._kits) > 16:  # old configs of finished calls
+                self._kits.pop(next(iter(self._kits)))
+            return kit
+
+
+class VoiceServer:
+    """The ASGI app (``.app``) and the in-memory calls it serves (``.sessions``)."""
+
+    def __init__(
+        self,
+        settings: ServerSettings,
+        holder: ConfigHolder,
+        rest: TwilioRest,
+        speech: SpeechProvider,
+        *,
+        tts: Tts | None = None,
+        metrics: Metrics | None = None,
+        observer: CallObserver | None = None,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.settings = settings
+        self.holder = holder
+        self.speech = speech
+        self.clock = clock
+        self.sessions: dict[str, CallSession] = {}
+        base = settings.public_url.rstrip("/")
+        self.services = CallServices(
+            settings=settings,
+            rest=rest,
+            metrics=metrics or Metrics(),
+            observer=NoObserver() if observer is None else GuardedObserver(observer),
+            tts=tts,
+            stream_url=public_url(base + "/twilio/media", base, websocket=True),
+            whisper_url=public_url(base + "/twilio/whisper", base),
+            sessions=self.sessions,
+        )
+        self.app = Starlette(
+            routes=[
+                Route("/twilio/voice", self.voice, methods=["POST"]),
+                Route("/twilio/status", self.status, methods=["POST"]),
+                Route("/twilio/whisper", self.whisper, methods=["GET", "POST"]),
+                WebSocketRoute("/twilio/media", self.media),
+                Route("/healthz", self.healthz, methods=["GET"]),
+                Route("/metrics", self.metrics_text, methods=["GET"]),
+            ]
+        )
+
+    # The sessions read these through ``services``; exposed here for the CLI and tests.
+    @property
+    def rest(self) -> TwilioRest:
+        return self.services.rest
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.services.metrics
+
+    @property
+    def tts(self) -> Tts | None:
+        return self.services.tts
+
+    @tts.setter
+    def tts(self, tts: Tts | None) -> None:
+        self.services.tts = tts
+
+    @property
+    def stream_url(self) -> str:
+        return self.services.stream_url
+
+    @property
+    def whisper_url(self) -> str:
+        return self.services.whisper_url
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve a sub-application (the dashboard) under ``path`` next to the Twilio routes."""
+        self.app.router.routes.append(Mount(path, app=app))
+
+    # -- configuration ---------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Reload the configuration (blocking); running calls keep theirs. True when it took."""
+        error = self.holder.reload()
+        self.metrics.reload(error is None)
+        if error is None:
+            self.prepare()
+        return error is None
+
+    def prepare(self) -> None:
+        """Load models and train matchers for every language a call can get, now rather than in
+        a caller's webhook: the default one and each that answers its own numbers."""
+        deployment = self.holder.current
+        for config in deployment.languages.values():
+            if config.numbers or config.language == deployment.default_language:
+                try:
+                    self.speech.get(config)
+                except Exception:
+                    log.exception("%s: preparing speech failed", config.language)
+
+    # -- plain HTTP endpoints --------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return PlainTextResponse(f"ok {len(self.sessions)} calls\n")
+
+    async def metrics_text(self, request: Request) -> Response:
+        return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    def _signed(
+        self, conn: HTTPConnection, what: str, params: Mapping[str, str], *, websocket: bool = False
+    ) -> bool:
+        """Whether Twilio signed this request (webhook, whisper or stream upgrade); a rejection
+        is counted and logged here once for every route."""
+        if not self.settings.check_signatures:
+            return True
+        failed = verify(
+            str(conn.url),
+            params,
+            conn.headers.get(SIGNATURE_HEADER),
+            public_base=self.settings.public_url,
+            auth_token=self.settings.auth_token,
+            websocket=websocket,
+        )
+        if failed is None:
+            return True
+        self.metrics.error("signature")
+        log.warning("rejected %s %s: bad or missing %s", what, failed, SIGNATURE_HEADER)
+        return False
+
+    async def _signed_form(self, request: Request) -> dict[str, str] | None:
+        # Twilio posts application/x-www-form-urlencoded; parsed here (no multipart dependency).
+        body = await request.body()
+        params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        return params if self._signed(request, request.method, params) else None
+
+    async def voice(self, request: Request) -> Response:
+        """Incoming call: greeting and announcements as TwiML, then the media stream."""
+        params = await self._signed_form(request)
+        if params is None:
+            return PlainTextResponse("invalid signature\n", status_code=403)
+        call_sid = params.get("CallSid", "")
+        if not call_sid:
+            return PlainTextResponse("CallSid missing\n", status_code=400)
+        existing = self.sessions.get(call_sid)
+        if existing is not None:  # Twilio retried the webhook
+            return Response(existing.start_twiml, media_type=TWIML)
+        self._sweep()
+        caller = normalize(params.get("From"))
+        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
+        try:
+            session, actions = await asyncio.to_thread(self._new_session, call_sid, caller, config)
+        except Exception:
+            log.exception("call %s: could not start the bot; dialling the default group", call_sid)
+            self.metrics.error("call")
+            group = config.group(None)
+            return Response(transfer_twiml(group.destination), media_type=TWIML)
+        log.info(
+            "call %s from %s started (%s, %s)",
+            call_sid,
+            mask(caller),
+            config.language,
+            config.source,
+        )
+        self.metrics.call_started()
+        self.services.observer.call_started(
+            call_sid, session.pipeline.start_at, config.language, caller
+        )
+        session.record()
+        if any(isinstance(a, Transfer | HangUpCall) for a in actions):
+            twiml = session.final_twiml(actions)
+            session.decide()
+            session.end("decided at start")
+            return Response(twiml, media_type=TWIML)
+        self.sessions[call_sid] = session
+        return Response(session.start_twiml, media_type=TWIML)
+
+    def _new_session(
+        self, call_sid: str, caller: str | None, config: LanguageConfig
+    ) -> tuple[CallSession, list[Action]]:
+        kit = self.speech.get(config)
+        pipeline = CallPipeline(
+            config,
+            kit.model,
+            kit.classify,
+            caller=caller,
+            start_at=self.clock(),
+            grammar=kit.grammar,
+            call_id=call_sid,
+            warn=log.warning,
+            wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
+        )
+        actions = pipeline.start()
+        token = secrets.token_urlsafe(16)
+        speech = [a for a in actions if isinstance(a, Say | Play)]
+        twiml = stream_twiml(self.services, call_sid, config, token, speech)
+        session = CallSession(call_sid, caller, config, pipeline, token, twiml, self.services)
+        tts = self.tts
+        if tts is not None and tts.available:  # warm the cache for likely prompts
+            prompts = config.prompts
+            for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
+                threading.Thread(target=_warm, args=(tts, text, config.language)).start()
+        return session, actions
+
+    def _sweep(self) -> None:
+        """Drop sessions whose stream never connected (the status callback may never come)."""
+        now = time.monotonic()
+        for session in list(self.sessions.values()):
+            stale = now - session.created > self.settings.unattached_ttl_s
+            if stale and session.streams == 0:
+                log.warning("call %s: no media stream connected; dropping it", session.call_sid)
+                session.end("no stream")
+
+    async def status(self, request: Request) -> Response:
+        """Call status callback: a call that ended closes its session."""
+        params = await self._signed_form(request)
+        if params is None:
+            return PlainTextResponse("invalid signature\n", status_code=403)
+        session = self.sessions.get(params.get("CallSid", ""))
+        if session is not None and params.get("CallStatus") in ENDED_STATUSES:
+            async with session.lock:
+                if not session.done:
+                    session.pipeline.hang_up()
+                session.end(f"status {params.get('CallStatus')}")
+        return Response(status_code=204)
+
+    async def whisper(self, request: Request) -> Response:
+        """What the agent hears before being bridged: the context the bot gathered."""
+        if request.method == "POST":
+            params = await self._signed_form(request)
+            if params is None:
+                return PlainTextResponse("invalid signature\n", status_code=403)
+        elif not self._signed(request, "GET", {}):
+            return PlainTextResponse("invalid signature\n", status_code=403)
+        query = request.query_params
+        deployment = self.holder.current
+        language = query.get("language")
+        config = deployment.language(language if language in deployment.languages else None)
+        intent = config.intents.get(query.get("intent") or "")
+        topic = intent.label if intent is not None else (query.get("reason") or "?")
+        text = whisper_text(topic, query.get("transcript"))
+        return Response(whisper_twiml(text, config.voice, config.language), media_type=TWIML)
+
+    # -- the media stream ------------------------------------------------------------------
+
+    async def media(self, ws: WebSocket) -> None:
+        if not self._signed(ws, "stream upgrade", {}, websocket=True):
+            await ws.close(code=1008)  # before accept: the client gets HTTP 403
+            return
+        await ws.accept()
+        session: CallSession | None = None
+        try:
+            while True:
+                try:
+                    message = await ws.receive()
+                except (WebSocketDisconnect, RuntimeError):
+                    break
+                if message["type"] == "websocket.disconnect":
+                    break
+                received = time.perf_counter()
+                text = message.get("text")
+                if text is None:
+                    self._bad(session, "binary frame (Twilio sends text)")
+                    continue
+                try:
+                    parsed = parse_message(text, max_payload_bytes=self.settings.max_payload_bytes)
+                except ProtocolError as exc:
+                    self._bad(session, str(exc))
+                    if (
+                        session is not None
+                        and session.bad_messages > self.settings.max_bad_messages
+                    ):
+                        async with session.lock:
+                            await session.fail("too many malformed stream messages")
+                    if session is not None and session.done:
+                        break
+                    continue
+                if isinstance(parsed, Start):
+                    session = await self._attach(ws, parsed)
+                    if session is None:
+                        break
+                    continue
+                if session is None:
+                    continue  # "connected", or anything before "start": nothing to attach to
+                async with session.lock:
+                    try:
+                        await session.on_message(parsed, received)
+                    except Exception as exc:
+                        log.exception("call %s: error handling the stream", session.call_sid)
+                        await session.fail(f"{type(exc).__name__}: {exc}")
+                if session.done or session.ws is not ws:
+                    break
+        finally:
+            try:
+                if session is not None:
+                    session.stream_gone(ws)
+            finally:
+                await close_socket(ws)
+
+    def _bad(self, session: CallSession | None, problem: str) -> None:
+        self.metrics.error("protocol")
+        if session is not None:
+            session.bad_messages += 1
+            if session.bad_messages > 10:
+                return  # logged enough for this call
+        who = session.call_sid if session is not None else "unattached stream"
+        log.warning("%s: ignored stream message: %s", who, problem)
+
+    async def _attach(self, ws: WebSocket, start: Start) -> CallSession | None:
+        session = self.sessions.get(start.call_sid)
+        token = start.custom_parameters.get("token", "")
+        if session is None or not hmac.compare_digest(token, session.token):
+            self.metrics.error("unknown_stream")
+            log.warning("stream for unknown call %s or bad token: closing it", start.call_sid)
+            return None
+        if not start.media_format.is_telephone_mulaw:
+            log.warning("call %s: unexpected media format %s", start.call_sid, start.media_format)
+        async with session.lock:
+            old = session.attach(ws, start.stream_sid)
+        if old is not None and old is not ws:
+            await close_socket(old)
+        log.info("call %s: stream %d attached", session.call_sid, session.streams)
+        return session
+
+
+def _warm(tts: Tts, text: str, language: str) -> None:
+    """Synthesise a likely prompt in the background so the call does not wait for it."""
+    with contextlib.suppress(TtsError):
+        tts.mulaw(text, language)

@@ -1,0 +1,90 @@
+"""What the server tells the call log about each call, as a typed interface.
+
+The hooks are methods of a ``Protocol`` called directly (not looked up by name), so mypy checks
+every call against the call log's signatures. ``NoObserver`` is the default, so the call path
+has no "is there an observer?" branches; ``GuardedObserver`` wraps the real one because a call
+log that fails (disk full, database gone) must never take a call down with it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.match import Match
+
+__all__ = ["CallObserver", "GuardedObserver", "NoObserver"]
+
+log = logging.getLogger(__name__)
+
+
+class CallObserver(Protocol):
+    """Hook for the call log (``voicebot.calllog.log.CallLog`` fits): must not block or raise.
+
+    Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
+    followed by the actions it caused, then ``call_ended`` once the call has an outcome.
+    """
+
+    def call_started(
+        self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
+    ) -> None: ...
+
+    def event(self, call_id: str, event: Event, match: Match | None = None) -> None: ...
+
+    def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
+
+    def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
+
+
+class NoObserver:
+    """Nobody is listening (tests, the benchmark): every hook does nothing."""
+
+    def call_started(
+        self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
+    ) -> None:
+        pass
+
+    def event(self, call_id: str, event: Event, match: Match | None = None) -> None:
+        pass
+
+    def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None:
+        pass
+
+    def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        pass
+
+
+class GuardedObserver:
+    """Passes each hook on to ``inner``; an exception there is logged, never raised."""
+
+    def __init__(self, inner: CallObserver) -> None:
+        self.inner = inner
+
+    def call_started(
+        self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
+    ) -> None:
+        try:
+            self.inner.call_started(call_id, at, language, caller)
+        except Exception:
+            log.exception("call observer call_started failed")
+
+    def event(self, call_id: str, event: Event, match: Match | None = None) -> None:
+        try:
+            self.inner.event(call_id, event, match)
+        except Exception:
+            log.exception("call observer event failed")
+
+    def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None:
+        try:
+            self.inner.actions(call_id, at, actions)
+        except Exception:
+            log.exception("call observer actions failed")
+
+    def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        try:
+            self.inner.call_ended(call_id, at, outcome)
+        except Exception:
+            log.exception("call observer call_ended failed")

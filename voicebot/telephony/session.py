@@ -1,0 +1,459 @@
+"""One call on the Twilio side: what the bot's actions become on the wire, and when it is over.
+
+``app.VoiceServer`` turns requests into calls on a ``CallSession``; the session turns the
+pipeline's actions into stream messages (TTS audio + mark, clear), REST requests (a redirect to
+``<Say>`` and a new stream, the final transfer or hang-up, an SMS) and observer records. Where the
+call is in its life is one ``CallState`` with the transitions below, not a set of flags that
+could disagree::
+
+    WAITING --attach--> STREAMING --redirect--> REDIRECTING --attach--> STREAMING
+       ^                    |                        |
+       +---redirect failed, no stream----------------+
+    WAITING / STREAMING / REDIRECTING --decide--> DECIDED --end--> ENDED   (any --end--> ENDED)
+
+Fail-safe rules: when the bot cannot go on (``fail``) it asks the dialogue to apologise and
+transfer; when even that fails, or a REST update is refused, the stream is closed so the
+incoming-call TwiML's ``<Dial>`` fallback puts the caller through to a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import (
+    Action,
+    HangUpCall,
+    Listen,
+    Play,
+    Say,
+    SendSms,
+    StopSpeaking,
+    Transfer,
+)
+from voicebot.core.phone import mask
+from voicebot.speech.audio import ulaw_decode
+from voicebot.speech.pipeline import CallPipeline
+from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.media_stream import (
+    Dtmf,
+    Mark,
+    Media,
+    Stop,
+    clear_message,
+    mark_message,
+    media_messages,
+)
+from voicebot.telephony.metrics import Metrics
+from voicebot.telephony.observer import CallObserver
+from voicebot.telephony.rest import RestResult, TwilioRest
+from voicebot.telephony.settings import ServerSettings
+from voicebot.telephony.twiml import (
+    Speech,
+    connect_stream_twiml,
+    say_and_hangup_twiml,
+    transfer_twiml,
+)
+
+__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
+
+log = logging.getLogger(__name__)
+
+
+class CallState(Enum):
+    WAITING = "waiting"  # no stream attached: before the first connects, or a redirect failed
+    STREAMING = "streaming"  # a media stream is attached; the caller and the bot take turns
+    REDIRECTING = "redirecting"  # a REST redirect to <Say> and a new stream is under way
+    DECIDED = "decided"  # the bot asked for a transfer or hang-up; only the ending is left
+    ENDED = "ended"  # outcome recorded, session forgotten by the server
+
+
+@dataclass
+class CallServices:
+    """What every session shares with the server. Mutable on purpose: ``tts`` can be switched
+    off on a running server (tests do, to exercise the ``<Say>`` path), for every call at once."""
+
+    settings: ServerSettings
+    rest: TwilioRest
+    metrics: Metrics
+    observer: CallObserver
+    tts: Tts | None
+    stream_url: str
+    whisper_url: str
+    sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
+
+
+@dataclass(eq=False)
+class CallSession:
+    """One call, from the webhook to its decision; survives stream redirects.
+
+    Callers hold ``lock`` around everything that reads or changes the call except ``end`` and
+    ``stream_gone``, which only ever move the state towards ``ENDED``.
+    """
+
+    call_sid: str
+    caller: str | None
+    config: LanguageConfig
+    pipeline: CallPipeline
+    token: str
+    start_twiml: str
+    services: CallServices
+    state: CallState = CallState.WAITING
+    created: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    ws: WebSocket | None = None
+    stream_sid: str | None = None
+    streams: int = 0  # streams attached so far (more than one after a <Say> redirect)
+    pending_marks: set[str] = field(default_factory=set)
+    marks_sent: int = 0
+    buffer: bytearray = field(default_factory=bytearray)
+    bad_messages: int = 0
+    decision_from: float | None = None  # perf_counter of the audio that triggered the actions
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    observed: int = 0  # pipeline steps already passed to the observer
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def speaking(self) -> bool:
+        """Our prompt audio is still queued or playing (no echo of its mark yet)."""
+        return bool(self.pending_marks)
+
+    @property
+    def done(self) -> bool:
+        """Decided or ended: nothing the caller sends can change the call any more."""
+        return self.state in (CallState.DECIDED, CallState.ENDED)
+
+    def attach(self, ws: WebSocket, stream_sid: str) -> WebSocket | None:
+        """A (new) stream of this call started; returns the stream it replaces, to close."""
+        old = self.ws
+        self.ws, self.stream_sid = ws, stream_sid
+        self.streams += 1
+        if not self.done:
+            self.state = CallState.STREAMING
+        self.pending_marks.clear()
+        self.buffer.clear()
+        self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
+        return old
+
+    def decide(self) -> None:
+        if self.state is not CallState.ENDED:
+            self.state = CallState.DECIDED
+
+    def _redirect_failed(self) -> None:
+        if self.state is CallState.REDIRECTING:
+            self.state = CallState.STREAMING if self.ws is not None else CallState.WAITING
+
+    def end(self, why: str) -> None:
+        """Forget the call and record its outcome, once; ``why`` "fallback" counts as one."""
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        services = self.services
+        if services.sessions.get(self.call_sid) is self:
+            del services.sessions[self.call_sid]
+        services.metrics.call_ended()
+        outcome = self.pipeline.dialogue.outcome
+        label = outcome.kind.value if outcome is not None and why != "fallback" else "fallback"
+        services.metrics.decision(label)
+        log.info("call %s ended (%s): %s", self.call_sid, why, outcome or "no outcome")
+        self.record()
+        if outcome is not None:
+            services.observer.call_ended(self.call_sid, self.pipeline.now, outcome)
+
+    def stream_gone(self, ws: WebSocket) -> None:
+        """The socket ``ws`` closed. Unless the bot redirected or decided, nobody decided:
+        Twilio continues the TwiML, whose <Dial> puts the caller through to the default group."""
+        if self.ws is not ws:
+            return
+        self.ws = None
+        if self.state in (CallState.ENDED, CallState.REDIRECTING):
+            return
+        if self.state is CallState.DECIDED:
+            self.end("decided")
+            return
+        self.services.metrics.error("stream_lost")
+        log.warning(
+            "call %s: stream closed before a decision; the TwiML fallback dials the default group",
+            self.call_sid,
+        )
+        self.pipeline.fail("media stream lost")
+        self.end("fallback")
+
+    # -- what the caller sends -------------------------------------------------------------
+
+    async def on_message(self, message: object, received: float) -> None:
+        if self.done:
+            return
+        if isinstance(message, Media):
+            if message.track not in ("inbound", "inbound_track"):
+                return
+            self.buffer += message.payload
+            if len(self.buffer) < self.services.settings.feed_bytes:
+                return
+            pcm = ulaw_decode(bytes(self.buffer))
+            self.buffer.clear()
+            started = time.perf_counter()
+            actions = await self.pipeline.feed_async(pcm)
+            self.services.metrics.decoded(time.perf_counter() - started)
+            await self.carry_out(actions, received)
+        elif isinstance(message, Dtmf):
+            log.info("call %s: key %s", self.call_sid, message.digit)
+            await self.carry_out(self.pipeline.dtmf(message.digit), received)
+        elif isinstance(message, Mark):
+            self.pending_marks.discard(message.name)
+            self.arm_when_quiet()
+        elif isinstance(message, Stop) and self.state is not CallState.REDIRECTING:
+            log.info("call %s: stream stopped; the caller hung up", self.call_sid)
+            self.pipeline.hang_up()
+            self.end("caller hung up")
+
+    # -- carrying out actions --------------------------------------------------------------
+
+    async def carry_out(self, actions: list[Action], received: float) -> None:
+        self.record()
+        if not actions:
+            return
+        if any(not isinstance(a, StopSpeaking) for a in actions):
+            self.decision_from = received
+        if any(isinstance(a, Transfer | HangUpCall) for a in actions):
+            for a in actions:
+                if isinstance(a, StopSpeaking):
+                    await self.clear()
+                elif isinstance(a, SendSms):
+                    self._spawn(self.send_sms(a))
+            await self.finish(actions)
+            return
+        speech: list[Say | Play] = []
+        for a in actions:
+            if isinstance(a, Say | Play):
+                speech.append(a)
+            elif isinstance(a, StopSpeaking):
+                await self.clear()
+            elif isinstance(a, Listen):
+                await self.speak(speech)
+                speech = []
+            elif isinstance(a, SendSms):
+                await self.speak(speech)
+                speech = []
+                self._left()
+                self._spawn(self.send_sms(a))
+        await self.speak(speech)
+        self.arm_when_quiet()  # no prompt audio in the stream: the caller's turn now
+
+    def arm_when_quiet(self) -> None:
+        """Start the caller's no-speech clock once nothing of ours is left to play: prompt audio
+        in the stream ends with its mark's echo, a <Say> redirect with the new stream."""
+        pipeline = self.pipeline
+        if not pipeline.awaiting_prompt_end or self.speaking or self.state is CallState.REDIRECTING:
+            return
+        # The echo came after the caller audio still buffered here, so it ends that audio.
+        buffered_s = len(self.buffer) / pipeline.recognizer.call_rate
+        pipeline.arm_no_speech(pipeline.time_s + buffered_s)
+
+    def _left(self) -> None:
+        """An action left the server: record the decision latency once per triggering audio."""
+        if self.decision_from is not None:
+            self.services.metrics.latency(time.perf_counter() - self.decision_from)
+            self.decision_from = None
+
+    def _spawn(self, job: Coroutine[object, object, None]) -> None:
+        task = asyncio.ensure_future(job)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _send(self, texts: Sequence[str]) -> bool:
+        ws = self.ws
+        if ws is None or ws.client_state is not WebSocketState.CONNECTED:
+            return False
+        try:
+            for text in texts:
+                await asyncio.wait_for(ws.send_text(text), self.services.settings.send_timeout_s)
+        except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect) as exc:
+            self.services.metrics.error("send")
+            log.warning("call %s: sending to the stream failed: %r", self.call_sid, exc)
+            return False
+        return True
+
+    async def clear(self) -> None:
+        """The caller talks over our prompt: drop the audio Twilio has not played yet."""
+        if self.speaking and self.stream_sid is not None:
+            log.info("call %s: caller talks over the prompt: clearing it", self.call_sid)
+            await self._send([clear_message(self.stream_sid)])
+
+    async def speak(self, speech: Sequence[Say | Play]) -> None:
+        """Prompts in the stream (TTS audio + mark), else a redirect to <Say> and a new stream."""
+        if not speech:
+            return
+        tts = self.services.tts
+        if self.stream_sid is not None and tts is not None and tts.available:
+            try:
+                clips = [
+                    await asyncio.to_thread(tts.mulaw, s.text, s.language)
+                    for s in speech
+                    if isinstance(s, Say)
+                ]
+            except TtsError as exc:
+                log.warning("call %s: %s; using <Say> instead", self.call_sid, exc)
+                clips = []
+            if clips and len(clips) == len(speech):
+                self.marks_sent += 1
+                name = f"prompt-{self.marks_sent}"
+                messages = [m for clip in clips for m in media_messages(self.stream_sid, clip)]
+                messages.append(mark_message(self.stream_sid, name))
+                self._left()
+                self.pending_marks.add(name)
+                if await self._send(messages):
+                    return
+                self.pending_marks.discard(name)
+        await self.redirect_to_say(speech)
+
+    async def redirect_to_say(self, speech: Sequence[Say | Play]) -> None:
+        """Have Twilio speak with <Say>/<Play> and then open a new stream to this session."""
+        twiml = stream_twiml(self.services, self.call_sid, self.config, self.token, speech)
+        if not self.done:
+            self.state = CallState.REDIRECTING
+        self._left()
+        result = await asyncio.to_thread(self.services.rest.update_call, self.call_sid, twiml)
+        if not result.ok:
+            self._redirect_failed()
+            self.services.metrics.error("rest")
+            log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
+
+    async def send_sms(self, sms: SendSms) -> None:
+        """Text the caller (off the call path), then tell the dialogue how that went."""
+        try:
+            result = await asyncio.to_thread(self.services.rest.send_sms, sms.to, sms.body)
+        except Exception as exc:  # no sender configured, ...
+            result = RestResult(ok=False, error_message=str(exc))
+        log.info(
+            "call %s: SMS to %s %s",
+            self.call_sid,
+            mask(sms.to),
+            "sent" if result.ok else f"failed: {result.error_code} {result.error_message}",
+        )
+        if not result.ok:
+            self.services.metrics.error("sms")
+        async with self.lock:
+            if self.done:
+                return
+            try:
+                actions = self.pipeline.sms_result(result.ok, result.status or str(result))
+                await self.carry_out(actions, time.perf_counter())
+            except Exception as exc:
+                log.exception("call %s: error after the SMS", self.call_sid)
+                await self.fail(f"{type(exc).__name__}: {exc}")
+
+    def final_twiml(self, actions: Sequence[Action]) -> str:
+        """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up."""
+        speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
+        for a in actions:
+            if isinstance(a, Transfer):
+                return transfer_twiml(
+                    a.destination,
+                    context=asdict(a.context),
+                    speech=speech,
+                    whisper_base_url=self.services.whisper_url,
+                )
+        return say_and_hangup_twiml(speech)
+
+    async def finish(self, actions: Sequence[Action]) -> None:
+        """Transfer or hang up through a REST call update; the stream then ends."""
+        self.decide()
+        transfer = next((a for a in actions if isinstance(a, Transfer)), None)
+        try:
+            twiml = self.final_twiml(actions)
+        except Exception:
+            log.exception("call %s: could not build the final TwiML", self.call_sid)
+            twiml = ""
+        self._left()
+        if twiml:
+            result = await asyncio.to_thread(self.services.rest.update_call, self.call_sid, twiml)
+        else:
+            result = RestResult(ok=False, error_message="no TwiML")
+        if transfer is not None:
+            ctx = transfer.context
+            log.info(
+                "call %s: transfer to %s (%s, intent %s, confidence %s) %s",
+                self.call_sid,
+                transfer.group,
+                ctx.reason,
+                ctx.intent,
+                ctx.confidence,
+                "requested" if result.ok else f"FAILED: {result}",
+            )
+        else:
+            log.info("call %s: hang-up %s", self.call_sid, "requested" if result.ok else result)
+        if not result.ok:
+            self.services.metrics.error("rest")
+            log.error(
+                "call %s: REST update failed; closing the stream so the TwiML fallback dials "
+                "the default group",
+                self.call_sid,
+            )
+        self.end("decided" if result.ok else "fallback")
+        if self.ws is not None:
+            await close_socket(self.ws)
+
+    async def fail(self, error: str) -> None:
+        """The bot cannot go on: apologise and transfer to the default group."""
+        self.services.metrics.error("call")
+        log.error("call %s: %s; transferring to the default group", self.call_sid, error)
+        if self.done:
+            return
+        try:
+            actions = self.pipeline.fail(error)
+            await self.carry_out(actions, time.perf_counter())
+        except Exception:
+            log.exception("call %s: the fail-safe failed too; closing the stream", self.call_sid)
+            self.decide()
+            self.end("fallback")
+            if self.ws is not None:
+                await close_socket(self.ws)
+
+    def record(self) -> None:
+        """Pass the pipeline steps not yet observed on: each event, then the actions it caused."""
+        observer = self.services.observer
+        steps = self.pipeline.steps
+        for step in steps[self.observed :]:
+            match = step.heard.match if step.heard is not None else None
+            observer.event(self.call_sid, step.handled, match)
+            observer.actions(self.call_sid, step.handled.at, step.actions)
+        self.observed = len(steps)
+
+
+def stream_twiml(
+    services: CallServices,
+    call_sid: str,
+    config: LanguageConfig,
+    token: str,
+    speech: Sequence[Say | Play],
+) -> str:
+    """Speak ``speech``, then connect the media stream back to this call's session (the token
+    proves the stream is the one we asked for); the default group if the stream ends undecided."""
+    return connect_stream_twiml(
+        [speech_of(s) for s in speech],
+        services.stream_url,
+        {"callSid": call_sid, "language": config.language, "token": token},
+        fallback=config.group(None).destination,
+    )
+
+
+def speech_of(action: Say | Play) -> Speech:
+    if isinstance(action, Play):
+        return Speech(audio_url=action.url)
+    return Speech(text=action.text, voice=action.voice, language=action.language)
+
+
+async def close_socket(ws: WebSocket) -> None:
+    if ws.application_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+            await ws.close()
