@@ -270,6 +270,12 @@ class CallLog:
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)
 
+    def transfer_transcript(self, call_id: str, timeout: float = 3.0) -> str | None:
+        """The transcript in the call's last transfer, for the agent's whisper on another
+        instance (the whisper URL carries no caller words); None if unknown or purged. Short
+        timeout: the agent is waiting, and the whisper works without it."""
+        return self._call(lambda s: s.transfer_transcript(call_id), timeout)
+
     def _call(self, run: Callable[[Store], T], timeout: float) -> T:
         future: Future[object] = Future()
         deadline = time.monotonic() + timeout

@@ -315,6 +315,21 @@ class Store:
         )
         return [EventRow(r[0], int(r[1]), _at(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
 
+    def transfer_transcript(self, call_id: str) -> str | None:
+        row = (
+            self.connection()
+            .execute(
+                "SELECT payload FROM call_events WHERE call_id = ? AND type = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (call_id, Transfer.__name__),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        transcript = json.loads(row[0]).get("context", {}).get("transcript")
+        return transcript if isinstance(transcript, str) else None
+
     # -----------------------------------------------------------------------------------------
     # Retention and erasure
 

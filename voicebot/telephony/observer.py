@@ -26,6 +26,7 @@ class CallObserver(Protocol):
 
     Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
     followed by the actions it caused, then ``call_ended`` once the call has an outcome.
+    ``transfer_transcript`` is the one read: it may block briefly (run it in a thread).
     """
 
     def call_started(
@@ -37,6 +38,11 @@ class CallObserver(Protocol):
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        """What the caller said before the call's last transfer, for the agent's whisper on
+        any instance; None when unknown."""
+        ...
 
 
 class NoObserver:
@@ -55,6 +61,9 @@ class NoObserver:
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         pass
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        return None
 
 
 class GuardedObserver:
@@ -88,3 +97,10 @@ class GuardedObserver:
             self.inner.call_ended(call_id, at, outcome)
         except Exception:
             log.exception("call observer call_ended failed")
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        try:
+            return self.inner.transfer_transcript(call_id)
+        except Exception:
+            log.warning("call observer transfer_transcript failed", exc_info=True)
+            return None
