@@ -270,6 +270,18 @@ class CallLog:
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)
 
+    def open_session(
+        self, session_hash: str, at: dt.datetime, expires: dt.datetime, timeout: float = 10.0
+    ) -> None:
+        """A dashboard login, stored (as a hash of its cookie) for every instance to see."""
+        self._call(lambda s: s.open_session(session_hash, at, expires), timeout)
+
+    def session_alive(self, session_hash: str, now: dt.datetime, timeout: float = 10.0) -> bool:
+        return self._call(lambda s: s.session_alive(session_hash, now), timeout)
+
+    def close_session(self, session_hash: str, timeout: float = 10.0) -> None:
+        self._call(lambda s: s.close_session(session_hash), timeout)
+
     def transfer_transcript(self, call_id: str, timeout: float = 3.0) -> str | None:
         """The transcript in the call's last transfer, for the agent's whisper on another
         instance (the whisper URL carries no caller words); None if unknown or purged. Short

@@ -89,6 +89,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        3,
+        "dashboard sessions",
+        (
+            # One row per dashboard login, so every instance sharing the database knows it and
+            # logging out ends it everywhere. Only a hash of the cookie is stored: reading the
+            # database does not let anyone log in.
+            """CREATE TABLE dashboard_sessions (
+                session_hash TEXT PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

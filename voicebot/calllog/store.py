@@ -331,6 +331,33 @@ class Store:
         return transcript if isinstance(transcript, str) else None
 
     # -----------------------------------------------------------------------------------------
+    # Dashboard sessions (see migration 3)
+
+    def open_session(self, session_hash: str, at: dt.datetime, expires: dt.datetime) -> None:
+        self.connection().execute(
+            "INSERT INTO dashboard_sessions (session_hash, created_at, expires_at) "
+            "VALUES (?, ?, ?)",
+            (session_hash, ts(at), ts(expires)),
+        )
+
+    def session_alive(self, session_hash: str, now: dt.datetime) -> bool:
+        conn = self.connection()
+        row = conn.execute(
+            "SELECT expires_at FROM dashboard_sessions WHERE session_hash = ?", (session_hash,)
+        ).fetchone()
+        if row is None:
+            return False
+        if row[0] > ts(now):
+            return True
+        self.close_session(session_hash)
+        return False
+
+    def close_session(self, session_hash: str) -> None:
+        self.connection().execute(
+            "DELETE FROM dashboard_sessions WHERE session_hash = ?", (session_hash,)
+        )
+
+    # -----------------------------------------------------------------------------------------
     # Retention and erasure
 
     def purge(self, before: dt.datetime) -> Purged:
@@ -355,6 +382,10 @@ class Store:
             conn.execute(
                 "DELETE FROM forgotten_calls WHERE forgotten_at < ?",
                 (ts(min(before, keep_markers)),),
+            )
+            conn.execute(  # sessions nobody logged out of
+                "DELETE FROM dashboard_sessions WHERE expires_at < ?",
+                (ts(dt.datetime.now(dt.UTC)),),
             )
         self._scrub(conn)
         return Purged(events, transcripts, callers)

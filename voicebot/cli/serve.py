@@ -183,6 +183,7 @@ def _serve(
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
+    from voicebot.telephony.access_log import server_config
     from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
     from voicebot.telephony.settings import ServerSettings
@@ -214,7 +215,7 @@ def _serve(
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
     uv = uvicorn.Server(
-        uvicorn.Config(
+        server_config(  # the access log without query values (tokens, if a client sends one)
             server.app,
             host=args.host,
             port=args.port,
