@@ -341,3 +341,117 @@ def test_eval_rejects_a_csv_without_the_intent_column(
     assert code != 0
     assert str(bad) in err and "intent" in err
     assert "Traceback" not in err
+
+
+# --- mistakes get one line naming the fix, never a traceback ------------------------------
+
+
+def one_line(err: str) -> str:
+    assert "Traceback" not in err
+    assert err.count("\n") == 1 and err.startswith("voicebot: "), err
+    return err
+
+
+def test_serve_without_the_languages_model_says_how_to_get_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VOICEBOT_MODEL_DIR", str(tmp_path / "models"))  # no model there
+    database = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    argv = ["serve", "--dev", "--config", str(REPO / "grammars"), "--database", database]
+    code, _, err = run([*argv, "--port", "0"], capsys)
+    assert code == 1
+    assert "Traceback" not in err
+    errors = [ln for ln in err.splitlines() if ln.startswith("voicebot: ")]
+    assert len(errors) == 1 and "voicebot models download en-US" in errors[0], err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--public-url", "host.example"], "https://host.example"),
+        (["--port", "99999"], "use 1 to 65535"),
+    ],
+)
+def test_serve_refuses_a_bad_url_or_port_before_starting(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "calls.sqlite3"
+    code, _, err = run(["serve", "--dev", "--database", str(database), *args], capsys)
+    assert code == 2
+    assert needle in one_line(err)
+    assert not database.exists()  # refused before anything was opened
+
+
+def test_eval_with_a_label_the_config_lacks_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labelled = tmp_path / "calls.csv"
+    labelled.write_text("text,intent\nI forgot my password,no_such_intent\n", encoding="utf-8")
+    code, _, err = run(["eval", str(labelled)], capsys)
+    assert code == 1
+    assert "no_such_intent" in one_line(err) and "'oos'" in err
+
+
+def _import_args(tmp_path: Path) -> list[str]:
+    labelled = tmp_path / "history.csv"
+    labelled.write_text(LABELLED, encoding="utf-8")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(ROUTES, encoding="utf-8")
+    return ["import", str(labelled), "--routes", str(routes)]
+
+
+def test_import_out_a_folder_says_so_and_leaves_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "grammars"
+    folder.mkdir()
+    code, _, err = run([*_import_args(tmp_path), "--out", str(folder)], capsys)
+    assert code == 2
+    assert "is a folder" in one_line(err) and str(folder / "intents.yaml") in err
+    assert list(tmp_path.rglob("*.tmp")) == [] and list(folder.iterdir()) == []
+
+
+def test_import_out_an_unwritable_path_says_so_and_leaves_nothing_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    not_a_folder = tmp_path / "notes.txt"
+    not_a_folder.write_text("a file, not a folder\n", encoding="utf-8")
+    out_file = not_a_folder / "intents.yaml"
+    code, _, err = run([*_import_args(tmp_path), "--out", str(out_file)], capsys)
+    assert code == 1
+    assert f"cannot write {out_file}" in one_line(err)
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
+def test_check_a_file_with_a_nul_byte_names_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "intents.yaml"
+    path.write_bytes(b"language: en-US\ntimezone: UTC\x00\n")
+    code, _, err = run(["check", str(path)], capsys)
+    assert code == 1
+    assert "Traceback" not in err
+    assert f"{path}:2:14: contains a NUL byte" in err
+
+
+def test_report_on_a_file_that_is_not_a_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.sqlite3"
+    notes.write_text("these are my notes, not a database\n" * 100, encoding="utf-8")
+    before = notes.read_bytes()
+    code, _, err = run(["report", "--database", str(notes)], capsys)
+    assert code == 1
+    assert f"{notes} is not a call log" in one_line(err)
+    assert notes.read_bytes() == before
+
+
+def test_report_with_an_unknown_time_zone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "calls.sqlite3"
+    code, _, err = run(["report", "--database", str(database), "--tz", "Mars/Base"], capsys)
+    assert code == 2
+    assert one_line(err) == (
+        "voicebot: --tz 'Mars/Base' is not a time zone; use a name like Europe/Stockholm or UTC\n"
+    )

@@ -17,16 +17,16 @@ import yaml
 
 from voicebot.core.config import Prompts, Thresholds, Words
 from voicebot.loading.importer import import_labelled
-from voicebot.loading.loader import (
-    _ANNOUNCE_KEYS,
-    _ANNOUNCEMENT_KEYS,
-    _GROUP_KEYS,
-    _INTENT_KEYS,
-    _SMS_KEYS,
-    _TOP_KEYS,
-    _WHEN_CLOSED_KEYS,
-    load_language_text,
+from voicebot.loading.keys import (
+    ANNOUNCE_KEYS,
+    ANNOUNCEMENT_KEYS,
+    GROUP_KEYS,
+    INTENT_KEYS,
+    SMS_KEYS,
+    TOP_KEYS,
+    WHEN_CLOSED_KEYS,
 )
+from voicebot.loading.loader import load_language_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "configuration.md"
@@ -81,7 +81,7 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
         assert config.intents["login_password"].label == "logging in and passwords"
     else:
         keys = set(yaml.safe_load(text))
-        assert keys <= set(_TOP_KEYS), f"{name}: not top-level keys: {keys - set(_TOP_KEYS)}"
+        assert keys <= set(TOP_KEYS), f"{name}: not top-level keys: {keys - set(TOP_KEYS)}"
         rest = "".join(part for key, part in BASE.items() if key not in keys)
         load_language_text(text + rest, name)
 
@@ -90,13 +90,13 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
     "key",
     sorted(
         {
-            *_TOP_KEYS,
-            *_GROUP_KEYS,
-            *_WHEN_CLOSED_KEYS,
-            *_INTENT_KEYS,
-            *_ANNOUNCE_KEYS,
-            *_SMS_KEYS,
-            *_ANNOUNCEMENT_KEYS,
+            *TOP_KEYS,
+            *GROUP_KEYS,
+            *WHEN_CLOSED_KEYS,
+            *INTENT_KEYS,
+            *ANNOUNCE_KEYS,
+            *SMS_KEYS,
+            *ANNOUNCEMENT_KEYS,
             "closed_days",
             *(f.name for f in fields(Prompts)),
             *(f.name for f in fields(Words)),

@@ -151,7 +151,7 @@ def test_ctrl_c_hangs_up_cleanly(
         ("no-package", (), "pip install sounddevice"),
         ("no-input", (), "no input device found"),
         ("no-input", ("--list-devices",), "no input device found"),
-        ("one-mic", ("--device", "7"), "input device 7 found"),
+        ("one-mic", ("--device", "7"), "there is no input device 7"),
     ],
 )
 def test_without_a_microphone_one_clear_sentence_and_exit_1(

@@ -232,6 +232,39 @@ def test_yaml_syntax_error_points_at_the_spot(tmp_path: Path) -> None:
     assert problems[0].origin.line == 4
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "needle"),
+    [
+        ("language: en-US\nvoice: 'Polly.Joanna\ntimezone: UTC\n", (2, 8), "closing quote"),
+        ('language: en-US\nvoice: "Polly.Joanna\n', (2, 8), "closing quote"),
+        ('language: en-US\nnumbers: ["+46101234599"\n', (2, 10), "']'"),
+        ("language: en-US\nthresholds: {accept: 0.5\n", (2, 13), "'}'"),
+    ],
+)
+def test_an_unclosed_quote_or_bracket_is_reported_where_it_opens(
+    tmp_path: Path, text: str, where: tuple[int, int], needle: str
+) -> None:
+    """The parser only notices at the end of the file (a line after the last one); ops must be
+    sent to the line with the quote or bracket that is never closed."""
+    problem = only(problems_of(tmp_path, text), "YAML syntax error")
+    assert at(problem) == where
+    assert "never closed" in problem.message and needle in problem.message
+
+
+def test_a_bracket_closed_too_late_names_the_line_it_opened_on(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "language: en-US\nintents:\n  a: [one, two\n  b: x\n")
+    assert "the '[' on line 3 is not closed" in only(problems, "YAML syntax error").message
+
+
+@pytest.mark.parametrize(("char", "name"), [("\0", "a NUL byte"), ("\x07", "U+0007")])
+def test_a_control_character_is_a_problem_with_its_line(
+    tmp_path: Path, char: str, name: str
+) -> None:
+    problem = only(problems_of(tmp_path, f"language: en-US\nvoice: Polly{char}Joanna\n"), name)
+    assert at(problem) == (2, 13)
+    assert "remove it" in problem.message
+
+
 def test_tabs_are_explained(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, "language: en-US\nintents:\n\tinvoice: {}\n")
     problem = only(problems, "tab")
@@ -913,7 +946,7 @@ def test_reload_swaps_on_success_and_keeps_last_good_on_failure(
 
     good = holder.current
     path.write_text(MINIMAL.replace("transfer: members", "transfer: nobody"), encoding="utf-8")
-    with caplog.at_level(logging.ERROR, logger="voicebot.loading.loader"):
+    with caplog.at_level(logging.ERROR, logger="voicebot.loading.holder"):
         error = holder.reload()
     assert isinstance(error, ConfigError)
     assert "unknown agent group 'nobody'" in str(error)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 from pathlib import Path
@@ -13,7 +12,7 @@ import pytest
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.records import CallRow, UtteranceRow
 from voicebot.calllog.report import DayCounts, daily, render, summarize, to_json
-from voicebot.cli import calllog as calllog_cli
+from voicebot.cli.main import main
 from voicebot.core.dialogue import Outcome, OutcomeKind, Utterance
 from voicebot.core.match import Match, Scored, Verdict
 
@@ -166,11 +165,8 @@ def test_json_and_table_carry_the_same_figures() -> None:
 
 
 def _cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser()
-    calllog_cli.register(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    code: int = args.run(args)
-    return code
+    """Through ``voicebot.cli.main``, which turns a user's mistake into its exit status."""
+    return main(list(argv))
 
 
 def _log_a_call(log: CallLog, call_id: str, day: int, caller: str, said: str, kind: str) -> None:

@@ -172,6 +172,17 @@ def test_a_broken_edit_keeps_the_last_good_config_and_logs_why(
     assert "configuration files changed: reloading" in caplog.text
 
 
+def test_a_reload_of_a_file_with_a_nul_byte_fails_like_any_broken_edit(config_dir: Path) -> None:
+    """The YAML reader rejects a NUL before parsing; that must be a reload failure (counted in
+    the metrics by the server), not an exception escaping the reload."""
+    holder = ConfigHolder(config_dir)
+    edit(config_dir / "en-US" / "intents.yaml", CONFIG.replace("members:", "mem\0bers:", 1))
+    error = holder.reload()
+    assert error is not None and holder.last_error is error
+    assert "intents.yaml:" in str(error) and "NUL" in str(error)
+    assert members_number(holder) == "+46101234567"  # still serving the last good config
+
+
 def test_sighup_reloads_the_configuration(config_dir: Path) -> None:
     holder = ConfigHolder(config_dir)
     before = signal.getsignal(signal.SIGHUP)

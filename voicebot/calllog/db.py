@@ -16,9 +16,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from voicebot.errors import VoicebotError
+
 DATABASE_URL_ENV = "VOICEBOT_DATABASE_URL"
 DATA_DIR_ENV = "VOICEBOT_DATA_DIR"
 SQLITE_FILE = "calls.sqlite3"
+
+
+class DatabaseUrlError(VoicebotError, ValueError):
+    """A call-log URL that names no database this program can use."""
+
+
+class NotADatabase(VoicebotError):
+    """The file at a call-log path is something else (the log would overwrite it)."""
 
 
 class Dialect(StrEnum):
@@ -63,10 +73,10 @@ def parse_url(url: str) -> Target:
         if rest.startswith("//"):
             rest = rest[2:]  # sqlite:///abs -> /abs, sqlite://:memory: -> :memory:
         if not rest:
-            raise ValueError(f"no file in database URL {url!r}")
+            raise DatabaseUrlError(f"no file in database URL {url!r}")
         return Target(Dialect.SQLITE, rest)
     if "://" in url:
-        raise ValueError(
+        raise DatabaseUrlError(
             f"unsupported database URL {url!r}: use postgresql://... or sqlite:///path"
         )
     return Target(Dialect.SQLITE, url)
@@ -160,6 +170,14 @@ def connect(target: Target, *, timeout_s: float = 5.0) -> Connection:
             # deleted rows are overwritten with zeros, not just unlinked: forget and purge must
             # not leave transcripts readable in free space (see ``Connection.scrub``)
             raw.execute("PRAGMA secure_delete=ON")
+        except sqlite3.DatabaseError as exc:
+            raw.close()
+            if isinstance(exc, sqlite3.OperationalError):  # locked, busy: worth retrying
+                raise
+            raise NotADatabase(
+                f"{target.location} is not a call log ({exc}); give the call log's file, or a "
+                "new path to start one"
+            ) from None
         except Exception:
             raw.close()
             raise

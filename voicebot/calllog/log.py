@@ -46,6 +46,7 @@ from voicebot.calllog.records import (
 from voicebot.calllog.store import Did, Ended, Happened, Record, SaltMismatch, Started, Store
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
+from voicebot.errors import VoicebotError
 
 __all__ = [
     "DEFAULT_RETENTION_DAYS",
@@ -70,14 +71,20 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
+class BadRetention(VoicebotError, ValueError):
+    """A retention period the call log refuses."""
+
+
 def _check_retention(days: int | None) -> int | None:
     """A negative period would purge everything, calls in progress included."""
     if days is not None and days < 0:
-        raise ValueError(f"the retention period must be 0 days or more, not {days}")
+        raise BadRetention(
+            f"the retention period must be 0 days or more, not {days} (--retention-days)"
+        )
     return days
 
 
-class CallLogUnavailable(RuntimeError):
+class CallLogUnavailable(VoicebotError, RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
 

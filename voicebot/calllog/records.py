@@ -24,6 +24,7 @@ from typing import Any
 
 from voicebot.core.match import Scored
 from voicebot.core.phone import hash_number, is_withheld, mask, normalize
+from voicebot.errors import VoicebotError
 
 SALT_ENV = "VOICEBOT_NUMBER_SALT"
 SALT_FILE = "number_salt"
@@ -34,6 +35,10 @@ class StoreNumbers(StrEnum):
     HASH = "hash"  # only the salted HMAC
     MASK = "mask"  # HMAC plus +46******4567
     CLEAR = "clear"  # HMAC plus the number itself
+
+
+class SaltFileError(VoicebotError, ValueError):
+    """The number-salt file cannot be used."""
 
 
 def resolve_salt(
@@ -65,7 +70,7 @@ def resolve_salt(
 def _read_salt(path: Path) -> str:
     salt = path.read_text().strip()
     if not salt:
-        raise ValueError(f"{path} is empty: delete it to generate a new number salt")
+        raise SaltFileError(f"{path} is empty: delete it to generate a new number salt")
     return salt
 
 

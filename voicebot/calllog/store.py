@@ -43,6 +43,7 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
 FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
@@ -50,7 +51,7 @@ FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
 log = logging.getLogger("voicebot.calllog.store")
 
 
-class SaltMismatch(RuntimeError):
+class SaltMismatch(VoicebotError, RuntimeError):
     """The database was written with another number salt: hashes would not match."""
 
 

@@ -1,2 +1,2 @@
-"""The ``voicebot`` command line: one module per group of sub-commands, all thin shells over the
-core."""
+"""The ``voicebot`` command line: one module per command (``check``, ``chat``, ``eval``, ...),
+``common`` for what they share, ``main`` for the parser and the one place errors are printed."""

@@ -1,5 +1,5 @@
 """``voicebot report``, ``voicebot purge`` and ``voicebot forget NUMBER``: thin shells over the
-call log. Errors are one sentence on stderr and exit status 1, never a traceback."""
+call log. Errors (``VoicebotError``) are one sentence on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -7,26 +7,22 @@ import argparse
 import datetime as dt
 import json
 import sys
-from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voicebot.calllog import report
 from voicebot.calllog.db import DATABASE_URL_ENV, parse_url
-from voicebot.calllog.log import (
-    DEFAULT_RETENTION_DAYS,
-    CallLog,
-    CallLogUnavailable,
-    SaltMismatch,
-    default_url,
-)
+from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog, default_url
+from voicebot.cli.common import Subparsers, UsageError, date_arg
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``report``, ``purge`` and ``forget``."""
     rep = subparsers.add_parser("report", help="what the call log says about the line")
     _database(rep)
-    rep.add_argument("--since", type=_date, help="first day, YYYY-MM-DD (default: the first call)")
-    rep.add_argument("--until", type=_date, help="last day, inclusive (default: the last call)")
+    rep.add_argument(
+        "--since", type=date_arg, help="first day, YYYY-MM-DD (default: the first call)"
+    )
+    rep.add_argument("--until", type=date_arg, help="last day, inclusive (default: the last call)")
     rep.add_argument("--tz", default="UTC", help="time zone of the days (default: UTC)")
     rep.add_argument("--top", type=int, default=10, help="unmatched utterances to list")
     rep.add_argument("--daily", action="store_true", help="add calls per day by outcome")
@@ -60,60 +56,43 @@ def _database(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
-
-
 def cmd_report(args: argparse.Namespace) -> int:
-    def run() -> int:
-        zone = ZoneInfo(args.tz)
-        since = _start_of(args.since, zone)
-        until = _start_of(args.until + dt.timedelta(days=1), zone) if args.until else None
-        with _open(args) as log:
-            rows = log.fetch(since, until)
-        summary = report.summarize(rows.calls, rows.utterances, top=args.top)
-        days = (
-            report.daily(rows.calls, tz=args.tz, since=args.since, until=args.until)
-            if args.daily
-            else None
-        )
-        if args.json:
-            print(json.dumps(report.to_json(summary, days), ensure_ascii=False))
-        else:
-            sys.stdout.write(report.render(summary, days))
-        return 0
-
-    return _guard(run)
+    zone = _zone(args.tz)
+    since = _start_of(args.since, zone)
+    until = _start_of(args.until + dt.timedelta(days=1), zone) if args.until else None
+    with _open(args) as log:
+        rows = log.fetch(since, until)
+    summary = report.summarize(rows.calls, rows.utterances, top=args.top)
+    days = (
+        report.daily(rows.calls, tz=args.tz, since=args.since, until=args.until)
+        if args.daily
+        else None
+    )
+    if args.json:
+        print(json.dumps(report.to_json(summary, days), ensure_ascii=False))
+    else:
+        sys.stdout.write(report.render(summary, days))
+    return 0
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    def run() -> int:
-        with _open(args, retention_days=args.retention_days) as log:
-            purged = log.purge()
-        print(
-            f"purged calls older than {args.retention_days} days: {purged.events} timeline "
-            f"entries deleted, {purged.transcripts} transcripts and {purged.callers} caller "
-            "numbers erased"
-        )
-        return 0
-
-    return _guard(run)
+    with _open(args, retention_days=args.retention_days) as log:
+        purged = log.purge()
+    print(
+        f"purged calls older than {args.retention_days} days: {purged.events} timeline "
+        f"entries deleted, {purged.transcripts} transcripts and {purged.callers} caller "
+        "numbers erased"
+    )
+    return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    def run() -> int:
-        with _open(args) as log:
-            gone = log.forget(args.number)
-        print(
-            f"forgot {gone.calls} calls ({gone.events} timeline entries, "
-            f"{gone.utterances} utterances)"
-        )
-        return 0
-
-    return _guard(run)
+    with _open(args) as log:
+        gone = log.forget(args.number)
+    print(
+        f"forgot {gone.calls} calls ({gone.events} timeline entries, {gone.utterances} utterances)"
+    )
+    return 0
 
 
 def _open(args: argparse.Namespace, retention_days: int | None = DEFAULT_RETENTION_DAYS) -> CallLog:
@@ -122,14 +101,14 @@ def _open(args: argparse.Namespace, retention_days: int | None = DEFAULT_RETENTI
     return CallLog.open(url, retention_days=retention_days)
 
 
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise UsageError(
+            f"--tz {name!r} is not a time zone; use a name like Europe/Stockholm or UTC"
+        ) from None
+
+
 def _start_of(day: dt.date | None, zone: ZoneInfo) -> dt.datetime | None:
     return None if day is None else dt.datetime.combine(day, dt.time(), zone)
-
-
-def _guard(run: Callable[[], int]) -> int:
-    try:
-        return run()
-    except (CallLogUnavailable, SaltMismatch, ValueError, ZoneInfoNotFoundError, OSError) as exc:
-        from voicebot.cli.main import fail
-
-        return fail(str(exc))

@@ -7,17 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from voicebot.speech import model_store as models
-from voicebot.speech.recognizer import ModelError
+from voicebot.cli.common import Subparsers, caller_arg, config_args, fail, language
+from voicebot.cli.replay import DEFAULT_CALLER
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add ``listen``."""
-    from voicebot.cli.main import _config_args
-    from voicebot.cli.replay import DEFAULT_CALLER
-
     listen = subparsers.add_parser("listen", help="talk to the bot live through a microphone")
-    _config_args(listen)
+    config_args(listen)
     listen.add_argument("--device", type=int, metavar="N", help="input device (see --list-devices)")
     listen.add_argument("--list-devices", action="store_true", help="list microphones and exit")
     listen.add_argument(
@@ -28,7 +25,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from voicebot.cli.main import _language, caller_arg, fail
     from voicebot.shells.listen import (
         MicrophoneError,
         PromptSpeaker,
@@ -47,16 +43,13 @@ def cmd_listen(args: argparse.Namespace) -> int:
             for index, name, rate in devices:
                 print(f"{index:3}  {name} ({rate} Hz)")
             return 0
-        config = _language(args)
+        config = language(args)
         if config is None:
             return 1
         mic = microphone(args.device)
     except MicrophoneError as exc:
         return fail(str(exc))
-    try:
-        model = load_speech_model(config)
-    except (models.ModelsError, ModelError) as exc:
-        return fail(str(exc))
+    model = load_speech_model(config)
     kit = speech_kit(config, model, warn)
     caller = caller_arg(args.caller)
     speaker = None if args.quiet else PromptSpeaker(warn)

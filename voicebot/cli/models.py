@@ -1,22 +1,20 @@
 """``voicebot models ...``: list, download and locate the speech models, as thin shells over
-``voicebot.speech.model_store``. Errors are one sentence on stderr and exit status 1, never a
-traceback."""
+``voicebot.speech.model_store``. Errors (``ModelError``) are one sentence on stderr and exit status
+1, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
+from voicebot.cli.common import Subparsers, usage
 from voicebot.speech import model_store as models
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """Add the ``models`` command (with ``list``, ``download LANG``, ``path LANG``)."""
     parser = subparsers.add_parser("models", help="list, download and locate speech models")
-    from voicebot.cli.main import usage
-
     parser.set_defaults(run=lambda _args: usage(parser))
     sub = parser.add_subparsers(title="model commands", metavar="ACTION")
 
@@ -47,10 +45,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    return _guard(lambda: _download(args))
-
-
-def _download(args: argparse.Namespace) -> int:
     e = models.entry(args.lang)
     bar = ProgressBar(e.name, sys.stderr)
     where, fetched = models.download(e, bar, url_base=args.url_base, sha256=args.sha256)
@@ -63,20 +57,8 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def cmd_path(args: argparse.Namespace) -> int:
-    def show() -> int:
-        print(models.require(args.lang))
-        return 0
-
-    return _guard(show)
-
-
-def _guard(action: Callable[[], int]) -> int:
-    try:
-        return action()
-    except models.ModelsError as exc:
-        from voicebot.cli.main import fail
-
-        return fail(str(exc))
+    print(models.require(args.lang))
+    return 0
 
 
 class ProgressBar:

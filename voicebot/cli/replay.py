@@ -1,6 +1,5 @@
-"""``voicebot replay`` and ``voicebot grammar build``: thin shells over ``voicebot.shells.replay``
-and
-``voicebot.speech.grammar``. Errors are one line on stderr, never a traceback."""
+"""``voicebot replay``: recorded calls (WAV) through the call pipeline, a thin shell over
+``voicebot.shells.replay``. Errors are one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -13,20 +12,25 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from voicebot.speech import model_store as models
-from voicebot.speech.recognizer import ModelError
+from voicebot.cli.common import (
+    Subparsers,
+    UsageError,
+    caller_arg,
+    config_args,
+    datetime_arg,
+    fail,
+    language,
+)
 
 DEFAULT_CALLER = "+46701234567"  # a mobile number, so SMS actions are taken
 DEFAULT_AT = "2026-01-05T10:00"  # a Monday morning: fixed, so replays repeat exactly
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``replay`` and ``grammar build``."""
-    from voicebot.cli.main import _config_args, _datetime, usage
-
+def register(subparsers: Subparsers) -> None:
+    """Add ``replay``."""
     replay = subparsers.add_parser("replay", help="run recorded calls (WAV) through the bot")
     replay.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="WAV files or folders")
-    _config_args(replay)
+    config_args(replay)
     replay.add_argument("--expect", type=Path, help="CSV file,intent or file,action to check")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
@@ -36,27 +40,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     replay.add_argument(
         "--at",
-        type=_datetime,
+        type=datetime_arg,
         help=f"time of the calls, ISO 8601 (default {DEFAULT_AT} in the language's time zone)",
     )
     replay.set_defaults(run=cmd_replay)
 
-    grammar = subparsers.add_parser("grammar", help="compile the recogniser's vocabulary")
-    grammar.set_defaults(run=lambda _a: usage(grammar))
-    sub = grammar.add_subparsers(title="grammar commands", metavar="ACTION")
-    build = sub.add_parser("build", help="write <lang>/grammar.json for every language")
-    build.add_argument(
-        "--config", type=Path, help="intents file or folder (default: the embedded examples)"
-    )
-    build.add_argument(
-        "--out", type=Path, metavar="DIR", help="write DIR/<lang>/grammar.json (default: next to "
-        "each language's intents, where calls look for it)"
-    )  # fmt: skip
-    build.set_defaults(run=cmd_grammar_build)
-
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from voicebot.cli.main import UsageError, _language, caller_arg, fail
     from voicebot.shells.replay import (
         NO_CHECK,
         ExpectationError,
@@ -73,17 +63,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    config = _language(args)
+    config = language(args)
     if config is None:
         return 1
     try:
         expectations = read_expectations(args.expect) if args.expect else {}
     except ExpectationError as exc:
         return fail(str(exc))
-    try:
-        model = load_speech_model(config)
-    except (models.ModelsError, ModelError) as exc:
-        return fail(str(exc))
+    model = load_speech_model(config)
     files = find_wavs(args.paths)
     if not files:
         return fail("no WAV files found in " + ", ".join(map(str, args.paths)))
@@ -169,24 +156,6 @@ class Progress:
     def done(self) -> None:
         if self._tty:
             self._out.write("\n")
-
-
-def cmd_grammar_build(args: argparse.Namespace) -> int:
-    from voicebot.cli.main import _load, fail
-    from voicebot.speech.grammar import compile_grammar, write_grammar
-
-    deployment = _load(args.config)
-    if deployment is None:
-        return 1
-    for _code, config in sorted(deployment.languages.items()):
-        try:
-            path = write_grammar(config, args.out)
-        except OSError as exc:
-            return fail(f"cannot write the {config.language} grammar: {exc}")
-        phrases = compile_grammar(config)
-        words = {w for p in phrases for w in p.split()}
-        print(f"{config.language}: wrote {path} ({len(phrases)} phrases, {len(words)} words)")
-    return 0
 
 
 def _warn(message: str) -> None:

@@ -19,34 +19,23 @@ import yaml
 
 from voicebot.core.config import ActionKind, Origin
 from voicebot.core.text import normalize
-from voicebot.loading.loader import (
-    _ACTION_KEYS,
-    _NAME_RE,
-    _TOP_KEYS,
-    ConfigError,
-    Problem,
-    _add_entries,
-    _Builder,
-    _Ctx,
-    _describe,
-    _did_you_mean,
-    _display,
-    _Entry,
-    _is_null,
-    _q,
-    _read_yaml,
-    _Ref,
-    load_language_text,
-)
+from voicebot.loading.actions import read_action
+from voicebot.loading.builder import Builder
+from voicebot.loading.deployment import load_language_text
+from voicebot.loading.files import Entry, add_entries, display_path, read_yaml
+from voicebot.loading.keys import ACTION_KEYS, NAME_RE, TOP_KEYS
+from voicebot.loading.problems import ConfigError, Problem
+from voicebot.loading.reader import Reader, describe, did_you_mean, is_null, quote
+from voicebot.loading.refs import Ref
 from voicebot.matching.labelled import OOS, LabelledFileError, read_rows
 
 __all__ = ["OOS", "import_labelled"]
 
 DEFAULT_LANGUAGE = "en-US"
-_ROUTE_KEYS = (*_ACTION_KEYS, "label")
+_ROUTE_KEYS = (*ACTION_KEYS, "label")
 _STAR = "*"
 # Sections in the order a reader expects them; routes files may hold any of them but intents.
-_ORDER = tuple(k for k in _TOP_KEYS if k != "intents")
+_ORDER = tuple(k for k in TOP_KEYS if k != "intents")
 
 
 @dataclass(slots=True)
@@ -138,7 +127,7 @@ def _count(n: int, noun: str) -> str:
 
 def _read_csv(path: Path, problems: list[Problem]) -> tuple[dict[str, _Intent], _Tally]:
     """Examples per intent in file order; every bad row is reported with its line."""
-    display = _display(path)
+    display = display_path(path)
     intents: dict[str, _Intent] = {}
     tally = _Tally()
     try:
@@ -152,18 +141,18 @@ def _read_csv(path: Path, problems: list[Problem]) -> tuple[dict[str, _Intent], 
             tally.oos += 1
             continue
         where = Origin(display, row.line, 0)
-        if not _NAME_RE.match(row.intent):
+        if not NAME_RE.match(row.intent):
             problems.append(
                 Problem(
                     where,
-                    f"intent {_q(row.intent)} is not a usable name; use letters, digits, '_', "
+                    f"intent {quote(row.intent)} is not a usable name; use letters, digits, '_', "
                     "'-' and '.' only (e.g. change_address)",
                 )
             )
             continue
         norm = normalize(row.text)
         if not norm:
-            problems.append(Problem(where, f"the text {_q(row.text)} has no words"))
+            problems.append(Problem(where, f"the text {quote(row.text)} has no words"))
             continue
         entry = intents.setdefault(row.intent, _Intent())
         if norm in entry.seen:
@@ -190,22 +179,22 @@ def _sample(examples: list[str], limit: int | None, seed: int, intent: str) -> l
 
 @dataclass(slots=True)
 class _Routes:
-    ctx: _Ctx
-    entries: dict[str, _Entry]
+    ctx: Reader
+    entries: dict[str, Entry]
     routes: dict[str, tuple[yaml.ScalarNode, yaml.Node]]
     owner: Origin
 
     @classmethod
     def read(cls, path: Path, problems: list[Problem]) -> _Routes | None:
-        display = _display(path)
-        node = _read_yaml(path, display, problems)
-        ctx = _Ctx(display, problems)
+        display = display_path(path)
+        node = read_yaml(path, display, problems)
+        ctx = Reader(display, problems)
         if node is None:
             if not problems:
                 problems.append(Problem(Origin(display, 0, 0), "is empty; it needs 'routes:'"))
             return None
-        entries: dict[str, _Entry] = {}
-        _add_entries(ctx, node, (*_ORDER, "routes"), entries)
+        entries: dict[str, Entry] = {}
+        add_entries(ctx, node, (*_ORDER, "routes"), entries)
         if "routes" not in entries:
             problems.append(Problem(ctx.at(node), "missing 'routes:' (which intent goes where)"))
             return None
@@ -221,19 +210,19 @@ class _Routes:
         """The language as plain data; problems point at the routes file or the CSV."""
         ctx = self.ctx
         before = len(problems)
-        builder = _Builder(problems)
+        builder = Builder(problems)
         language = None if "language" in self.entries else DEFAULT_LANGUAGE
         builder.build(self.entries, ctx.file, self.owner, language, partial_intents=intents)
-        base_refs = list(builder.group_refs)  # default_group, when_closed transfer_to, ...
+        base_refs = list(builder.refs.groups)  # default_group, when_closed transfer_to, ...
 
         for name, (knode, _) in self.routes.items():
             if name == OOS:
                 ctx.fail(knode, f"routes: rows labelled {OOS!r} are never imported; remove this")
             elif name != _STAR and name not in intents:
-                hint = _did_you_mean(name, intents, noun="intents")
+                hint = did_you_mean(name, intents, noun="intents")
                 ctx.fail(
                     knode,
-                    f"routes: there is no intent {_q(name)} in {csv_path.name}{hint}; fix the "
+                    f"routes: there is no intent {quote(name)} in {csv_path.name}{hint}; fix the "
                     "name or remove the route",
                 )
         unrouted = sorted(n for n in intents if n not in self.routes)
@@ -248,11 +237,11 @@ class _Routes:
             )
 
         actions: dict[str, dict[str, Any]] = {}
-        refs: dict[str, list[_Ref]] = {}
+        refs: dict[str, list[Ref]] = {}
         for name, (knode, vnode) in self.routes.items():
-            first = len(builder.group_refs)
+            first = len(builder.refs.groups)
             action = self._route(builder, name, knode, vnode)
-            refs[name] = builder.group_refs[first:]
+            refs[name] = builder.refs.groups[first:]
             if action is not None:
                 actions[name] = action
         if len(problems) > before:
@@ -293,16 +282,16 @@ class _Routes:
         return {k: data[k] for k in (*_ORDER, "intents") if k in data}
 
     def _route(
-        self, builder: _Builder, name: str, knode: yaml.ScalarNode, vnode: yaml.Node
+        self, builder: Builder, name: str, knode: yaml.ScalarNode, vnode: yaml.Node
     ) -> dict[str, Any] | None:
         """A route as an intent body without examples; a plain name means 'transfer to it'."""
         ctx = self.ctx
-        where = f"route {_q(name)}"
-        if isinstance(vnode, yaml.ScalarNode) and not _is_null(vnode):
+        where = f"route {quote(name)}"
+        if isinstance(vnode, yaml.ScalarNode) and not is_null(vnode):
             group = ctx.text(vnode, where, "the group")
             if group is None or not self._group_name(where, vnode, group):
                 return None
-            builder.group_refs.append(_Ref(ctx, vnode, group, where))
+            builder.refs.groups.append(Ref(ctx, vnode, group, where))
             return {"transfer": group}
         pairs = ctx.mapping(
             vnode,
@@ -314,7 +303,7 @@ class _Routes:
         )
         if pairs is None:
             return None
-        kinds = [k for k in _ACTION_KEYS if k in pairs]
+        kinds = [k for k in ACTION_KEYS if k in pairs]
         if len(kinds) != 1:
             ctx.fail(
                 knode,
@@ -323,10 +312,10 @@ class _Routes:
             )
             return None
         akey, avalue = pairs[kinds[0]]
-        first = len(builder.group_refs)
-        if builder._action(ctx, where, ActionKind(kinds[0]), akey, avalue, "") is None:
+        first = len(builder.refs.groups)
+        if read_action(ctx, where, ActionKind(kinds[0]), akey, avalue, "", builder.refs) is None:
             return None
-        for ref in builder.group_refs[first:]:
+        for ref in builder.refs.groups[first:]:
             if not self._group_name(where, ref.node, ref.name):
                 return None
         body: dict[str, Any] = {}
@@ -348,11 +337,11 @@ class _Routes:
 
     def _group_name(self, where: str, node: yaml.Node, gid: str) -> bool:
         """A group the importer may have to create needs an id the loader accepts."""
-        if _NAME_RE.match(gid):
+        if NAME_RE.match(gid):
             return True
         self.ctx.fail(
             node,
-            f"{where}: {_q(gid)} is not a group id; use letters, digits, '_', '-' and '.' only "
+            f"{where}: {quote(gid)} is not a group id; use letters, digits, '_', '-' and '.' only "
             "(e.g. front_desk)",
         )
         return False
@@ -367,7 +356,7 @@ class _Scalar:
         self.tag, self.value, self.style = node.tag, node.value, node.style
 
 
-def _plain(ctx: _Ctx, node: yaml.Node) -> Any:
+def _plain(ctx: Reader, node: yaml.Node) -> Any:
     """Nodes as data to re-dump, merges applied; every scalar keeps its exact text.
 
     Rebuilding values would change meaning: a plain +46101234567 is an int to PyYAML and
@@ -377,11 +366,11 @@ def _plain(ctx: _Ctx, node: yaml.Node) -> Any:
         return {str(k.value): _plain(ctx, v) for k, v in ctx.pairs(node)}
     if isinstance(node, yaml.SequenceNode):
         return [_plain(ctx, item) for item in node.value]
-    if _is_null(node):
+    if is_null(node):
         return None
     if isinstance(node, yaml.ScalarNode):
         return _Scalar(node)
-    return _describe(node)
+    return describe(node)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.match import Match
+from voicebot.errors import VoicebotError
 from voicebot.matching.labelled import OOS, read_labelled
 from voicebot.matching.matcher import route_key
 
@@ -41,7 +42,7 @@ class Matches(Protocol):
     def match(self, text: str) -> Match: ...
 
 
-class UnknownIntentError(ValueError):
+class UnknownIntentError(VoicebotError, ValueError):
     """Labelled rows name intents the config does not have."""
 
 

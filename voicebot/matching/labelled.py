@@ -12,6 +12,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicebot.errors import ProblemListError
+
 __all__ = ["OOS", "LabelledFileError", "LabelledRow", "read_labelled", "read_rows"]
 
 OOS = "oos"  # the intent label meaning "should match no intent"
@@ -26,7 +28,7 @@ class LabelledRow:
     line: int  # 1-based line where the row starts, for messages
 
 
-class LabelledFileError(Exception):
+class LabelledFileError(ProblemListError):
     """A labelled CSV that cannot be used; ``problems`` are (line, message), line 0: the file."""
 
     def __init__(

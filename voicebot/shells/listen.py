@@ -28,6 +28,7 @@ import numpy as np
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, Classify, Say, SendSms
+from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
 from voicebot.speech.pipeline import CallPipeline, Step
@@ -51,7 +52,7 @@ __all__ = [
 BLOCK_S = 0.1  # audio read per loop turn: the recogniser decides on 0.1 s boundaries anyway
 
 
-class MicrophoneError(RuntimeError):
+class MicrophoneError(VoicebotError, RuntimeError):
     """No usable microphone; the message is one sentence saying what to do."""
 
 
@@ -132,9 +133,11 @@ def microphone(device: int | None = None) -> Microphone:
     try:
         info = sd.query_devices(device, "input")
     except Exception:  # PortAudioError / ValueError: no such or no default input device
-        which = f"input device {device}" if device is not None else "no input device"
+        which = (
+            f"there is no input device {device}" if device is not None else "no input device found"
+        )
         raise MicrophoneError(
-            f"{which} found; see the microphones with: voicebot listen --list-devices"
+            f"{which}; see the microphones with: voicebot listen --list-devices"
         ) from None
     if int(info["max_input_channels"]) < 1:
         raise MicrophoneError(

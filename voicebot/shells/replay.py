@@ -19,6 +19,7 @@ from typing import Any
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, Classify, OutcomeKind, SendSms
+from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import AudioError, read_wav
 from voicebot.speech.pipeline import CallPipeline, Step
@@ -135,7 +136,7 @@ def find_wavs(paths: Iterable[Path]) -> list[Path]:
 # Expectations
 
 
-class ExpectationError(ValueError):
+class ExpectationError(VoicebotError, ValueError):
     """An expectations file that cannot be read; one line naming the file and row."""
 
 

@@ -17,6 +17,8 @@ from typing import Literal, cast
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from voicebot.errors import VoicebotError
+
 __all__ = [
     "Audio",
     "AudioError",
@@ -36,7 +38,7 @@ Int16Array = NDArray[np.int16]
 WavEncoding = Literal["pcm16", "mulaw"]
 
 
-class AudioError(ValueError):
+class AudioError(VoicebotError, ValueError):
     """An audio file or buffer we cannot use; the message is one line for the operator."""
 
 

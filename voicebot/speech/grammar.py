@@ -124,7 +124,7 @@ def unknown_grammar_words(config: LanguageConfig) -> list[str] | None:
     else:
         try:
             where = models.path(config.language)
-        except models.ModelsError:
+        except models.ModelError:
             return None
     if not models.is_model_dir(where):
         return None

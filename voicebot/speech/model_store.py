@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from voicebot.errors import VoicebotError
+
 __all__ = [
     "CATALOGUE",
     "DEFAULT_URL_BASE",
@@ -31,7 +33,7 @@ __all__ = [
     "CatalogueEntry",
     "DownloadError",
     "MissingModelError",
-    "ModelsError",
+    "ModelError",
     "Progress",
     "UnknownLanguageError",
     "download",
@@ -82,19 +84,19 @@ CATALOGUE: dict[str, CatalogueEntry] = {
 }
 
 
-class ModelsError(RuntimeError):
-    """Base for model management errors; messages are one sentence for the operator."""
+class ModelError(VoicebotError, RuntimeError):
+    """A speech model that cannot be found, downloaded or loaded; one sentence for the operator."""
 
 
-class UnknownLanguageError(ModelsError):
+class UnknownLanguageError(ModelError):
     pass
 
 
-class MissingModelError(ModelsError):
+class MissingModelError(ModelError):
     pass
 
 
-class DownloadError(ModelsError):
+class DownloadError(ModelError):
     pass
 
 

@@ -54,8 +54,8 @@ __all__ = ["CallPipeline", "Heard", "SpeechKit", "Step", "load_speech_model", "s
 
 
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
-    """The configured model, else the installed one for the language; ``ModelsError`` or
-    ``ModelError`` say how to fix it in one sentence."""
+    """The configured model, else the installed one for the language; ``ModelError`` says how
+    to fix it in one sentence."""
     if config.speech.model is not None:
         return REGISTRY.get(config.speech.model)
     return REGISTRY.get(models.require(config.language))

@@ -45,6 +45,7 @@ from numpy.typing import NDArray
 
 from voicebot.core.config import LanguageConfig
 from voicebot.speech.audio import EnergyVad, Resampler, as_int16
+from voicebot.speech.model_store import ModelError  # one error for every model problem
 
 __all__ = [
     "BLOCK_S",
@@ -80,10 +81,6 @@ BLOCK_S = 0.1
 
 Mode = Literal["open", "grammar"]
 EndReason = Literal["end_of_speech", "max_length", "end_of_stream"]
-
-
-class ModelError(RuntimeError):
-    """A speech model directory that cannot be used (missing, incomplete, unreadable)."""
 
 
 class GrammarError(ValueError):

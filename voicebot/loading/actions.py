@@ -1,0 +1,315 @@
+"""What an intent does (transfer, announce, sms) and the dated announcements, read from YAML.
+
+The sms action is the one with most rules (its body must carry the link, a ``read`` fallback
+needs an answer, a ``group`` only goes with ``transfer``), so each is checked here with the fix in
+the message. The importer reads its routes file's actions with ``read_action`` as well.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from voicebot.core.config import (
+    ActionKind,
+    Announcement,
+    Intent,
+    IntentAction,
+    Origin,
+    SmsFallback,
+)
+from voicebot.loading.files import Entry
+from voicebot.loading.keys import (
+    ACTION_KEYS,
+    ANNOUNCE_KEYS,
+    ANNOUNCEMENT_KEYS,
+    INTENT_KEYS,
+    NAME_RE,
+    SMS_KEYS,
+)
+from voicebot.loading.reader import Pair, Reader, describe, did_you_mean, is_null, quote
+from voicebot.loading.refs import Ref, References
+
+__all__ = ["read_action", "read_announcements", "read_intents"]
+
+
+def read_intents(e: Entry, sms_sent: str, refs: References) -> dict[str, Intent] | None:
+    """The ``intents:`` section; ``sms_sent`` is the prompt an sms body defaults to."""
+    ctx = e.ctx
+    pairs = ctx.mapping(e.value, "", "'intents'", None, owner=e.key)
+    if pairs is None:
+        return None
+    if not pairs:
+        ctx.fail(e.key, "'intents' must define at least one intent")
+        return None
+    out: dict[str, Intent] = {}
+    ok = True
+    for name, (knode, vnode) in pairs.items():
+        intent = _intent(ctx, name, knode, vnode, sms_sent, refs)
+        if intent is None:
+            ok = False
+        else:
+            out[name] = intent
+    refs.known_intents = set(pairs)
+    return out if ok else None
+
+
+def _intent(
+    ctx: Reader,
+    name: str,
+    knode: yaml.ScalarNode,
+    vnode: yaml.Node,
+    sms_sent: str,
+    refs: References,
+) -> Intent | None:
+    where = f"intent {quote(name)}"
+    before = len(ctx.problems)
+    if not NAME_RE.match(name):
+        ctx.fail(knode, f"{where}: an intent name may only use letters, digits, '_', '-', '.'")
+    pairs = ctx.mapping(
+        vnode,
+        where,
+        "the intent",
+        INTENT_KEYS,
+        owner=knode,
+        key_hint="; an intent's action is one of transfer, announce or sms",
+    )
+    if pairs is None:
+        return None
+    label: str | None = name.replace("_", " ")
+    if "label" in pairs:
+        label = ctx.text(pairs["label"][1], where, "'label'")
+    phrases: list[tuple[str, Origin]] = []
+    examples: list[tuple[str, Origin]] = []
+    for key, target in (("phrases", phrases), ("examples", examples)):
+        if key in pairs:
+            items = ctx.texts(pairs[key][1], where, quote(key))
+            target.extend(items or [])
+    if not phrases and not examples and len(ctx.problems) == before:
+        ctx.fail(
+            knode,
+            f"{where} has no phrases and no examples, so callers could never reach it; "
+            "add a few things callers say under 'phrases:'",
+        )
+    actions = [k for k in ACTION_KEYS if k in pairs]
+    action: IntentAction | None = None
+    if not actions:
+        ctx.fail(
+            knode,
+            f"{where} has no action; add one of 'transfer: <group>', 'announce: ...' or 'sms: ...'",
+        )
+    elif len(actions) > 1:
+        ctx.fail(
+            pairs[actions[1]][0],
+            f"{where} has both {actions[0]} and {actions[1]}; give exactly one action",
+        )
+    else:
+        action = read_action(ctx, where, ActionKind(actions[0]), *pairs[actions[0]], sms_sent, refs)
+    if len(ctx.problems) > before or label is None or action is None:
+        return None
+    return Intent(
+        name=name,
+        label=label,
+        phrases=tuple(t for t, _ in phrases),
+        examples=tuple(t for t, _ in examples),
+        action=action,
+        origin=ctx.at(knode),
+        phrase_origins=tuple(o for _, o in phrases),
+        example_origins=tuple(o for _, o in examples),
+        label_given="label" in pairs,
+    )
+
+
+def read_action(
+    ctx: Reader,
+    where: str,
+    kind: ActionKind,
+    knode: yaml.ScalarNode,
+    vnode: yaml.Node,
+    sms_sent: str,
+    refs: References,
+) -> IntentAction | None:
+    """One intent's action (or a route's, for the importer); group names go to ``refs``."""
+    if kind is ActionKind.TRANSFER:
+        if isinstance(vnode, yaml.ScalarNode) and not is_null(vnode):
+            group = ctx.text(vnode, where, "'transfer'")
+            if group is None:
+                return None
+            refs.groups.append(Ref(ctx, vnode, group, where))
+            return IntentAction(ActionKind.TRANSFER, group=group)
+        ctx.fail(
+            vnode,
+            f"{where}: 'transfer' must name an agent group (transfer: billing), not "
+            f"{describe(vnode)}",
+        )
+        return None
+    if kind is ActionKind.ANNOUNCE:
+        if isinstance(vnode, yaml.ScalarNode) and not is_null(vnode):
+            text = ctx.template(vnode, where, "'announce'")
+            return None if text is None else IntentAction(ActionKind.ANNOUNCE, text=text)
+        pairs = ctx.mapping(vnode, where, "'announce'", ANNOUNCE_KEYS, owner=knode)
+        if pairs is None:
+            return None
+        text, audio = _text_or_audio(ctx, where, "'announce'", knode, pairs)
+        if text is None and audio is None:
+            return None
+        return IntentAction(ActionKind.ANNOUNCE, text=text, audio_url=audio)
+    return _sms(ctx, where, knode, vnode, sms_sent, refs)
+
+
+def _text_or_audio(
+    ctx: Reader, where: str, what: str, owner: yaml.Node, pairs: dict[str, Pair]
+) -> tuple[str | None, str | None]:
+    text = audio = None
+    if "text" in pairs:
+        text = ctx.template(pairs["text"][1], where, "'text'")
+    if "audio_url" in pairs:
+        audio = ctx.link(pairs["audio_url"][1], where, "'audio_url'")
+    if "text" not in pairs and "audio_url" not in pairs:
+        ctx.fail(owner, f"{where}: {what} needs 'text' (spoken) or 'audio_url' (played)")
+    return text, audio
+
+
+def _sms(
+    ctx: Reader,
+    where: str,
+    knode: yaml.ScalarNode,
+    vnode: yaml.Node,
+    sms_sent: str,
+    refs: References,
+) -> IntentAction | None:
+    before = len(ctx.problems)
+    pairs = ctx.mapping(vnode, where, "'sms'", SMS_KEYS, ["link"], owner=knode)
+    if pairs is None or "link" not in pairs:
+        return None
+    link = ctx.link(pairs["link"][1], where, "the sms 'link'")
+    say = ctx.template(pairs["say"][1], where, "'say'") if "say" in pairs else None
+    body: str | None = None
+    if "text" in pairs:
+        tnode = pairs["text"][1]
+        body = ctx.template(tnode, where, "the sms 'text'", allowed=("link",))
+        if body is not None and link is not None and "{link}" not in body and link not in body:
+            ctx.fail(
+                tnode,
+                f"{where}: the sms 'text' does not contain {{link}}, so the caller would not "
+                "get the link",
+            )
+    fallback = SmsFallback.TRANSFER
+    if "fallback" in pairs:
+        fnode = pairs["fallback"][1]
+        value = ctx.text(fnode, where, "'fallback'")
+        choices = [f.value for f in SmsFallback]
+        if value is not None and value not in choices:
+            ctx.fail(
+                fnode,
+                f"{where}: 'fallback' must be read or transfer, not {quote(value)}"
+                f"{did_you_mean(value, choices)}",
+            )
+        elif value is not None:
+            fallback = SmsFallback(value)
+    answer = ctx.text(pairs["answer"][1], where, "'answer'") if "answer" in pairs else None
+    if fallback is SmsFallback.READ and "answer" not in pairs:
+        ctx.fail(
+            pairs["fallback"][1],
+            f"{where}: 'fallback: read' needs 'answer:', the text read aloud when no sms "
+            "can be sent",
+        )
+    group: str | None = None
+    if "group" in pairs:
+        gnode = pairs["group"][1]
+        if fallback is SmsFallback.READ:
+            ctx.fail(
+                pairs["group"][0],
+                f"{where}: 'group' is only used with 'fallback: transfer'; remove it or "
+                "change the fallback",
+            )
+        else:
+            group = ctx.text(gnode, where, "'group'")
+            if group is not None:
+                refs.groups.append(Ref(ctx, gnode, group, where))
+    if len(ctx.problems) > before or link is None:
+        return None
+    return IntentAction(
+        ActionKind.SMS,
+        text=say,
+        link=link,
+        sms_text=body if body is not None else f"{say or sms_sent} {{link}}",
+        fallback=fallback,
+        answer=answer,
+        group=group,
+    )
+
+
+def read_announcements(e: Entry, refs: References) -> tuple[Announcement, ...] | None:
+    """The ``announcements:`` list; ``after_intents`` names go to ``refs``."""
+    ctx = e.ctx
+    node = e.value
+    if is_null(node):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        ctx.fail(
+            node,
+            f"'announcements' must be a list (each starting with '- id: ...'), not "
+            f"{describe(node)}",
+        )
+        return None
+    out: list[Announcement] = []
+    ids: dict[str, Origin] = {}
+    ok = True
+    for i, item in enumerate(node.value, 1):
+        ann = _announcement(ctx, i, item, refs)
+        if ann is None:
+            ok = False
+            continue
+        if ann.id in ids:
+            ctx.fail(
+                item,
+                f"announcement {quote(ann.id)} is defined twice (first on line "
+                f"{ids[ann.id].line}); give each announcement its own id",
+            )
+            ok = False
+        ids.setdefault(ann.id, ann.origin)
+        out.append(ann)
+    return tuple(out) if ok else None
+
+
+def _announcement(
+    ctx: Reader, index: int, node: yaml.Node, refs: References
+) -> Announcement | None:
+    before = len(ctx.problems)
+    where = f"announcement {index}"
+    pairs = ctx.mapping(node, where, "an announcement", ANNOUNCEMENT_KEYS, ["id"])
+    if pairs is None:
+        return None
+    ann_id = ctx.text(pairs["id"][1], where, "'id'") if "id" in pairs else None
+    if ann_id is not None:
+        where = f"announcement {quote(ann_id)}"
+    text, audio = _text_or_audio(ctx, where, "an announcement", node, pairs)
+    start = ctx.date(pairs["from"][1], where, "'from'") if "from" in pairs else None
+    end = ctx.date(pairs["until"][1], where, "'until'") if "until" in pairs else None
+    if start is not None and end is not None and end < start:
+        ctx.fail(
+            pairs["until"][1],
+            f"{where}: 'until' ({end}) is before 'from' ({start}); it would never play",
+        )
+    after: list[str] = []
+    if "after_intents" in pairs:
+        anode = pairs["after_intents"][1]
+        items = ctx.texts(anode, where, "'after_intents'", single_ok=True)
+        nodes = list(anode.value) if isinstance(anode, yaml.SequenceNode) else [anode]
+        for (name, _), item in zip(items or [], nodes, strict=False):
+            after.append(name)
+            refs.intents.append(Ref(ctx, item, name, where))
+    if len(ctx.problems) > before or ann_id is None:
+        return None
+    return Announcement(
+        id=ann_id,
+        text=text,
+        audio_url=audio,
+        start=start,
+        end=end,
+        after_intents=tuple(after),
+        origin=ctx.at(node),
+    )
+
+
+# -- cross references

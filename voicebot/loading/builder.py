@@ -1,0 +1,392 @@
+"""Build one language's ``LanguageConfig`` from its top-level YAML entries.
+
+``Builder.build`` checks every section (top-level settings, thresholds, speech, prompts, words,
+agent groups with their destinations) and hands intents and announcements to ``actions``, hours
+to ``hours``; names used before they are defined are collected in ``References`` and checked at
+the end. A config is built only when no problem was found, so nothing half-valid is ever served.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from voicebot.core.config import (
+    AgentGroup,
+    Announcement,
+    Intent,
+    LanguageConfig,
+    Origin,
+    Prompts,
+    SpeechMode,
+    SpeechSettings,
+    Thresholds,
+    Words,
+)
+from voicebot.core.phone import normalize as normalize_phone
+from voicebot.loading.actions import read_announcements, read_intents
+from voicebot.loading.defaults import language_defaults
+from voicebot.loading.files import Entry
+from voicebot.loading.groups import read_groups
+from voicebot.loading.keys import (
+    PROMPT_KEYS,
+    REQUIRED_TOP,
+    SPEECH_KEYS,
+    THRESHOLD_KEYS,
+    WORD_KEYS,
+)
+from voicebot.loading.problems import Problem
+from voicebot.loading.reader import quote
+from voicebot.loading.refs import Ref, References
+
+__all__ = ["Builder"]
+
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-(?:[A-Z]{2}|\d{3}))?$")
+_MAX_TURNS = 10
+_SPEECH_SECONDS = ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s")
+_MAX_SPEECH_S = 120.0
+_MAX_ALTERNATIVES = 10
+
+# Placeholders each prompt may use, and those it must use.
+_PROMPT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "no_match": (frozenset({"hints"}), frozenset()),
+    "clarify": (frozenset({"a", "b"}), frozenset({"a", "b"})),
+    "transfer": (frozenset({"group"}), frozenset()),
+}
+
+
+@dataclass(slots=True)
+class Builder:
+    """Builds one language from its top-level entries: every section checked, every problem
+    recorded in ``problems``, and a ``LanguageConfig`` only when there was none."""
+
+    problems: list[Problem]
+    refs: References = field(default_factory=References)
+
+    def build(
+        self,
+        entries: Mapping[str, Entry],
+        source: str,
+        whole: Origin,
+        folder_language: str | None,
+        *,
+        partial_intents: Collection[str] | None = None,
+    ) -> LanguageConfig | None:
+        """Check every section and build the language; ``partial_intents`` checks a fragment.
+
+        A fragment (the importer's routes file) has no intents of its own: it is checked against
+        the given intent names, its group references are not checked (missing groups get
+        created) and nothing is built.
+        """
+        before = len(self.problems)
+        partial = partial_intents is not None
+
+        def get(key: str) -> Entry | None:
+            return entries.get(key)
+
+        for key in () if partial else REQUIRED_TOP:
+            if key not in entries:
+                self.problems.append(Problem(whole, f"missing required top-level key {quote(key)}"))
+
+        language = self._language(get("language"), whole, folder_language)
+        primary = (language or "").split("-")[0]
+
+        voice = language_defaults(primary).voice
+        if (e := get("voice")) is not None:
+            voice = e.ctx.text(e.value, "", "'voice'")
+        elif voice is None and language is not None:
+            self.problems.append(
+                Problem(
+                    whole,
+                    f"there is no built-in voice for {language}; set 'voice:' to a Twilio <Say> "
+                    "voice such as Polly.Joanna",
+                )
+            )
+
+        timezone: str | None = "UTC"
+        timezone_given = False
+        if (e := get("timezone")) is not None:
+            timezone = e.ctx.timezone(e.value, "", "'timezone'")
+            timezone_given = True
+
+        max_turns: int | None = 4
+        if (e := get("max_turns")) is not None:
+            max_turns = e.ctx.integer(e.value, "", "'max_turns'")
+            if max_turns is not None and not 1 <= max_turns <= _MAX_TURNS:
+                e.ctx.fail(e.value, f"'max_turns' must be between 1 and {_MAX_TURNS}")
+                max_turns = None
+
+        numbers = self._numbers(get("numbers"))
+        thresholds = self._thresholds(get("thresholds"))
+        speech = self._speech(get("speech"))
+        prompts = self._prompts(get("prompts"), primary, whole, language)
+        words = self._words(get("words"), primary, whole, language)
+
+        groups: dict[str, AgentGroup] | None = None
+        if (e := get("groups")) is not None:
+            groups = read_groups(e, timezone or "UTC", timezone_given, self.refs)
+
+        default_group: str | None = None
+        if (e := get("default_group")) is not None:
+            default_group = e.ctx.text(e.value, "", "'default_group'")
+            if default_group is not None:
+                self.refs.groups.append(Ref(e.ctx, e.value, default_group, "'default_group'"))
+
+        intents: dict[str, Intent] | None = None
+        if (e := get("intents")) is not None:
+            sms_sent = prompts.sms_sent if prompts is not None else ""
+            intents = read_intents(e, sms_sent, self.refs)
+
+        announcements: tuple[Announcement, ...] | None = ()
+        if (e := get("announcements")) is not None:
+            announcements = read_announcements(e, self.refs)
+
+        if partial_intents is not None:
+            self.refs.known_groups = None
+            self.refs.known_intents = set(partial_intents)
+        self.refs.check()
+
+        if len(self.problems) > before or partial:
+            return None
+        assert language is not None and voice is not None and timezone is not None
+        assert max_turns is not None and thresholds is not None and prompts is not None
+        assert words is not None and groups is not None and default_group is not None
+        assert intents is not None and announcements is not None and speech is not None
+        assert numbers is not None
+        return LanguageConfig(
+            language=language,
+            voice=voice,
+            timezone=timezone,
+            prompts=prompts,
+            words=words,
+            thresholds=thresholds,
+            groups=MappingProxyType(groups),
+            default_group=default_group,
+            announcements=announcements,
+            intents=MappingProxyType(intents),
+            source=source,
+            max_turns=max_turns,
+            speech=speech,
+            numbers=tuple(n for n, _ in numbers),
+            number_origins=tuple(o for _, o in numbers),
+        )
+
+    # -- top-level scalars and small sections
+
+    def _language(self, e: Entry | None, whole: Origin, folder: str | None) -> str | None:
+        if e is None:
+            if folder is not None and _LANGUAGE_RE.match(folder):
+                return folder
+            self.problems.append(
+                Problem(whole, "missing required top-level key 'language' (e.g. language: en-US)")
+            )
+            return None
+        code = e.ctx.text(e.value, "", "'language'")
+        if code is None:
+            return None
+        if not _LANGUAGE_RE.match(code):
+            guess = _suggest_language(code)
+            hint = f"did you mean {quote(guess)}?" if guess else "write it like en-US or sv-SE"
+            e.ctx.fail(e.value, f"{quote(code)} is not a language code ({hint})")
+            return None
+        if folder is not None and _LANGUAGE_RE.match(folder) and folder != code:
+            e.ctx.fail(
+                e.value,
+                f"the folder is named {folder} but 'language' says {code}; make them the same",
+            )
+            return None
+        return code
+
+    def _numbers(self, e: Entry | None) -> list[tuple[str, Origin]] | None:
+        """The phone lines answered in this language, in E.164 form, each listed once."""
+        if e is None:
+            return []
+        items = e.ctx.texts(e.value, "numbers", "'numbers'", single_ok=True)
+        if items is None:
+            return None
+        out: dict[str, Origin] = {}
+        ok = True
+        for value, origin in items:
+            number = normalize_phone(value)
+            if number is None:
+                e.ctx.fail(
+                    origin,
+                    f"numbers: {quote(value)} is not a phone number in international form; write "
+                    "'+', the country code and the number (e.g. \"+46101234500\")",
+                )
+                ok = False
+            elif number in out:
+                first = out[number]
+                e.ctx.fail(origin, f"numbers: {number} is already listed on line {first.line}")
+                ok = False
+            else:
+                out[number] = origin
+        return list(out.items()) if ok else None
+
+    def _thresholds(self, e: Entry | None) -> Thresholds | None:
+        if e is None:
+            return Thresholds()
+        where = "thresholds"
+        pairs = e.ctx.mapping(e.value, where, "'thresholds'", THRESHOLD_KEYS, owner=e.key)
+        if pairs is None:
+            return None
+        values: dict[str, float] = {}
+        ok = True
+        for key, (_, vnode) in pairs.items():
+            value = e.ctx.number(vnode, where, quote(key))
+            if value is None:
+                ok = False
+            elif not 0.0 <= value <= 1.0:
+                e.ctx.fail(
+                    vnode, f"thresholds: {quote(key)} must be between 0 and 1, not {value:g}"
+                )
+                ok = False
+            else:
+                values[key] = value
+        result = Thresholds(**values)
+        if result.reject > result.accept and ("reject" in values or "accept" in values):
+            node = pairs.get("reject", pairs.get("accept", (e.key, e.value)))[1]
+            e.ctx.fail(
+                node,
+                f"thresholds: 'reject' ({result.reject:g}) must not be above 'accept' "
+                f"({result.accept:g}); nothing between them could ever be accepted",
+            )
+            return None
+        return result if ok else None
+
+    def _speech(self, e: Entry | None) -> SpeechSettings | None:
+        if e is None:
+            return SpeechSettings()
+        where = "speech"
+        pairs = e.ctx.mapping(e.value, where, "'speech'", SPEECH_KEYS, owner=e.key)
+        if pairs is None:
+            return None
+        ok = True
+        mode = SpeechMode.GRAMMAR
+        if "mode" in pairs:
+            vnode = pairs["mode"][1]
+            text = e.ctx.text(vnode, where, "'mode'")
+            if text is not None and text not in tuple(SpeechMode):
+                choices = [m.value for m in SpeechMode]
+                e.ctx.fail(vnode, f"speech: 'mode' is {quote(text)}; use {' or '.join(choices)}")
+                text = None
+            ok = ok and text is not None
+            mode = SpeechMode(text) if text is not None else mode
+        model: str | None = None
+        if "model" in pairs:
+            model = e.ctx.text(pairs["model"][1], where, "'model'")
+            ok = ok and model is not None
+            if model is not None:
+                model = _model_path(model, e.ctx.file)
+        seconds: dict[str, float] = {}
+        for key in _SPEECH_SECONDS:
+            if key not in pairs:
+                continue
+            vnode = pairs[key][1]
+            value = e.ctx.number(vnode, where, quote(key))
+            if value is not None and not 0.0 < value <= _MAX_SPEECH_S:
+                e.ctx.fail(
+                    vnode,
+                    f"speech: {quote(key)} must be more than 0 and at most {_MAX_SPEECH_S:g} "
+                    f"seconds, not {value:g}",
+                )
+                value = None
+            if value is None:
+                ok = False
+            else:
+                seconds[key] = value
+        alternatives = SpeechSettings().max_alternatives  # on the class it is a slot descriptor
+        if "max_alternatives" in pairs:
+            vnode = pairs["max_alternatives"][1]
+            n = e.ctx.integer(vnode, where, "'max_alternatives'")
+            if n is not None and not 1 <= n <= _MAX_ALTERNATIVES:
+                e.ctx.fail(
+                    vnode, f"speech: 'max_alternatives' must be between 1 and {_MAX_ALTERNATIVES}"
+                )
+                n = None
+            ok = ok and n is not None
+            alternatives = n if n is not None else alternatives
+        if not ok:
+            return None
+        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds)
+
+    def _prompts(
+        self, e: Entry | None, primary: str, whole: Origin, language: str | None
+    ) -> Prompts | None:
+        values: dict[str, str] = dict(language_defaults(primary).prompts)
+        ok = True
+        if e is not None:
+            pairs = e.ctx.mapping(e.value, "prompts", "'prompts'", PROMPT_KEYS, owner=e.key)
+            if pairs is None:
+                return None
+            for key, (_, vnode) in pairs.items():
+                allowed, required = _PROMPT_FIELDS.get(key, (frozenset(), frozenset()))
+                text = e.ctx.template(vnode, "prompts", quote(key), allowed, required)
+                if text is None:
+                    ok = False
+                else:
+                    values[key] = text
+        missing = [k for k in PROMPT_KEYS if k not in values]
+        if missing and language is not None:
+            origin = e.ctx.at(e.key) if e is not None else whole
+            self.problems.append(
+                Problem(
+                    origin,
+                    f"there are no built-in prompts for {language}; add "
+                    f"{', '.join(missing)} under 'prompts:'",
+                )
+            )
+            return None
+        return Prompts(**values) if ok and not missing else None
+
+    def _words(
+        self, e: Entry | None, primary: str, whole: Origin, language: str | None
+    ) -> Words | None:
+        values: dict[str, tuple[str, ...]] = dict(language_defaults(primary).words)
+        ok = True
+        if e is not None:
+            pairs = e.ctx.mapping(e.value, "words", "'words'", WORD_KEYS, owner=e.key)
+            if pairs is None:
+                return None
+            for key, (_, vnode) in pairs.items():
+                items = e.ctx.texts(vnode, "words", quote(key), single_ok=True)
+                if items is None:
+                    ok = False
+                elif not items:
+                    e.ctx.fail(vnode, f"words: {quote(key)} needs at least one word")
+                    ok = False
+                else:
+                    values[key] = tuple(t for t, _ in items)
+        missing = [k for k in WORD_KEYS if k not in values]
+        if missing and language is not None:
+            origin = e.ctx.at(e.key) if e is not None else whole
+            self.problems.append(
+                Problem(
+                    origin,
+                    f"there are no built-in word lists for {language}; add "
+                    f"{', '.join(missing)} under 'words:'",
+                )
+            )
+            return None
+        return Words(**values) if ok and not missing else None
+
+
+def _suggest_language(code: str) -> str | None:
+    parts = re.split(r"[-_]", code.strip())
+    if len(parts) == 2 and parts[0].isalpha() and parts[1].isalpha():
+        fixed = f"{parts[0].lower()}-{parts[1].upper()}"
+        if _LANGUAGE_RE.match(fixed):
+            return fixed
+    return None
+
+
+def _model_path(text: str, file: str) -> str:
+    """A model directory as written; a relative one is taken from the config file's folder."""
+    path = Path(text).expanduser()
+    base = Path(file).parent
+    if path.is_absolute() or not Path(file).is_file():
+        return str(path)
+    return str(base / path)

@@ -1,0 +1,225 @@
+"""Reading YAML files: one file into nodes, a language file or folder into its top-level keys.
+
+A file that cannot be read (not UTF-8, a syntax error, a duplicate key) becomes a ``Problem`` with
+its line, never an exception; a key defined in two files of one language folder is a problem too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from voicebot.core.config import Origin
+from voicebot.loading.keys import DEPLOYMENT_FILE, TOP_KEYS, YAML_SUFFIXES
+from voicebot.loading.problems import Problem
+from voicebot.loading.reader import MERGE_TAG, Reader, quote
+
+__all__ = [
+    "Entry",
+    "add_entries",
+    "collect_language",
+    "compose_yaml",
+    "display_path",
+    "read_yaml",
+    "yaml_files",
+]
+
+
+def display_path(path: Path) -> str:
+    """A path as ops see it: relative to the working directory when below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return str(path)
+
+
+def _syntax_message(error: yaml.MarkedYAMLError) -> str:
+    problem = (error.problem or "invalid YAML").strip()
+    hint = ""
+    if "'\\t'" in problem:
+        problem, hint = "a tab character", "; indent with spaces, never tabs"
+    elif "mapping values are not allowed" in problem:
+        hint = " (is there a ':' inside a value? put the value in quotes)"
+    elif "could not find expected ':'" in problem:
+        hint = " (a line is missing its ':' or is indented wrongly)"
+    elif "found undefined alias" in problem:
+        hint = " (the '*name' refers to an '&name' anchor that is not defined above it)"
+    elif "expected <block end>" in problem or "did not find expected" in problem:
+        hint = " (check the indentation of this line and the one above)"
+    elif "expected a single document" in problem:
+        problem, hint = "more than one YAML document", "; remove the extra '---' line"
+    return f"YAML syntax error: {problem}{hint}"
+
+
+def read_yaml(path: Path, display: str, problems: list[Problem]) -> yaml.Node | None:
+    """Compose one file into nodes, or record why it cannot be read; empty files give None."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problems.append(
+            Problem(Origin(display, 0, 0), f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
+        )
+        return None
+    except OSError as exc:
+        problems.append(Problem(Origin(display, 0, 0), f"cannot be read: {exc.strerror or exc}"))
+        return None
+    return compose_yaml(text, display, problems)
+
+
+def compose_yaml(text: str, display: str, problems: list[Problem]) -> yaml.Node | None:
+    """One YAML text composed into nodes, or None with the reason recorded in ``problems``."""
+    bad = _BAD_CHARACTER.search(text)
+    if bad is not None:  # PyYAML refuses these before parsing, with an offset instead of a line
+        problems.append(Problem(_origin_of(text, bad.start(), display), _bad_character(bad[0])))
+        return None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        problems.append(_syntax_problem(exc, text, display))
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(Problem(Origin(display, 0, 0), f"YAML error: {exc}"))
+        return None
+    finally:
+        loader.dispose()
+    if node is not None:
+        _check_duplicate_keys(Reader(display, problems), node)
+    return node
+
+
+# What PyYAML's reader rejects (its NON_PRINTABLE set): control characters other than tab and
+# line breaks, surrogates and the two non-characters U+FFFE and U+FFFF.
+_BAD_CHARACTER = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+
+
+def _bad_character(char: str) -> str:
+    name = "a NUL byte" if char == "\0" else f"the control character U+{ord(char):04X}"
+    return (
+        f"contains {name}, which YAML does not allow; remove it (the file is probably not "
+        "plain text, or was saved by a program that added it)"
+    )
+
+
+def _origin_of(text: str, index: int, display: str) -> Origin:
+    line = text.count("\n", 0, index) + 1
+    return Origin(display, line, index - (text.rfind("\n", 0, index) + 1) + 1)
+
+
+# A construct PyYAML reads until its closing character: when one is left open the parser gives
+# up where it finds something else, often at the end of the file, far from the mistake.
+_OPEN_CONSTRUCTS = {
+    "while scanning a quoted scalar": ("the quote", "closing quote"),
+    "while parsing a flow sequence": ("the '['", "']'"),
+    "while parsing a flow mapping": ("the '{'", "'}'"),
+}
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, text: str, display: str) -> Problem:
+    """The problem at the line to fix: where an unclosed quote or bracket starts when the
+    parser only noticed at the end of the file, else where the parser stopped."""
+    problem, start = exc.problem_mark, exc.context_mark
+    opened = _OPEN_CONSTRUCTS.get((exc.context or "").strip())
+    if opened is not None and start is not None:
+        what, closer = opened
+        if problem is None or not text[problem.index :].strip():  # it gave up at the end
+            return Problem(
+                Origin(display, start.line + 1, start.column + 1),
+                f"YAML syntax error: {what} opened here is never closed; add the {closer}",
+            )
+        message = f"{_syntax_message(exc)}; {what} on line {start.line + 1} is not closed"
+        return Problem(Origin(display, problem.line + 1, problem.column + 1), message)
+    mark = problem or start
+    origin = Origin(display, mark.line + 1, mark.column + 1) if mark else Origin(display, 0, 0)
+    return Problem(origin, _syntax_message(exc))
+
+
+def _check_duplicate_keys(ctx: Reader, root: yaml.Node) -> None:
+    """PyYAML keeps only the last of two equal keys; ops almost never mean that, so report it."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[str, yaml.Node] = {}
+            for knode, vnode in node.value:
+                if isinstance(knode, yaml.ScalarNode) and knode.tag != MERGE_TAG:
+                    key = str(knode.value)
+                    if key in first:
+                        line = ctx.at(first[key]).line
+                        ctx.fail(
+                            knode,
+                            f"{quote(key)} is written twice here (first at line {line}); "
+                            "YAML would silently keep only the last one, so merge or rename them",
+                        )
+                    else:
+                        first[key] = knode
+                stack.extend((knode, vnode))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix in YAML_SUFFIXES and not p.name.startswith((".", "_"))
+    )
+
+
+@dataclass(slots=True)
+class Entry:
+    """One top-level key of a language, with the file it came from."""
+
+    ctx: Reader
+    key: yaml.ScalarNode
+    value: yaml.Node
+
+
+def collect_language(path: Path, problems: list[Problem]) -> tuple[dict[str, Entry], str, Origin]:
+    """Top-level keys of a language file or folder; a key defined in two files is a problem."""
+    display = display_path(path)
+    entries: dict[str, Entry] = {}
+    if path.is_dir():
+        files = [f for f in yaml_files(path) if f.name != DEPLOYMENT_FILE]
+        whole = Origin(display, 0, 0)
+        if not files:
+            problems.append(Problem(whole, "this language folder has no .yaml files"))
+    elif path.is_file():
+        files = [path]
+        whole = Origin(display, 1, 1)
+    else:
+        problems.append(Problem(Origin(display, 0, 0), "no such file or folder"))
+        return entries, display, Origin(display, 0, 0)
+    for file in files:
+        name = display_path(file)
+        node = read_yaml(file, name, problems)
+        if node is not None:
+            add_entries(Reader(name, problems), node, TOP_KEYS, entries)
+    return entries, display, whole
+
+
+def add_entries(
+    ctx: Reader, node: yaml.Node, keys: Collection[str], entries: dict[str, Entry]
+) -> None:
+    """Add a file's top-level keys to ``entries``; a key some other file defined is a problem."""
+    top = ctx.mapping(node, "", "the file", keys)
+    for key, (knode, vnode) in (top or {}).items():
+        if key in entries:
+            first = entries[key]
+            ctx.fail(
+                knode,
+                f"{quote(key)} is defined in both {first.ctx.file}:{first.ctx.at(first.key).line}"
+                f" and {ctx.file}:{ctx.at(knode).line}; keep it in one file",
+            )
+        else:
+            entries[key] = Entry(ctx, knode, vnode)

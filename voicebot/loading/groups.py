@@ -1,0 +1,184 @@
+"""Agent groups: where callers are put through to, when, and what happens while a group is closed.
+
+Destinations are checked against what Twilio can dial (an E.164 number, a SIP address, a queue
+name, a TaskRouter workflow SID); a ``when_closed.transfer_to`` is a reference checked once every
+group is known, including for loops between closed groups.
+"""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from voicebot.core.config import AgentGroup, Destination, DestinationKind, OpeningHours, WhenClosed
+from voicebot.loading.files import Entry
+from voicebot.loading.hours import read_hours
+from voicebot.loading.keys import DESTINATION_KEYS, GROUP_KEYS, NAME_RE, WHEN_CLOSED_KEYS
+from voicebot.loading.reader import Reader, bad_links, quote
+from voicebot.loading.refs import Ref, References
+
+__all__ = ["read_groups"]
+
+_PHONE_RE = re.compile(r"^\+[1-9]\d{7,14}$")
+_SIP_RE = re.compile(
+    r"^sips?:[^@\s;:]+(?::[^@\s;]*)?@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
+    r"(?::\d{1,5})?(?:;\S*)?$"
+)
+_WORKFLOW_RE = re.compile(r"^WW[0-9a-fA-F]{32}$")
+_QUEUE_MAX = 64
+
+
+def read_groups(
+    e: Entry, timezone: str, timezone_given: bool, refs: References
+) -> dict[str, AgentGroup] | None:
+    ctx = e.ctx
+    pairs = ctx.mapping(e.value, "", "'groups'", None, owner=e.key)
+    if pairs is None:
+        return None
+    if not pairs:
+        ctx.fail(e.key, "'groups' must define at least one agent group")
+        return None
+    out: dict[str, AgentGroup] = {}
+    ok = True
+    for gid, (knode, vnode) in pairs.items():
+        group = _group(ctx, gid, knode, vnode, timezone, timezone_given, refs)
+        if group is None:
+            ok = False
+        else:
+            out[gid] = group
+    refs.known_groups = set(pairs)
+    return out if ok else None
+
+
+def _group(
+    ctx: Reader,
+    gid: str,
+    knode: yaml.ScalarNode,
+    vnode: yaml.Node,
+    timezone: str,
+    timezone_given: bool,
+    refs: References,
+) -> AgentGroup | None:
+    where = f"group {quote(gid)}"
+    before = len(ctx.problems)
+    if not NAME_RE.match(gid):
+        ctx.fail(knode, f"{where}: a group id may only use letters, digits, '_', '-' and '.'")
+    pairs = ctx.mapping(vnode, where, "the group", GROUP_KEYS, owner=knode)
+    if pairs is None:
+        return None
+    name: str | None = gid.replace("_", " ")
+    if "name" in pairs:
+        name = ctx.text(pairs["name"][1], where, "'name'")
+
+    given = [k for k in DESTINATION_KEYS if k in pairs]
+    destination: Destination | None = None
+    if not given:
+        ctx.fail(
+            knode,
+            f"{where} needs somewhere to send calls: one of number, sip, queue or workflow",
+        )
+    elif len(given) > 1:
+        ctx.fail(
+            pairs[given[1]][0],
+            f"{where} has both {given[0]} and {given[1]}; give exactly one destination",
+        )
+    else:
+        destination = _destination(ctx, where, DestinationKind(given[0]), pairs[given[0]][1])
+
+    hours = OpeningHours(timezone=timezone)
+    if "hours" in pairs:
+        hk, hv = pairs["hours"]
+        parsed = read_hours(ctx, where, hk, hv, timezone, timezone_given)
+        if parsed is not None:
+            hours = parsed
+
+    when_closed: WhenClosed | None = None
+    if "when_closed" in pairs:
+        when_closed = _when_closed(ctx, gid, where, *pairs["when_closed"], refs)
+
+    if len(ctx.problems) > before or name is None or destination is None:
+        return None
+    return AgentGroup(
+        id=gid,
+        name=name,
+        destination=destination,
+        hours=hours,
+        when_closed=when_closed,
+        origin=ctx.at(knode),
+    )
+
+
+def _destination(
+    ctx: Reader, where: str, kind: DestinationKind, node: yaml.Node
+) -> Destination | None:
+    value = ctx.text(node, where, quote(kind.value))
+    if value is None:
+        return None
+    if kind is DestinationKind.NUMBER:
+        compact = re.sub(r"[\s-]", "", value)
+        if not _PHONE_RE.match(compact):
+            ctx.fail(
+                node,
+                f"{where}: {quote(value)} is not a phone number in international form; write "
+                "'+', the country code and the number, 8 to 15 digits (e.g. \"+46101234567\")",
+            )
+            return None
+        value = compact
+    elif kind is DestinationKind.SIP:
+        if not _SIP_RE.match(value):
+            ctx.fail(
+                node,
+                f"{where}: {quote(value)} is not a SIP address; write it like "
+                "sip:support@pbx.example.org",
+            )
+            return None
+    elif kind is DestinationKind.QUEUE:
+        if len(value) > _QUEUE_MAX:
+            ctx.fail(
+                node,
+                f"{where}: the queue name is {len(value)} characters long; Twilio allows at "
+                f"most {_QUEUE_MAX}",
+            )
+            return None
+    elif not _WORKFLOW_RE.match(value):
+        ctx.fail(
+            node,
+            f"{where}: {quote(value)} is not a TaskRouter workflow SID; it starts with WW "
+            "followed by 32 hexadecimal characters (copy it from the Twilio console)",
+        )
+        return None
+    return Destination(kind, value)
+
+
+def _when_closed(
+    ctx: Reader,
+    gid: str,
+    where: str,
+    knode: yaml.ScalarNode,
+    vnode: yaml.Node,
+    refs: References,
+) -> WhenClosed | None:
+    where = f"{where} when_closed"
+    pairs = ctx.mapping(vnode, where, "'when_closed'", WHEN_CLOSED_KEYS, ["say"], owner=knode)
+    if pairs is None:
+        return None
+    say = ctx.text(pairs["say"][1], where, "'say'") if "say" in pairs else None
+    without = pairs.get("say_without_sms")  # for callers who cannot take the text
+    say_without_sms = ctx.text(without[1], where, "'say_without_sms'") if without else None
+    sms: str | None = None
+    if "sms" in pairs:
+        sms = ctx.text(pairs["sms"][1], where, "'sms'")
+        for bad in bad_links(sms or ""):
+            ctx.fail(pairs["sms"][1], f"{where}: {quote(bad)} in 'sms' is not an http(s) link")
+    transfer_to: str | None = None
+    if "transfer_to" in pairs:
+        tnode = pairs["transfer_to"][1]
+        transfer_to = ctx.text(tnode, where, "'transfer_to'")
+        if transfer_to is not None:
+            ref = Ref(ctx, tnode, transfer_to, f"{where} 'transfer_to'")
+            refs.groups.append(ref)
+            refs.closed.append((gid, ref))
+    if say is None:
+        return None
+    return WhenClosed(say=say, sms=sms, transfer_to=transfer_to, say_without_sms=say_without_sms)
