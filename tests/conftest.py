@@ -31,5 +31,5 @@ def ko_model(ko_model_dir: Path) -> SpeechModel:
 @pytest.fixture(scope="session")
 def audio_dir() -> Path:
     if not AUDIO_DIR.is_dir():
-        pytest.skip(f"shared recordings not found in {AUDIO_DIR}")
+        pytest.skip(f"shared recordings not found in {AUDIO_DIR} (team data, not in the repo)")
     return AUDIO_DIR

@@ -184,7 +184,7 @@ def test_read_8_bit_unsigned_pcm(tmp_path: Path, channels: int) -> None:
 
 def sox(*args: str) -> None:
     if not Path(SOX).exists():
-        pytest.skip("sox is not installed")
+        pytest.skip("sox is not installed (apt-get install sox)")
     subprocess.run([SOX, *args], check=True, capture_output=True)
 
 

@@ -20,11 +20,20 @@ import pytest
 from postgres import PostgresServer, find_bindir
 
 from voicebot.calllog.db import connect, parse_url
-from voicebot.calllog.log import CallLog, SaltMismatch, StoreNumbers
+from voicebot.calllog.log import CallLog, Purged, SaltMismatch, StoreNumbers
 from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migrate
 from voicebot.calllog.scripted import log_text_call
+from voicebot.calllog.store import PURGE_LOCK_KEY
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import CallStarted, Dialogue, Event, HangUp, Utterance
+from voicebot.core.dialogue import (
+    CallStarted,
+    Dialogue,
+    Event,
+    HangUp,
+    Outcome,
+    OutcomeKind,
+    Utterance,
+)
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.loading.loader import load_deployment
@@ -242,13 +251,110 @@ def test_fetch_selects_calls_by_start_time(open_log: Opener, config: LanguageCon
     assert {u.call_id for u in rows.utterances} == {"D2"}
 
 
-def test_a_replayed_call_id_replaces_the_old_log(open_log: Opener, config: LanguageConfig) -> None:
+def test_a_call_id_seen_again_keeps_what_was_logged(
+    open_log: Opener, config: LanguageConfig
+) -> None:
     log = open_log.open()
     run_call(log, config, "R", ALICE, MONDAY, ["my invoice is wrong"])
-    run_call(log, config, "R", ALICE, MONDAY, ["I forgot my password", "no"])
+    run_call(log, config, "R", ALICE, MONDAY + dt.timedelta(hours=1), ["my invoice is wrong"])
     rows = log.fetch()
-    assert [c.outcome for c in rows.calls] == ["sms_sent"]
+    [call] = rows.calls
+    assert call.started_at == MONDAY  # the first start stays
+    assert [u.transcript for u in rows.utterances] == ["my invoice is wrong"] * 2
+    timeline = log.timeline("R")
+    assert [e.seq for e in timeline] == list(range(len(timeline)))
+
+
+class _Recorder:
+    """Stands in for a CallLog and keeps each record call, to hand them to real logs later in
+    a chosen order: what several instances writing one call do after an outage."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        return lambda *args: self.calls.append((method, args))
+
+    def replay(self, log: CallLog, part: slice) -> None:
+        for method, args in self.calls[part]:
+            getattr(log, method)(*args)
+        assert log.flush()
+
+
+def test_instances_writing_one_call_in_any_order_lose_nothing(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    """The webhook's instance logs the start, another the media stream: their records reach the
+    database in any order, and none is lost or overwritten."""
+    recorder = _Recorder()
+    run_call(recorder, config, "X", ALICE, MONDAY, ["", "I forgot my password", "no"])  # type: ignore[arg-type]
+    webhook, stream = open_log.open(), open_log.open()
+    start = slice(0, 3)  # call_started, CallStarted, its greeting
+    assert [m for m, _ in recorder.calls[start]] == ["call_started", "event", "actions"]
+    recorder.replay(stream, slice(3, 9))  # the stream's first records land before the start
+    recorder.replay(webhook, start)
+    recorder.replay(stream, slice(9, None))
+    rows = webhook.fetch()
+    [call] = rows.calls
+    assert (call.started_at, call.language, call.outcome) == (MONDAY, "en-US", "sms_sent")
     assert [u.transcript for u in rows.utterances] == ["I forgot my password", "no"]
+    timeline = webhook.timeline("X")
+    events = sum(1 for method, _ in recorder.calls if method == "event")
+    actions = sum(len(args[2]) for m, args in recorder.calls if m == "actions")  # type: ignore[arg-type]
+    assert len(timeline) == events + actions
+    assert [e.seq for e in timeline] == list(range(len(timeline)))
+    assert webhook.stats().dropped == stream.stats().dropped == 0
+
+
+def test_a_status_callback_closes_only_a_row_left_open(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    """The instance holding a call died: Twilio's status callback, taken by another instance,
+    closes the row as the fallback transfer; a row with a real outcome keeps it."""
+    log = open_log.open()
+    fallback = Outcome(OutcomeKind.TRANSFERRED, 1, "fallback", "general")
+    log_text_call(log, config, classify, "CUT", ALICE, MONDAY, ["I forgot my password"])
+    assert log.flush()  # the call is still open when its instance dies
+    run_call(log, config, "DONE", BOB, MONDAY, ["I forgot my password", "no"])
+    end = MONDAY + dt.timedelta(seconds=30)
+    log.call_closed("CUT", end, fallback)
+    log.call_closed("DONE", end, fallback)
+    log.call_closed("UNSEEN", end, fallback)  # not even its start was written
+    calls = {c.call_id: c for c in log.fetch().calls}
+    assert (calls["CUT"].outcome, calls["CUT"].reason, calls["CUT"].group) == (
+        "transferred",
+        "fallback",
+        "general",
+    )
+    assert calls["CUT"].ended_at == end
+    assert calls["DONE"].outcome == "sms_sent"
+    assert calls["UNSEEN"].outcome == "transferred"
+    # The status callback can beat the live instance's own end record: the real one wins.
+    log.call_closed("LATE", end, fallback)
+    run_call(log, config, "LATE", ALICE, MONDAY, ["my invoice is wrong"])
+    late = next(c for c in log.fetch().calls if c.call_id == "LATE")
+    assert (late.outcome, late.group, late.reason) == ("transferred", "billing", "intent")
+
+
+def test_one_instance_purges_at_a_time(pg_server: PostgresServer, config: LanguageConfig) -> None:
+    """Every instance runs the hourly purge; the advisory lock lets one do it at a time."""
+    import psycopg
+
+    opener = Opener(pg_server.create_database(f"calls_{next(_ids)}"))
+    try:
+        log = opener.open(retention_days=90)
+        run_call(log, config, "old", ALICE, MONDAY, ["I forgot my password", "no"])
+        later = MONDAY + dt.timedelta(days=200)
+        with psycopg.connect(opener.url, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (PURGE_LOCK_KEY,))
+            assert log.purge(later) == Purged(0, 0, 0)  # the other instance is purging
+            assert log.timeline("old")
+            other.execute("SELECT pg_advisory_unlock(%s)", (PURGE_LOCK_KEY,))
+        assert log.purge(later).events > 0
+        assert log.timeline("old") == []
+    finally:
+        for log in opener.logs:
+            log.close(timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -507,3 +613,40 @@ def test_a_database_written_with_another_salt_is_refused(open_log: Opener) -> No
     open_log.open().close()
     with pytest.raises(SaltMismatch):
         open_log.open(salt="another salt")
+
+
+def test_a_salt_mismatch_says_where_this_salt_and_the_original_one_live(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error must send ops to the right place: the environment or the salt file."""
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "first"))
+    monkeypatch.delenv("VOICEBOT_NUMBER_SALT", raising=False)
+    CallLog.open(url).close()  # writes with a salt generated in first/number_salt
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "another salt")
+    with pytest.raises(SaltMismatch) as info:
+        CallLog.open(url)
+    assert "(from $VOICEBOT_NUMBER_SALT)" in str(info.value)
+    assert "the file number_salt in the data folder" in str(info.value)
+    monkeypatch.delenv("VOICEBOT_NUMBER_SALT")
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "second"))
+    with pytest.raises(SaltMismatch) as info:
+        CallLog.open(url)
+    assert f"(from the file {tmp_path / 'second' / 'number_salt'})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "given", ["sqlite:///{tmp}/calls.sqlite3", "sqlite:calls.sqlite3", "sqlite://calls.sqlite3"]
+)
+def test_the_printed_call_log_url_reads_back_as_the_same_file(
+    given: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` prints ``call log: <target>``; pasted into --database it must name the same
+    file from any folder, so a relative path is printed absolute, with sqlite:/// in front."""
+    monkeypatch.chdir(tmp_path)
+    target = parse_url(given.format(tmp=tmp_path))
+    printed = str(target)
+    assert printed == f"sqlite://{tmp_path / 'calls.sqlite3'}"
+    monkeypatch.chdir("/")
+    again = parse_url(printed)
+    assert Path(again.location) == tmp_path / "calls.sqlite3"
+    assert str(parse_url("sqlite://:memory:")) == "sqlite://:memory:"

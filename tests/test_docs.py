@@ -106,3 +106,27 @@ def test_snippet_loads(kind: str, line: int, text: str, tmp_path: Path) -> None:
 )
 def test_every_key_is_documented(key: str) -> None:
     assert f"`{key}`" in DOC.read_text(encoding="utf-8"), f"docs/configuration.md lacks `{key}`"
+
+
+README = ROOT / "README.md"
+CI_RUN = ROOT / ".ci" / "run"
+
+
+def test_the_readme_names_every_program_the_tests_need() -> None:
+    """A newcomer runs the README's test command, not .ci/run: the README must name what .ci/run
+    installs, or the first run fails (or skips) for reasons they cannot see."""
+    packages = re.findall(r"missing\+=\(([\w-]+)\)", CI_RUN.read_text(encoding="utf-8"))
+    assert set(packages) == {"espeak-ng", "sox", "postgresql", "chromium"}
+    readme = README.read_text(encoding="utf-8")
+    section = readme[readme.index("<!-- test-command -->") :].split("\n## ", 1)[0]
+    install = re.search(r"`apt-get install ([^`]+)`", section)
+    assert install is not None and set(install.group(1).split()) == set(packages)
+
+
+def test_skipped_tests_say_why_in_the_output() -> None:
+    """pytest hides skip reasons unless asked; the test command asks, so a skip is never silent."""
+    import tomllib
+
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    addopts = options["tool"]["pytest"]["ini_options"]["addopts"].split()
+    assert any(o.startswith("-r") and "s" in o[2:] for o in addopts)

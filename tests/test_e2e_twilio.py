@@ -301,16 +301,16 @@ def test_error_in_call_handling_transfers_to_the_default_group(
     live: Live, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls = 0
-    original = CallPipeline.feed_async
+    original = CallPipeline.feed
 
-    async def flaky(self: CallPipeline, pcm: object) -> list[object]:
+    def flaky(self: CallPipeline, pcm: object) -> list[object]:  # in a decoding thread
         nonlocal calls
         calls += 1
         if calls == 5:
             raise RuntimeError("decoder exploded")
-        return await original(self, pcm)  # type: ignore[arg-type]
+        return original(self, pcm)  # type: ignore[arg-type,return-value]
 
-    monkeypatch.setattr(CallPipeline, "feed_async", flaky)
+    monkeypatch.setattr(CallPipeline, "feed", flaky)
     report = live.call("billing.wav")
     assert report.decision == TO_GENERAL
     assert report.context["reason"] == "error"

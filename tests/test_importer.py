@@ -336,7 +336,7 @@ def test_any_text_comes_back_as_written(tmp_path: Path, texts: list[str]) -> Non
 # --- a real history ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not HWU64_TRAIN.exists(), reason="shared HWU64 data not found")
+@pytest.mark.skipif(not HWU64_TRAIN.exists(), reason=f"shared HWU64 data not at {HWU64_TRAIN}")
 def test_hwu64_train_imports_with_64_intents(tmp_path: Path) -> None:
     text = import_labelled(HWU64_TRAIN, ROOT / "bench/routes/hwu64.yaml")
     config = load_language_text(text)

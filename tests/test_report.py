@@ -234,3 +234,19 @@ def test_purge_refuses_a_negative_retention_period(
 def test_commands_report_a_bad_database_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("report", "--database", "mysql://x/y") == 1
     assert capsys.readouterr().err.startswith("voicebot: unsupported database URL")
+
+
+@pytest.mark.parametrize("command", [["report"], ["purge"], ["forget", "+46701234567"]])
+def test_report_purge_and_forget_never_create_a_call_log(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --database must not look like an empty line (0 calls) or a done forget."""
+    missing = tmp_path / "typo" / "calls.sqlite3"
+    assert _cli(*command, "--database", f"sqlite:///{missing}") == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"voicebot: there is no call log at sqlite://{missing} (nothing was ever recorded "
+        "there); give --database the log that voicebot serve writes, or set "
+        "VOICEBOT_DATABASE_URL\n"
+    )
+    assert not missing.exists() and not missing.parent.exists()

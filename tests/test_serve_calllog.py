@@ -154,7 +154,7 @@ def test_a_bare_no_to_anything_else_is_not_an_unmatched_request(logged: Logged) 
     tts = logged.live.server.tts
     assert tts is not None
     if not tts.available:
-        pytest.skip("espeak-ng is not installed")
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     silence = b"\xff" * 8000  # one second of mu-law silence: lets the utterance end
     no = silence[:2400] + tts.mulaw("아니요", "ko-KR") + silence
     # Said over "anything else?": the listening clock runs from the end of the first answer,

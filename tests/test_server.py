@@ -66,7 +66,7 @@ def test_percentile_is_nearest_rank() -> None:
 def test_tts_speaks_telephone_mulaw_and_caches() -> None:
     tts = Tts()
     if not tts.available:
-        pytest.skip("espeak-ng is not installed")
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     audio = tts.mulaw("안녕하세요, 고객 센터입니다.", "ko-KR")
     assert 0.8 < len(audio) / 8000 < 6.0  # seconds of 8 kHz mu-law
     assert len(set(audio)) > 50  # speech, not silence

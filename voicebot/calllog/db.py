@@ -27,6 +27,10 @@ class DatabaseUrlError(VoicebotError, ValueError):
     """A call-log URL that names no database this program can use."""
 
 
+class NoCallLog(VoicebotError):
+    """A command that only reads was pointed at a call log that does not exist."""
+
+
 class NotADatabase(VoicebotError):
     """The file at a call-log path is something else (the log would overwrite it)."""
 
@@ -42,9 +46,20 @@ class Target:
     location: str  # SQLite: a file path or ":memory:"; PostgreSQL: the libpq URL
 
     def __str__(self) -> str:
+        """A URL that ``parse_url`` reads back as the same database (the password hidden), so
+        what the banner prints can be pasted into ``--database``."""
         if self.dialect is Dialect.SQLITE:
-            return f"sqlite:{self.location}"
+            if self.location == ":memory:":
+                return "sqlite://:memory:"
+            path = Path(self.location).expanduser().absolute().as_posix()
+            return "sqlite:///" + path.lstrip("/")  # "sqlite:////x" also names /x; print one form
         return _hide_password(self.location)
+
+    def exists(self) -> bool:
+        """False for a SQLite file not created yet; a server database is assumed to exist."""
+        if self.dialect is Dialect.SQLITE and self.location != ":memory:":
+            return Path(self.location).expanduser().exists()
+        return True
 
 
 def data_dir(env: Mapping[str, str] | None = None) -> Path:

@@ -31,7 +31,15 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeVar, cast
 
-from voicebot.calllog.db import Target, data_dir, default_url, is_transient, parse_url
+from voicebot.calllog.db import (
+    DATABASE_URL_ENV,
+    NoCallLog,
+    Target,
+    data_dir,
+    default_url,
+    is_transient,
+    parse_url,
+)
 from voicebot.calllog.records import (
     CallRow,
     EventRow,
@@ -42,8 +50,18 @@ from voicebot.calllog.records import (
     StoreNumbers,
     UtteranceRow,
     resolve_salt,
+    salt_source,
 )
-from voicebot.calllog.store import Did, Ended, Happened, Record, SaltMismatch, Started, Store
+from voicebot.calllog.store import (
+    Closed,
+    Did,
+    Ended,
+    Happened,
+    Record,
+    SaltMismatch,
+    Started,
+    Store,
+)
 from voicebot.core.dialogue import Action, Event, Outcome
 from voicebot.core.match import Match
 from voicebot.errors import VoicebotError
@@ -148,15 +166,28 @@ class CallLog:
         retry_min_s: float = 0.05,
         retry_max_s: float = 5.0,
         env: Mapping[str, str] | None = None,
+        create: bool = True,
     ) -> CallLog:
         """Open the log at ``url`` (default: ``default_url()``), migrating it.
 
         A database that is down or locked does not stop the caller: recording starts at once and
         the writer connects when it can. A bad URL or a different number salt raise here.
+        With ``create=False`` (commands that only read or delete) a SQLite log that does not
+        exist yet raises ``NoCallLog`` instead of being created empty.
         """
         _check_retention(retention_days)  # before anything is created
         target: Target = parse_url(url or default_url(env))
-        policy = NumberPolicy(resolve_salt(salt, data_dir(env), env), StoreNumbers(store_numbers))
+        if not create and not target.exists():
+            raise NoCallLog(
+                f"there is no call log at {target} (nothing was ever recorded there); give "
+                f"--database the log that voicebot serve writes, or set {DATABASE_URL_ENV}"
+            )
+        directory = data_dir(env)
+        policy = NumberPolicy(
+            resolve_salt(salt, directory, env),
+            StoreNumbers(store_numbers),
+            salt_source=salt_source(salt, directory, env),
+        )
         store = Store(target, policy, timeout_s=connect_timeout_s)
         try:
             store.connection()
@@ -181,7 +212,7 @@ class CallLog:
     def call_started(
         self, call_id: str, at: dt.datetime, language: str | None, caller: str | None
     ) -> None:
-        """A new call (a call id seen before, as in a replay, replaces that call's log)."""
+        """A new call (a call id seen before keeps what was logged for it)."""
         self._put(Started(call_id, at, language, caller))
 
     def event(self, call_id: str, event: Event, match: Match | None = None) -> None:
@@ -196,6 +227,11 @@ class CallLog:
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        """Twilio reports the end of a call no live session here knows (its instance died, or
+        another one holds it): ``outcome`` is written only if the row is still open."""
+        self._put(Closed(call_id, at, outcome))
 
     def _put(self, record: Record) -> None:
         with self._lock:

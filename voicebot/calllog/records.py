@@ -67,6 +67,16 @@ def resolve_salt(
     return _read_salt(path)
 
 
+def salt_source(explicit: str | None, directory: Path, env: Mapping[str, str] | None = None) -> str:
+    """Where ``resolve_salt`` takes the salt from, in words for an error message."""
+    env = os.environ if env is None else env
+    if explicit:
+        return "given by the program"
+    if env.get(SALT_ENV):
+        return f"${SALT_ENV}"
+    return f"the file {directory / SALT_FILE}"
+
+
 def _read_salt(path: Path) -> str:
     salt = path.read_text().strip()
     if not salt:
@@ -83,6 +93,7 @@ def salt_fingerprint(salt: str) -> str:
 class NumberPolicy:
     salt: str
     store: StoreNumbers = StoreNumbers.HASH
+    salt_source: str = "given by the program"  # where ``salt`` came from, for error messages
 
     def hash(self, number: str | None) -> str | None:
         return None if is_withheld(number) or number is None else hash_number(number, self.salt)

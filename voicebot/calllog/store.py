@@ -2,8 +2,15 @@
 path.
 
 A ``Store`` owns one connection, opened lazily (migrations and the salt check run then), and
-writes a batch of records in one transaction. Sequence numbers order a call's timeline; they are
-only kept in memory after the transaction commits, so a failed batch can be retried as is.
+writes a batch of records in one transaction. Sequence numbers order a call's timeline.
+
+Several server instances may write the same call (its webhook, media stream and status
+callback can each land on a different one, and each instance queues its own records, so they
+commit in any order, e.g. when PostgreSQL comes back after an outage). Hence: a call's next
+sequence number is read from the database in every transaction, under a lock on the call's row,
+never cached in one process; a ``Started`` that arrives after other records of its call fills
+in the row instead of replacing it; and ``Closed`` (Twilio's status callback for a call whose
+row is still open) only closes a row no instance has given an outcome.
 """
 
 from __future__ import annotations
@@ -12,12 +19,14 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from voicebot.calllog.db import Connection, Dialect, Target, connect
 from voicebot.calllog.records import (
     RANKED_KEPT,
+    SALT_ENV,
+    SALT_FILE,
     CallRow,
     EventRow,
     Forgotten,
@@ -87,7 +96,20 @@ class Ended:
     outcome: Outcome
 
 
-Record: TypeAlias = Started | Happened | Did | Ended
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Twilio says the call ended, and no instance here knows it (the one holding it died):
+    close its row with ``outcome`` unless an instance wrote the real one."""
+
+    call_id: str
+    at: dt.datetime
+    outcome: Outcome
+
+
+Record: TypeAlias = Started | Happened | Did | Ended | Closed
+
+# pg_try_advisory_xact_lock key for purge(): one instance of a cluster purges at a time.
+PURGE_LOCK_KEY = 0x766F_6963_6562_6F74 & 0x7FFF_FFFF_FFFF_FFFF  # "voicebot"
 
 _DECISIONS = (Transfer, SendSms, HangUpCall)
 
@@ -99,7 +121,6 @@ class Store:
     timeout_s: float = 5.0
     migrations: Sequence[Migration] = MIGRATIONS
     conn: Connection | None = None
-    _seq: dict[str, int] = field(default_factory=dict)
 
     @property
     def dialect(self) -> Dialect:
@@ -141,8 +162,11 @@ class Store:
                 conn.execute("INSERT INTO settings (key, value) VALUES (?, ?)", (SALT_KEY, mine))
             elif row[0] != mine:
                 raise SaltMismatch(
-                    f"the call log {self.target} was written with another number salt: set "
-                    "VOICEBOT_NUMBER_SALT to the original one, or forget() could not find callers"
+                    f"the call log {self.target} was written with another number salt than this "
+                    f"one (from {self.policy.salt_source}): set ${SALT_ENV} to the salt it was "
+                    f"written with (${SALT_ENV}, or the file {SALT_FILE} in the data folder of "
+                    "the host that wrote it), or callers' hashes would not match and forget "
+                    "could not find them"
                 )
 
     # -----------------------------------------------------------------------------------------
@@ -152,7 +176,7 @@ class Store:
         """All records in one transaction; on error nothing is written and they can be retried.
         Records of a call forgotten while it was live are dropped (see migration 2)."""
         conn = self.connection()
-        seq = dict(self._seq)
+        seq: dict[str, int] = {}  # next sequence number of each call, within this transaction
         forgotten: dict[str, bool] = {}
         with conn.transaction():
             for r in records:
@@ -160,7 +184,6 @@ class Store:
                     forgotten[r.call_id] = self._forgotten(conn, r.call_id)
                 if not forgotten[r.call_id]:
                     self._write(conn, r, seq)
-        self._seq = seq
 
     def _forgotten(self, conn: Connection, call_id: str) -> bool:
         row = conn.execute("SELECT 1 FROM forgotten_calls WHERE call_id = ?", (call_id,)).fetchone()
@@ -168,7 +191,7 @@ class Store:
 
     def _write(self, conn: Connection, r: Record, seq: dict[str, int]) -> None:
         if isinstance(r, Started):
-            self._started(conn, r, seq)
+            self._started(conn, r)
             return
         self._ensure_call(conn, r.call_id, r.event.at if isinstance(r, Happened) else r.at)
         if isinstance(r, Happened):
@@ -178,12 +201,15 @@ class Store:
                 self._row(conn, r.call_id, self._next(conn, r.call_id, seq), r.at, "action", action)
             if any(isinstance(a, _DECISIONS) for a in r.actions):
                 self._decided(conn, r.call_id, r.at)
+        elif isinstance(r, Closed):
+            self._ended(conn, r, only_open=True)
         else:
             self._ended(conn, r)
-            seq.pop(r.call_id, None)
 
     def _next(self, conn: Connection, call_id: str, seq: dict[str, int]) -> int:
-        if call_id not in seq:  # a call begun before a restart, or never started here
+        if call_id not in seq:
+            if self.dialect is Dialect.POSTGRES:  # another instance may be writing this call
+                conn.execute("SELECT 1 FROM calls WHERE call_id = ? FOR UPDATE", (call_id,))
             row = conn.execute(
                 "SELECT MAX(seq) FROM call_events WHERE call_id = ?", (call_id,)
             ).fetchone()
@@ -192,22 +218,24 @@ class Store:
         seq[call_id] = n + 1
         return n
 
-    def _started(self, conn: Connection, r: Started, seq: dict[str, int]) -> None:
-        """A call id seen again (a replay) replaces that call's log."""
-        for table in ("call_events", "utterances", "calls"):
-            conn.execute(f"DELETE FROM {table} WHERE call_id = ?", (r.call_id,))
-        conn.execute(
+    def _started(self, conn: Connection, r: Started) -> None:
+        """A new call's row. A call id already there keeps everything logged for it (another
+        instance's records came first, or Twilio retried the webhook): only what is missing is
+        filled in, and the earliest start time wins."""
+        values = (ts(r.at), r.language, self.policy.hash(r.caller), self.policy.readable(r.caller))
+        inserted = conn.execute(
             "INSERT INTO calls (call_id, started_at, language, caller_hash, caller) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                r.call_id,
-                ts(r.at),
-                r.language,
-                self.policy.hash(r.caller),
-                self.policy.readable(r.caller),
-            ),
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (call_id) DO NOTHING",
+            (r.call_id, *values),
+        ).rowcount
+        if inserted:
+            return
+        conn.execute(
+            "UPDATE calls SET started_at = CASE WHEN started_at > ? THEN ? ELSE started_at END, "
+            "language = COALESCE(language, ?), caller_hash = COALESCE(caller_hash, ?), "
+            "caller = COALESCE(caller, ?) WHERE call_id = ?",
+            (values[0], *values, r.call_id),
         )
-        seq[r.call_id] = 0
 
     def _ensure_call(self, conn: Connection, call_id: str, at: dt.datetime) -> None:
         conn.execute(
@@ -258,10 +286,12 @@ class Store:
             (ts(at), call_id),
         )
 
-    def _ended(self, conn: Connection, r: Ended) -> None:
+    def _ended(self, conn: Connection, r: Ended | Closed, *, only_open: bool = False) -> None:
         row = conn.execute(
-            "SELECT started_at, decided_at FROM calls WHERE call_id = ?", (r.call_id,)
+            "SELECT started_at, decided_at, ended_at FROM calls WHERE call_id = ?", (r.call_id,)
         ).fetchone()
+        if only_open and row[2] is not None:
+            return  # an instance logged how the call really ended
         started, decided = parse_ts(row[0]), parse_ts(row[1])
         o = r.outcome
         conn.execute(
@@ -367,6 +397,10 @@ class Store:
         cutoff = ts(before)
         conn = self.connection()
         with conn.transaction():
+            if self.dialect is Dialect.POSTGRES:
+                got = conn.execute("SELECT pg_try_advisory_xact_lock(?)", (PURGE_LOCK_KEY,))
+                if not got.fetchone()[0]:
+                    return Purged(0, 0, 0)  # another instance is purging right now
             events = conn.execute("DELETE FROM call_events WHERE at < ?", (cutoff,)).rowcount
             transcripts = conn.execute(
                 "UPDATE utterances SET transcript = NULL, alternatives = NULL "

@@ -98,7 +98,9 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def _open(args: argparse.Namespace, retention_days: int | None = DEFAULT_RETENTION_DAYS) -> CallLog:
     url = args.database or default_url()
     parse_url(url)  # a malformed URL fails here, before anything is created
-    return CallLog.open(url, retention_days=retention_days)
+    # report, purge and forget never create a log: on a wrong path they would report 0 calls
+    # or "forget" a caller whose calls are still stored elsewhere
+    return CallLog.open(url, retention_days=retention_days, create=False)
 
 
 def _zone(name: str) -> ZoneInfo:

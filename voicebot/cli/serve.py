@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from voicebot.cli.common import Subparsers, UsageError
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
+    ServerSettings,
     TwilioEnv,
 )
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from voicebot.calllog.log import CallLog
     from voicebot.telephony.app import VoiceServer
 
@@ -58,7 +62,58 @@ def register(subparsers: Subparsers) -> None:
         help="keep transcripts and caller numbers this many days; purged at start and hourly "
         "(default 90)",
     )
+    limits = serve.add_argument_group("limits on what a client may make the server hold")
+    limits.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=_default("max_body_bytes"),
+        help="larger request bodies are refused unread with 413 (default %(default)s; "
+        "Twilio's webhooks are a few KB)",
+    )
+    limits.add_argument(
+        "--request-timeout",
+        type=float,
+        default=_default("header_timeout_s"),
+        metavar="S",
+        help="seconds a client has to send a request's head, and again its body "
+        "(default %(default)s)",
+    )
+    limits.add_argument(
+        "--stream-timeout",
+        type=float,
+        default=_default("media_timeout_s"),
+        metavar="S",
+        help="a media stream without 'start', or silent, this long is closed; a call on it "
+        "is transferred to a person (default %(default)s)",
+    )
     serve.set_defaults(run=cmd_serve)
+
+
+def _default(name: str) -> Any:
+    return next(f.default for f in dataclasses.fields(ServerSettings) if f.name == name)
+
+
+def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> ServerSettings:
+    """The server's settings from serve's options."""
+    return ServerSettings(
+        public_url=public,
+        auth_token=auth_token,
+        max_body_bytes=args.max_body_bytes,
+        header_timeout_s=args.request_timeout,
+        body_timeout_s=args.request_timeout,
+        stream_start_timeout_s=args.stream_timeout,
+        media_timeout_s=args.stream_timeout,
+    )
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    for option, value in (
+        ("--max-body-bytes", args.max_body_bytes),
+        ("--request-timeout", args.request_timeout),
+        ("--stream-timeout", args.stream_timeout),
+    ):
+        if not value > 0:
+            raise UsageError(f"{option} {value} must be positive")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -103,6 +158,26 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
         await asyncio.sleep(interval_s)
 
 
+def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
+    keep-alive and request-head timeouts. Request bodies are bounded by the app itself. Its
+    access log keeps query parameter names, not values (``access_log``)."""
+    from voicebot.telephony.access_log import server_config
+    from voicebot.telephony.limits import HeadTimeoutH11Protocol
+
+    settings = server.settings
+    return server_config(  # the access log without query values (tokens, if a client sends one)
+        server.app,
+        host=host,
+        port=port,
+        http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
+        ws_max_size=settings.max_ws_message_bytes,
+        timeout_keep_alive=settings.keep_alive_s,  # a float works
+        lifespan="off",
+        **options,
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog
     from voicebot.dashboard.app import token_from_env
@@ -111,6 +186,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_port(args.port)
+    _check_limits(args)
     if args.public_url is not None:
         _check_public_url(args.public_url)
     env: Mapping[str, str] = os.environ
@@ -171,10 +247,8 @@ def _serve(
     from voicebot.loading.loader import ConfigHolder
     from voicebot.speech.pipeline import load_speech_model
     from voicebot.speech.tts import Tts
-    from voicebot.telephony.access_log import server_config
     from voicebot.telephony.app import SpeechProvider, VoiceServer
     from voicebot.telephony.rest import TwilioRest
-    from voicebot.telephony.settings import ServerSettings
 
     holder = ConfigHolder(args.config)
     speech = SpeechProvider(load_speech_model)
@@ -183,7 +257,7 @@ def _serve(
     speech.get(config)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = ServerSettings(public_url=public, auth_token=env[AUTH_TOKEN_VAR])
+    settings = server_settings(args, public, env[AUTH_TOKEN_VAR])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
     server.prepare()  # the other languages' models, for calls to their numbers
     try:
@@ -202,16 +276,7 @@ def _serve(
         print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
     else:
         print("dashboard: off (set VOICEBOT_DASHBOARD_TOKEN to serve it)", file=sys.stderr)
-    uv = uvicorn.Server(
-        server_config(  # the access log without query values (tokens, if a client sends one)
-            server.app,
-            host=args.host,
-            port=args.port,
-            ws_max_size=2**20,
-            lifespan="off",
-            log_level="info",
-        )
-    )
+    uv = uvicorn.Server(uvicorn_config(server, args.host, args.port, log_level="info"))
 
     async def main() -> None:
         restore = install_reload_signal(asyncio.get_running_loop(), server.reload)

@@ -212,6 +212,11 @@ class SpeechSettings:
     # n-best transcripts for the matcher. 1 by default: Vosk 0.3.45 gives different n-best lists
     # (and confidences) for the same audio run to run, while its single best words are stable.
     max_alternatives: int = 1
+    # Intent-aware end of turn: after this much of a pause (0: never) a partial transcript that
+    # already holds a whole phrase of one intent, matched at early_end_min_score or more, is
+    # the answer; otherwise the caller has end_of_speech_s to go on.
+    early_end_pause_s: float = 0.25
+    early_end_min_score: float = 0.8
 
 
 @dataclass(frozen=True, slots=True)

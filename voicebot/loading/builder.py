@@ -49,6 +49,7 @@ _MAX_TURNS = 10
 _SPEECH_SECONDS = ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s")
 _MAX_SPEECH_S = 120.0
 _MAX_ALTERNATIVES = 10
+_MAX_EARLY_PAUSE_S = 5.0
 
 # Placeholders each prompt may use, and those it must use.
 _PROMPT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -309,9 +310,24 @@ class Builder:
                 n = None
             ok = ok and n is not None
             alternatives = n if n is not None else alternatives
+        early: dict[str, float] = {}
+        for key, top in (("early_end_pause_s", _MAX_EARLY_PAUSE_S), ("early_end_min_score", 1.0)):
+            if key not in pairs:
+                continue
+            vnode = pairs[key][1]
+            value = e.ctx.number(vnode, where, quote(key))
+            if value is not None and not 0.0 <= value <= top:
+                e.ctx.fail(
+                    vnode, f"speech: {quote(key)} must be between 0 and {top:g}, not {value:g}"
+                )
+                value = None
+            if value is None:
+                ok = False
+            else:
+                early[key] = value
         if not ok:
             return None
-        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds)
+        return SpeechSettings(mode, model, max_alternatives=alternatives, **seconds, **early)
 
     def _prompts(
         self, e: Entry | None, primary: str, whole: Origin, language: str | None

@@ -209,6 +209,8 @@ class Resampler:
     def _emit(self, n_end: int) -> NDArray[np.float64]:
         up, down, half = self._up, self._down, self._half_taps
         width = 2 * half + 1
+        if down == 1:  # integer upsampling (8 -> 16 kHz, the phone path): one FIR per phase
+            return self._emit_upsampled(n_end)
         pieces = []
         for start in range(self._n_out, n_end, self._BLOCK):
             n = np.arange(start, min(n_end, start + self._BLOCK), dtype=np.int64)
@@ -225,6 +227,31 @@ class Resampler:
             self._buf = self._buf[drop:]
             self._buf_start = keep_from
         return np.concatenate(pieces) if pieces else np.zeros(0)
+
+    def _emit_upsampled(self, n_end: int) -> NDArray[np.float64]:
+        """``_emit`` for ``down == 1``: output n = up * b + p is input b filtered by phase p's
+        taps, so each phase is one ``np.correlate`` over consecutive inputs. Per 20 ms phone
+        frame this costs a few microseconds, where the gathered window matrix of the general
+        path cost a tenth of the server's CPU."""
+        up, half = self._up, self._half_taps
+        width = 2 * half + 1
+        n0 = self._n_out
+        out = np.empty(max(0, n_end - n0), dtype=np.float64)
+        for p in range(up):
+            first = n0 + (p - n0) % up  # first output >= n0 in phase p
+            if first >= n_end:
+                continue
+            k = (n_end - 1 - first) // up + 1
+            b0 = first // up - half - self._buf_start
+            segment = self._buf[b0 : b0 + k + width - 1]
+            out[first - n0 :: up] = np.correlate(segment, self._taps[p], "valid")
+        self._n_out = max(self._n_out, n_end)
+        keep_from = self._n_out // up - half
+        drop = keep_from - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start = keep_from
+        return out
 
 
 def resample(samples: NDArray[np.generic], src_rate: int, dst_rate: int) -> NDArray[np.generic]:

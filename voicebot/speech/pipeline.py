@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +37,8 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.dialogue import Partial as SpeechStarted
-from voicebot.core.match import Match
+from voicebot.core.match import Match, Verdict
+from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
 from voicebot.speech.grammar import runtime_grammar
@@ -50,7 +55,15 @@ from voicebot.speech.recognizer import (
     decode_executor,
 )
 
-__all__ = ["CallPipeline", "Heard", "SpeechKit", "Step", "load_speech_model", "speech_kit"]
+__all__ = [
+    "AudioQueue",
+    "CallPipeline",
+    "Heard",
+    "SpeechKit",
+    "Step",
+    "load_speech_model",
+    "speech_kit",
+]
 
 
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
@@ -117,7 +130,9 @@ class CallPipeline:
 
     Speech only counts while the dialogue waits for an answer (its last actions ended with
     ``Listen``); the start of speech over a prompt it allowed to be interrupted is passed on
-    as barge-in. Feed one call from one task or thread at a time.
+    as barge-in. Every entry point holds the pipeline's lock, so a decoding thread and the
+    shell's event loop (keys, SMS results, hang-ups) may call it concurrently; audio must
+    still come in order, from one feeder at a time.
 
     The caller's no-speech timeout counts from when the bot stops talking. A shell that plays
     prompts in real time (the phone) passes ``wait_for_prompts`` and calls ``arm_no_speech``
@@ -154,17 +169,24 @@ class CallPipeline:
             mode=speech.mode.value,
             phrases=phrases,
             endpointing=Endpointing(
-                speech.end_of_speech_s, speech.no_speech_timeout_s, speech.max_utterance_s
+                speech.end_of_speech_s,
+                speech.no_speech_timeout_s,
+                speech.max_utterance_s,
+                speech.early_end_pause_s,
             ),
             call_rate=call_rate,
             max_alternatives=speech.max_alternatives,
             allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
+            end_turn=self._complete_answer,
         )
+        self._classify = classify
+        self._phrases: dict[str, tuple[tuple[str, ...], ...]] | None = None  # intent -> words
         self.dialogue = Dialogue(config, classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
         self._wait_for_prompts = wait_for_prompts
         self._prompt_playing = False  # a Listen's prompt has not been reported finished yet
+        self._lock = threading.RLock()
 
     # -- state -----------------------------------------------------------------------------
 
@@ -199,50 +221,59 @@ class CallPipeline:
     def arm_no_speech(self, at_s: float | None = None) -> None:
         """The prompt has finished playing at call time ``at_s`` (default: now): from there the
         caller has ``no_speech_timeout_s`` to start talking. Calling it again re-arms."""
-        self._prompt_playing = False
-        self.recognizer.arm_no_speech(self.time_s if at_s is None else at_s)
+        with self._lock:
+            self._prompt_playing = False
+            self.recognizer.arm_no_speech(self.time_s if at_s is None else at_s)
 
     def start(self) -> list[Action]:
         event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
-        return self._handle(event, "start")
+        with self._lock:
+            return self._handle(event, "start")
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns the actions it caused."""
-        if self.dialogue.ended:
-            return []
-        try:
-            events = self.recognizer.feed(pcm)
-        except Exception as exc:  # fail safe: a person takes the call
-            return self.fail(f"speech recognition failed: {exc}")
-        actions: list[Action] = []
-        for event in events:
-            actions += self._on_recognizer(event)
-        return actions
+        with self._lock:
+            if self.dialogue.ended:
+                return []
+            try:
+                events = self.recognizer.feed(pcm)
+            except Exception as exc:  # fail safe: a person takes the call
+                return self.fail(f"speech recognition failed: {exc}")
+            actions: list[Action] = []
+            for event in events:
+                actions += self._on_recognizer(event)
+            return actions
 
     def finish(self) -> list[Action]:
         """End of audio: close an utterance still open (the caller stopped mid-sentence)."""
-        if self.dialogue.ended:
-            return []
-        try:
-            events = self.recognizer.flush()
-        except Exception as exc:
-            return self.fail(f"speech recognition failed: {exc}")
-        actions: list[Action] = []
-        for event in events:
-            actions += self._on_recognizer(event)
-        return actions
+        with self._lock:
+            if self.dialogue.ended:
+                return []
+            try:
+                events = self.recognizer.flush()
+            except Exception as exc:
+                return self.fail(f"speech recognition failed: {exc}")
+            actions: list[Action] = []
+            for event in events:
+                actions += self._on_recognizer(event)
+            return actions
 
     def dtmf(self, digit: str) -> list[Action]:
-        return self._handle(Dtmf(digit=digit, at=self.now), "dtmf", detail=digit)
+        with self._lock:
+            return self._handle(Dtmf(digit=digit, at=self.now), "dtmf", detail=digit)
 
     def sms_result(self, ok: bool, detail: str = "") -> list[Action]:
-        return self._handle(SmsResult(ok=ok, detail=detail, at=self.now), "sms", detail=detail)
+        with self._lock:
+            event = SmsResult(ok=ok, detail=detail, at=self.now)
+            return self._handle(event, "sms", detail=detail)
 
     def hang_up(self) -> list[Action]:
-        return self._handle(HangUp(at=self.now), "hang_up")
+        with self._lock:
+            return self._handle(HangUp(at=self.now), "hang_up")
 
     def fail(self, error: str) -> list[Action]:
-        return self._handle(Failure(error=error, at=self.now), "failure", detail=error)
+        with self._lock:
+            return self._handle(Failure(error=error, at=self.now), "failure", detail=error)
 
     async def feed_async(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """``feed`` on the shared decoding pool, so many calls decode on all cores at once.
@@ -255,6 +286,40 @@ class CallPipeline:
         return await loop.run_in_executor(decode_executor(), self.finish)
 
     # -- internals -------------------------------------------------------------------------
+
+    def _complete_answer(self, partial: str) -> bool:
+        """Intent-aware end of turn, asked by the recogniser when the caller pauses: do the
+        words so far already say what they want? Only while the dialogue listens, and only
+        when they hold a whole phrase (or example) of the one intent the matcher accepts at
+        ``early_end_min_score``, or an escape word: a pause inside a phrase ("요금 ... 납부")
+        waits for the normal end of speech, so the caller is not cut off mid-request."""
+        if not self.listening:
+            return False
+        said = words(_without_unk(partial))
+        if not said:
+            return False
+        if any(w in said for w in self._escape_words()):
+            return True
+        match = self._classify([(" ".join(said), 1.0)])
+        best = match.best
+        if match.verdict is not Verdict.ACCEPT or best is None:
+            return False
+        if best.score < self.config.speech.early_end_min_score:
+            return False
+        return any(_contains(said, p) for p in self._intent_phrases().get(best.intent, ()))
+
+    def _escape_words(self) -> set[str]:
+        return {w for text in self.config.words.escape for w in words(text)}
+
+    def _intent_phrases(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+        if self._phrases is None:
+            self._phrases = {
+                name: tuple(
+                    tuple(ws) for t in (*intent.phrases, *intent.examples) if (ws := words(t))
+                )
+                for name, intent in self.config.intents.items()
+            }
+        return self._phrases
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
         if isinstance(event, Partial):
@@ -302,6 +367,94 @@ class CallPipeline:
             heard = Heard(*spoken, event.alternatives, self.dialogue.match)
         self.steps.append(Step(when, name, tuple(actions), event, heard, detail))
         return actions
+
+
+class AudioQueue:
+    """One call's caller audio on its way to the recogniser, decoded on the shared pool.
+
+    Why not ``await feed_async`` per chunk: that is two thread hops per 100 ms per call (the
+    profile of 15 real-time calls on one core put a tenth of the server's CPU in waking the
+    event loop for results that were almost always "no action"), and it holds the WebSocket
+    reader while decoding, so a backlog under overload hides in the socket where no metric
+    sees it. Here the reader only appends (``put``); one pool job per call drains whatever has
+    accumulated, chunk by chunk in order, and calls ``on_actions`` (from the decoding thread)
+    only when the dialogue acted. ``backlog_s`` is the audio received but not yet decoded.
+    """
+
+    def __init__(
+        self,
+        pipeline: CallPipeline,
+        on_actions: Callable[[list[Action], float], None],
+        *,
+        executor: Executor | None = None,
+        on_decoded: Callable[[float], None] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self._on_actions = on_actions  # (actions, due) from a decoding thread
+        self._executor = executor
+        self._on_decoded = on_decoded  # seconds one chunk took to decode, for metrics
+        self._lock = threading.Lock()
+        self._chunks: deque[tuple[NDArray[np.int16], float]] = deque()
+        self._queued = 0  # samples in _chunks
+        self._running = False
+        self._closed = False
+        self.received_s = pipeline.time_s  # call time of the end of the audio put so far
+
+    @property
+    def backlog_s(self) -> float:
+        """Seconds of audio put but not decoded yet."""
+        return self._queued / self.pipeline.recognizer.call_rate
+
+    @property
+    def oldest_due(self) -> float | None:
+        """``due`` of the oldest chunk still waiting, None when there is none."""
+        with self._lock:
+            return self._chunks[0][1] if self._chunks else None
+
+    def put(self, pcm: NDArray[np.int16], due: float) -> None:
+        """Queue a chunk; ``due`` is passed back with the actions it causes (the shell's clock
+        for when that audio was spoken)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._chunks.append((pcm, due))
+            self._queued += len(pcm)
+            self.received_s += len(pcm) / self.pipeline.recognizer.call_rate
+            if self._running:
+                return
+            self._running = True
+        (self._executor or decode_executor()).submit(self._drain)
+
+    def close(self) -> None:
+        """Drop what is queued and accept nothing more (the call was decided or ended)."""
+        with self._lock:
+            self._closed = True
+            self._chunks.clear()
+            self._queued = 0
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._chunks:
+                    self._running = False
+                    return
+                pcm, due = self._chunks.popleft()
+                self._queued -= len(pcm)
+            started = time.perf_counter()
+            try:
+                actions = self.pipeline.feed(pcm)
+            except Exception as exc:  # fail safe; feed already catches the recogniser's errors
+                actions = self.pipeline.fail(f"{type(exc).__name__}: {exc}")
+            if self._on_decoded is not None:
+                self._on_decoded(time.perf_counter() - started)
+            if actions:
+                self._on_actions(actions, due)
+
+
+def _contains(said: Sequence[str], phrase: Sequence[str]) -> bool:
+    """``phrase`` occurs in ``said`` as consecutive words."""
+    n = len(phrase)
+    return any(tuple(said[i : i + n]) == tuple(phrase) for i in range(len(said) - n + 1))
 
 
 def _without_unk(text: str) -> str:

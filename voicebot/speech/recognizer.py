@@ -22,19 +22,33 @@ same endpoint decisions on replay. (Vosk 0.3.45 itself is not deterministic: in 
 same audio can give different words run to run, and word confidences vary in every mode.)
 Audio goes to Vosk in fixed blocks of ``BLOCK_S`` whatever the caller's chunking, because
 Vosk's incremental decoder gives different words when results are requested at different points.
+
+Dither. Kaldi adds Gaussian noise to every sample before its features (``--dither``, 1.0 by
+default, which the small Vosk models leave on), drawn from a generator seeded from the
+process-wide ``rand()``. So the same audio decoded twice in one process, or decoded while other
+calls decode, gets different noise, and audio near a decision boundary (a mu-law telephone
+rendering of a short word) came out as different words depending on what the process had
+decoded before: 5 of 15 identical decodes in a row heard the escape word, the rest did not.
+The model is therefore loaded with ``--dither=0`` (from a shadow directory whose ``conf/`` is a
+patched copy) and the recogniser adds the same amount of noise itself, from a fixed table
+indexed by the sample's position in the call: the noise a sample gets depends only on when it
+was said, so the same audio gives the same words at 1 or 50 concurrent calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import importlib
 import json
 import math
 import os
 import re
+import shutil
+import tempfile
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,18 +83,24 @@ __all__ = [
     "inspect_model",
     "load_model",
     "unknown_words",
+    "usable_cpus",
 ]
 
 UNK = "[unk]"
 """How an out-of-vocabulary stretch is spelled in every event, whatever the model calls it."""
 
 _UNK_SPELLINGS = ("[unk]", "<unk>", "<UNK>")
+_FEATURE_CONFS = ("mfcc.conf", "fbank.conf")
+KALDI_DITHER = 1.0
+"""Kaldi's default ``--dither``: standard deviation of the noise, in 16-bit sample units."""
+_DITHER_TABLE_SIZE = 1 << 16
 _EPS = 1e-9  # float slack when comparing sample-derived times
+_PARTIAL_LAG_S = 0.15  # how far a real word's partial may trail the VAD's last voiced frame
 BLOCK_S = 0.1
 """Decoding granularity: endpoint decisions and partials happen on these boundaries."""
 
 Mode = Literal["open", "grammar"]
-EndReason = Literal["end_of_speech", "max_length", "end_of_stream"]
+EndReason = Literal["end_of_speech", "early_end", "max_length", "end_of_stream"]
 
 
 class GrammarError(ValueError):
@@ -100,6 +120,8 @@ class ModelInfo:
     sample_rate: int
     supports_grammar: bool  # only models with graph/HCLr.fst + Gr.fst take a grammar
     endpoint_min_silence_s: float  # the earliest Vosk's own endpoint flag can rise
+    dither: float = KALDI_DITHER  # the feature config's --dither (Kaldi's default when absent)
+    features_conf: str | None = None  # conf/mfcc.conf or conf/fbank.conf, relative to path
 
 
 def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
@@ -115,7 +137,11 @@ def inspect_model(path: str | os.PathLike[str]) -> ModelInfo:
         _conf_value(p, "model.conf", f"--endpoint.rule{i}.min-trailing-silence", default)
         for i, default in ((1, 5.0), (2, 0.5), (3, 1.0), (4, 2.0))  # Kaldi's defaults
     )
-    return ModelInfo(p.resolve(), int(rate), grammar, silence)
+    features = next((f"conf/{n}" for n in _FEATURE_CONFS if (p / "conf" / n).is_file()), None)
+    dither = KALDI_DITHER
+    if features is not None:
+        dither = _conf_value(p, Path(features).name, "--dither", KALDI_DITHER)
+    return ModelInfo(p.resolve(), int(rate), grammar, silence, dither, features)
 
 
 def _first_existing(root: Path, *names: str) -> Path | None:
@@ -148,9 +174,10 @@ class SpeechModel:
     """A loaded Vosk model, shared by every call in its language (Vosk models are thread-safe;
     recognisers are not)."""
 
-    def __init__(self, info: ModelInfo, vosk_model: Any) -> None:
+    def __init__(self, info: ModelInfo, vosk_model: Any, *, dither: float = 0.0) -> None:
         self.info = info
         self.vosk_model = vosk_model
+        self.dither = dither  # noise the recogniser adds (Kaldi's own is off), sample units
         self.unk_word = next((w for w in _UNK_SPELLINGS if self.has_word(w)), None)
 
     def __repr__(self) -> str:
@@ -203,11 +230,43 @@ def _load(info: ModelInfo) -> SpeechModel:
     vosk = _vosk()
     if "VOICEBOT_VOSK_LOG" not in os.environ:
         vosk.SetLogLevel(-1)  # we report dropped grammar words ourselves
+    # Without a feature config to patch, Kaldi dithers as it likes and we add nothing.
+    patch = info.dither != 0 and info.features_conf is not None
     try:
-        model = vosk.Model(str(info.path))
+        model = vosk.Model(str(_without_dither(info) if patch else info.path))
     except Exception as exc:  # vosk raises a bare Exception
         raise ModelError(f"Vosk could not load the model in {info.path}: {exc}") from exc
-    return SpeechModel(info, model)
+    return SpeechModel(info, model, dither=info.dither if patch else 0.0)
+
+
+def _without_dither(info: ModelInfo) -> Path:
+    """A shadow of the model directory whose feature config says ``--dither=0``: symlinks to
+    everything but ``conf/``, which is copied and patched. Kaldi's own dither is not
+    reproducible (see the module docstring); the recogniser adds the same noise itself."""
+    shadow = Path(tempfile.mkdtemp(prefix="voicebot-model-"))
+    atexit.register(shutil.rmtree, shadow, ignore_errors=True)
+    for entry in info.path.iterdir():
+        if entry.name != "conf":
+            (shadow / entry.name).symlink_to(entry.resolve())
+    conf = shadow / "conf"
+    shutil.copytree(info.path / "conf", conf, symlinks=False)
+    assert info.features_conf is not None
+    features = shadow / info.features_conf
+    kept = [
+        line
+        for line in features.read_text(encoding="utf-8", errors="replace").splitlines()
+        if not line.strip().startswith("--dither")
+    ]
+    features.write_text("\n".join([*kept, "--dither=0", ""]), encoding="utf-8")
+    return shadow
+
+
+def _dither_table() -> NDArray[np.float32]:
+    """Unit Gaussian noise, the same in every process (fixed seed)."""
+    return np.random.default_rng(0x766F736B).standard_normal(_DITHER_TABLE_SIZE).astype(np.float32)
+
+
+_DITHER = _dither_table()
 
 
 REGISTRY = ModelRegistry()
@@ -347,12 +406,17 @@ class Endpointing:
     end_of_speech_s: float = 0.7
     no_speech_timeout_s: float = 5.0
     max_utterance_s: float = 20.0
+    # After this much energy silence (0: never) the recogniser asks its ``end_turn`` predicate
+    # whether the words so far are a complete answer; yes closes the utterance at once.
+    early_end_pause_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not (math.isfinite(self.early_end_pause_s) and self.early_end_pause_s >= 0):
+            raise ValueError(f"early_end_pause_s must be >= 0, got {self.early_end_pause_s!r}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,6 +432,11 @@ class _Segment:
     speech_start: float | None = None  # when the partial result first had a word
     endpoint_since: float | None = None  # when Vosk's endpoint flag rose with no word since
     partial: str = ""
+    asked: str | None = None  # the partial the end_turn predicate last judged
+    changed_at: float = 0.0  # when the partial last changed
+    # After an early end: until then, words without new voiced audio are the closed turn's
+    # tail (the decoder restarted mid-word), not a new utterance.
+    settle_until: float | None = None
 
 
 class Recognizer:
@@ -390,6 +459,7 @@ class Recognizer:
         max_alternatives: int = 1,
         partials: bool = True,
         allow_unknown_words: bool = False,
+        end_turn: Callable[[str], bool] | None = None,
     ) -> None:
         if max_alternatives < 1:
             raise ValueError("max_alternatives must be at least 1")
@@ -400,10 +470,13 @@ class Recognizer:
         self.endpointing = endpointing or Endpointing()
         self.call_rate = call_rate
         self._emit_partials = partials
+        self._end_turn = end_turn  # is this partial a complete answer? (intent-aware end)
         self._rate = model.sample_rate
         self._block = max(1, round(self._rate * BLOCK_S))
         self._resampler = Resampler(call_rate, self._rate) if call_rate != self._rate else None
-        self._pending: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+        # Samples at the model rate as float32: Vosk takes floats (in 16-bit units), so the
+        # resampler's output needs no rounding and the dither can be added without clipping.
+        self._pending: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self._fed = 0  # samples handed to Vosk, at the model rate
         self._segment = _Segment(start=0.0)
         self._listen_from: float | None = 0.0  # start of the no-speech clock; None: held
@@ -431,6 +504,10 @@ class Recognizer:
         # 0 alternatives = Vosk's MBR path, the only one with per-word confidences.
         self._rec.SetMaxAlternatives(0 if max_alternatives == 1 else max_alternatives)
         self._rec.SetWords(True)
+        c_api = getattr(vosk, "_c", None)
+        self._accept_f = getattr(c_api, "vosk_recognizer_accept_waveform_f", None)
+        self._ffi = getattr(vosk, "_ffi", None)
+        self._dither = float(model.dither)
         # How long Vosk's endpoint flag must hold beyond its own minimum trailing silence.
         self._hold = max(0.0, self.endpointing.end_of_speech_s - model.info.endpoint_min_silence_s)
 
@@ -457,13 +534,15 @@ class Recognizer:
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[RecognizerEvent]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns what it settled."""
-        samples = as_int16(pcm)
+        samples = as_int16(pcm).astype(np.float32)
         with self._lock:
             if self._finished:
                 raise RuntimeError("recogniser already flushed; create a new one per call")
             if self._resampler is not None:
-                samples = cast(NDArray[np.int16], self._resampler.process(samples))
-            self._pending = np.concatenate([self._pending, samples])
+                samples = cast(NDArray[np.float32], self._resampler.process(samples))
+            if len(self._pending):
+                samples = np.concatenate([self._pending, samples])
+            self._pending = samples
             return self._drain()
 
     def flush(self) -> list[RecognizerEvent]:
@@ -473,7 +552,7 @@ class Recognizer:
                 return []
             self._finished = True
             if self._resampler is not None:
-                tail = cast(NDArray[np.int16], self._resampler.flush(np.int16))
+                tail = cast(NDArray[np.float32], self._resampler.flush(np.float32))
                 self._pending = np.concatenate([self._pending, tail])
             events = self._drain()
             if len(self._pending):
@@ -500,20 +579,40 @@ class Recognizer:
         self._pending = self._pending[n_blocks * self._block :]
         return events
 
-    def _accept(self, block: NDArray[np.int16]) -> bool:
+    def _accept(self, block: NDArray[np.float32]) -> bool:
         self._vad.process(block)
-        return bool(self._rec.AcceptWaveform(block.astype("<i2").tobytes()))
+        if self._dither:
+            at = (self._fed + np.arange(len(block))) % _DITHER_TABLE_SIZE
+            block = block + self._dither * _DITHER[at]
+        if self._accept_f is None or self._ffi is None:  # an older vosk without the float API
+            pcm = np.clip(np.rint(block), -32768, 32767).astype("<i2")
+            return bool(self._rec.AcceptWaveform(pcm.tobytes()))
+        data = np.ascontiguousarray(block, dtype=np.float32)
+        buffer = self._ffi.from_buffer("float[]", data)
+        result = int(self._accept_f(self._rec._handle, buffer, len(data)))
+        if result < 0:
+            raise RuntimeError("Vosk failed to process the waveform")
+        return bool(result)
 
-    def _step(self, block: NDArray[np.int16]) -> list[RecognizerEvent]:
+    def _step(self, block: NDArray[np.float32]) -> list[RecognizerEvent]:
         vosk_endpoint = self._accept(block)
         self._fed += len(block)
         now = self.time
         seg = self._segment
         events: list[RecognizerEvent] = []
+        if seg.settle_until is not None:
+            if (self._vad.last_speech_end or -1.0) > seg.start:
+                seg.settle_until = None  # the caller went on talking: a new utterance
+            elif now >= seg.settle_until - _EPS:
+                self._rec.Reset()  # drop the tail; the next words start afresh
+                self._segment = seg = _Segment(start=now)
+            else:
+                return events
         # The cheap best-path partial: current, unlike the word-timed one, which lags.
         text = _normalise_text(json.loads(self._rec.PartialResult()).get("partial", ""), self._unk)
         if text != seg.partial:
             seg.partial = text
+            seg.changed_at = now
             seg.endpoint_since = None  # new or revised words: the silence so far does not count
             if self._emit_partials:
                 events.append(Partial(text, now))
@@ -527,11 +626,20 @@ class Recognizer:
             # for it must not be cut at its first word.
             heard = (self._vad.last_speech_end or -1.0) > seg.start
             quiet = heard and self._vad.trailing_silence(now) >= ep.end_of_speech_s - _EPS
+            # Vosk's flag alone once cut "요금 ... 청구서" in the middle of the second word (its
+            # best path had turned the unfamiliar sound into silence): while the VAD hears a
+            # voice, the flag needs half the end-of-speech silence by the VAD as well.
             vosk_quiet = (
-                seg.endpoint_since is not None and now - seg.endpoint_since >= self._hold - _EPS
+                seg.endpoint_since is not None
+                and now - seg.endpoint_since >= self._hold - _EPS
+                and (not heard or self._vad.trailing_silence(now) >= ep.end_of_speech_s / 2 - _EPS)
             )
             if quiet or vosk_quiet:
                 events += self._close("end_of_speech", self._rec.Result())
+            elif heard and self._complete(seg, text):
+                events += self._close("early_end", self._rec.Result())
+                settle = ep.end_of_speech_s - self._vad.trailing_silence(now)
+                self._segment.settle_until = now + max(0.0, settle)
             elif now - seg.speech_start >= ep.max_utterance_s - _EPS:
                 events += self._close("max_length", self._rec.Result())
         elif (
@@ -548,6 +656,23 @@ class Recognizer:
             self._rec.Reset()
             self._segment = _Segment(start=now)
         return events
+
+    def _complete(self, seg: _Segment, text: str) -> bool:
+        """The caller has paused for ``early_end_pause_s`` after words the ``end_turn``
+        predicate takes as a complete answer (asked once per distinct partial)."""
+        pause = self.endpointing.early_end_pause_s
+        if self._end_turn is None or pause <= 0 or seg.asked == text:
+            return False
+        if self._vad.trailing_silence(self.time) < pause - _EPS:
+            return False
+        seg.asked = text
+        # In grammar mode the best-path partial goes on "hearing" words in the silence: after
+        # "영업" and a pause it reads "영업 시간" half a second later, the second word aligned to
+        # nothing. Only words that were there when the voice stopped count as said.
+        last_voiced = self._vad.last_speech_end
+        if last_voiced is None or seg.changed_at > last_voiced + _PARTIAL_LAG_S + _EPS:
+            return False
+        return self._end_turn(text)
 
     def _close(self, reason: EndReason, raw: str) -> list[RecognizerEvent]:
         now = self.time
@@ -608,16 +733,25 @@ def _parse_result(obj: dict[str, Any], unk_word: str | None) -> tuple[Alternativ
     return tuple(Alternative(t, p, w) for t, (p, w) in ranked)
 
 
+def usable_cpus() -> int:
+    """Cores this process may run on (its affinity), not the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 _EXECUTOR: ThreadPoolExecutor | None = None
 _EXECUTOR_LOCK = threading.Lock()
 
 
 def decode_executor() -> ThreadPoolExecutor:
-    """The process-wide decoding pool, one thread per core (decoding is CPU-bound)."""
+    """The process-wide decoding pool, one thread per core this process may run on (decoding
+    is CPU-bound; a server pinned to one core gains nothing from a second thread)."""
     global _EXECUTOR
     with _EXECUTOR_LOCK:
         if _EXECUTOR is None:
             _EXECUTOR = ThreadPoolExecutor(
-                max_workers=os.cpu_count() or 1, thread_name_prefix="vosk-decode"
+                max_workers=usable_cpus(), thread_name_prefix="vosk-decode"
             )
         return _EXECUTOR

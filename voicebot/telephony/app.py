@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -35,12 +36,13 @@ from starlette.types import ASGIApp
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, HangUpCall, Play, Say, Transfer
+from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
 from voicebot.core.phone import mask, normalize
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.limits import BodyLimit
 from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver, GuardedObserver, NoObserver
@@ -48,6 +50,7 @@ from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.session import (
     CallServices,
     CallSession,
+    CallState,
     close_socket,
     stream_twiml,
 )
@@ -61,6 +64,20 @@ log = logging.getLogger(__name__)
 
 TWIML = "application/xml"
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+KNOWN_CALLS = 100_000  # CallSids remembered to refuse repeated webhooks (12 MB measured)
+
+
+def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome:
+    """How a call ended that no session knows, from Twilio's status callback alone. Answered
+    and completed: the stream dropped with the process, and the TwiML's ``<Dial>`` took the
+    caller to the default group. Never connected (busy, no-answer, failed, canceled, or a
+    completed call of 0 s): the caller hung up before any of that."""
+    status = params.get("CallStatus", "")
+    duration = params.get("CallDuration", "")
+    answered = status == "completed" and not (duration.isdigit() and int(duration) == 0)
+    if answered:
+        return Outcome(OutcomeKind.TRANSFERRED, 0, "fallback", config.group(None).id)
+    return Outcome(OutcomeKind.CALLER_HUNG_UP, 0, status or None)
 
 
 class SpeechProvider:
@@ -104,6 +121,8 @@ class VoiceServer:
         self.speech = speech
         self.clock = clock
         self.sessions: dict[str, CallSession] = {}
+        # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
+        self.answered: dict[str, None] = {}
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -123,7 +142,15 @@ class VoiceServer:
                 WebSocketRoute("/twilio/media", self.media),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
-            ]
+            ],
+            middleware=[
+                Middleware(
+                    BodyLimit,
+                    max_bytes=settings.max_body_bytes,
+                    timeout_s=settings.body_timeout_s,
+                    refused=self.services.metrics.error,
+                )
+            ],
         )
 
     # The sessions read these through ``services``; exposed here for the CLI and tests.
@@ -175,13 +202,44 @@ class VoiceServer:
                     self.speech.get(config)
                 except Exception:
                     log.exception("%s: preparing speech failed", config.language)
+                self._warm_prompts(config)
+
+    def _warm_prompts(self, config: LanguageConfig) -> None:
+        """Synthesise the likely mid-call prompts once per configuration. (Warming them per
+        call cost every new call three espeak-ng runs until the cache filled, all at once
+        when calls arrived together: 7% of the server's CPU at 15 calls.)"""
+        tts = self.tts
+        if tts is None or not tts.available:
+            return
+        prompts = config.prompts
+        for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
+            _warm(tts, text, config.language)
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
+        overloaded = self.overloaded()
+        if overloaded is not None:  # a load balancer stops sending calls here
+            return PlainTextResponse(f"overloaded: {overloaded}\n", status_code=503)
         return PlainTextResponse(f"ok {len(self.sessions)} calls\n")
 
+    def overloaded(self) -> str | None:
+        """Why this server should get no new calls now, or None: decoding lags behind."""
+        total, worst = self.decode_backlog()
+        if worst <= self.settings.overload_backlog_s:
+            return None
+        return (
+            f"{worst:.1f} s of one call's audio waits to be decoded "
+            f"({total:.1f} s over {len(self.sessions)} calls)"
+        )
+
+    def decode_backlog(self) -> tuple[float, float]:
+        """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""
+        backlogs = [s.backlog_s for s in list(self.sessions.values())]
+        return sum(backlogs), max(backlogs, default=0.0)
+
     async def metrics_text(self, request: Request) -> Response:
+        self.metrics.backlog(*self.decode_backlog())
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
     def _signed(
@@ -221,10 +279,16 @@ class VoiceServer:
             return PlainTextResponse("CallSid missing\n", status_code=400)
         existing = self.sessions.get(call_sid)
         if existing is not None:  # Twilio retried the webhook
+            self.metrics.error("duplicate_webhook")
             return Response(existing.start_twiml, media_type=TWIML)
+        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
+        if call_sid in self.answered:
+            return self._answered_before(call_sid, config)
+        self.answered[call_sid] = None
+        while len(self.answered) > KNOWN_CALLS:
+            del self.answered[next(iter(self.answered))]
         self._sweep()
         caller = normalize(params.get("From"))
-        config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
         try:
             session, actions = await asyncio.to_thread(self._new_session, call_sid, caller, config)
         except Exception:
@@ -252,6 +316,15 @@ class VoiceServer:
         self.sessions[call_sid] = session
         return Response(session.start_twiml, media_type=TWIML)
 
+    def _answered_before(self, call_sid: str, config: LanguageConfig) -> Response:
+        """The webhook of a call that has ended here came again: a replay (Twilio does not ask
+        twice for a call it is still connecting). It must not start a second session, whose
+        start would reset the call's log: ignored and counted. The answer still puts a caller
+        through to a person, should one be on the line."""
+        self.metrics.error("duplicate_webhook")
+        log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
+        return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
+
     def _new_session(
         self, call_sid: str, caller: str | None, config: LanguageConfig
     ) -> tuple[CallSession, list[Action]]:
@@ -272,11 +345,6 @@ class VoiceServer:
         speech = [a for a in actions if isinstance(a, Say | Play)]
         twiml = stream_twiml(self.services, call_sid, config, token, speech)
         session = CallSession(call_sid, caller, config, pipeline, token, twiml, self.services)
-        tts = self.tts
-        if tts is not None and tts.available:  # warm the cache for likely prompts
-            prompts = config.prompts
-            for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
-                threading.Thread(target=_warm, args=(tts, text, config.language)).start()
         return session, actions
 
     def _sweep(self) -> None:
@@ -293,12 +361,21 @@ class VoiceServer:
         params = await self._signed_form(request)
         if params is None:
             return PlainTextResponse("invalid signature\n", status_code=403)
-        session = self.sessions.get(params.get("CallSid", ""))
-        if session is not None and params.get("CallStatus") in ENDED_STATUSES:
+        call_sid = params.get("CallSid", "")
+        if params.get("CallStatus") not in ENDED_STATUSES:
+            return Response(status_code=204)
+        session = self.sessions.get(call_sid)
+        if session is not None:
             async with session.lock:
                 if not session.done:
                     session.pipeline.hang_up()
                 session.end(f"status {params.get('CallStatus')}")
+        elif call_sid:
+            # Not a call of this process (any more): if the call log has no outcome for it, the
+            # process that held it died, and what Twilio reports is all there is to know.
+            config = self.holder.current.for_number(normalize(params.get("To")))
+            outcome = closed_outcome(params, config)
+            self.services.observer.call_closed(call_sid, self.clock(), outcome)
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:
@@ -339,8 +416,16 @@ class VoiceServer:
         session: CallSession | None = None
         try:
             while True:
+                settings = self.settings
+                idle_s = (
+                    settings.stream_start_timeout_s if session is None else settings.media_timeout_s
+                )
                 try:
-                    message = await ws.receive()
+                    async with asyncio.timeout(idle_s):
+                        message = await ws.receive()
+                except TimeoutError:
+                    await self._idle(ws, session, idle_s)
+                    break
                 except (WebSocketDisconnect, RuntimeError):
                     break
                 if message["type"] == "websocket.disconnect":
@@ -370,6 +455,9 @@ class VoiceServer:
                     continue
                 if session is None:
                     continue  # "connected", or anything before "start": nothing to attach to
+                if session.repeated(parsed):
+                    self.metrics.error("duplicate_frame")
+                    continue
                 async with session.lock:
                     try:
                         await session.on_message(parsed, received)
@@ -384,6 +472,20 @@ class VoiceServer:
                     session.stream_gone(ws)
             finally:
                 await close_socket(ws)
+
+    async def _idle(self, ws: WebSocket, session: CallSession | None, idle_s: float) -> None:
+        """Nothing came on the stream for ``idle_s``. Before "start" it is no call: closed.
+        Twilio sends a frame every 20 ms, so a started stream gone quiet is broken, and like any
+        failure it ends in a transfer to a person (unless the call is being redirected)."""
+        if session is None:
+            self.metrics.error("stream_start_timeout")
+            log.warning("stream sent no start within %g s: closing it", idle_s)
+            return
+        async with session.lock:
+            if session.done or session.ws is not ws or session.state is CallState.REDIRECTING:
+                return
+            self.metrics.error("stream_silent")
+            await session.fail(f"no media on the stream for {idle_s:g} s")
 
     def _bad(self, session: CallSession | None, problem: str) -> None:
         self.metrics.error("protocol")
@@ -405,6 +507,7 @@ class VoiceServer:
             log.warning("call %s: unexpected media format %s", start.call_sid, start.media_format)
         async with session.lock:
             old = session.attach(ws, start.stream_sid)
+            session.last_seq = start.sequence_number  # the new stream numbers from its start
         if old is not None and old is not ws:
             await close_socket(old)
         log.info("call %s: stream %d attached", session.call_sid, session.streams)
@@ -412,6 +515,6 @@ class VoiceServer:
 
 
 def _warm(tts: Tts, text: str, language: str) -> None:
-    """Synthesise a likely prompt in the background so the call does not wait for it."""
+    """Synthesise a likely prompt ahead, so a call does not wait for it."""
     with contextlib.suppress(TtsError):
         tts.mulaw(text, language)

