@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import re
 import sqlite3
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,12 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import uvicorn
 from test_dashboard import TOKEN, serve
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, HEARD, Live, _serving, dialled_billing
 
 from voicebot.calllog.log import CallLog, EventRow
 from voicebot.calllog.report import summarize
-from voicebot.cli.serve import attach_dashboard, purge_every
+from voicebot.cli.serve import attach_dashboard, purge_every, uvicorn_config
 from voicebot.core.dialogue import CallStarted, Utterance
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
@@ -202,6 +206,44 @@ def test_without_a_token_there_is_no_dashboard(tmp_path: Path) -> None:
             assert _get(url + "/healthz", token=None)[0] == 200
     finally:
         log.close()
+
+
+def test_serve_writes_no_query_values_to_its_access_log(tmp_path: Path) -> None:
+    """`serve` builds uvicorn through ``uvicorn_config``: a secret sent in a URL by a client
+    (an old ``?token=`` bookmark) reaches no log line."""
+    server = VoiceServer(
+        ServerSettings(public_url="http://127.0.0.1", auth_token="t"),
+        ConfigHolder(CONFIG),
+        TwilioRest("AC" + "0" * 32, "t", base_url="http://127.0.0.1:9"),
+        SpeechProvider(lambda _config: pytest.fail("no call expected")),
+    )
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    access = logging.getLogger("uvicorn.access")
+    for earlier in list(access.filters):  # another test's server may have installed it
+        access.removeFilter(earlier)
+    uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", 0, log_level="info"))
+    keep = Keep()
+    logging.getLogger("uvicorn.access").addHandler(keep)
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    try:
+        while not uv.started:
+            assert thread.is_alive()
+            time.sleep(0.01)
+        port = uv.servers[0].sockets[0].getsockname()[1]
+        secret = "dashboard-token-in-a-bookmark"
+        assert _get(f"http://127.0.0.1:{port}/healthz?token={secret}", token=None)[0] == 200
+    finally:
+        uv.should_exit = True
+        thread.join(10)
+        logging.getLogger("uvicorn.access").removeHandler(keep)
+    assert any("/healthz?token=..." in line for line in lines), lines
+    assert not any(secret in line for line in lines)
 
 
 def test_purge_runs_at_start_and_on_schedule(tmp_path: Path) -> None:
