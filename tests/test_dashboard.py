@@ -130,6 +130,37 @@ def serve(app: Starlette, *, access_log: bool = False) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+class AccessLines(logging.Handler):
+    """Keeps the messages of uvicorn's access logger. ``with AccessLines() as lines`` puts the
+    logger back as it was afterwards: a server started with ``log_level="info"`` leaves it at
+    INFO with its own handler, which would make later servers in this process log every
+    request (to a stream pytest has since closed). Attach it once the server has started:
+    starting one reconfigures the logger's handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.logger = logging.getLogger("uvicorn.access")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def attach(self) -> None:
+        self.logger.addHandler(self)
+
+    def __enter__(self) -> AccessLines:
+        log = self.logger
+        self._saved = (log.level, list(log.handlers), list(log.filters), log.propagate)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        log = self.logger
+        log.setLevel(self._saved[0])
+        log.handlers[:] = self._saved[1]
+        log.filters[:] = self._saved[2]
+        log.propagate = self._saved[3]
+
+
 class Client:
     """A browser-like session (it keeps cookies) that does not follow redirects."""
 
@@ -234,22 +265,12 @@ def test_a_token_in_the_address_does_not_log_in(client: Client) -> None:
 def test_the_access_log_keeps_no_token_and_no_query_value(
     call_log: CallLog, deployment: Deployment
 ) -> None:
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    keep = Keep()
-    access = logging.getLogger("uvicorn.access")
-    with serve(mounted(call_log, deployment), access_log=True) as base:
-        access.addHandler(keep)
-        try:
-            client = Client(base)
-            client.get("/dashboard/", params={"token": TOKEN, "since": "2026-11-23"})
-            client.get("/dashboard/api/calls", headers={"Authorization": f"Bearer {TOKEN}"})
-        finally:
-            access.removeHandler(keep)
+    with AccessLines() as access, serve(mounted(call_log, deployment), access_log=True) as base:
+        access.attach()
+        client = Client(base)
+        client.get("/dashboard/", params={"token": TOKEN, "since": "2026-11-23"})
+        client.get("/dashboard/api/calls", headers={"Authorization": f"Bearer {TOKEN}"})
+    lines = access.lines
     assert any('"GET /dashboard/?token=...&since=... HTTP/1.1" 401' in line for line in lines)
     assert any("/dashboard/api/calls" in line for line in lines)
     assert not any(TOKEN in line or "2026-11-23" in line for line in lines), lines

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import logging
 import re
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from test_dashboard import TOKEN, serve
+from test_dashboard import TOKEN, AccessLines, serve
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, HEARD, Live, _serving, dialled_billing
 
 from voicebot.calllog.log import CallLog, EventRow
@@ -217,31 +216,24 @@ def test_serve_writes_no_query_values_to_its_access_log(tmp_path: Path) -> None:
         TwilioRest("AC" + "0" * 32, "t", base_url="http://127.0.0.1:9"),
         SpeechProvider(lambda _config: pytest.fail("no call expected")),
     )
-    lines: list[str] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            lines.append(record.getMessage())
-
-    access = logging.getLogger("uvicorn.access")
-    for earlier in list(access.filters):  # another test's server may have installed it
-        access.removeFilter(earlier)
-    uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", 0, log_level="info"))
-    keep = Keep()
-    logging.getLogger("uvicorn.access").addHandler(keep)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    try:
-        while not uv.started:
-            assert thread.is_alive()
-            time.sleep(0.01)
-        port = uv.servers[0].sockets[0].getsockname()[1]
-        secret = "dashboard-token-in-a-bookmark"
-        assert _get(f"http://127.0.0.1:{port}/healthz?token={secret}", token=None)[0] == 200
-    finally:
-        uv.should_exit = True
-        thread.join(10)
-        logging.getLogger("uvicorn.access").removeHandler(keep)
+    with AccessLines() as access:
+        for earlier in list(access.logger.filters):  # another test's server may have put it
+            access.logger.removeFilter(earlier)
+        uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", 0, log_level="info"))
+        thread = threading.Thread(target=uv.run, daemon=True)
+        thread.start()
+        try:
+            while not uv.started:
+                assert thread.is_alive()
+                time.sleep(0.01)
+            access.attach()
+            port = uv.servers[0].sockets[0].getsockname()[1]
+            secret = "dashboard-token-in-a-bookmark"
+            assert _get(f"http://127.0.0.1:{port}/healthz?token={secret}", token=None)[0] == 200
+        finally:
+            uv.should_exit = True
+            thread.join(10)
+    lines = access.lines
     assert any("/healthz?token=..." in line for line in lines), lines
     assert not any(secret in line for line in lines)
 
