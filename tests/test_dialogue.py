@@ -40,7 +40,7 @@ from voicebot.core.dialogue import (
     step,
 )
 from voicebot.core.match import Match, Scored, Verdict
-from voicebot.loading.loader import load_deployment
+from voicebot.loading.loader import load_deployment, load_language_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 OPEN = dt.datetime(2026, 11, 24, 10, 0, tzinfo=STOCKHOLM)  # Tuesday morning: all groups open
@@ -851,3 +851,52 @@ def test_outcome_prints_one_readable_line() -> None:
     assert str(call.dialogue.outcome) == (
         "transferred turns=1 reason=intent group=billing intent=invoice after=greeting"
     )
+
+
+GERMAN = """\
+language: de-DE
+voice: Polly.Vicki
+prompts:
+  greeting: Hallo! Worum geht es?
+  reprompt: Ich habe nichts gehört. Worum geht es?
+  no_match: Das habe ich nicht verstanden. Sagen Sie zum Beispiel {hints}.
+  clarify: Geht es um {a} oder {b}?
+  anything_else: Kann ich sonst noch helfen?
+  transfer: Ich verbinde Sie mit {group}.
+  sms_sent: Ich habe Ihnen eine SMS geschickt.
+  sms_failed: Ich konnte Ihnen keine SMS schicken.
+  goodbye: Auf Wiederhören!
+  error: Etwas ist schiefgegangen. Ich verbinde Sie.
+words:
+  escape: [mitarbeiter]
+  yes: [ja]
+  no: [nein]
+  first: [erste, ersten, erstere]
+  second: [zweite, zweiten, letztere]
+  stop: [die, der, das, meine, mein]
+default_group: service
+groups:
+  service:
+    queue: service
+intents:
+  rechnung:
+    label: die Rechnung
+    phrases: [meine rechnung]
+    transfer: service
+  zahlung:
+    label: die Zahlung
+    phrases: [meine zahlung]
+    transfer: service
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "intent"), [("die erste", "rechnung"), ("die letztere bitte", "zahlung")]
+)
+def test_a_language_without_built_in_words_can_pick_by_position(answer: str, intent: str) -> None:
+    """Ordinals are per-language words, not English and Swedish built into the dialogue."""
+    config = load_language_text(GERMAN, "de-DE.yaml")
+    classify = Classifier({"geld": clarify("rechnung", "zahlung")})
+    call = Call(config=config, classify=classify)
+    assert said(call.say("geld")) == ["Geht es um die Rechnung oder die Zahlung?"]
+    assert transfer_of(call.say(answer)).context.intent == intent

@@ -45,6 +45,7 @@ from voicebot.telephony.testing.simulator import (
     load_audio,
     parse_twiml,
     simulate_call,
+    voiced_frames,
 )
 
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, GENERAL  # isort: skip
@@ -286,6 +287,7 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
         tts=Tts(),
         observer=log,
     )
+    server.known_call = log.has_call  # as serve sets it: every call here goes through the check
     try:
         with _listening(server, port):
             yield Bot(server, fake, log, url)
@@ -388,7 +390,8 @@ def test_a_frame_sent_twice_is_heard_once(bot: Bot) -> None:
     asyncio.run(talk())
     (update,) = bot.updates(call_sid)
     assert parse_twiml(update).final == "enqueue billing"
-    assert bot.server.metrics.errors["duplicate_frame"] - before >= len(speech)
+    # Every copy up to the end of the words was dropped (the bot may decide in the silence).
+    assert bot.server.metrics.errors["duplicate_frame"] - before >= voiced_frames(speech)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,8 +483,24 @@ def test_a_request_answered_leaves_the_connection_usable(
     with socket.create_connection(("127.0.0.1", port)) as sock:
         for _ in range(2):  # keep-alive: the head timeout does not cut a request being answered
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            sock.settimeout(5)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert _response(sock).startswith(b"HTTP/1.1 200 ")
+
+
+def _response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (head, then as many body bytes as its Content-Length says)."""
+    sock.settimeout(5)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 def test_a_stream_that_never_starts_is_closed(listening: tuple[VoiceServer, int]) -> None:
@@ -587,3 +606,44 @@ def test_status_callbacks_close_the_rows_a_crash_left_open(tmp_path: Path) -> No
     assert (gave_up.outcome, gave_up.reason) == ("caller_hung_up", "canceled")
     assert rows["CAringing"].outcome is None
     assert (rows["CAdone"].outcome, rows["CAdone"].group) == ("transferred", "billing")
+
+
+def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path) -> None:
+    """This process never saw the call (it was answered before a restart, or by another
+    instance): the call log knows it, and that is enough to refuse the replay."""
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    start = dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC)
+    with CallLog.open(url, salt="salt", env={}) as log:
+        log.call_started("CAold", start, "ko-KR", CALLER)
+        log.event("CAold", CallStarted(start, CALLER, "CAold"))
+        done = Outcome(OutcomeKind.TRANSFERRED, 1, "intent", "billing", "billing")
+        log.call_ended("CAold", start + dt.timedelta(seconds=20), done)
+        assert log.flush()
+        row, timeline = log.fetch().calls, log.timeline("CAold")
+        port = _free_port()
+        public = f"http://127.0.0.1:{port}"
+        server = _server(public_url=public, observer=log)
+        server.known_call = log.has_call
+        with _listening(server, port):
+            status, body = _post(public + "/twilio/voice", _ringing("CAold"), TOKEN)
+        assert status == 200 and parse_twiml(body).final == GENERAL  # no stream, no session
+        assert not server.sessions
+        assert server.metrics.errors["duplicate_webhook"] == 1
+        assert log.flush()
+        assert log.fetch().calls == row
+        assert log.timeline("CAold") == timeline
+
+
+def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> None:
+    """Without TTS a prompt is a REST redirect to <Say>; when it fails the caller hears
+    nothing of it, and the call's timeline says so next to the Say the bot meant."""
+    tts, bot.server.tts = bot.server.tts, None
+    try:
+        bot.fake.fail_next(3)  # every attempt of the announcement's redirect
+        report = bot.call("hours.wav")
+    finally:
+        bot.server.tts = tts
+        bot.fake.fail_next(0)
+    assert not any("영업 시간은" in s for s in report.said)  # the announcement was not heard
+    failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
+    assert failures and "prompt" in failures[0].payload["error"]

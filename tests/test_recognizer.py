@@ -25,7 +25,7 @@ from voicebot.speech.recognizer import (
     Final,
     GrammarError,
     NoSpeech,
-    Partial,
+    PartialTranscript,
     Recognizer,
     RecognizerEvent,
     SpeechModel,
@@ -157,7 +157,7 @@ def test_max_utterance_length_cuts_off(ko_model: SpeechModel, audio_dir: Path) -
 def test_partials_arrive_during_speech(ko_model: SpeechModel, audio_dir: Path) -> None:
     audio = recording(audio_dir, "librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
     events = run(Recognizer(ko_model, call_rate=audio.rate), audio.samples)
-    partials = [e for e in events if isinstance(e, Partial) and e.text]
+    partials = [e for e in events if isinstance(e, PartialTranscript) and e.text]
     final = finals(events)[0]
     assert len({p.text for p in partials}) >= 2
     assert partials[0].time < audio.duration_s - 1.0  # while the caller is still talking

@@ -15,7 +15,7 @@ from voicebot.telephony.media_stream import (
     FRAME_BYTES,
     MULAW_SILENCE,
     Connected,
-    Dtmf,
+    DtmfMessage,
     FrameSplitter,
     Mark,
     Media,
@@ -92,7 +92,7 @@ def test_parses_each_documented_message() -> None:
     assert media == Media(3, SID, "inbound", 1, 5, AUDIO)
 
     assert parse_message(json.dumps(MARK)) == Mark(4, SID, "greeting")
-    assert parse_message(json.dumps(DTMF)) == Dtmf(5, SID, "inbound_track", "1")
+    assert parse_message(json.dumps(DTMF)) == DtmfMessage(5, SID, "inbound_track", "1")
     assert parse_message(json.dumps(STOP)) == Stop(6, SID, CALL, ACCOUNT)
 
 

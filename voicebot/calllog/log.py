@@ -310,6 +310,15 @@ class CallLog:
         """Calls started in [since, until) with their utterances, after the queued records."""
         return self._call(lambda s: s.fetch(since, until), timeout)
 
+    def has_call(self, call_id: str, timeout: float = 0.5) -> bool | None:
+        """Whether the log has a row for ``call_id``, after the records queued before; None
+        when the database cannot say within about ``timeout`` (+1 s): the server then treats
+        the call as new rather than keep a caller waiting."""
+        try:
+            return self._call(lambda s: s.has_call(call_id), timeout)
+        except CallLogUnavailable:
+            return None
+
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)
 

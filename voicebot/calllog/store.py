@@ -334,6 +334,10 @@ class Store:
         ).fetchall()
         return Rows([_call_row(r) for r in calls], [_utterance_row(r) for r in utterances])
 
+    def has_call(self, call_id: str) -> bool:
+        row = self.connection().execute("SELECT 1 FROM calls WHERE call_id = ?", (call_id,))
+        return row.fetchone() is not None
+
     def timeline(self, call_id: str) -> list[EventRow]:
         rows = (
             self.connection()

@@ -259,6 +259,7 @@ def _serve(
     tts = None if args.no_tts else Tts()
     settings = server_settings(args, public, env[AUTH_TOKEN_VAR])
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log)
+    server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
     server.prepare()  # the other languages' models, for calls to their numbers
     try:
         dashboard = attach_dashboard(server, call_log, token)

@@ -193,6 +193,12 @@ class Words:
     escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
     yes: tuple[str, ...]
     no: tuple[str, ...]
+    # Answers to "is it about A or B?" that pick by position ("the first one", "the latter"),
+    # and the words ignored when an answer is matched against the two labels ("the", "my").
+    # Optional: without them an answer can still name a label.
+    first: tuple[str, ...] = ()
+    second: tuple[str, ...] = ()
+    stop: tuple[str, ...] = ()
 
 
 class SpeechMode(StrEnum):

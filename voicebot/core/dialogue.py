@@ -161,9 +161,15 @@ class Transfer:
     context: TransferContext
 
 
+class HangUpReason(StrEnum):
+    GOODBYE = "goodbye"  # the caller was served and has nothing else
+    CLOSED = "closed"  # the group was closed and had no overflow
+    ERROR = "error"  # not even a transfer could be built
+
+
 @dataclass(frozen=True, slots=True)
 class HangUpCall:
-    reason: str  # "goodbye" (served), "closed" (group closed), "error" (nothing else possible)
+    reason: HangUpReason
 
 
 Action: TypeAlias = Say | Play | Listen | StopSpeaking | SendSms | Transfer | HangUpCall
@@ -218,6 +224,13 @@ class Phase(StrEnum):
 _LISTENING = frozenset({Phase.ASKING, Phase.CLARIFYING, Phase.ANYTHING_ELSE})
 
 
+class Awaiting(StrEnum):
+    """What a call waits for from its shell (``State.waiting_for``)."""
+
+    LISTEN = "listen"  # the caller's speech (or a key, or silence)
+    SMS = "sms"  # the result of the SendSms just returned
+
+
 @dataclass(frozen=True, slots=True)
 class State:
     phase: Phase = Phase.NEW
@@ -244,20 +257,20 @@ class State:
         return self.outcome is not None
 
     @property
-    def waiting_for(self) -> str | None:
-        """What the shell should deliver next: "listen" (speech), "sms" (a result) or None."""
+    def waiting_for(self) -> Awaiting | None:
+        """What the shell should deliver next: speech, an SMS result, or nothing (ended)."""
         if self.phase in _LISTENING:
-            return "listen"
-        return "sms" if self.phase is Phase.SMS_PENDING else None
+            return Awaiting.LISTEN
+        return Awaiting.SMS if self.phase is Phase.SMS_PENDING else None
 
 
-Step: TypeAlias = tuple[State, list[Action]]
+Transition: TypeAlias = tuple[State, list[Action]]  # the next state, and what to do
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points
 
 
-def step(state: State, event: Event, config: LanguageConfig, classify: Classify) -> Step:
+def step(state: State, event: Event, config: LanguageConfig, classify: Classify) -> Transition:
     """The next state and the actions to carry out; never raises."""
     if state.ended:
         return state, []
@@ -319,7 +332,7 @@ class _Ctx:
         return Listen(self.config.speech.no_speech_timeout_s)
 
 
-def _dispatch(s: State, e: Event, c: _Ctx) -> Step:
+def _dispatch(s: State, e: Event, c: _Ctx) -> Transition:
     if isinstance(e, HangUp):
         outcome = Outcome(
             OutcomeKind.CALLER_HUNG_UP,
@@ -346,7 +359,7 @@ def _dispatch(s: State, e: Event, c: _Ctx) -> Step:
     return s, []
 
 
-def _settle(s: State, actions: list[Action]) -> Step:
+def _settle(s: State, actions: list[Action]) -> Transition:
     """Prompts followed by Listen may be interrupted; speech before a transfer or hang-up not."""
     if not any(isinstance(a, Say | Play | Listen) for a in actions):
         return s, actions
@@ -360,7 +373,7 @@ def _settle(s: State, actions: list[Action]) -> Step:
     return replace(s, barge_in=listening), out
 
 
-def _start(s: State, e: CallStarted, c: _Ctx) -> Step:
+def _start(s: State, e: CallStarted, c: _Ctx) -> Transition:
     s = replace(s, caller=e.caller, call_id=e.call_id, phase=Phase.ASKING, turns=1)
     actions: list[Action] = [c.say(c.config.prompts.greeting)]
     after = "greeting"
@@ -371,7 +384,7 @@ def _start(s: State, e: CallStarted, c: _Ctx) -> Step:
     return replace(s, after=after), actions
 
 
-def _dtmf(s: State, e: Dtmf, c: _Ctx) -> Step:
+def _dtmf(s: State, e: Dtmf, c: _Ctx) -> Transition:
     if e.digit == "0":
         return _route(s, c, None, TransferReason.DTMF, [])
     if s.phase is Phase.CLARIFYING and e.digit in ("1", "2") and len(s.options) == 2:
@@ -379,7 +392,7 @@ def _dtmf(s: State, e: Dtmf, c: _Ctx) -> Step:
     return s, []  # no menu is offered, so other keys mean nothing
 
 
-def _utterance(s: State, e: Utterance, c: _Ctx) -> Step:
+def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
     if s.phase not in _LISTENING and s.phase is not Phase.SMS_PENDING:
         return s, []
     alternatives = sorted(
@@ -401,7 +414,7 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Step:
     return _request(s, m, c)
 
 
-def _silence(s: State, c: _Ctx) -> Step:
+def _silence(s: State, c: _Ctx) -> Transition:
     if s.phase is Phase.ANYTHING_ELSE:
         return _goodbye(s, c)
     return _failed(s, c, TransferReason.NO_SPEECH, clarify_again=s.phase is Phase.CLARIFYING)
@@ -422,7 +435,7 @@ def _answered(s: State) -> State:
     return replace(s, match=None)
 
 
-def _request(s: State, m: Match, c: _Ctx) -> Step:
+def _request(s: State, m: Match, c: _Ctx) -> Transition:
     """A fresh request: serve a clear winner, ask about a close pair, else count a failure."""
     best = m.best
     if best is not None and m.verdict is not Verdict.REJECT:
@@ -433,7 +446,7 @@ def _request(s: State, m: Match, c: _Ctx) -> Step:
     return _failed(s, c, TransferReason.NO_MATCH)
 
 
-def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Step:
+def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Transition:
     top = alternatives[0][0]
     picked = _pick(top, s.options, c.config)
     if picked is not None:
@@ -456,7 +469,9 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
     return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
 
 
-def _anything_else_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Step:
+def _anything_else_answer(
+    s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
+) -> Transition:
     top = alternatives[0][0]
     s, m = _classify(s, alternatives, c)
     if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
@@ -468,31 +483,28 @@ def _anything_else_answer(s: State, alternatives: Sequence[tuple[str, float]], c
     return _failed(s, c, TransferReason.NO_MATCH)
 
 
-_FIRST = frozenset({"first", "former", "1st", "första", "förstnämnda"})
-_SECOND = frozenset({"second", "latter", "last", "2nd", "andra", "sista", "sistnämnda"})
 _ORDINAL_MAX_WORDS = 8  # "I think it is the first one"; longer answers are requests
-_STOP_EN = "a an the and or of to for in on at my your you it is about with"
-_STOP_SV = "en ett och att eller om med till för på i din ditt dina min mitt det den"
-_STOP = frozenset(f"{_STOP_EN} {_STOP_SV}".split(" "))
 
 
 def _pick(text: str, options: tuple[Scored, ...], config: LanguageConfig) -> int | None:
     """Which of two options an answer names, by label ("invoices") or position ("the second")."""
     said = words(text)
-    hits = [_label_hits(said, config.intents[o.intent].label) for o in options]
+    stop = frozenset(w for entry in config.words.stop for w in words(entry))
+    hits = [_label_hits(said, config.intents[o.intent].label, stop) for o in options]
     best = max(hits, default=0)
     if best > 0:
         return hits.index(best) if hits.count(best) == 1 else None
     if len(said) > _ORDINAL_MAX_WORDS:
         return None
-    first = any(w in _FIRST for w in said)
-    second = any(w in _SECOND for w in said)
+    first = _says(text, config.words.first)
+    second = _says(text, config.words.second)
     return (0 if first else 1) if first != second else None
 
 
-def _label_hits(said: list[str], label: str) -> int:
-    """Content words of ``label`` the caller said, allowing endings ("invoice" ~ "invoices")."""
-    content = [w for w in words(label) if len(w) >= 3 and w not in _STOP]
+def _label_hits(said: list[str], label: str, stop: frozenset[str]) -> int:
+    """Content words of ``label`` the caller said, allowing endings ("invoice" ~ "invoices");
+    the language's ``words.stop`` ("the", "my") never count."""
+    content = [w for w in words(label) if len(w) >= 3 and w not in stop]
     return sum(any(_same_word(w, s) for s in said) for w in content)
 
 
@@ -516,7 +528,7 @@ def _says(text: str, phrases: Sequence[str]) -> bool:
 
 def _ask(
     s: State, c: _Ctx, actions: Sequence[Action], prompt: str | None, phase: Phase, tag: str
-) -> Step:
+) -> Transition:
     """Ask one more question, unless the caller has been asked enough: then a person takes over."""
     if s.turns >= max(1, c.config.max_turns):
         return _route(s, c, None, TransferReason.MAX_TURNS, actions)
@@ -524,7 +536,9 @@ def _ask(
     return replace(s, phase=phase, turns=s.turns + 1, after=tag), out
 
 
-def _failed(s: State, c: _Ctx, reason: TransferReason, *, clarify_again: bool = False) -> Step:
+def _failed(
+    s: State, c: _Ctx, reason: TransferReason, *, clarify_again: bool = False
+) -> Transition:
     """One more silence or misunderstanding: try again once, then hand over."""
     s = replace(s, failures=s.failures + 1)
     if s.failures >= MAX_FAILURES:
@@ -538,7 +552,7 @@ def _failed(s: State, c: _Ctx, reason: TransferReason, *, clarify_again: bool = 
     return _ask(s, c, [], text, Phase.ASKING, "no_match")
 
 
-def _clarify(s: State, c: _Ctx, actions: Sequence[Action]) -> Step:
+def _clarify(s: State, c: _Ctx, actions: Sequence[Action]) -> Transition:
     a, b = (c.config.intents[o.intent].label for o in s.options)
     text = _fill(c.config.prompts.clarify, a=a, b=b)
     return _ask(s, c, actions, text, Phase.CLARIFYING, "clarify")
@@ -565,7 +579,7 @@ def _fill(template: str, **values: str) -> str:
 # Serving a recognised request
 
 
-def _serve(s: State, c: _Ctx, chosen: Scored) -> Step:
+def _serve(s: State, c: _Ctx, chosen: Scored) -> Transition:
     intent = c.config.intents[chosen.intent]
     s = replace(s, intent=intent.name, confidence=chosen.score, options=(), failures=0)
     reminders = [_announcement(c, a) for a in c.config.active_announcements(c.at, intent.name)]
@@ -589,7 +603,7 @@ def _can_text(s: State) -> bool:
     return s.caller is not None and can_receive_sms(s.caller)
 
 
-def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Step:
+def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Transition:
     assert s.intent is not None
     action = c.config.intents[s.intent].action
     if e.ok:
@@ -605,7 +619,7 @@ def _sms_fallback(
     actions: Sequence[Action],
     *,
     apologise: bool = True,
-) -> Step:
+) -> Transition:
     out = [*actions, *([c.say(c.config.prompts.sms_failed)] if apologise else [])]
     if action.fallback is SmsFallback.READ and action.answer:
         out.append(c.say(action.answer))
@@ -618,7 +632,7 @@ def _served(s: State, kind: OutcomeKind) -> State:
     return replace(s, served=(*s.served, s.intent), served_kind=kind)
 
 
-def _anything_else(s: State, c: _Ctx, actions: Sequence[Action]) -> Step:
+def _anything_else(s: State, c: _Ctx, actions: Sequence[Action]) -> Transition:
     s = replace(s, failures=0)
     prompt = c.config.prompts.anything_else
     return _ask(s, c, actions, prompt, Phase.ANYTHING_ELSE, "anything_else")
@@ -647,7 +661,7 @@ def _route(
     reason: TransferReason,
     actions: Sequence[Action],
     visited: tuple[str, ...] = (),
-) -> Step:
+) -> Transition:
     """Transfer to a group, or follow its when_closed rules when it is closed now."""
     group = c.config.group(group_id)
     closed = group.when_closed
@@ -666,7 +680,7 @@ def _route(
             out.append(c.say(c.config.prompts.sms_failed))
     if overflow is not None:
         return _route(s, c, overflow, TransferReason.CLOSED_OVERFLOW, out, seen)
-    out += [c.say(c.config.prompts.goodbye), HangUpCall("closed")]
+    out += [c.say(c.config.prompts.goodbye), HangUpCall(HangUpReason.CLOSED)]
     outcome = Outcome(
         OutcomeKind.CLOSED, s.turns, reason.value, group.id, s.intent, s.after, s.served
     )
@@ -675,7 +689,7 @@ def _route(
 
 def _transfer(
     s: State, c: _Ctx, group: AgentGroup, reason: TransferReason, actions: Sequence[Action]
-) -> Step:
+) -> Transition:
     routed = reason in _ROUTED_REASONS
     context = TransferContext(
         intent=s.intent if routed else None,
@@ -694,27 +708,37 @@ def _transfer(
     return _end(s, outcome), out
 
 
-def _goodbye(s: State, c: _Ctx) -> Step:
+def _goodbye(s: State, c: _Ctx) -> Transition:
     kind = s.served_kind or OutcomeKind.ANNOUNCED
-    outcome = Outcome(kind, s.turns, "goodbye", None, s.intent, s.after, s.served)
-    return _end(s, outcome), [c.say(c.config.prompts.goodbye), HangUpCall("goodbye")]
+    outcome = Outcome(kind, s.turns, HangUpReason.GOODBYE.value, None, s.intent, s.after, s.served)
+    return _end(s, outcome), [c.say(c.config.prompts.goodbye), HangUpCall(HangUpReason.GOODBYE)]
 
 
 def _end(s: State, outcome: Outcome) -> State:
     return replace(s, phase=Phase.ENDED, outcome=outcome, barge_in=False)
 
 
-def _error(s: State, config: LanguageConfig) -> Step:
+def _error(s: State, config: LanguageConfig) -> Transition:
     """Apologise and transfer to the default group; with a broken config, at least transfer."""
     try:
         group = config.groups[config.default_group]
-        context = TransferContext(None, s.transcript, None, config.language, "error")
+        context = TransferContext(
+            None, s.transcript, None, config.language, TransferReason.ERROR.value
+        )
         transfer = Transfer(group.id, group.destination, context)
     except Exception:
-        outcome = Outcome(OutcomeKind.ERROR, s.turns, "error", after=s.after, served=s.served)
-        return _end(s, outcome), [HangUpCall("error")]
+        outcome = Outcome(
+            OutcomeKind.ERROR, s.turns, HangUpReason.ERROR.value, after=s.after, served=s.served
+        )
+        return _end(s, outcome), [HangUpCall(HangUpReason.ERROR)]
     outcome = Outcome(
-        OutcomeKind.TRANSFERRED, s.turns, "error", group.id, s.intent, s.after, s.served
+        OutcomeKind.TRANSFERRED,
+        s.turns,
+        TransferReason.ERROR.value,
+        group.id,
+        s.intent,
+        s.after,
+        s.served,
     )
     try:
         apology: list[Action] = [Say(config.prompts.error, config.voice, config.language, False)]

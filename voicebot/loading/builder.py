@@ -34,6 +34,7 @@ from voicebot.loading.groups import read_groups
 from voicebot.loading.keys import (
     PROMPT_KEYS,
     REQUIRED_TOP,
+    REQUIRED_WORD_KEYS,
     SPEECH_KEYS,
     THRESHOLD_KEYS,
     WORD_KEYS,
@@ -376,7 +377,7 @@ class Builder:
                     ok = False
                 else:
                     values[key] = tuple(t for t, _ in items)
-        missing = [k for k in WORD_KEYS if k not in values]
+        missing = [k for k in REQUIRED_WORD_KEYS if k not in values]
         if missing and language is not None:
             origin = e.ctx.at(e.key) if e is not None else whole
             self.problems.append(

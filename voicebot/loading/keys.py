@@ -4,6 +4,7 @@ test all read, so a new key is added in one place."""
 from __future__ import annotations
 
 import re
+from dataclasses import MISSING, fields
 
 from voicebot.core.config import (
     ActionKind,
@@ -51,3 +52,5 @@ NAME_RE = re.compile(r"^[\w.-]+$")
 
 PROMPT_KEYS = tuple(Prompts.__dataclass_fields__)
 WORD_KEYS = tuple(Words.__dataclass_fields__)
+# The word lists a language without built-in ones must give (the others have defaults).
+REQUIRED_WORD_KEYS = tuple(f.name for f in fields(Words) if f.default is MISSING)

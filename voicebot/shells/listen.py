@@ -31,7 +31,7 @@ from voicebot.core.dialogue import Action, Classify, Say, SendSms
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
-from voicebot.speech.pipeline import CallPipeline, Step
+from voicebot.speech.pipeline import CallPipeline, Step, StepEvent
 from voicebot.speech.recognizer import SpeechModel
 
 __all__ = [
@@ -241,7 +241,7 @@ def format_step(step: Step) -> list[str]:
         h = step.heard
         text = h.alternatives[0][0] if h.alternatives else ""
         lines.append(f"[{step.time_s:5.1f} s] you: {text!r} -> {h.match_summary}")
-    elif step.event == "no_speech" and step.actions:
+    elif step.event is StepEvent.NO_SPEECH and step.actions:
         lines.append(f"[{step.time_s:5.1f} s] (silence)")
     lines += [describe(a) for a in step.actions]
     return lines

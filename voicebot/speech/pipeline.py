@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from enum import StrEnum
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +25,7 @@ from numpy.typing import NDArray
 from voicebot.core.config import LanguageConfig, SpeechMode
 from voicebot.core.dialogue import (
     Action,
+    Awaiting,
     CallStarted,
     Classify,
     Dialogue,
@@ -32,11 +34,11 @@ from voicebot.core.dialogue import (
     Failure,
     HangUp,
     Listen,
+    Partial,
     SilenceTimeout,
     SmsResult,
     Utterance,
 )
-from voicebot.core.dialogue import Partial as SpeechStarted
 from voicebot.core.match import Match, Verdict
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
@@ -48,7 +50,7 @@ from voicebot.speech.recognizer import (
     Endpointing,
     Final,
     NoSpeech,
-    Partial,
+    PartialTranscript,
     Recognizer,
     RecognizerEvent,
     SpeechModel,
@@ -61,6 +63,7 @@ __all__ = [
     "Heard",
     "SpeechKit",
     "Step",
+    "StepEvent",
     "load_speech_model",
     "speech_kit",
 ]
@@ -113,12 +116,25 @@ class Heard:
         return f"{best.intent} {best.score:.2f} ({self.match.verdict.value})"
 
 
+class StepEvent(StrEnum):
+    """What a ``Step`` of the call was: the kind of moment the pipeline passed to the dialogue."""
+
+    START = "start"
+    UTTERANCE = "utterance"
+    NO_SPEECH = "no_speech"
+    BARGE_IN = "barge_in"
+    DTMF = "dtmf"
+    SMS = "sms"
+    HANG_UP = "hang_up"
+    FAILURE = "failure"
+
+
 @dataclass(frozen=True)
 class Step:
     """What happened at one moment of the call and what the bot did about it."""
 
     time_s: float  # call time
-    event: str  # start, utterance, no_speech, barge_in, dtmf, sms, hang_up, failure
+    event: StepEvent
     actions: tuple[Action, ...]
     handled: Event  # what the dialogue was given, for the call log
     heard: Heard | None = None
@@ -209,7 +225,7 @@ class CallPipeline:
     @property
     def listening(self) -> bool:
         """True while the dialogue waits for the caller to speak."""
-        return self.dialogue.state.waiting_for == "listen"
+        return self.dialogue.state.waiting_for is Awaiting.LISTEN
 
     @property
     def awaiting_prompt_end(self) -> bool:
@@ -228,7 +244,7 @@ class CallPipeline:
     def start(self) -> list[Action]:
         event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
         with self._lock:
-            return self._handle(event, "start")
+            return self._handle(event, StepEvent.START)
 
     def feed(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """Decode the next chunk of 16-bit PCM at ``call_rate``; returns the actions it caused."""
@@ -260,20 +276,20 @@ class CallPipeline:
 
     def dtmf(self, digit: str) -> list[Action]:
         with self._lock:
-            return self._handle(Dtmf(digit=digit, at=self.now), "dtmf", detail=digit)
+            return self._handle(Dtmf(digit=digit, at=self.now), StepEvent.DTMF, detail=digit)
 
     def sms_result(self, ok: bool, detail: str = "") -> list[Action]:
         with self._lock:
             event = SmsResult(ok=ok, detail=detail, at=self.now)
-            return self._handle(event, "sms", detail=detail)
+            return self._handle(event, StepEvent.SMS, detail=detail)
 
     def hang_up(self) -> list[Action]:
         with self._lock:
-            return self._handle(HangUp(at=self.now), "hang_up")
+            return self._handle(HangUp(at=self.now), StepEvent.HANG_UP)
 
     def fail(self, error: str) -> list[Action]:
         with self._lock:
-            return self._handle(Failure(error=error, at=self.now), "failure", detail=error)
+            return self._handle(Failure(error=error, at=self.now), StepEvent.FAILURE, detail=error)
 
     async def feed_async(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """``feed`` on the shared decoding pool, so many calls decode on all cores at once.
@@ -322,19 +338,21 @@ class CallPipeline:
         return self._phrases
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
-        if isinstance(event, Partial):
+        if isinstance(event, PartialTranscript):
             if not event.text or self._speaking:
                 return []
             self._speaking = True
             if not (self.listening or self.dialogue.state.barge_in):
                 return []
             at = self.at(event.time)
-            return self._handle(SpeechStarted(text=event.text, at=at), "barge_in", event.time)
+            return self._handle(Partial(text=event.text, at=at), StepEvent.BARGE_IN, event.time)
         if isinstance(event, NoSpeech):
             self._speaking = False
             if not self.listening:
                 return []
-            return self._handle(SilenceTimeout(at=self.at(event.time)), "no_speech", event.time)
+            return self._handle(
+                SilenceTimeout(at=self.at(event.time)), StepEvent.NO_SPEECH, event.time
+            )
         return self._on_final(event)
 
     def _on_final(self, event: Final) -> list[Action]:
@@ -343,12 +361,14 @@ class CallPipeline:
             return []
         alternatives = tuple((_without_unk(a.text), a.confidence) for a in event.alternatives)
         utterance = Utterance(alternatives=alternatives, at=self.at(event.time))
-        return self._handle(utterance, "utterance", event.time, spoken=(event.start, event.end))
+        return self._handle(
+            utterance, StepEvent.UTTERANCE, event.time, spoken=(event.start, event.end)
+        )
 
     def _handle(
         self,
         event: Event,
-        name: str,
+        name: StepEvent,
         time_s: float | None = None,
         *,
         detail: str = "",

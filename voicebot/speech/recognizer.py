@@ -72,7 +72,7 @@ __all__ = [
     "ModelInfo",
     "ModelRegistry",
     "NoSpeech",
-    "Partial",
+    "PartialTranscript",
     "Recognizer",
     "RecognizerEvent",
     "SpeechModel",
@@ -368,7 +368,7 @@ class Alternative:
 
 
 @dataclass(frozen=True)
-class Partial:
+class PartialTranscript:
     text: str
     time: float  # stream time (s since call start) when this hypothesis was current
 
@@ -398,7 +398,7 @@ class NoSpeech:
     time: float
 
 
-RecognizerEvent = Partial | Final | NoSpeech
+RecognizerEvent = PartialTranscript | Final | NoSpeech
 
 
 @dataclass(frozen=True)
@@ -615,7 +615,7 @@ class Recognizer:
             seg.changed_at = now
             seg.endpoint_since = None  # new or revised words: the silence so far does not count
             if self._emit_partials:
-                events.append(Partial(text, now))
+                events.append(PartialTranscript(text, now))
         ep = self.endpointing
         if text:
             if seg.speech_start is None:

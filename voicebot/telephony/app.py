@@ -123,6 +123,9 @@ class VoiceServer:
         self.sessions: dict[str, CallSession] = {}
         # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
         self.answered: dict[str, None] = {}
+        # Whether the call log has a CallSid (``CallLog.has_call``; None: cannot tell), for
+        # repeats of calls answered before a restart or by another instance.
+        self.known_call: Callable[[str], bool | None] = lambda call_sid: False
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -282,7 +285,10 @@ class VoiceServer:
             self.metrics.error("duplicate_webhook")
             return Response(existing.start_twiml, media_type=TWIML)
         config = self.holder.current.for_number(normalize(params.get("To")))  # the line's language
-        if call_sid in self.answered:
+        seen: bool | None = call_sid in self.answered
+        if not seen:
+            seen = await asyncio.to_thread(self.known_call, call_sid)
+        if seen:
             return self._answered_before(call_sid, config)
         self.answered[call_sid] = None
         while len(self.answered) > KNOWN_CALLS:
@@ -317,10 +323,11 @@ class VoiceServer:
         return Response(session.start_twiml, media_type=TWIML)
 
     def _answered_before(self, call_sid: str, config: LanguageConfig) -> Response:
-        """The webhook of a call that has ended here came again: a replay (Twilio does not ask
-        twice for a call it is still connecting). It must not start a second session, whose
-        start would reset the call's log: ignored and counted. The answer still puts a caller
-        through to a person, should one be on the line."""
+        """The webhook of a call answered before (here, or as the call log knows) came again:
+        a replay (Twilio does not ask twice for a call it is still connecting). It must not
+        start a second session, which would write a second start and outcome into the call's
+        log: ignored and counted. The answer still puts a caller through to a person, should
+        one be on the line."""
         self.metrics.error("duplicate_webhook")
         log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
         return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)

@@ -72,7 +72,7 @@ class Mark:
 
 
 @dataclass(frozen=True, slots=True)
-class Dtmf:
+class DtmfMessage:
     sequence_number: int
     stream_sid: str
     track: str
@@ -87,7 +87,7 @@ class Stop:
     account_sid: str
 
 
-InboundMessage = Connected | Start | Media | Mark | Dtmf | Stop
+InboundMessage = Connected | Start | Media | Mark | DtmfMessage | Stop
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCDabcd")
 
@@ -223,12 +223,12 @@ def _mark(m: _Fields, _limit: int) -> Mark:
     )
 
 
-def _dtmf(m: _Fields, _limit: int) -> Dtmf:
+def _dtmf(m: _Fields, _limit: int) -> DtmfMessage:
     body = m.obj("dtmf")
     digit = body.text("digit")
     if len(digit) != 1 or digit not in _DTMF_DIGITS:
         raise ProtocolError(f"dtmf message: {digit[:10]!r} is not a DTMF digit")
-    return Dtmf(
+    return DtmfMessage(
         sequence_number=m.count("sequenceNumber"),
         stream_sid=m.text("streamSid"),
         track=str(body.data.get("track", "inbound_track")),

@@ -47,7 +47,7 @@ from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.media_stream import (
-    Dtmf,
+    DtmfMessage,
     Mark,
     Media,
     Stop,
@@ -160,7 +160,7 @@ class CallSession:
         a stream in order, so a number not above the highest seen is a duplicate or a replay.
         Handling it again would feed the same audio twice (slowing the caller's words down
         until they are heard as something else) or press a key twice."""
-        if not isinstance(message, Media | Mark | Dtmf | Stop):
+        if not isinstance(message, Media | Mark | DtmfMessage | Stop):
             return False
         if message.sequence_number <= self.last_seq:
             return True
@@ -240,7 +240,7 @@ class CallSession:
             if message.track not in ("inbound", "inbound_track"):
                 return
             self._on_media(message, received)
-        elif isinstance(message, Dtmf):
+        elif isinstance(message, DtmfMessage):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
         elif isinstance(message, Mark):
@@ -411,6 +411,8 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
+            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
+            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
