@@ -46,7 +46,7 @@ def shared_embeddings(
     from voicebot.matching.encoder import default_encoder
 
     encoder = default_encoder()
-    cache = request.config.cache  # None with -p no:cacheprovider
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
     folder = cache.mkdir("voicebot-embeddings") if cache else tmp_path_factory.mktemp("emb")
     embeddings = Embeddings(encoder, cache_file(encoder.id, folder))
     use_shared_embeddings(embeddings)

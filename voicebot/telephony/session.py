@@ -65,6 +65,7 @@ from voicebot.telephony.twiml import (
     say_and_hangup_twiml,
     transfer_twiml,
 )
+from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
 __all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
 
@@ -92,6 +93,7 @@ class CallServices:
     stream_url: str
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
+    whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
 
 
 @dataclass(eq=False)
@@ -147,7 +149,9 @@ class CallSession:
             self.state = CallState.STREAMING
         self.pending_marks.clear()
         self.buffer.clear()
-        self.media_offset = None  # a new stream's timestamps start from 0
+        # A new stream's timestamps start from 0 now: a frame later than its timestamp says,
+        # counted from here, waited somewhere (socket, event loop) and the caller with it.
+        self.media_offset = time.perf_counter()
         if self.audio is None:
             self.audio = self._audio_queue()
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
@@ -262,10 +266,10 @@ class CallSession:
 
     def _on_media(self, message: Media, received: float) -> None:
         """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
-        the chunk's last frame should have arrived by its media timestamp, measured against
-        the stream's start (its earliest arrival minus timestamp): frames queueing anywhere
-        before us (the socket, a busy event loop) make the decision latency grow, as the
-        caller feels it."""
+        the chunk's last frame should have arrived by its media timestamp, counted from the
+        stream's start (when it attached, or earlier if frames ran ahead of real time): frames
+        queueing anywhere before us (the socket, a busy event loop) make the decision latency
+        grow, as the caller feels it."""
         end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
         offset = received - end_s
         if self.media_offset is None or offset < self.media_offset:
@@ -441,11 +445,14 @@ class CallSession:
         speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
         for a in actions:
             if isinstance(a, Transfer):
+                # the caller's words go to the agent's screen (task) and whisper, never in a URL
+                self.services.whispers.put(self.call_sid, a.context.transcript)
                 return transfer_twiml(
                     a.destination,
                     context=asdict(a.context),
                     speech=speech,
                     whisper_base_url=self.services.whisper_url,
+                    whisper_context=whisper_context(self.call_sid, a.context),
                 )
         return say_and_hangup_twiml(speech)
 
