@@ -208,15 +208,25 @@ class VoiceServer:
                 self._warm_prompts(config)
 
     def _warm_prompts(self, config: LanguageConfig) -> None:
-        """Synthesise the likely mid-call prompts once per configuration. (Warming them per
-        call cost every new call three espeak-ng runs until the cache filled, all at once
-        when calls arrived together: 7% of the server's CPU at 15 calls.)"""
+        """Synthesise the mid-call prompts once per configuration, in one background thread:
+        what the intents announce or say after a text, and the usual follow-ups. (Warming three
+        of them for every new call cost each call three espeak-ng runs until the cache filled,
+        all at once when calls arrived together: 7% of the server's CPU at 15 calls; the
+        announcements themselves were synthesised while their first caller waited.)"""
         tts = self.tts
         if tts is None or not tts.available:
             return
-        prompts = config.prompts
-        for text in (prompts.anything_else, prompts.reprompt, prompts.goodbye):
-            _warm(tts, text, config.language)
+        p = config.prompts
+        texts = [p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        for intent in config.intents.values():
+            texts += [t for t in (intent.action.text, intent.action.answer) if t]
+        language = config.language
+
+        def warm_all() -> None:
+            for text in dict.fromkeys(texts):
+                _warm(tts, text, language)
+
+        threading.Thread(target=warm_all, name="warm-prompts", daemon=True).start()
 
     # -- plain HTTP endpoints --------------------------------------------------------------
 

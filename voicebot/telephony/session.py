@@ -147,7 +147,9 @@ class CallSession:
             self.state = CallState.STREAMING
         self.pending_marks.clear()
         self.buffer.clear()
-        self.media_offset = None  # a new stream's timestamps start from 0
+        # A new stream's timestamps start from 0 now: a frame later than its timestamp says,
+        # counted from here, waited somewhere (socket, event loop) and the caller with it.
+        self.media_offset = time.perf_counter()
         if self.audio is None:
             self.audio = self._audio_queue()
         self.arm_when_quiet()  # the TwiML's <Say> before the stream has played
@@ -262,10 +264,10 @@ class CallSession:
 
     def _on_media(self, message: Media, received: float) -> None:
         """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
-        the chunk's last frame should have arrived by its media timestamp, measured against
-        the stream's start (its earliest arrival minus timestamp): frames queueing anywhere
-        before us (the socket, a busy event loop) make the decision latency grow, as the
-        caller feels it."""
+        the chunk's last frame should have arrived by its media timestamp, counted from the
+        stream's start (when it attached, or earlier if frames ran ahead of real time): frames
+        queueing anywhere before us (the socket, a busy event loop) make the decision latency
+        grow, as the caller feels it."""
         end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
         offset = received - end_s
         if self.media_offset is None or offset < self.media_offset:
