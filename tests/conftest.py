@@ -33,3 +33,21 @@ def audio_dir() -> Path:
     if not AUDIO_DIR.is_dir():
         pytest.skip(f"shared recordings not found in {AUDIO_DIR} (team data, not in the repo)")
     return AUDIO_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_embeddings(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> object:
+    """One real sentence encoder for the whole session, its config-text cache kept in pytest's
+    cache folder so the next run does not encode the same phrases again (and no test writes to
+    the user's data folder)."""
+    from voicebot.matching.embedding_cache import Embeddings, cache_file, use_shared_embeddings
+    from voicebot.matching.encoder import default_encoder
+
+    encoder = default_encoder()
+    cache = getattr(request.config, "cache", None)  # absent with -p no:cacheprovider
+    folder = cache.mkdir("voicebot-embeddings") if cache else tmp_path_factory.mktemp("emb")
+    embeddings = Embeddings(encoder, cache_file(encoder.id, folder))
+    use_shared_embeddings(embeddings)
+    return embeddings

@@ -10,9 +10,6 @@ import json
 import logging
 import re
 import shutil
-import socket
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -35,6 +31,7 @@ from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.serving import free_port, serving
 from voicebot.telephony.testing.simulator import (
     SILENCE,
     CallReport,
@@ -52,12 +49,6 @@ AUDIO = ROOT / "audio_fixtures" / "ko-KR"
 CALLER = "+821012345678"
 GENERAL = "dial number:+82212345678"  # the default group's destination
 TO_GENERAL = "transfer " + GENERAL
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -96,7 +87,7 @@ def _serving(
     """``serve`` on a free port over ``config_path``, with its own fake Twilio REST API;
     ``before_start`` may mount more on the server (the dashboard) before it listens."""
     fake = FakeTwilio().start()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     rest = TwilioRest(
         fake.account_sid,
@@ -116,20 +107,10 @@ def _serving(
     )
     if before_start is not None:
         before_start(server)
-    uv = uvicorn.Server(
-        uvicorn.Config(server.app, host="127.0.0.1", port=port, lifespan="off", log_config=None)
-    )
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert uv.started
     try:
-        yield Live(server, fake, url, config_path)
+        with serving(server.app, port=port, log_config=None):
+            yield Live(server, fake, url, config_path)
     finally:
-        uv.should_exit = True
-        thread.join(5)
         fake.stop()
 
 
@@ -165,13 +146,50 @@ def _whisper(live: Live, url: str) -> str:
 
 
 def test_whisper_tells_the_agent_what_the_caller_wants(live: Live) -> None:
-    query = urllib.parse.urlencode({"intent": "billing", "transcript": "요금 납부"})
-    body = _whisper(live, f"{live.server.whisper_url}?{query}&language=ko-KR")
-    assert "<Say" in body and "요금" in body and "요금 납부" in body
+    query = urllib.parse.urlencode({"intent": "billing", "language": "ko-KR"})
+    body = _whisper(live, f"{live.server.whisper_url}?{query}")
+    assert "<Say" in body and "요금" in body
     unsigned = urllib.request.Request(f"{live.server.whisper_url}?{query}")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(unsigned)
     assert refused.value.code == 403
+
+
+def _whisper_url(live: Live, report: CallReport) -> str:
+    found = re.search(r'url="([^"]+)"', live.updates(report)[-1])
+    assert found is not None, live.updates(report)
+    return found.group(1).replace("&amp;", "&")
+
+
+def dialled_billing(tmp_path: Path) -> Path:
+    """The Korean test config with the billing team on a phone number, so its transfers
+    whisper to the agent (a queue has no whisper)."""
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace("    queue: billing\n", '    number: "+82 2 9999 0000"\n', 1)
+    assert "+82 2 9999 0000" in text
+    path = tmp_path / "intents.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+HEARD = re.compile(r"'([^']+)'")  # the whisper quotes what the caller said
+
+
+def test_the_whisper_url_carries_no_caller_words_the_agent_still_hears_them(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    with _serving(dialled_billing(tmp_path), SpeechProvider(lambda _c: ko_model)) as live:
+        report = live.call("billing.wav")
+        assert report.decision == "transfer dial number:+82299990000", format_report(report)
+        url = _whisper_url(live, report)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        assert set(query) == {"intent", "confidence", "language", "reason", "call"}
+        assert query["call"] == report.call_sid and query["intent"] == "billing"
+        heard = HEARD.search(_whisper(live, url))  # read server-side, not from the URL
+        assert heard is not None and "요금" in heard.group(1)
+        assert heard.group(1) not in urllib.parse.unquote(url)
+        stranger = url.replace(report.call_sid, "CA" + "9" * 32)
+        assert HEARD.search(_whisper(live, stranger)) is None
 
 
 def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
@@ -192,7 +210,7 @@ def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
 def test_dtmf_zero_reaches_the_default_group_with_a_whisper(live: Live) -> None:
     report = live.call(dtmf="0")
     assert report.decision == TO_GENERAL
-    assert report.context == {"language": "ko-KR", "reason": "dtmf"}
+    assert report.context == {"language": "ko-KR", "reason": "dtmf", "call": report.call_sid}
     whisper = re.search(r'url="([^"]+)"', live.updates(report)[0])
     assert whisper is not None
     assert "<Say" in _whisper(live, whisper.group(1).replace("&amp;", "&"))
@@ -380,6 +398,20 @@ def test_reload_during_a_call_keeps_the_call_on_its_config(live: Live) -> None:
         assert live.server.reload()
 
 
+def test_a_reload_of_a_file_with_a_nul_byte_is_a_counted_failure(live: Live) -> None:
+    """It used to escape the reload as a YAML reader exception, uncounted in /metrics."""
+    original = live.config_path.read_text(encoding="utf-8")
+    before = live.server.metrics.reloads["failed"]
+    try:
+        live.config_path.write_text(original.replace("billing", "bil\0ling", 1), "utf-8")
+        assert not live.server.reload()
+        assert live.server.metrics.reloads["failed"] == before + 1
+        assert live.call("billing.wav").decision == "transfer enqueue billing"  # still serving
+    finally:
+        live.config_path.write_text(original, encoding="utf-8")
+        assert live.server.reload()
+
+
 def test_prompts_fall_back_to_say_and_a_new_stream_without_tts(live: Live) -> None:
     tts, live.server.tts = live.server.tts, None
     try:
@@ -444,4 +476,8 @@ def test_each_line_answers_in_its_own_language(
     assert swedish_call.said[0].startswith("<Say sv-SE>")
     assert swedish_call.decision == "transfer enqueue billing"
     assert other_call.said[0].startswith("<Say ko-KR>")  # not a listed line: the default
-    assert other_call.context == {"language": "ko-KR", "reason": "dtmf"}
+    assert other_call.context == {
+        "language": "ko-KR",
+        "reason": "dtmf",
+        "call": other_call.call_sid,
+    }

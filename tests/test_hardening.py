@@ -11,7 +11,6 @@ import datetime as dt
 import json
 import secrets
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -37,6 +35,7 @@ from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
 from voicebot.telephony.testing.fake_rest import FakeTwilio
+from voicebot.telephony.testing.serving import free_port, serving
 from voicebot.telephony.testing.simulator import (
     SILENCE,
     CallReport,
@@ -149,32 +148,16 @@ def test_a_body_that_stops_arriving_is_timed_out() -> None:
     assert server.metrics.errors["body_timeout"] == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _listening(server: VoiceServer, port: int) -> Iterator[None]:
     """``server`` behind uvicorn on ``port``, configured as ``voicebot serve`` configures it."""
-    uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", port, log_config=None))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not uv.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert uv.started
-    try:
+    with serving(uvicorn_config(server, "127.0.0.1", port, log_config=None)):
         yield
-    finally:
-        uv.should_exit = True
-        thread.join(5)
 
 
 @pytest.fixture
 def listening() -> Iterator[tuple[VoiceServer, int]]:
-    port = _free_port()
+    port = free_port()
     server = _server(header_timeout_s=0.5, stream_start_timeout_s=0.5)
     with _listening(server, port):
         yield server, port
@@ -268,7 +251,7 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tmp = tmp_path_factory.mktemp("hardening")
     log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
     fake = FakeTwilio(auth_token=TOKEN).start()
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     rest = TwilioRest(
         fake.account_sid,
@@ -585,7 +568,7 @@ def test_status_callbacks_close_the_rows_a_crash_left_open(tmp_path: Path) -> No
             before_the_crash.event(sid, CallStarted(start, CALLER, sid))
         done = Outcome(OutcomeKind.TRANSFERRED, 1, "intent", "billing", "billing")
         before_the_crash.call_ended("CAdone", start + dt.timedelta(seconds=20), done)
-    port = _free_port()
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     with CallLog.open(url, salt="salt", env={}) as log:
         server = _server(public_url=public, observer=log)
@@ -620,7 +603,7 @@ def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path
         log.call_ended("CAold", start + dt.timedelta(seconds=20), done)
         assert log.flush()
         row, timeline = log.fetch().calls, log.timeline("CAold")
-        port = _free_port()
+        port = free_port()
         public = f"http://127.0.0.1:{port}"
         server = _server(public_url=public, observer=log)
         server.known_call = log.has_call

@@ -254,7 +254,6 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
         "I paid, twice,payment\n"  # unquoted comma: 3 fields
         ",invoice\n"  # no text
         "something,\n"  # no intent
-        "hello there,not a name\n"
         "?!,invoice\n"  # no words
     )
     with pytest.raises(ConfigError) as exc:
@@ -264,8 +263,74 @@ def test_every_bad_row_is_reported_with_its_line(tmp_path: Path) -> None:
     assert "double quotes" in message
     assert "history.csv:4: empty text for intent 'invoice'" in message
     assert "history.csv:5: no intent for 'something'" in message
-    assert "history.csv:6: intent 'not a name' is not a usable name" in message
-    assert "history.csv:7: the text '?!' has no words" in message
+    assert "history.csv:6: the text '?!' has no words" in message
+
+
+def test_labels_that_are_not_names_are_renamed_and_the_mapping_printed(tmp_path: Path) -> None:
+    history = (
+        "text,intent\n"
+        "I want my money back,refund?\n"
+        "where is my refund,refund?\n"
+        "I lost my card,Lost card\n"
+        "my card is gone,lost_card\n"  # already a name: the renamed label must not take it
+        "card stolen,Lost  card!\n"
+    )
+    routes = 'routes:\n  "refund?": billing\n  "*": members\n'
+    said: list[str] = []
+    text = import_labelled(*files(tmp_path, history, routes), notice=said.append)
+    config = load_language_text(text)
+    assert set(config.intents) == {"refund", "Lost_card", "lost_card", "Lost_card_2"}
+    assert config.intents["refund"].examples == ("I want my money back", "where is my refund")
+    assert config.intents["refund"].action.group == "billing"  # the route used the CSV label
+    assert config.intents["Lost_card"].action.group == "members"
+    assert len(said) == 1
+    assert "'refund?' -> refund" in said[0]
+    assert "'Lost card' -> Lost_card" in said[0]
+    assert "'Lost card!' -> Lost_card_2" in said[0]  # whitespace folded first
+    assert "#   'refund?' -> refund" in text  # the file says so too
+
+
+def test_the_rename_mapping_goes_to_stderr_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    routes = 'routes:\n  "*": members\n'
+    import_labelled(*files(tmp_path, "text,intent\nI want my money back,refund?\n", routes))
+    assert "'refund?' -> refund" in capsys.readouterr().err
+
+
+def test_quoted_cells_with_line_breaks_are_folded(tmp_path: Path) -> None:
+    history = (
+        "text,intent\n"
+        '"I got a bill\nand I don\'t\r\n   understand it",invoice\n'
+        "my invoice is wrong,invoice\n"
+        '"two\nlines",payment\n'
+    )
+    rows = read_rows(files(tmp_path, history)[0])
+    assert [(r.text, r.intent, r.line) for r in rows] == [
+        ("I got a bill and I don't understand it", "invoice", 2),
+        ("my invoice is wrong", "invoice", 5),
+        ("two lines", "payment", 6),
+    ]
+
+
+def test_semicolon_separated_export_with_bom_reads(tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    export = '\ufeffText;Intent\r\n"fee; invoice";invoice\r\nI paid twice, I think;payment\r\n'
+    path.write_bytes(export.encode())
+    assert read_labelled(path) == [
+        ("fee; invoice", "invoice"),
+        ("I paid twice, I think", "payment"),
+    ]
+    routes = tmp_path / "routes.yaml"
+    routes.write_text('routes:\n  "*": members\n', encoding="utf-8")
+    config = load_language_text(import_labelled(path, routes))
+    assert config.intents["payment"].examples == ("I paid twice, I think",)
+
+
+def test_tab_separated_export_reads(tmp_path: Path) -> None:
+    path = tmp_path / "export.tsv"
+    path.write_text("intent\ttext\ninvoice\tmy bill, again\n", encoding="utf-8")
+    assert read_labelled(path) == [("my bill, again", "invoice")]
 
 
 def test_missing_columns_are_named(tmp_path: Path) -> None:

@@ -437,6 +437,29 @@ def test_good_destinations(
         assert destination.value == value
 
 
+@pytest.mark.parametrize(
+    ("number", "ok"),
+    [
+        ("+6834002", True),
+        ("+683400", False),
+        ("+468123456789012", True),
+        ("+4681234567890123", False),
+    ],
+)
+def test_a_group_number_and_a_line_number_follow_the_same_e164_rule(
+    tmp_path: Path, number: str, ok: bool
+) -> None:
+    """One rule (7 to 15 digits, as the caller numbers): a number a line may have, a group may
+    dial, so Niue's 7-digit +683 4002 works in both places."""
+    group = MINIMAL.replace('number: "+46101234567"', f'number: "{number}"')
+    line = MINIMAL + f'numbers: ["{number}"]\n'
+    for text in (group, line):
+        if ok:
+            load_language(write(tmp_path, text))
+        else:
+            assert only(problems_of(tmp_path, text), "international form")
+
+
 def test_exactly_one_destination(tmp_path: Path) -> None:
     text = MINIMAL.replace('number: "+46101234567"', 'number: "+46101234567"\n    queue: q')
     assert at(only(problems_of(tmp_path, text), "has both number and queue")) == (6, 5)

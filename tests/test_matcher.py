@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
@@ -173,6 +174,105 @@ def test_empty_text_is_rejected_not_an_error(support: Matcher, text: str) -> Non
     assert result.ranked == ()
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # No content word in common with the intent's phrases: only the meaning links them.
+        ("someone nicked my bike from the garage", "insurance"),
+        ("I'd like to quit the union", "cancel_membership"),
+        ("I'm locked out of my profile", "login"),
+        ("till what hour can I reach you", "opening_hours"),
+        ("I'm relocating to another city", "change_address"),
+    ],
+)
+def test_paraphrases_without_shared_words_route_by_meaning(
+    support: Matcher, text: str, expected: str
+) -> None:
+    result = support.match(text)
+    assert result.intent == expected, result
+
+
+def test_a_word_several_intents_share_is_asked_about_not_guessed(support: Matcher) -> None:
+    # "membership" is in the invoice phrases (the fee) and in every cancel_membership phrase.
+    result = support.match("membership")
+    assert result.verdict is Verdict.CLARIFY, result
+    assert {r.intent for r in result.ranked[:2]} == {"invoice", "cancel_membership"}
+    # A word only one intent uses still goes straight there.
+    assert support.match("password").intent == "login"
+    assert support.match("password").verdict is Verdict.ACCEPT
+
+
+SWEDISH = (
+    intent(
+        "faktura",
+        [
+            "jag har en fråga om min faktura",
+            "fakturan är fel",
+            "varför är räkningen så hög",
+            "jag har fått två räkningar",
+        ],
+    ),
+    intent(
+        "losenord",
+        [
+            "jag har glömt mitt lösenord",
+            "jag kan inte logga in",
+            "kontot är låst",
+            "återställ mitt lösenord",
+        ],
+    ),
+    intent(
+        "adress",
+        ["jag har flyttat", "jag vill ändra min adress", "ny adress", "ni har fel adress till mig"],
+    ),
+    intent(
+        "saga_upp",
+        [
+            "jag vill säga upp mitt medlemskap",
+            "jag vill gå ur förbundet",
+            "avsluta mitt medlemskap",
+            "jag vill inte vara medlem längre",
+        ],
+    ),
+    intent(
+        "skada",
+        [
+            "jag vill anmäla en skada",
+            "min cykel har blivit stulen",
+            "det har varit inbrott hemma",
+            "vattenläcka i lägenheten",
+        ],
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def swedish() -> Matcher:
+    return Matcher(SWEDISH, Thresholds())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("appen släpper inte in mig", "losenord"),
+        ("vi har bytt bostad", "adress"),
+        ("någon har stulit min bil", "skada"),
+        ("jag vill lämna facket", "saga_upp"),
+        ("det står fel belopp på räkningen", "faktura"),
+    ],
+)
+def test_swedish_paraphrases_route_with_four_phrases_per_intent(
+    swedish: Matcher, text: str, expected: str
+) -> None:
+    result = swedish.match(text)
+    assert result.intent == expected, result
+
+
+def test_swedish_out_of_scope_goes_to_the_fallback(swedish: Matcher) -> None:
+    result = swedish.match("vad blir det för väder i morgon")
+    assert result.verdict is Verdict.REJECT, result
+
+
 def test_two_near_identical_intents_make_the_bot_ask(support: Matcher) -> None:
     twins = (
         *SUPPORT,
@@ -219,6 +319,8 @@ def test_same_config_gives_the_same_answers() -> None:
     first = Matcher(SUPPORT, Thresholds())
     second = Matcher(SUPPORT, Thresholds())
     assert [first.match(t) for t in texts] == [second.match(t) for t in texts]
+    for text in texts:  # not only the same verdicts: the same scores to the last bit
+        assert np.array_equal(first.scores(text), second.scores(text))
 
 
 def test_one_intent_config_still_rejects_what_it_does_not_know() -> None:

@@ -115,7 +115,9 @@ class NumberPolicy:
         return self.readable(number)
 
 
-_NUMBER_FIELDS = frozenset({"caller", "to"})
+# The fields of dialogue events and actions that hold a phone number (CallStarted.caller,
+# SendSms.to): pseudonymised when stored, masked again when the dashboard shows a payload.
+NUMBER_FIELDS = frozenset({"caller", "to"})
 
 
 def payload(obj: object, policy: NumberPolicy) -> dict[str, Any]:
@@ -128,7 +130,7 @@ def payload(obj: object, policy: NumberPolicy) -> dict[str, Any]:
         if f.name == "at":
             continue
         value = getattr(obj, f.name)
-        if f.name in _NUMBER_FIELDS and (value is None or isinstance(value, str)):
+        if f.name in NUMBER_FIELDS and (value is None or isinstance(value, str)):
             out[f.name] = policy.in_payload(value)
         else:
             out[f.name] = _plain(value)

@@ -26,7 +26,6 @@ def register(subparsers: Subparsers) -> None:
 
 def cmd_listen(args: argparse.Namespace) -> int:
     from voicebot.shells.listen import (
-        MicrophoneError,
         PromptSpeaker,
         input_devices,
         microphone,
@@ -35,20 +34,18 @@ def cmd_listen(args: argparse.Namespace) -> int:
     )
     from voicebot.speech.pipeline import load_speech_model, speech_kit
 
-    try:
-        if args.list_devices:
-            devices = input_devices()
-            if not devices:
-                return fail("no input device found")
-            for index, name, rate in devices:
-                print(f"{index:3}  {name} ({rate} Hz)")
-            return 0
-        config = language(args)
-        if config is None:
-            return 1
-        mic = microphone(args.device)
-    except MicrophoneError as exc:
-        return fail(str(exc))
+    # A MicrophoneError (no device, no PortAudio) is a VoicebotError: main prints it.
+    if args.list_devices:
+        devices = input_devices()
+        if not devices:
+            return fail("no input device found")
+        for index, name, rate in devices:
+            print(f"{index:3}  {name} ({rate} Hz)")
+        return 0
+    config = language(args)
+    if config is None:
+        return 1
+    mic = microphone(args.device)
     model = load_speech_model(config)
     kit = speech_kit(config, model, warn)
     caller = caller_arg(args.caller)
@@ -58,11 +55,8 @@ def cmd_listen(args: argparse.Namespace) -> int:
         f" at {mic.rate} Hz; speak after the prompt, Ctrl-C hangs up",
         flush=True,
     )
-    try:
-        run_listen(
-            config, model, kit.classify, mic, sys.stdout,
-            grammar=kit.grammar, caller=caller, speaker=speaker,
-        )  # fmt: skip
-    except MicrophoneError as exc:
-        return fail(str(exc))
+    run_listen(
+        config, model, kit.classify, mic, sys.stdout,
+        grammar=kit.grammar, caller=caller, speaker=speaker,
+    )  # fmt: skip
     return 0

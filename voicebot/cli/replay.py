@@ -49,7 +49,6 @@ def register(subparsers: Subparsers) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from voicebot.shells.replay import (
         NO_CHECK,
-        ExpectationError,
         FileResult,
         check,
         find_wavs,
@@ -66,10 +65,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = language(args)
     if config is None:
         return 1
-    try:
-        expectations = read_expectations(args.expect) if args.expect else {}
-    except ExpectationError as exc:
-        return fail(str(exc))
+    expectations = read_expectations(args.expect) if args.expect else {}
     model = load_speech_model(config)
     files = find_wavs(args.paths)
     if not files:

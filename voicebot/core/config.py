@@ -83,6 +83,9 @@ class WhenClosed:
 
     say: str
     sms: str | None = None  # optional text (e.g. a link) sent to the caller
+    # said instead of ``say`` to a caller whose number cannot take ``sms`` (withheld, landline),
+    # so nobody is promised a text that cannot arrive
+    say_without_sms: str | None = None
     transfer_to: str | None = None  # another group id to try instead, e.g. an overflow line
 
 
@@ -134,11 +137,17 @@ class IntentAction:
     audio_url: str | None = None
     # sms: the chatbot answer's link, the SMS body and what the bot says when it was sent
     link: str | None = None
-    sms_text: str | None = None  # body; "{link}" is replaced; default "<say> {link}"
+    sms_text: str | None = None  # body; "{link}" is replaced; default: ``default_sms_text``
     fallback: SmsFallback = SmsFallback.TRANSFER
     answer: str | None = None  # read aloud when fallback is "read"
     # transfer (and sms fallback): the agent group id
     group: str | None = None
+
+
+def default_sms_text(said: str) -> str:
+    """The SMS body of an intent that gives none: what the bot says about the text (its ``say``,
+    else the ``sms_sent`` prompt), then the link."""
+    return f"{said} {{link}}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,11 @@ import hashlib
 import hmac
 import re
 
-E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# E.164: "+", a country code that does not start with 0, and at most 15 digits in all; 7 is the
+# shortest in use (small countries' numbers). Caller numbers, the lines a language answers and
+# the groups' numbers are all checked with this one rule.
+MIN_DIGITS, MAX_DIGITS = 7, 15
+E164 = re.compile(rf"^\+[1-9][0-9]{{{MIN_DIGITS - 1},{MAX_DIGITS - 1}}}$")
 _SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
 
 # What Twilio puts in ``From`` when the caller ID is withheld: words, or their keypad spelling

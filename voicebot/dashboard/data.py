@@ -19,14 +19,13 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from voicebot.calllog import report
-from voicebot.calllog.records import CallRow, EventRow, UtteranceRow
+from voicebot.calllog.records import NUMBER_FIELDS, CallRow, EventRow, UtteranceRow
 from voicebot.core.config import Deployment, Intent, LanguageConfig
 from voicebot.core.phone import mask
 from voicebot.core.text import normalize
 
 MAX_PHRASE = 200  # characters; longer "phrases" are pasted transcripts of whole calls
 _MASKED = re.compile(r"^\+\d*\*+\d*$")
-_NUMBER_KEYS = frozenset({"caller", "to"})
 
 
 def masked(number: str | None) -> str | None:
@@ -153,7 +152,7 @@ def timeline(events: Sequence[EventRow]) -> list[dict[str, Any]]:
 def _mask_payload(value: Any) -> Any:
     if isinstance(value, dict):
         return {
-            k: masked(v) if k in _NUMBER_KEYS and isinstance(v, str) else _mask_payload(v)
+            k: masked(v) if k in NUMBER_FIELDS and isinstance(v, str) else _mask_payload(v)
             for k, v in value.items()
         }
     if isinstance(value, list):

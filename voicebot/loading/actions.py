@@ -16,6 +16,7 @@ from voicebot.core.config import (
     IntentAction,
     Origin,
     SmsFallback,
+    default_sms_text,
 )
 from voicebot.loading.files import Entry
 from voicebot.loading.keys import (
@@ -232,7 +233,7 @@ def _sms(
         ActionKind.SMS,
         text=say,
         link=link,
-        sms_text=body if body is not None else f"{say or sms_sent} {{link}}",
+        sms_text=body if body is not None else default_sms_text(say or sms_sent),
         fallback=fallback,
         answer=answer,
         group=group,

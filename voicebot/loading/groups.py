@@ -12,6 +12,7 @@ import re
 import yaml
 
 from voicebot.core.config import AgentGroup, Destination, DestinationKind, OpeningHours, WhenClosed
+from voicebot.core.phone import E164, MAX_DIGITS, MIN_DIGITS
 from voicebot.loading.files import Entry
 from voicebot.loading.hours import read_hours
 from voicebot.loading.keys import DESTINATION_KEYS, GROUP_KEYS, NAME_RE, WHEN_CLOSED_KEYS
@@ -20,7 +21,6 @@ from voicebot.loading.refs import Ref, References
 
 __all__ = ["read_groups"]
 
-_PHONE_RE = re.compile(r"^\+[1-9]\d{7,14}$")
 _SIP_RE = re.compile(
     r"^sips?:[^@\s;:]+(?::[^@\s;]*)?@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?"
     r"(?::\d{1,5})?(?:;\S*)?$"
@@ -117,11 +117,12 @@ def _destination(
         return None
     if kind is DestinationKind.NUMBER:
         compact = re.sub(r"[\s-]", "", value)
-        if not _PHONE_RE.match(compact):
+        if not E164.match(compact):
             ctx.fail(
                 node,
                 f"{where}: {quote(value)} is not a phone number in international form; write "
-                "'+', the country code and the number, 8 to 15 digits (e.g. \"+46101234567\")",
+                f"'+', the country code and the number, {MIN_DIGITS} to {MAX_DIGITS} digits "
+                '(e.g. "+46101234567")',
             )
             return None
         value = compact
@@ -164,6 +165,8 @@ def _when_closed(
     if pairs is None:
         return None
     say = ctx.text(pairs["say"][1], where, "'say'") if "say" in pairs else None
+    without = pairs.get("say_without_sms")  # for callers who cannot take the text
+    say_without_sms = ctx.text(without[1], where, "'say_without_sms'") if without else None
     sms: str | None = None
     if "sms" in pairs:
         sms = ctx.text(pairs["sms"][1], where, "'sms'")
@@ -179,4 +182,4 @@ def _when_closed(
             refs.closed.append((gid, ref))
     if say is None:
         return None
-    return WhenClosed(say=say, sms=sms, transfer_to=transfer_to)
+    return WhenClosed(say=say, sms=sms, transfer_to=transfer_to, say_without_sms=say_without_sms)

@@ -18,7 +18,7 @@ from rapidfuzz import fuzz, process
 from voicebot.core.config import ActionKind, LanguageConfig, Origin, SmsFallback
 from voicebot.core.text import normalize
 
-__all__ = ["NEAR_DUPLICATE_SCORE", "LintWarning", "Warning", "lint"]
+__all__ = ["NEAR_DUPLICATE_SCORE", "ConfigWarning", "lint"]
 
 NEAR_DUPLICATE_SCORE = 90  # rapidfuzz token_sort_ratio at or above which two phrases clash
 MAX_REPORTED = 50  # per kind of overlap; thousands of imported examples must not flood the report
@@ -27,7 +27,7 @@ _CHUNK_CELLS = 5_000_000  # score-matrix cells computed at once (float32: 20 MB)
 
 
 @dataclass(frozen=True, slots=True)
-class Warning:  # the name the CLI and docs use; LintWarning avoids shadowing the builtin
+class ConfigWarning:
     """Something in the config that will work, but not well, and where it is written."""
 
     origin: Origin
@@ -36,9 +36,6 @@ class Warning:  # the name the CLI and docs use; LintWarning avoids shadowing th
 
     def __str__(self) -> str:
         return f"{self.origin}: warning: {self.message}"
-
-
-LintWarning = Warning
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +48,12 @@ class _Text:
 
 def lint(
     config: LanguageConfig, today: dt.date | None = None, *, max_reported: int = MAX_REPORTED
-) -> list[Warning]:
+) -> list[ConfigWarning]:
     """All warnings for one language; ``today`` (default: now in its time zone) dates them."""
     if today is None:
         today = config.today(dt.datetime.now(dt.UTC))
     texts = list(_texts(config))
-    warnings: list[Warning] = []
+    warnings: list[ConfigWarning] = []
     warnings += _duplicates(texts, max_reported)
     warnings += _near_duplicates(texts, max_reported)
     warnings += _labels(config)
@@ -82,22 +79,22 @@ def _texts(config: LanguageConfig) -> Iterator[_Text]:
                 yield _Text(norm, intent.name, origin, written)
 
 
-def _more(kind: str, hidden: int, origin: Origin, code: str) -> Warning:
-    return Warning(origin, f"... and {hidden} more {kind} not listed", code)
+def _more(kind: str, hidden: int, origin: Origin, code: str) -> ConfigWarning:
+    return ConfigWarning(origin, f"... and {hidden} more {kind} not listed", code)
 
 
-def _duplicates(texts: list[_Text], limit: int) -> list[Warning]:
+def _duplicates(texts: list[_Text], limit: int) -> list[ConfigWarning]:
     by_norm: dict[str, list[_Text]] = defaultdict(list)
     for text in texts:
         by_norm[text.norm].append(text)
-    found: list[Warning] = []
+    found: list[ConfigWarning] = []
     for same in by_norm.values():
         if len(same) < 2:
             continue
         first, rest = same[0], same[1:]
         others = ", ".join(f"'{t.intent}' ({t.origin})" for t in rest)
         found.append(
-            Warning(
+            ConfigWarning(
                 first.origin,
                 f"the phrase '{first.written}' is in intent '{first.intent}' and also in {others};"
                 " callers who say it cannot be routed reliably, so keep it in one intent",
@@ -110,7 +107,7 @@ def _duplicates(texts: list[_Text], limit: int) -> list[Warning]:
     return found
 
 
-def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
+def _near_duplicates(texts: list[_Text], limit: int) -> list[ConfigWarning]:
     """Pairs of different intents whose phrases differ only in word order or a letter or two.
 
     token_sort_ratio is ratio on the sorted words, so the words are sorted once up front and
@@ -140,11 +137,11 @@ def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
                 continue  # same intent is harmless; exact repeats are reported as duplicates
             pairs.append((float(scores[r, c]), i, j))
     pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
-    found: list[Warning] = []
+    found: list[ConfigWarning] = []
     for score, i, j in pairs[:limit]:
         a, b = texts[i], texts[j]
         found.append(
-            Warning(
+            ConfigWarning(
                 b.origin,
                 f"'{b.written}' (intent '{b.intent}') is almost the same as '{a.written}' "
                 f"(intent '{a.intent}', {a.origin}; similarity {score:.0f}%); callers saying "
@@ -158,13 +155,13 @@ def _near_duplicates(texts: list[_Text], limit: int) -> list[Warning]:
     return found
 
 
-def _labels(config: LanguageConfig) -> list[Warning]:
+def _labels(config: LanguageConfig) -> list[ConfigWarning]:
     """A label made from the intent's name was not written for callers' ears (or language)."""
-    found: list[Warning] = []
+    found: list[ConfigWarning] = []
     for intent in config.intents.values():
         if not intent.label_given or not intent.label.strip():
             found.append(
-                Warning(
+                ConfigWarning(
                     intent.origin,
                     f"intent '{intent.name}' has no label of its own, so the bot would ask "
                     f"\"is it about {intent.label} or ...?\"; add 'label:' with words a caller "
@@ -175,7 +172,7 @@ def _labels(config: LanguageConfig) -> list[Warning]:
     return found
 
 
-def _groups(config: LanguageConfig) -> list[Warning]:
+def _groups(config: LanguageConfig) -> list[ConfigWarning]:
     used = {config.default_group}
     for intent in config.intents.values():
         action = intent.action
@@ -186,11 +183,11 @@ def _groups(config: LanguageConfig) -> list[Warning]:
     for group in config.groups.values():
         if group.when_closed is not None and group.when_closed.transfer_to:
             used.add(group.when_closed.transfer_to)
-    found: list[Warning] = []
+    found: list[ConfigWarning] = []
     for group in config.groups.values():
         if group.id not in used:
             found.append(
-                Warning(
+                ConfigWarning(
                     group.origin,
                     f"group '{group.id}' is never used: no intent, default_group or when_closed "
                     "sends calls to it",
@@ -199,16 +196,27 @@ def _groups(config: LanguageConfig) -> list[Warning]:
             )
         if group.when_closed is None and not group.hours.always_open:
             found.append(
-                Warning(
+                ConfigWarning(
                     group.origin,
                     f"group '{group.id}' has opening hours but no 'when_closed', so callers are "
                     "put through even when it is closed; add 'when_closed:' with what to say",
                     "hours-unused",
                 )
             )
+        closed = group.when_closed
+        if closed is not None and closed.sms and not closed.say_without_sms:
+            found.append(
+                ConfigWarning(
+                    group.origin,
+                    f"group '{group.id}' texts callers when closed but has no "
+                    "'say_without_sms': a withheld or landline caller hears 'say', which may "
+                    "promise a text, then prompts.sms_failed; add what they should hear instead",
+                    "closed-sms-no-fallback",
+                )
+            )
         if group.when_closed is not None and group.hours.always_open:
             found.append(
-                Warning(
+                ConfigWarning(
                     group.origin,
                     f"group '{group.id}' has 'when_closed' but no opening hours, so it is never "
                     "closed and 'when_closed' is never used",
@@ -218,13 +226,13 @@ def _groups(config: LanguageConfig) -> list[Warning]:
     return found
 
 
-def _announcements(config: LanguageConfig, today: dt.date) -> list[Warning]:
+def _announcements(config: LanguageConfig, today: dt.date) -> list[ConfigWarning]:
     """Windows that are over, run forever for every caller, or start suspiciously late."""
-    found: list[Warning] = []
+    found: list[ConfigWarning] = []
     for ann in config.announcements:
         if ann.end is not None and ann.end < today:
             found.append(
-                Warning(
+                ConfigWarning(
                     ann.origin,
                     f"announcement '{ann.id}' ended on {ann.end.isoformat()} and is no longer "
                     "played; remove it",
@@ -233,7 +241,7 @@ def _announcements(config: LanguageConfig, today: dt.date) -> list[Warning]:
             )
         elif ann.end is None and not ann.after_intents:
             found.append(
-                Warning(
+                ConfigWarning(
                     ann.origin,
                     f"announcement '{ann.id}' has no 'until:', so every caller hears it from now "
                     "on; add the last day it applies (or put lasting news in prompts.greeting)",
@@ -242,7 +250,7 @@ def _announcements(config: LanguageConfig, today: dt.date) -> list[Warning]:
             )
         if ann.start is not None and ann.start > today + dt.timedelta(days=_FAR_DAYS):
             found.append(
-                Warning(
+                ConfigWarning(
                     ann.origin,
                     f"announcement '{ann.id}' starts on {ann.start.isoformat()}, more than a "
                     "year from now; check the year",

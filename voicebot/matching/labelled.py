@@ -1,9 +1,12 @@
 """Labelled utterance files (``text,intent`` CSV): the currency of eval and import.
 
-These files are usually spreadsheet exports of call history, so the reader is forgiving where it
-is safe (a BOM, column names in any case or order, extra columns, blank lines) and strict where a
-silent guess would corrupt the data: a row with an unquoted comma would shift the intent into the
-text, so it is reported with its line instead. All bad rows are reported at once.
+These files are usually spreadsheet exports of call history, so the reader takes any valid CSV:
+a BOM, ``,`` ``;`` or tab between cells (found from the header line, which must name the text and
+intent columns), column names in any case or order, extra columns, blank lines, and quoted cells
+with line breaks in them (whitespace is folded to single spaces). It is strict where a silent
+guess would corrupt the data: a row with an unquoted separator would shift the intent into the
+text, and a quote that is never closed swallows the rows after it, so those are reported with
+their line instead. All bad rows are reported at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ __all__ = ["OOS", "LabelledFileError", "LabelledRow", "read_labelled", "read_row
 OOS = "oos"  # the intent label meaning "should match no intent"
 MAX_SHOWN = 20  # problems listed in one error; a wrong file must not print ten thousand lines
 _COLUMNS = ("text", "intent")
+_DELIMITERS = (",", ";", "\t")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,14 @@ def read_rows(path: Path) -> list[LabelledRow]:
     problems: list[tuple[int, str]] = []
     rows: list[LabelledRow] = []
     with handle:
-        reader = csv.reader(handle)
+        try:
+            delimiter = _delimiter(handle.readline())
+            handle.seek(0)
+        except UnicodeDecodeError as exc:
+            raise LabelledFileError(
+                path, [(1, f"is not UTF-8 text ({exc.reason}); save it as UTF-8")]
+            ) from None
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = [cell.strip().lower() for cell in next(reader, [])]
             missing = [c for c in _COLUMNS if c not in header]
@@ -87,7 +98,7 @@ def read_rows(path: Path) -> list[LabelledRow]:
                     problems.append((start, problem))
                     continue
                 text = " ".join(cells[text_col].split())
-                rows.append(LabelledRow(text, cells[intent_col].strip(), start))
+                rows.append(LabelledRow(text, " ".join(cells[intent_col].split()), start))
         except UnicodeDecodeError as exc:
             problems.append(
                 (reader.line_num + 1, f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
@@ -101,14 +112,26 @@ def read_rows(path: Path) -> list[LabelledRow]:
     return rows
 
 
+def _delimiter(first_line: str) -> str:
+    """The separator with which the header line names both columns; ``,`` when none does (the
+    missing columns are then reported as such)."""
+    for delimiter in _DELIMITERS:
+        cells = next(csv.reader([first_line], delimiter=delimiter), [])
+        if all(c in {cell.strip().lower() for cell in cells} for c in _COLUMNS):
+            return delimiter
+    return ","
+
+
 def _check(
     cells: list[str], width: int, text_col: int, intent_col: int, start: int, end: int
 ) -> str | None:
-    """Why a row cannot be used, or None."""
-    if end > start and any("\n" in c or "\r" in c for c in cells):
+    """Why a row cannot be used, or None. A quoted cell may hold line breaks; a row that spans
+    lines and is malformed all the same is almost always a quote that was never closed."""
+    malformed = len(cells) != width or not cells[text_col].strip() or not cells[intent_col].strip()
+    if end > start and malformed:
         return (
-            f'this row runs on to line {end}: a double quote (") is not closed, or a cell has '
-            "a line break; close the quote or keep each row on one line"
+            f'this row runs on to line {end}: a double quote (") is not closed; close it, '
+            "or put the whole cell in quotes"
         )
     if len(cells) != width:
         return (

@@ -1,0 +1,127 @@
+"""The sentence encoder and its disk cache, with the real model: same text, same vector; a
+restart encodes nothing again; a damaged cache file is rebuilt, never fatal."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_matcher import SUPPORT
+
+from voicebot.core.config import Thresholds
+from voicebot.matching.embedding_cache import Embeddings, cache_file
+from voicebot.matching.encoder import Encoder, default_encoder
+from voicebot.matching.matcher import Matcher
+
+
+class Counting:
+    """The real encoder, counting the texts it was asked to encode."""
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.encoded = 0
+
+    @property
+    def id(self) -> str:
+        return self.inner.id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded += len(texts)
+        return self.inner.encode(texts)
+
+
+def test_vectors_are_unit_length_and_identical_across_calls_and_threads() -> None:
+    encoder = default_encoder()
+    texts = ["jag har glömt mitt lösenord", "what's the weather in Paris", ""]
+    first = encoder.encode(texts)
+    assert first.shape == (3, encoder.dim) and first.dtype == np.float32
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    seen: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda: seen.append(encoder.encode(texts))) for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(np.array_equal(first, other) for other in seen)
+    assert np.array_equal(encoder.encode(texts[:1])[0], first[0])  # alone or in a batch
+
+
+def test_a_restart_encodes_no_config_text_again(tmp_path: Path) -> None:
+    path = cache_file("test", tmp_path)
+    first = Counting(default_encoder())
+    before = Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(first, path))
+    assert first.encoded > 0 and path.exists()
+
+    second = Counting(default_encoder())
+    after = Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(second, path))
+    assert second.encoded == 0  # every phrase and example came from the file
+    text = "i forgot my pasword"
+    assert np.array_equal(before.scores(text), after.scores(text))
+
+
+def test_only_new_texts_are_encoded_after_an_edit(tmp_path: Path) -> None:
+    path = cache_file("test", tmp_path)
+    Embeddings(default_encoder(), path).texts(["reset my password", "change my address"])
+    counting = Counting(default_encoder())
+    vectors = Embeddings(counting, path).texts(["change my address", "new phrase", "new phrase"])
+    assert counting.encoded == 1
+    assert np.array_equal(vectors[1], vectors[2])
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b"not a numpy file at all", b"PK\x03\x04 truncated zip"],
+    ids=["empty", "garbage", "truncated"],
+)
+def test_a_corrupt_cache_is_rebuilt_with_a_warning(tmp_path: Path, damage: bytes) -> None:
+    path = cache_file("test", tmp_path)
+    clean = Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(default_encoder(), path))
+    path.write_bytes(damage)
+
+    warnings: list[str] = []
+    counting = Counting(default_encoder())
+    rebuilt = Matcher(
+        SUPPORT, Thresholds(), embeddings=Embeddings(counting, path, warn=warnings.append)
+    )
+    assert len(warnings) == 1 and "unreadable" in warnings[0] and "rebuilding" in warnings[0]
+    assert counting.encoded > 0
+    assert rebuilt.match("reset my password") == clean.match("reset my password")
+    # ... and the rebuilt file is good again: the next start encodes nothing.
+    again = Counting(default_encoder())
+    Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(again, path, warn=warnings.append))
+    assert again.encoded == 0 and len(warnings) == 1
+
+
+def test_a_cache_of_another_size_is_rebuilt(tmp_path: Path) -> None:
+    path = cache_file("test", tmp_path)
+    path.parent.mkdir(parents=True)
+    np.savez(path, keys=np.zeros((2, 16), np.uint8), vectors=np.zeros((2, 7), np.float32))
+    warnings: list[str] = []
+    vectors = Embeddings(default_encoder(), path, warn=warnings.append).texts(["hello"])
+    assert vectors.shape == (1, default_encoder().dim) and len(warnings) == 1
+
+
+def test_a_long_first_build_shows_a_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    texts = [f"question number {i} about my invoice" for i in range(70)]
+    shown = Terminal()
+    Embeddings(default_encoder(), cache_file("a", tmp_path), progress=shown).texts(texts)
+    assert "encoding 70 config texts once" in shown.getvalue()
+    assert "70/70 texts" in shown.getvalue()
+
+    quiet = io.StringIO()  # not a terminal, and short: nothing at all
+    Embeddings(default_encoder(), cache_file("b", tmp_path), progress=quiet).texts(texts)
+    assert quiet.getvalue() == ""

@@ -1,0 +1,55 @@
+"""Run an ASGI app with uvicorn in a thread of this process, on a free local port.
+
+The simulator needs a server to call, and so do the end-to-end tests, the dashboard tests and
+screenshot, and the call benchmark: they all start one here rather than each keeping a copy of
+the start/wait/stop dance. It is the in-process counterpart of ``voicebot serve``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+__all__ = ["free_port", "serving"]
+
+START_TIMEOUT_S = 10.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now, for a server whose URL must be known before it
+    starts (Twilio signatures cover the public URL)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Iterator[str]:
+    """Serve ``app`` (an ASGI app, or a ready ``uvicorn.Config``) until the block ends; yields
+    its base URL once it accepts connections. ``port`` 0 takes any free one; ``options`` go to
+    ``uvicorn.Config`` (e.g. ``log_level="warning"``)."""
+    if isinstance(app, uvicorn.Config):
+        config = app
+    else:
+        config = uvicorn.Config(app, host=host, port=port, lifespan="off", **options)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="voicebot-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"uvicorn did not start on {config.host}:{config.port}")
+        time.sleep(0.01)
+    bound = server.servers[0].sockets[0].getsockname()
+    try:
+        yield f"http://{bound[0]}:{bound[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
