@@ -156,7 +156,7 @@ class TransferContext:
     transcript: str | None
     confidence: float | None
     language: str
-    reason: str
+    reason: TransferReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -701,7 +701,7 @@ def _transfer(
         transcript=s.transcript,
         confidence=s.confidence if routed else None,
         language=c.config.language,
-        reason=reason.value,
+        reason=reason,
     )
     out = list(actions)
     if reason is not TransferReason.CLOSED_OVERFLOW:  # when_closed.say already explained it
@@ -727,9 +727,7 @@ def _error(s: State, config: LanguageConfig) -> Transition:
     """Apologise and transfer to the default group; with a broken config, at least transfer."""
     try:
         group = config.groups[config.default_group]
-        context = TransferContext(
-            None, s.transcript, None, config.language, TransferReason.ERROR.value
-        )
+        context = TransferContext(None, s.transcript, None, config.language, TransferReason.ERROR)
         transfer = Transfer(group.id, group.destination, context)
     except Exception:
         outcome = Outcome(
