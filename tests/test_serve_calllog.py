@@ -8,8 +8,6 @@ import datetime as dt
 import json
 import re
 import sqlite3
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from test_dashboard import TOKEN, AccessLines, serve
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, HEARD, Live, _serving, dialled_billing
 
@@ -32,6 +29,7 @@ from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.serving import serving
 from voicebot.telephony.testing.simulator import CallReport, load_audio, simulate_call
 
 SALT = "test-number-salt"
@@ -219,20 +217,10 @@ def test_serve_writes_no_query_values_to_its_access_log(tmp_path: Path) -> None:
     with AccessLines() as access:
         for earlier in list(access.logger.filters):  # another test's server may have put it
             access.logger.removeFilter(earlier)
-        uv = uvicorn.Server(uvicorn_config(server, "127.0.0.1", 0, log_level="info"))
-        thread = threading.Thread(target=uv.run, daemon=True)
-        thread.start()
-        try:
-            while not uv.started:
-                assert thread.is_alive()
-                time.sleep(0.01)
+        with serving(uvicorn_config(server, "127.0.0.1", 0, log_level="info")) as url:
             access.attach()
-            port = uv.servers[0].sockets[0].getsockname()[1]
             secret = "dashboard-token-in-a-bookmark"
-            assert _get(f"http://127.0.0.1:{port}/healthz?token={secret}", token=None)[0] == 200
-        finally:
-            uv.should_exit = True
-            thread.join(10)
+            assert _get(f"{url}/healthz?token={secret}", token=None)[0] == 200
     lines = access.lines
     assert any("/healthz?token=..." in line for line in lines), lines
     assert not any(secret in line for line in lines)
