@@ -2,7 +2,9 @@
 
 Fills a throwaway SQLite call log with two weeks of made-up calls on the example deployment (the
 real dialogue, a scripted matcher, a fixed random seed), serves the dashboard on a local port and
-photographs it with headless Chromium (``apt-get install chromium``).
+photographs it with headless Chromium (``apt-get install chromium``). The throwaway server adds
+the token as an ``Authorization`` header to every request, the way a script logs in, so the
+one-shot ``chromium --screenshot`` needs no login form and no token in its URL.
 
     python docs/make_screenshot.py [--out docs/dashboard.png]
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.scripted import log_text_call
@@ -95,7 +98,20 @@ def fill(log: CallLog, seed: int = 7) -> None:
     log.flush()
 
 
-def serve(app: Starlette) -> AbstractContextManager[str]:
+def with_token(app: ASGIApp, token: str) -> ASGIApp:
+    """``app`` as seen by a client that sends ``Authorization: Bearer <token>``."""
+
+    async def authorised(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = [(k, v) for k, v in scope["headers"] if k != b"authorization"]
+            headers.append((b"authorization", f"Bearer {token}".encode()))
+            scope = {**scope, "headers": headers}
+        await app(scope, receive, send)
+
+    return authorised
+
+
+def serve(app: ASGIApp) -> AbstractContextManager[str]:
     return serving(app, log_level="warning")
 
 
@@ -140,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             dashboard = dashboard_app(log, lambda: load_deployment(None), token=TOKEN)
             app = Starlette(routes=[Mount("/dashboard", app=dashboard)])
             last = FIRST_DAY + dt.timedelta(days=DAYS - 1)
-            with serve(app) as base:
-                url = f"{base}/dashboard/?token={TOKEN}&since={FIRST_DAY}&until={last}"
+            with serve(with_token(app, TOKEN)) as base:
+                url = f"{base}/dashboard/?since={FIRST_DAY}&until={last}"
                 out = args.out.resolve()
                 result = chromium(binary, Path(tmp) / "profile", f"--screenshot={out}", url)
         finally:

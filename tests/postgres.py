@@ -11,10 +11,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from voicebot.telephony.testing.serving import free_port
 
 UNPRIVILEGED_USER = "nobody"
 
@@ -36,12 +37,6 @@ def _version(path: str) -> int:
     return int(part) if part.isdigit() else 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     """``start()``, ``stop()`` and ``start()`` again (an outage), ``destroy()`` at the end."""
 
@@ -49,7 +44,7 @@ class PostgresServer:
         self.bindir = bindir
         self.root = Path(tempfile.mkdtemp(prefix="voicebot-pg-"))
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.user = UNPRIVILEGED_USER if os.geteuid() == 0 else None
         if self.user is not None:
             entry = pwd.getpwnam(self.user)

@@ -26,7 +26,15 @@ from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migr
 from voicebot.calllog.scripted import log_text_call
 from voicebot.calllog.store import PURGE_LOCK_KEY, Closed
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Dialogue, Outcome, OutcomeKind
+from voicebot.core.dialogue import (
+    CallStarted,
+    Dialogue,
+    Event,
+    HangUp,
+    Outcome,
+    OutcomeKind,
+    Utterance,
+)
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.loading.loader import load_deployment
@@ -487,6 +495,77 @@ def test_forget_deletes_one_caller_and_not_another(
     assert log.timeline("a1") == [] and log.timeline("b1") != []
     assert log.forget(ALICE).calls == 0
     assert log.forget("anonymous").calls == 0
+
+
+def test_forget_during_a_live_call_leaves_nothing_of_that_call(
+    open_log: Opener, url: str, config: LanguageConfig
+) -> None:
+    serving = open_log.open()  # the server's log, with the call in progress
+    dialogue = Dialogue(config, classify)
+    at = MONDAY
+
+    def handle(event: Event) -> None:
+        serving.event("LIVE", event, None)
+        serving.actions("LIVE", event.at, dialogue.handle(event))
+
+    serving.call_started("LIVE", at, "en-US", ALICE)
+    handle(CallStarted(at, ALICE, "LIVE"))
+    handle(Utterance((("a blue whale swallowed my invoice", 0.9),), at + dt.timedelta(seconds=5)))
+    assert serving.flush()
+    with CallLog.open(url, salt=SALT) as cli:  # `voicebot forget` in another process
+        assert cli.forget(ALICE).calls == 1
+    # the call goes on and ends: nothing of it may come back
+    handle(Utterance((("my tangerine password", 0.9),), at + dt.timedelta(seconds=10)))
+    handle(HangUp(at + dt.timedelta(seconds=15)))
+    assert dialogue.outcome is not None
+    serving.call_ended("LIVE", at + dt.timedelta(seconds=15), dialogue.outcome)
+    assert serving.flush()
+    assert serving.fetch().calls == [] and serving.timeline("LIVE") == []
+    stored = _every_stored_text(url)
+    assert "tangerine" not in stored and "whale" not in stored and "LIVE" not in stored
+    # a later call from the same number is a new call, recorded as usual
+    run_call(serving, config, "NEXT", ALICE, MONDAY + dt.timedelta(hours=1), ["/hangup"])
+    assert [c.call_id for c in serving.fetch().calls] == ["NEXT"]
+
+
+def test_deleted_text_does_not_stay_in_the_sqlite_files(
+    tmp_path: Path, config: LanguageConfig
+) -> None:
+    path = tmp_path / "calls.sqlite3"
+    url = f"sqlite:///{path}"
+
+    def on_disk() -> bytes:
+        return b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+
+    serving = CallLog.open(url, salt=SALT, retention_days=90)
+    try:
+        run_call(serving, config, "F", ALICE, MONDAY, ["forget this aardvark", "/hangup"])
+        run_call(serving, config, "P", BOB, MONDAY, ["purge this wombat", "/hangup"])
+        run_call(
+            serving,
+            config,
+            "K",
+            BOB,
+            MONDAY + dt.timedelta(days=95),
+            ["keep this okapi", "/hangup"],
+        )
+        assert serving.flush()
+        assert b"aardvark" in on_disk() and b"wombat" in on_disk()
+        with CallLog.open(url, salt=SALT) as cli:  # another process, the server still running
+            assert cli.forget(ALICE).calls == 1
+        assert b"aardvark" not in on_disk()
+        with CallLog.open(url, salt=SALT, retention_days=90) as cli:
+            assert cli.purge(MONDAY + dt.timedelta(days=100)).transcripts == 1
+        assert b"wombat" not in on_disk()
+        assert b"okapi" in on_disk()  # within the retention period
+    finally:
+        serving.close()
+
+
+@pytest.mark.parametrize("days", [-1, -5])
+def test_a_negative_retention_period_is_refused(url: str, days: int) -> None:
+    with pytest.raises(ValueError, match="retention period must be 0 days or more"):
+        CallLog.open(url, salt=SALT, retention_days=days)
 
 
 def _every_stored_text(url: str) -> str:

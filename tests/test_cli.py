@@ -453,3 +453,35 @@ def test_report_with_an_unknown_time_zone(
     assert one_line(err) == (
         "voicebot: --tz 'Mars/Base' is not a time zone; use a name like Europe/Stockholm or UTC\n"
     )
+
+
+def test_main_prints_any_voicebot_error_once_and_lets_a_bug_keep_its_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one place errors meet the user: the family's report and exit status; nothing else."""
+    from voicebot.cli import check as check_command
+    from voicebot.cli.common import UsageError
+    from voicebot.errors import VoicebotError
+
+    def mistake(_args: object) -> int:
+        raise VoicebotError("the thing is missing; create it with: voicebot make-thing")
+
+    monkeypatch.setattr(check_command, "cmd_check", mistake)
+    assert run(["check"], capsys) == (
+        1,
+        "",
+        "voicebot: the thing is missing; create it with: voicebot make-thing\n",
+    )
+
+    def usage_mistake(_args: object) -> int:
+        raise UsageError("--x needs a value")
+
+    monkeypatch.setattr(check_command, "cmd_check", usage_mistake)
+    assert run(["check"], capsys)[0] == 2
+
+    def bug(_args: object) -> int:
+        raise KeyError("not a user's mistake")
+
+    monkeypatch.setattr(check_command, "cmd_check", bug)
+    with pytest.raises(KeyError):
+        main(["check"])

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 import shutil
+import time
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,10 @@ from voicebot.calllog.scripted import log_text_call
 from voicebot.core.config import Deployment
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
-from voicebot.dashboard.app import COOKIE, dashboard_app
+from voicebot.dashboard.app import COOKIE, FREE_FAILURES, SESSION_S, dashboard_app
 from voicebot.dashboard.data import snippet
 from voicebot.loading.loader import load_deployment, load_language, load_language_text
+from voicebot.telephony.access_log import server_config
 from voicebot.telephony.testing.serving import serving
 
 TOKEN = "test-dashboard-token-0123456789"
@@ -104,9 +107,42 @@ def mounted(log: CallLog, deployment: Deployment, token: str | None = TOKEN) -> 
     return Starlette(routes=[Mount("/dashboard", app=dashboard)])
 
 
-def serve(app: Starlette) -> AbstractContextManager[str]:
-    """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL."""
-    return serving(app, log_level="warning")
+def serve(app: Starlette, *, access_log: bool = False) -> AbstractContextManager[str]:
+    """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL.
+    With ``access_log``, uvicorn logs requests as ``voicebot serve`` configures it."""
+    level = "info" if access_log else "warning"
+    return serving(server_config(app, host="127.0.0.1", port=0, log_level=level, lifespan="off"))
+
+
+class AccessLines(logging.Handler):
+    """Keeps the messages of uvicorn's access logger. ``with AccessLines() as lines`` puts the
+    logger back as it was afterwards: a server started with ``log_level="info"`` leaves it at
+    INFO with its own handler, which would make later servers in this process log every
+    request (to a stream pytest has since closed). Attach it once the server has started:
+    starting one reconfigures the logger's handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.logger = logging.getLogger("uvicorn.access")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def attach(self) -> None:
+        self.logger.addHandler(self)
+
+    def __enter__(self) -> AccessLines:
+        log = self.logger
+        self._saved = (log.level, list(log.handlers), list(log.filters), log.propagate)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        log = self.logger
+        log.setLevel(self._saved[0])
+        log.handlers[:] = self._saved[1]
+        log.filters[:] = self._saved[2]
+        log.propagate = self._saved[3]
 
 
 class Client:
@@ -175,7 +211,7 @@ def test_nothing_is_served_before_logging_in(client: Client) -> None:
     assert wrong.status_code == 401
     assert COOKIE not in wrong.headers.get("set-cookie", "")
     forged = client.get("/dashboard/api/summary", cookies={COOKIE: TOKEN})
-    assert forged.status_code == 401  # the cookie holds a MAC of the token, not the token
+    assert forged.status_code == 401  # the cookie is a session id, not the token
 
 
 def test_the_login_form_sets_a_strict_http_only_cookie(client: Client) -> None:
@@ -202,12 +238,123 @@ def test_the_login_form_sets_a_strict_http_only_cookie(client: Client) -> None:
     assert client.get("/dashboard/api/summary").status_code == 401
 
 
-def test_a_token_in_the_address_logs_in_and_is_dropped_from_it(client: Client) -> None:
+def test_a_token_in_the_address_does_not_log_in(client: Client) -> None:
+    """URLs end up in access logs, proxies and browser history: a token never travels in one."""
     response = client.get("/dashboard/", params={"token": TOKEN, **RANGE})
-    assert response.status_code == 303
-    assert response.headers["location"] == "/dashboard/?since=2026-11-23&until=2026-11-25"
-    assert "httponly" in response.headers["set-cookie"].lower()
-    assert client.get(response.headers["location"]).status_code == 200
+    assert response.status_code == 401 and 'name="token"' in response.text
+    assert "set-cookie" not in response.headers
+    assert client.get("/dashboard/api/summary", params={"token": TOKEN}).status_code == 401
+
+
+def test_the_access_log_keeps_no_token_and_no_query_value(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with AccessLines() as access, serve(mounted(call_log, deployment), access_log=True) as base:
+        access.attach()
+        client = Client(base)
+        client.get("/dashboard/", params={"token": TOKEN, "since": "2026-11-23"})
+        client.get("/dashboard/api/calls", headers={"Authorization": f"Bearer {TOKEN}"})
+    lines = access.lines
+    assert any('"GET /dashboard/?token=...&since=... HTTP/1.1" 401' in line for line in lines)
+    assert any("/dashboard/api/calls" in line for line in lines)
+    assert not any(TOKEN in line or "2026-11-23" in line for line in lines), lines
+
+
+class Clock:
+    """Wall-clock seconds that only move when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def clocked(log: CallLog, deployment: Deployment) -> Iterator[tuple[Client, Clock]]:
+    """A dashboard of its own (its own failure counts) on a clock the test moves."""
+    clock = Clock()
+    dashboard = dashboard_app(log, lambda: deployment, token=TOKEN, clock=clock)
+    with serve(Starlette(routes=[Mount("/dashboard", app=dashboard)])) as base:
+        yield Client(base), clock
+
+
+def test_each_login_gets_its_own_session_and_log_out_ends_it(server: str) -> None:
+    first, second = Client(server), Client(server)
+    for c in (first, second):
+        assert c.post("/dashboard/login", data={"token": TOKEN}).status_code == 303
+    one, two = (c.session.cookies[COOKIE] for c in (first, second))
+    assert one != two and len(one) >= 32  # random, not derived from the token
+    assert first.post("/dashboard/logout").status_code == 303
+    replayed = Client(server).get("/dashboard/api/summary", cookies={COOKIE: one})
+    assert replayed.status_code == 401  # the stolen or kept cookie is dead after logging out
+    assert second.get("/dashboard/api/summary", params=RANGE).status_code == 200
+
+
+def test_a_session_expires(call_log: CallLog, deployment: Deployment) -> None:
+    with clocked(call_log, deployment) as (client, clock):
+        login = client.post("/dashboard/login", data={"token": TOKEN})
+        assert f"max-age={SESSION_S}" in login.headers["set-cookie"].lower()
+        assert client.get("/dashboard/api/summary", params=RANGE).status_code == 200
+        clock.now += SESSION_S + 1
+        assert client.get("/dashboard/api/summary", params=RANGE).status_code == 401
+
+
+def test_a_session_holds_on_every_instance_sharing_the_call_log(
+    tmp_path: Path, deployment: Deployment
+) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    with (
+        CallLog.open(url, salt="s") as log_a,
+        CallLog.open(url, salt="s") as log_b,
+        serve(mounted(log_a, deployment)) as a,
+        serve(mounted(log_b, deployment)) as b,
+    ):
+        on_a = Client(a)
+        assert on_a.post("/dashboard/login", data={"token": TOKEN}).status_code == 303
+        cookie = {COOKIE: on_a.session.cookies[COOKIE]}
+        on_b = Client(b)
+        assert on_b.get("/dashboard/api/summary", cookies=cookie).status_code == 200
+        on_b.session.cookies.set(COOKIE, cookie[COOKIE], path="/dashboard/")
+        assert on_b.post("/dashboard/logout").status_code == 303
+        assert on_a.get("/dashboard/api/summary").status_code == 401
+
+
+def test_the_cookie_is_secure_unless_served_to_this_machine_over_http(client: Client) -> None:
+    local = client.post("/dashboard/login", data={"token": TOKEN})
+    assert "secure" not in local.headers["set-cookie"].lower()  # http://127.0.0.1 in tests
+    public = Client(client.base).post(
+        "/dashboard/login", data={"token": TOKEN}, headers={"Host": "dash.example.org"}
+    )
+    cookie = public.headers["set-cookie"].lower()
+    for attribute in ("secure", "httponly", "samesite=strict"):
+        assert attribute in cookie, attribute
+
+
+def test_wrong_tokens_are_slowed_per_client_and_logged(
+    call_log: CallLog, deployment: Deployment, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="voicebot.dashboard.app")
+    wrong = {"Authorization": "Bearer wrong-token-wrong-token"}
+    right = {"Authorization": f"Bearer {TOKEN}"}
+    with clocked(call_log, deployment) as (client, clock):
+        for _ in range(FREE_FAILURES):
+            assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
+        assert client.get("/dashboard/api/summary", headers=right).status_code == 200
+        for _ in range(FREE_FAILURES + 1):  # the right token did reset the count
+            assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
+        locked = client.get("/dashboard/api/summary", headers=right)
+        assert locked.status_code == 429  # even the right token waits: it is not even checked
+        wait = int(locked.headers["retry-after"])
+        assert wait >= 1
+        form = client.post("/dashboard/login", data={"token": TOKEN})
+        assert form.status_code == 429 and "Too many" in form.text
+        clock.now += wait
+        assert client.get("/dashboard/api/summary", headers=right).status_code == 200
+    failures = [r for r in caplog.records if "failed dashboard login" in r.getMessage()]
+    assert len(failures) == 2 * FREE_FAILURES + 1
+    assert "127.0.0.1" in failures[0].getMessage()
+    assert TOKEN not in caplog.text and "wrong-token" not in caplog.text
 
 
 def test_scripts_may_use_a_bearer_token(client: Client) -> None:

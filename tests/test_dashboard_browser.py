@@ -1,12 +1,15 @@
-"""The dashboard page in a real browser: headless Chromium loads it (logging in with ``?token=``),
-runs its script against the live API, and must draw every figure the API reports, list the calls,
-show caller input as text, and paint a screenshot that is not blank.
+"""The dashboard page in a real browser: headless Chromium logs in through the form (the token is
+posted, never put in a URL), runs the page's script against the live API, and must draw every
+figure the API reports, list the calls, show caller input as text, and paint a screenshot that is
+not blank; logging out in the browser ends the session.
 
 Skipped only when no Chromium binary is installed (``apt-get install chromium``).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
 import json
 import re
@@ -53,7 +56,7 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def page_url(base: str) -> str:
-    return f"{base}/dashboard/?token={TOKEN}&since={RANGE['since']}&until={RANGE['until']}"
+    return f"{base}/dashboard/?since={RANGE['since']}&until={RANGE['until']}"
 
 
 def api(base: str, path: str) -> Any:
@@ -69,11 +72,12 @@ def api(base: str, path: str) -> Any:
 
 @pytest.fixture(scope="module")
 def dom(base: str, tmp_path_factory: pytest.TempPathFactory) -> str:
-    assert BINARY is not None
-    profile = tmp_path_factory.mktemp("chromium-dom")
-    result = make_screenshot.chromium(BINARY, profile, "--dump-dom", page_url(base))
-    assert result.returncode == 0, result.stderr[-2000:]
-    text: str = result.stdout
+    """The page's DOM once its script has drawn everything, as a logged-in browser has it."""
+    with devtools(tmp_path_factory.mktemp("chromium-dom")) as browser:
+        log_in(browser, base)
+        browser.call("Page.navigate", url=page_url(base))
+        browser.wait_for(LOADED)
+        text: str = browser.js("document.documentElement.outerHTML")
     return text
 
 
@@ -147,14 +151,12 @@ def test_caller_input_is_shown_as_text_not_run(dom: str) -> None:
     assert re.findall(r"<script[^>]*>", dom) == ['<script src="/dashboard/dashboard.js" defer="">']
 
 
-def test_a_screenshot_shows_the_charts(base: str, tmp_path: Path) -> None:
-    assert BINARY is not None
-    shot = tmp_path / "dashboard.png"
-    result = make_screenshot.chromium(
-        BINARY, tmp_path / "profile", f"--screenshot={shot}", page_url(base)
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    width, height, pixels = read_png(shot.read_bytes())
+def test_a_screenshot_shows_the_charts(base: str, browser: DevTools) -> None:
+    log_in(browser, base)
+    browser.call("Page.navigate", url=page_url(base))
+    browser.wait_for(LOADED)
+    shot = browser.call("Page.captureScreenshot", format="png")
+    width, height, pixels = read_png(base64.b64decode(shot["data"]))
     assert (width, height) == (WIDTH, HEIGHT)
     colours = {pixels[i : i + 3] for i in range(0, len(pixels), 4 * 7)}  # every 7th pixel
     assert len(colours) > 50  # text, charts and tables, not a blank or error page
@@ -195,14 +197,32 @@ class DevTools:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 10.0) -> None:
+        """Poll ``expression`` until it is true, across page loads (while one replaces the
+        document, evaluating fails: that only means not yet)."""
         deadline = time.monotonic() + timeout
-        while not self.js(expression):
+        while True:
+            ident = next(self.ids)
+            self.ws.send(
+                json.dumps(
+                    {
+                        "id": ident,
+                        "method": "Runtime.evaluate",
+                        "params": {"expression": expression, "returnByValue": True},
+                    }
+                )
+            )
+            while (message := json.loads(self.ws.recv(timeout=30))).get("id") != ident:
+                pass
+            result = message.get("result", {})
+            if "exceptionDetails" not in result and result.get("result", {}).get("value"):
+                return
             assert time.monotonic() < deadline, f"timed out waiting for {expression}"
             time.sleep(0.05)
 
 
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[DevTools]:
+@contextlib.contextmanager
+def devtools(profile: Path) -> Iterator[DevTools]:
+    """A headless Chromium with its own profile, driven over the DevTools protocol."""
     assert BINARY is not None
     process = subprocess.Popen(
         [
@@ -210,8 +230,9 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
             "--headless=new",
             "--no-sandbox",
             "--disable-gpu",
+            "--hide-scrollbars",
             "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--user-data-dir={profile}",
             f"--window-size={WIDTH},{HEIGHT}",
             "--remote-debugging-port=0",
             "about:blank",
@@ -230,10 +251,50 @@ def browser(tmp_path: Path) -> Iterator[DevTools]:
         with urllib.request.urlopen(url, timeout=10) as response:
             page = next(t for t in json.load(response) if t["type"] == "page")
         with connect(page["webSocketDebuggerUrl"], max_size=None) as ws:
-            yield DevTools(ws)
+            tools = DevTools(ws)
+            tools.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=WIDTH,
+                height=HEIGHT,
+                deviceScaleFactor=1,
+                mobile=False,
+            )
+            yield tools
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[DevTools]:
+    with devtools(tmp_path / "profile") as tools:
+        yield tools
+
+
+LOADED = "document.body && document.body.dataset.loaded === 'true'"
+
+
+def log_in(browser: DevTools, base: str) -> None:
+    """As a person does: open the page, get the login form, type the token, press Log in."""
+    browser.call("Page.navigate", url=f"{base}/dashboard/")
+    browser.wait_for("document.querySelector('input[name=token]') !== null")
+    assert browser.js("location.search") == ""
+    browser.js(
+        f"document.querySelector('input[name=token]').value = {json.dumps(TOKEN)};"
+        "document.querySelector('form button[type=submit]').click(); true"
+    )
+    browser.wait_for(LOADED)  # the form posts, the answer redirects to the page, it loads
+    assert TOKEN not in browser.js("location.href")
+
+
+def test_logging_in_and_out_in_the_browser(base: str, browser: DevTools) -> None:
+    log_in(browser, base)
+    assert browser.js("document.cookie") == ""  # HttpOnly: the page's script cannot read it
+    browser.js("document.querySelector('form[action$=logout] button').click(); true")
+    browser.wait_for("document.querySelector('input[name=token]') !== null")
+    browser.call("Page.navigate", url=page_url(base))
+    browser.wait_for("document.readyState === 'complete'")
+    assert browser.js("document.querySelector('input[name=token]') !== null")  # logged out
 
 
 COPY_FIRST_UNMATCHED = """(async () => {
@@ -254,8 +315,9 @@ COPY_FIRST_UNMATCHED = """(async () => {
 
 
 def test_one_click_copies_the_snippet_for_the_chosen_intent(base: str, browser: DevTools) -> None:
+    log_in(browser, base)
     browser.call("Page.navigate", url=page_url(base))
-    browser.wait_for("document.body && document.body.dataset.loaded === 'true'")
+    browser.wait_for(LOADED)
     expected = api(base, "api/snippet?intent=invoice&text=where+is+my+parcel")
 
     # no clipboard (the page is not focused): the snippet is shown selected, ready for Ctrl+C
@@ -277,8 +339,9 @@ def test_one_click_copies_the_snippet_for_the_chosen_intent(base: str, browser: 
 
 
 def test_clicking_a_call_shows_its_timeline(base: str, browser: DevTools) -> None:
+    log_in(browser, base)
     browser.call("Page.navigate", url=page_url(base))
-    browser.wait_for("document.body && document.body.dataset.loaded === 'true'")
+    browser.wait_for(LOADED)
     browser.js("document.querySelector('#calls tr.call[data-call-id=\"A\"]').click()")
     shown = "document.querySelector('#calls tr.timeline-row pre')"
     browser.wait_for(f"{shown} && !{shown}.textContent.startsWith('loading')")

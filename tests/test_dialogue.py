@@ -238,7 +238,6 @@ def test_clarify_names_the_two_best_intents_by_label() -> None:
         ("invoices", "invoice"),
         ("it's the payment", "payment_problem"),
         ("a payment problem", "payment_problem"),
-        ("yes", "invoice"),
         ("no it's about the membership fees", "invoice"),
         ("i paid twice", "payment_problem"),  # a fresh utterance matching one of the two
         ("the invoice from last month", "invoice"),  # a label beats a stray ordinal
@@ -252,6 +251,26 @@ def test_clarification_answers_are_understood(answer: str, intent: str) -> None:
     assert transfer.group == "billing"
     assert transfer.context.intent == intent
     assert transfer.context.reason == "intent"
+
+
+def test_a_bare_yes_to_a_or_b_asks_again_which_one() -> None:
+    call = Call()
+    question = said(call.say("a bill"))
+    actions = call.say("yes")
+    assert not any(isinstance(a, Transfer) for a in actions)
+    assert said(actions) == question  # "is it about A or B?" once more
+    assert call.dialogue.state.phase is Phase.CLARIFYING
+    transfer = transfer_of(call.say("the second one"))
+    assert transfer.context.intent == "payment_problem"
+
+
+def test_yes_to_a_or_b_twice_goes_to_a_person() -> None:
+    call = Call()
+    call.say("a bill")
+    call.say("yes")
+    transfer = transfer_of(call.say("yes"))
+    assert (transfer.group, transfer.context.reason) == ("members", "no_match")
+    assert transfer.context.intent is None
 
 
 def test_a_fresh_utterance_favouring_one_option_resolves_the_clarification() -> None:
@@ -413,12 +432,42 @@ def test_closed_group_says_so_texts_its_link_and_says_goodbye() -> None:
 
 
 @pytest.mark.parametrize("caller", [None, LANDLINE, "+266696687", "anonymous"])
-def test_closed_group_cannot_text_a_caller_without_a_mobile_number(caller: str | None) -> None:
+def test_closed_group_does_not_promise_a_text_to_a_caller_who_cannot_take_one(
+    caller: str | None,
+) -> None:
     call = Call(at=CLOSED, caller=caller)
     actions = call.say("my home insurance")
     assert not any(isinstance(a, SendSms) for a in actions)
-    assert EN.prompts.sms_failed in said(actions)
+    closed = EN.groups["insurance"].when_closed
+    assert closed is not None and closed.say_without_sms is not None
+    assert said(actions) == [closed.say_without_sms, EN.prompts.goodbye]
+    assert not any("text" in line for line in said(actions)), said(actions)
     assert actions[-1] == HangUpCall("closed")
+
+
+def test_closed_group_without_a_no_sms_text_admits_it_cannot_text() -> None:
+    insurance = EN.groups["insurance"]
+    assert insurance.when_closed is not None
+    bare = replace(insurance, when_closed=replace(insurance.when_closed, say_without_sms=None))
+    config = replace(EN, groups={**EN.groups, "insurance": bare})
+    actions = Call(config, at=CLOSED, caller=None).say("my home insurance")
+    assert said(actions) == [
+        insurance.when_closed.say,
+        EN.prompts.sms_failed,
+        EN.prompts.goodbye,
+    ]
+
+
+def test_closed_group_overflowing_elsewhere_does_not_promise_a_text_either() -> None:
+    courses = EN.groups["courses"]
+    assert courses.when_closed is not None
+    overflowing = replace(courses, when_closed=replace(courses.when_closed, transfer_to="members"))
+    config = replace(EN, groups={**EN.groups, "courses": overflowing})
+    lunch = dt.datetime(2026, 11, 24, 12, 30, tzinfo=STOCKHOLM)  # courses closed, members open
+    actions = Call(config, at=lunch, caller=None).say("kurs")
+    assert said(actions)[0] == courses.when_closed.say_without_sms
+    assert not any(isinstance(a, SendSms) for a in actions)
+    assert transfer_of(actions).group == "members"
 
 
 def test_closed_group_overflows_to_its_transfer_to_group() -> None:
@@ -558,8 +607,17 @@ def test_sms_intent_without_a_mobile_number_falls_back_at_once(caller: str | Non
     call = Call(caller=caller)
     actions = call.say("i forgot my password")
     assert not any(isinstance(a, SendSms) for a in actions)
-    assert said(actions)[0] == EN.prompts.sms_failed
-    assert said(actions)[1].startswith("Go to example dot org")
+    # never offered a text, so no apology for one: straight to the answer read aloud
+    assert EN.prompts.sms_failed not in said(actions)
+    assert said(actions)[0].startswith("Go to example dot org")
+    assert said(actions)[-1] == EN.prompts.anything_else
+
+
+def test_sms_intent_without_a_mobile_number_transfers_without_apologising() -> None:
+    actions = Call(caller=None).say("i moved")
+    assert said(actions) == ["I'll put you through to member services."]
+    transfer = transfer_of(actions)
+    assert (transfer.group, transfer.context.reason) == ("members", "sms_fallback")
 
 
 def test_tax_reminder_is_played_before_the_sms_during_tax_season() -> None:

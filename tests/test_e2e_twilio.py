@@ -146,13 +146,50 @@ def _whisper(live: Live, url: str) -> str:
 
 
 def test_whisper_tells_the_agent_what_the_caller_wants(live: Live) -> None:
-    query = urllib.parse.urlencode({"intent": "billing", "transcript": "요금 납부"})
-    body = _whisper(live, f"{live.server.whisper_url}?{query}&language=ko-KR")
-    assert "<Say" in body and "요금" in body and "요금 납부" in body
+    query = urllib.parse.urlencode({"intent": "billing", "language": "ko-KR"})
+    body = _whisper(live, f"{live.server.whisper_url}?{query}")
+    assert "<Say" in body and "요금" in body
     unsigned = urllib.request.Request(f"{live.server.whisper_url}?{query}")
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(unsigned)
     assert refused.value.code == 403
+
+
+def _whisper_url(live: Live, report: CallReport) -> str:
+    found = re.search(r'url="([^"]+)"', live.updates(report)[-1])
+    assert found is not None, live.updates(report)
+    return found.group(1).replace("&amp;", "&")
+
+
+def dialled_billing(tmp_path: Path) -> Path:
+    """The Korean test config with the billing team on a phone number, so its transfers
+    whisper to the agent (a queue has no whisper)."""
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace("    queue: billing\n", '    number: "+82 2 9999 0000"\n', 1)
+    assert "+82 2 9999 0000" in text
+    path = tmp_path / "intents.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+HEARD = re.compile(r"'([^']+)'")  # the whisper quotes what the caller said
+
+
+def test_the_whisper_url_carries_no_caller_words_the_agent_still_hears_them(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    with _serving(dialled_billing(tmp_path), SpeechProvider(lambda _c: ko_model)) as live:
+        report = live.call("billing.wav")
+        assert report.decision == "transfer dial number:+82299990000", format_report(report)
+        url = _whisper_url(live, report)
+        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+        assert set(query) == {"intent", "confidence", "language", "reason", "call"}
+        assert query["call"] == report.call_sid and query["intent"] == "billing"
+        heard = HEARD.search(_whisper(live, url))  # read server-side, not from the URL
+        assert heard is not None and "요금" in heard.group(1)
+        assert heard.group(1) not in urllib.parse.unquote(url)
+        stranger = url.replace(report.call_sid, "CA" + "9" * 32)
+        assert HEARD.search(_whisper(live, stranger)) is None
 
 
 def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
@@ -173,7 +210,7 @@ def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
 def test_dtmf_zero_reaches_the_default_group_with_a_whisper(live: Live) -> None:
     report = live.call(dtmf="0")
     assert report.decision == TO_GENERAL
-    assert report.context == {"language": "ko-KR", "reason": "dtmf"}
+    assert report.context == {"language": "ko-KR", "reason": "dtmf", "call": report.call_sid}
     whisper = re.search(r'url="([^"]+)"', live.updates(report)[0])
     assert whisper is not None
     assert "<Say" in _whisper(live, whisper.group(1).replace("&amp;", "&"))
@@ -439,4 +476,8 @@ def test_each_line_answers_in_its_own_language(
     assert swedish_call.said[0].startswith("<Say sv-SE>")
     assert swedish_call.decision == "transfer enqueue billing"
     assert other_call.said[0].startswith("<Say ko-KR>")  # not a listed line: the default
-    assert other_call.context == {"language": "ko-KR", "reason": "dtmf"}
+    assert other_call.context == {
+        "language": "ko-KR",
+        "reason": "dtmf",
+        "call": other_call.call_sid,
+    }

@@ -167,6 +167,31 @@ def test_unused_groups_and_hours_without_when_closed_and_vice_versa() -> None:
     assert any("'old_team' is never used" in w.message for w in found)
 
 
+HEAD = "language: en-US\ntimezone: Europe/Stockholm\ndefault_group: members\n"
+
+
+def test_a_closed_group_that_texts_should_say_what_a_caller_without_a_mobile_hears() -> None:
+    group = """\
+        groups:
+          members:
+            number: "+46101234567"
+            hours: {{mon-fri: "08:00-17:00"}}
+            when_closed:
+              say: We are closed. I'm texting you a link to our help pages.
+              sms: "Help: https://example.org/help"{extra}
+        intents:
+          invoice: {{label: invoices, transfer: members, phrases: [my invoice]}}
+        """
+    text = config_with(group.format(extra=""), base=HEAD)
+    (warning,) = lint(load_language_text(text, "t.yaml"), TODAY)
+    assert warning.code == "closed-sms-no-fallback"
+    assert "say_without_sms" in warning.message and warning.origin.line == 5  # members:
+    fixed = group.format(
+        extra="\n" + " " * 14 + "say_without_sms: We are closed. See example dot org."
+    )
+    assert codes(config_with(fixed, base=HEAD)) == []
+
+
 @pytest.mark.parametrize(
     ("window", "code"),
     [

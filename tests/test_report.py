@@ -221,6 +221,16 @@ def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[
     assert data["calls"] == 1 and data["top_unmatched"] == []  # the aggregate survives
 
 
+def test_purge_refuses_a_negative_retention_period(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli("purge", "--database", database, "--retention-days", "-5") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("voicebot: ") and "retention" in err and len(err.splitlines()) == 1
+    assert _cli("report", "--database", database, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["top_unmatched"] != []  # nothing was purged
+
+
 def test_commands_report_a_bad_database_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert _cli("report", "--database", "mysql://x/y") == 1
     assert capsys.readouterr().err.startswith("voicebot: unsupported database URL")

@@ -6,26 +6,30 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import re
 import sqlite3
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_dashboard import TOKEN, serve
-from test_e2e_twilio import AUDIO, CALLER, CONFIG, Live, _serving
+from test_dashboard import TOKEN, AccessLines, serve
+from test_e2e_twilio import AUDIO, CALLER, CONFIG, HEARD, Live, _serving, dialled_billing
 
 from voicebot.calllog.log import CallLog, EventRow
 from voicebot.calllog.report import summarize
-from voicebot.cli.serve import attach_dashboard, purge_every
+from voicebot.cli.serve import attach_dashboard, purge_every, uvicorn_config
 from voicebot.core.dialogue import CallStarted, Utterance
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
+from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.serving import serving
 from voicebot.telephony.testing.simulator import CallReport, load_audio, simulate_call
 
 SALT = "test-number-salt"
@@ -96,6 +100,33 @@ def test_a_routed_call_is_logged_with_transcript_intent_and_outcome(logged: Logg
     assert kinds[0] == ("event", CallStarted.__name__)
     assert ("event", Utterance.__name__) in kinds
     assert kinds[-1] == ("action", "Transfer")  # each event is followed by what the bot did
+
+
+def test_another_instance_reads_the_whisper_transcript_from_the_call_log(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """Behind a load balancer the agent's whisper request may reach an instance that never
+    saw the call: the transcript comes from the shared call log, not from the URL."""
+    log = CallLog.open(f"sqlite:///{tmp_path / 'c.sqlite3'}", salt=SALT, env={})
+    speech = SpeechProvider(lambda _config: ko_model)
+    try:
+        with _serving(dialled_billing(tmp_path), speech, observer=log) as live:
+            report = asyncio.run(
+                simulate_call([load_audio(AUDIO / "billing.wav")], live.options(), live.fake)
+            )
+            assert log.flush()
+            found = re.search(r'url="([^"]+)"', live.updates(report)[-1])
+            assert found is not None
+            url = found.group(1).replace("&amp;", "&")
+            live.server.services.whispers.clear()  # as if this were another instance
+            request = urllib.request.Request(url)
+            request.add_header(SIGNATURE_HEADER, sign(url, {}, live.fake.auth_token))
+            with urllib.request.urlopen(request) as response:
+                heard = HEARD.search(response.read().decode())
+            assert heard is not None and "요금" in heard.group(1)
+            assert heard.group(1) not in urllib.parse.unquote(url)
+    finally:
+        log.close()
 
 
 def test_the_caller_number_is_not_stored_in_clear(logged: Logged) -> None:
@@ -172,6 +203,27 @@ def test_without_a_token_there_is_no_dashboard(tmp_path: Path) -> None:
             assert _get(url + "/healthz", token=None)[0] == 200
     finally:
         log.close()
+
+
+def test_serve_writes_no_query_values_to_its_access_log(tmp_path: Path) -> None:
+    """`serve` builds uvicorn through ``uvicorn_config``: a secret sent in a URL by a client
+    (an old ``?token=`` bookmark) reaches no log line."""
+    server = VoiceServer(
+        ServerSettings(public_url="http://127.0.0.1", auth_token="t"),
+        ConfigHolder(CONFIG),
+        TwilioRest("AC" + "0" * 32, "t", base_url="http://127.0.0.1:9"),
+        SpeechProvider(lambda _config: pytest.fail("no call expected")),
+    )
+    with AccessLines() as access:
+        for earlier in list(access.logger.filters):  # another test's server may have put it
+            access.logger.removeFilter(earlier)
+        with serving(uvicorn_config(server, "127.0.0.1", 0, log_level="info")) as url:
+            access.attach()
+            secret = "dashboard-token-in-a-bookmark"
+            assert _get(f"{url}/healthz?token={secret}", token=None)[0] == 200
+    lines = access.lines
+    assert any("/healthz?token=..." in line for line in lines), lines
+    assert not any(secret in line for line in lines)
 
 
 def test_purge_runs_at_start_and_on_schedule(tmp_path: Path) -> None:

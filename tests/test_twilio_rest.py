@@ -105,11 +105,96 @@ def test_server_errors_are_retried_with_growing_backoff_then_succeed(
     fake: FakeTwilio, rest: TwilioRest, sleeps: list[float]
 ) -> None:
     fake.fail_next(2, status=500)
-    result = rest.send_sms("+46701234567", "hello")
+    result = rest.update_call(CALL, TWIML)
     assert result.ok and result.attempts == 3
     assert sleeps == [0.1, 0.2]
-    assert [r.status for r in fake.requests] == [500, 500, 201]
+    assert [r.status for r in fake.requests] == [500, 500, 200]
+    assert len(fake.call_updates()) == 1
+
+
+def test_an_sms_after_a_server_error_is_looked_for_before_it_is_sent_again(
+    fake: FakeTwilio, rest: TwilioRest, sleeps: list[float]
+) -> None:
+    fake.fail_next(1, status=500)  # Twilio may or may not have created it: look first
+    result = rest.send_sms("+46701234567", "hello")
+    assert result.ok and result.attempts == 2 and not result.recovered
+    assert [(r.method, r.status) for r in fake.requests] == [
+        ("POST", 500),
+        ("GET", 200),
+        ("POST", 201),
+    ]
     assert len(fake.messages()) == 1
+
+
+def test_an_sms_answered_after_the_client_timeout_is_not_sent_again(
+    fake: FakeTwilio, sleeps: list[float]
+) -> None:
+    rest = TwilioRest(
+        fake.account_sid,
+        fake.auth_token,
+        from_number=FROM,
+        base_url=fake.url,
+        timeout_s=0.3,
+        sleep=sleeps.append,
+    )
+    fake.answer_late(1, delay_s=1.5)  # created at once, answered after the client gave up
+    result = rest.send_sms("+46701234567", "Your link: https://example.org/a")
+    (message,) = fake.messages()  # the caller gets one text, not three
+    assert result.ok and result.recovered and result.sid == message.sid
+    assert result.attempts == 2 and len(sleeps) == 1
+    assert [r.method for r in fake.requests] == ["POST", "GET"]
+    listing = fake.requests[1]
+    assert listing.query["To"] == "+46701234567" and listing.query["From"] == FROM
+
+
+def test_an_earlier_text_with_another_body_is_not_taken_for_ours(
+    fake: FakeTwilio, sleeps: list[float]
+) -> None:
+    rest = TwilioRest(
+        fake.account_sid,
+        fake.auth_token,
+        from_number=FROM,
+        base_url=fake.url,
+        timeout_s=0.3,
+        sleep=sleeps.append,
+    )
+    assert rest.send_sms("+46701234567", "an earlier answer").ok
+    fake.fail_next(1, status=503)
+    result = rest.send_sms("+46701234567", "this answer")
+    assert result.ok and not result.recovered
+    assert [m.body for m in fake.messages()] == ["an earlier answer", "this answer"]
+
+
+def test_an_sms_whose_fate_cannot_be_checked_is_not_sent_blindly(fake: FakeTwilio) -> None:
+    rest = TwilioRest(
+        fake.account_sid,
+        fake.auth_token,
+        from_number=FROM,
+        base_url=fake.url,
+        timeout_s=0.3,
+        sleep=lambda _s: fake.stop(),  # Twilio unreachable after the first attempt
+    )
+    fake.answer_late(1, delay_s=1.5)
+    result = rest.send_sms("+46701234567", "hello")
+    assert not result.ok and result.transient and result.attempts == 3
+    assert "could not check whether it was sent" in (result.error_message or "")
+    assert len(fake.messages()) == 1
+
+
+def test_the_fake_lists_messages_newest_first_filtered_like_twilio(
+    fake: FakeTwilio, rest: TwilioRest
+) -> None:
+    for to, body in [("+46701234567", "one"), ("+46739876543", "other"), ("+46701234567", "two")]:
+        assert rest.send_sms(to, body).ok
+    base = f"{fake.url}/2010-04-01/Accounts/{fake.account_sid}/Messages.json"
+    query = urllib.parse.urlencode({"To": "+46701234567", "From": FROM, "PageSize": 20})
+    status, body = _get(f"{base}?{query}", fake.account_sid, fake.auth_token)
+    assert status == 200
+    listed = body["messages"]
+    assert isinstance(listed, list)
+    assert [m["body"] for m in listed] == ["two", "one"]
+    assert body["next_page_uri"] is None and body["page_size"] == 20
+    assert _get(base, fake.account_sid, "wrong")[0] == 401
 
 
 def test_rate_limiting_is_retried(fake: FakeTwilio, rest: TwilioRest) -> None:
@@ -206,6 +291,16 @@ def _post(
         headers={"Authorization": f"Basic {token}"},
         method="POST",
     )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _get(url: str, user: str, password: str) -> tuple[int, dict[str, object]]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    request = urllib.request.Request(url, headers={"Authorization": f"Basic {token}"})
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, json.loads(response.read())

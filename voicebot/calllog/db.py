@@ -152,6 +152,17 @@ class Connection:
         except Exception:
             pass  # the connection is broken; the caller reconnects
 
+    def scrub(self) -> bool:
+        """After deleting personal data: fold SQLite's write-ahead log into the database and
+        truncate it, so no older copy of a deleted page stays in the ``-wal`` file (with
+        ``secure_delete`` the current pages hold zeros). False when another connection's open
+        read kept the log from being emptied. PostgreSQL: nothing to do here; dead rows go at
+        the next (auto)vacuum, and its WAL and backups are the database administrator's."""
+        if self.dialect is not Dialect.SQLITE:
+            return True
+        row = self.raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return row is None or int(row[0]) == 0
+
     def close(self) -> None:
         with suppress(Exception):
             self.raw.close()
@@ -171,6 +182,9 @@ def connect(target: Target, *, timeout_s: float = 5.0) -> Connection:
         try:
             raw.execute("PRAGMA journal_mode=WAL")
             raw.execute("PRAGMA synchronous=NORMAL")  # in WAL: durable across process crashes
+            # deleted rows are overwritten with zeros, not just unlinked: forget and purge must
+            # not leave transcripts readable in free space (see ``Connection.scrub``)
+            raw.execute("PRAGMA secure_delete=ON")
         except sqlite3.DatabaseError as exc:
             raw.close()
             if isinstance(exc, sqlite3.OperationalError):  # locked, busy: worth retrying

@@ -12,7 +12,11 @@ timeline (every event and action, which hold transcripts and SMS texts), blanks 
 n-best lists and erases the caller's hash and number. What stays is anonymous: the call's times,
 language, outcome, reason, group, intents, verdicts and scores, so long-term reports (volumes,
 transfers, solved share, per-intent counts) keep working; top unmatched utterances cover the
-retention window only. ``forget(number)`` deletes every trace of one caller at once.
+retention window only. ``forget(number)`` deletes every trace of one caller at once; a call of
+theirs still in progress (in this or another process) is marked, so its later events are dropped
+rather than written again. On SQLite both overwrite what they delete (``secure_delete``) and
+empty the write-ahead log, so no copy of the text stays in the ``-wal`` file. A negative
+retention period is refused: it would purge everything, calls in progress included.
 """
 
 from __future__ import annotations
@@ -85,6 +89,19 @@ DEFAULT_RETENTION_DAYS = 90
 T = TypeVar("T")
 
 
+class BadRetention(VoicebotError, ValueError):
+    """A retention period the call log refuses."""
+
+
+def _check_retention(days: int | None) -> int | None:
+    """A negative period would purge everything, calls in progress included."""
+    if days is not None and days < 0:
+        raise BadRetention(
+            f"the retention period must be 0 days or more, not {days} (--retention-days)"
+        )
+    return days
+
+
 class CallLogUnavailable(VoicebotError, RuntimeError):
     """A read, purge or forget could not reach the database in time."""
 
@@ -121,7 +138,7 @@ class CallLog:
         retry_max_s: float = 5.0,
     ) -> None:
         self.store = store
-        self.retention_days = retention_days
+        self.retention_days = _check_retention(retention_days)
         self._queue: queue.Queue[_Item] = queue.Queue(maxsize=max_queue)
         self._batch = max(1, batch)
         self._retry = (retry_min_s, retry_max_s)
@@ -158,6 +175,7 @@ class CallLog:
         With ``create=False`` (commands that only read or delete) a SQLite log that does not
         exist yet raises ``NoCallLog`` instead of being created empty.
         """
+        _check_retention(retention_days)  # before anything is created
         target: Target = parse_url(url or default_url(env))
         if not create and not target.exists():
             raise NoCallLog(
@@ -303,6 +321,24 @@ class CallLog:
 
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)
+
+    def open_session(
+        self, session_hash: str, at: dt.datetime, expires: dt.datetime, timeout: float = 10.0
+    ) -> None:
+        """A dashboard login, stored (as a hash of its cookie) for every instance to see."""
+        self._call(lambda s: s.open_session(session_hash, at, expires), timeout)
+
+    def session_alive(self, session_hash: str, now: dt.datetime, timeout: float = 10.0) -> bool:
+        return self._call(lambda s: s.session_alive(session_hash, now), timeout)
+
+    def close_session(self, session_hash: str, timeout: float = 10.0) -> None:
+        self._call(lambda s: s.close_session(session_hash), timeout)
+
+    def transfer_transcript(self, call_id: str, timeout: float = 3.0) -> str | None:
+        """The transcript in the call's last transfer, for the agent's whisper on another
+        instance (the whisper URL carries no caller words); None if unknown or purged. Short
+        timeout: the agent is waiting, and the whisper works without it."""
+        return self._call(lambda s: s.transfer_transcript(call_id), timeout)
 
     def _call(self, run: Callable[[Store], T], timeout: float) -> T:
         future: Future[object] = Future()

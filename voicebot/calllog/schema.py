@@ -80,6 +80,33 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         ),
     ),
+    Migration(
+        2,
+        "calls forgotten while live",
+        (
+            # `forget` during a call deletes its rows, but the serving process goes on writing
+            # the call's later events: their call ids are kept here (no number, no text) so
+            # those writes are dropped instead of recreating a row forget cannot find again.
+            """CREATE TABLE forgotten_calls (
+                call_id TEXT PRIMARY KEY,
+                forgotten_at TEXT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        3,
+        "dashboard sessions",
+        (
+            # One row per dashboard login, so every instance sharing the database knows it and
+            # logging out ends it everywhere. Only a hash of the cookie is stored: reading the
+            # database does not let anyone log in.
+            """CREATE TABLE dashboard_sessions (
+                session_hash TEXT PRIMARY KEY,
+                created_at TEXT NOT NULL,
+                expires_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -54,6 +55,9 @@ from voicebot.core.match import Match, Scored, Verdict
 from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
+FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
+
+log = logging.getLogger("voicebot.calllog.store")
 
 
 class SaltMismatch(VoicebotError, RuntimeError):
@@ -169,12 +173,21 @@ class Store:
     # Writing
 
     def write(self, records: Sequence[Record]) -> None:
-        """All records in one transaction; on error nothing is written and they can be retried."""
+        """All records in one transaction; on error nothing is written and they can be retried.
+        Records of a call forgotten while it was live are dropped (see migration 2)."""
         conn = self.connection()
         seq: dict[str, int] = {}  # next sequence number of each call, within this transaction
+        forgotten: dict[str, bool] = {}
         with conn.transaction():
             for r in records:
-                self._write(conn, r, seq)
+                if r.call_id not in forgotten:
+                    forgotten[r.call_id] = self._forgotten(conn, r.call_id)
+                if not forgotten[r.call_id]:
+                    self._write(conn, r, seq)
+
+    def _forgotten(self, conn: Connection, call_id: str) -> bool:
+        row = conn.execute("SELECT 1 FROM forgotten_calls WHERE call_id = ?", (call_id,)).fetchone()
+        return row is not None
 
     def _write(self, conn: Connection, r: Record, seq: dict[str, int]) -> None:
         if isinstance(r, Started):
@@ -340,6 +353,48 @@ class Store:
         )
         return [EventRow(r[0], int(r[1]), _at(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
 
+    def transfer_transcript(self, call_id: str) -> str | None:
+        row = (
+            self.connection()
+            .execute(
+                "SELECT payload FROM call_events WHERE call_id = ? AND type = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (call_id, Transfer.__name__),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        transcript = json.loads(row[0]).get("context", {}).get("transcript")
+        return transcript if isinstance(transcript, str) else None
+
+    # -----------------------------------------------------------------------------------------
+    # Dashboard sessions (see migration 3)
+
+    def open_session(self, session_hash: str, at: dt.datetime, expires: dt.datetime) -> None:
+        self.connection().execute(
+            "INSERT INTO dashboard_sessions (session_hash, created_at, expires_at) "
+            "VALUES (?, ?, ?)",
+            (session_hash, ts(at), ts(expires)),
+        )
+
+    def session_alive(self, session_hash: str, now: dt.datetime) -> bool:
+        conn = self.connection()
+        row = conn.execute(
+            "SELECT expires_at FROM dashboard_sessions WHERE session_hash = ?", (session_hash,)
+        ).fetchone()
+        if row is None:
+            return False
+        if row[0] > ts(now):
+            return True
+        self.close_session(session_hash)
+        return False
+
+    def close_session(self, session_hash: str) -> None:
+        self.connection().execute(
+            "DELETE FROM dashboard_sessions WHERE session_hash = ?", (session_hash,)
+        )
+
     # -----------------------------------------------------------------------------------------
     # Retention and erasure
 
@@ -364,6 +419,17 @@ class Store:
                 "WHERE started_at < ? AND (caller_hash IS NOT NULL OR caller IS NOT NULL)",
                 (cutoff,),
             ).rowcount
+            # markers of forgotten calls outlive any call still in progress, then go
+            keep_markers = dt.datetime.now(dt.UTC) - FORGOTTEN_MARKER_KEPT
+            conn.execute(
+                "DELETE FROM forgotten_calls WHERE forgotten_at < ?",
+                (ts(min(before, keep_markers)),),
+            )
+            conn.execute(  # sessions nobody logged out of
+                "DELETE FROM dashboard_sessions WHERE expires_at < ?",
+                (ts(dt.datetime.now(dt.UTC)),),
+            )
+        self._scrub(conn)
         return Purged(events, transcripts, callers)
 
     def forget(self, caller_hash: str) -> Forgotten:
@@ -371,6 +437,11 @@ class Store:
         conn = self.connection()
         with conn.transaction():
             sub = "SELECT call_id FROM calls WHERE caller_hash = ?"
+            conn.execute(  # a call still in progress must not be recreated by its later writes
+                "INSERT INTO forgotten_calls (call_id, forgotten_at) SELECT call_id, ? "
+                "FROM calls WHERE caller_hash = ? ON CONFLICT (call_id) DO NOTHING",
+                (ts(dt.datetime.now(dt.UTC)), caller_hash),
+            )
             events = conn.execute(
                 f"DELETE FROM call_events WHERE call_id IN ({sub})", (caller_hash,)
             ).rowcount
@@ -378,7 +449,16 @@ class Store:
                 f"DELETE FROM utterances WHERE call_id IN ({sub})", (caller_hash,)
             ).rowcount
             calls = conn.execute("DELETE FROM calls WHERE caller_hash = ?", (caller_hash,)).rowcount
+        self._scrub(conn)
         return Forgotten(calls, events, utterances)
+
+    def _scrub(self, conn: Connection) -> None:
+        if not conn.scrub():
+            log.warning(
+                "call log %s: a reader kept the write-ahead log from being emptied; deleted "
+                "text stays in its -wal file until the next checkpoint",
+                self.target,
+            )
 
 
 def _range(

@@ -182,19 +182,19 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
 
 def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
-    keep-alive and request-head timeouts. Request bodies are bounded by the app itself."""
-    import uvicorn
-
+    keep-alive and request-head timeouts. Request bodies are bounded by the app itself. Its
+    access log keeps query parameter names, not values (``access_log``)."""
+    from voicebot.telephony.access_log import server_config
     from voicebot.telephony.limits import HeadTimeoutH11Protocol
 
     settings = server.settings
-    return uvicorn.Config(
+    return server_config(  # the access log without query values (tokens, if a client sends one)
         server.app,
         host=host,
         port=port,
         http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
         ws_max_size=settings.max_ws_message_bytes,
-        timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]  # a float works
+        timeout_keep_alive=settings.keep_alive_s,  # a float works
         lifespan="off",
         **options,
     )

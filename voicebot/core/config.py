@@ -85,6 +85,9 @@ class WhenClosed:
 
     say: str
     sms: str | None = None  # optional text (e.g. a link) sent to the caller
+    # said instead of ``say`` to a caller whose number cannot take ``sms`` (withheld, landline),
+    # so nobody is promised a text that cannot arrive
+    say_without_sms: str | None = None
     transfer_to: str | None = None  # another group id to try instead, e.g. an overflow line
 
 

@@ -156,7 +156,7 @@ class TransferContext:
     transcript: str | None
     confidence: float | None
     language: str
-    reason: str
+    reason: TransferReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,8 +467,8 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
         return _serve(s, c, best)  # the fresh answer favours one of the two
     if _says(top, c.config.words.no):  # neither: ask openly again
         return _failed(_answered(s), c, TransferReason.NO_MATCH)
-    if _says(top, c.config.words.yes):  # a bare yes: the better-scoring candidate
-        return _serve(_answered(s), c, s.options[0])
+    if _says(top, c.config.words.yes):  # "yes" to "A or B?" names neither: ask which one
+        return _failed(_answered(s), c, TransferReason.NO_MATCH, clarify_again=True)
     if clarified and best is not None and runner is not None and runner.intent != best.intent:
         s = replace(s, options=(best, runner))  # a different close pair: ask about that instead
     return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
@@ -594,11 +594,18 @@ def _serve(s: State, c: _Ctx, chosen: Scored) -> Transition:
     if action.kind is ActionKind.ANNOUNCE:
         spoken = [_speak(c, action.text, action.audio_url), *reminders]
         return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, spoken)
-    if action.link is not None and s.caller is not None and can_receive_sms(s.caller):
+    if action.link is not None and _can_text(s):
         template = action.sms_text or default_sms_text(action.text or c.config.prompts.sms_sent)
-        sms = SendSms(s.caller, _fill(template, link=action.link), intent.name)
+        sms = SendSms(s.caller or "", _fill(template, link=action.link), intent.name)
         return replace(s, phase=Phase.SMS_PENDING, after=f"sms:{intent.name}"), [*reminders, sms]
-    return _sms_fallback(s, c, action, reminders)
+    # Known before anything was promised (withheld or landline): no apology for a text the
+    # caller never expected, just the fallback.
+    return _sms_fallback(s, c, action, reminders, apologise=False)
+
+
+def _can_text(s: State) -> bool:
+    """Whether to try an SMS at all: decided before the caller is told about one."""
+    return s.caller is not None and can_receive_sms(s.caller)
 
 
 def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Transition:
@@ -610,8 +617,15 @@ def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Transition:
     return _sms_fallback(s, c, action, [])
 
 
-def _sms_fallback(s: State, c: _Ctx, action: IntentAction, actions: Sequence[Action]) -> Transition:
-    out = [*actions, c.say(c.config.prompts.sms_failed)]
+def _sms_fallback(
+    s: State,
+    c: _Ctx,
+    action: IntentAction,
+    actions: Sequence[Action],
+    *,
+    apologise: bool = True,
+) -> Transition:
+    out = [*actions, *([c.say(c.config.prompts.sms_failed)] if apologise else [])]
     if action.fallback is SmsFallback.READ and action.answer:
         out.append(c.say(action.answer))
         return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, out)
@@ -660,11 +674,14 @@ def _route(
         return _transfer(s, c, group, reason, actions)
     seen = (*visited, group.id)
     overflow = closed.transfer_to if closed.transfer_to not in seen else None  # no cycles
-    out = [*actions, c.say(closed.say)]
-    if closed.sms:
-        if s.caller is not None and can_receive_sms(s.caller):
-            out.append(SendSms(s.caller, closed.sms, s.intent or ""))
-        elif overflow is None:
+    texting = closed.sms is not None and _can_text(s)
+    if closed.sms and not texting and closed.say_without_sms:
+        out = [*actions, c.say(closed.say_without_sms)]  # no text promised that cannot arrive
+    else:
+        out = [*actions, c.say(closed.say)]
+        if closed.sms and texting:
+            out.append(SendSms(s.caller or "", closed.sms, s.intent or ""))
+        elif closed.sms and overflow is None:
             out.append(c.say(c.config.prompts.sms_failed))
     if overflow is not None:
         return _route(s, c, overflow, TransferReason.CLOSED_OVERFLOW, out, seen)
@@ -684,7 +701,7 @@ def _transfer(
         transcript=s.transcript,
         confidence=s.confidence if routed else None,
         language=c.config.language,
-        reason=reason.value,
+        reason=reason,
     )
     out = list(actions)
     if reason is not TransferReason.CLOSED_OVERFLOW:  # when_closed.say already explained it
@@ -710,9 +727,7 @@ def _error(s: State, config: LanguageConfig) -> Transition:
     """Apologise and transfer to the default group; with a broken config, at least transfer."""
     try:
         group = config.groups[config.default_group]
-        context = TransferContext(
-            None, s.transcript, None, config.language, TransferReason.ERROR.value
-        )
+        context = TransferContext(None, s.transcript, None, config.language, TransferReason.ERROR)
         transfer = Transfer(group.id, group.destination, context)
     except Exception:
         outcome = Outcome(

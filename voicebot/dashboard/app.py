@@ -1,12 +1,16 @@
 """The ops dashboard: a Starlette sub-application that ``voicebot serve`` mounts (e.g. at
 ``/dashboard``), with the page, its JSON API and a token login.
 
-Access: one shared token (``VOICEBOT_DASHBOARD_TOKEN``), given once in the login form or as
-``?token=``; that sets an HttpOnly, SameSite=Strict cookie holding an HMAC of the token, so
-changing the token logs everyone out. Scripts may send ``Authorization: Bearer <token>``.
-Without a configured token every path answers 404: the dashboard shows transcripts, so it is
-never open by default. The page is static HTML/JS/CSS from the package (no CDN), under a CSP
-that allows only those files; it builds every element from the JSON with ``textContent``.
+Access: one shared token (``VOICEBOT_DASHBOARD_TOKEN``), typed into the login form (a POST, so it
+never appears in a URL, where access logs, proxies and browser history would keep it). Each login
+gets its own random session: an HttpOnly, SameSite=Strict cookie (Secure unless the page is
+served over plain http to this machine) that expires after ``SESSION_S`` and dies at "Log out".
+Sessions live in the call log database, as hashes, so every instance sharing it accepts them.
+Scripts may send ``Authorization: Bearer <token>``. Wrong tokens, by form or header, are counted
+per client and logged, and lock that client out for longer and longer (``limits``). ``?token=``
+is ignored. Without a configured token every path answers 404: the dashboard shows transcripts,
+so it is never open by default. The page is static HTML/JS/CSS from the package (no CDN), under
+a CSP that allows only those files; it builds every element from the JSON with ``textContent``.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ import hashlib
 import hmac
 import html
 import importlib.resources
+import ipaddress
 import logging
 import os
+import secrets
+import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -33,6 +40,9 @@ from starlette.routing import Route
 from voicebot.calllog.log import CallLog, CallLogUnavailable, Rows
 from voicebot.core.config import Deployment
 from voicebot.dashboard import data
+from voicebot.dashboard.limits import FREE_FAILURES, FailedLogins
+
+__all__ = ["COOKIE", "FREE_FAILURES", "SESSION_S", "dashboard_app", "token_from_env"]
 
 TOKEN_ENV = "VOICEBOT_DASHBOARD_TOKEN"
 COOKIE = "voicebot_dashboard"
@@ -40,8 +50,8 @@ MIN_TOKEN_LENGTH = 16
 DEFAULT_DAYS = 30  # the range shown when the page gives none
 MAX_DAYS = 366
 MAX_CALLS = 500
-FAILED_LOGIN_DELAY_S = 0.3  # slows guessing; the token is long anyway
-SESSION_S = 7 * 24 * 3600
+FAILED_LOGIN_DELAY_S = 0.3  # each wrong token answers late, on top of the per-client lockout
+SESSION_S = 12 * 3600  # a working day; then log in again
 
 _logger = logging.getLogger("voicebot.dashboard.app")
 
@@ -51,7 +61,7 @@ _SECURITY_HEADERS = {
         "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",  # ?token= must not leak to other sites
+    "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
 _ASSETS = {
@@ -67,11 +77,16 @@ def token_from_env(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def dashboard_app(
-    log: CallLog, configs: Callable[[], Deployment], *, token: str | None
+    log: CallLog,
+    configs: Callable[[], Deployment],
+    *,
+    token: str | None,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The dashboard; ``configs`` returns the deployment now serving (e.g. a ConfigHolder's
     ``current``), so the snippet lines follow config reloads. A token shorter than 16
-    characters is refused: the page is reachable wherever Twilio can reach the server."""
+    characters is refused: the page is reachable wherever Twilio can reach the server.
+    ``clock`` (wall-clock seconds) times sessions and lockouts."""
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(
             f"{TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters; make one with: "
@@ -79,7 +94,7 @@ def dashboard_app(
         )
     if not token:
         return Starlette(routes=[Route("/{path:path}", _not_found, methods=["GET", "POST"])])
-    return _Dashboard(log, configs, token).app()
+    return _Dashboard(log, configs, token, clock).app()
 
 
 async def _not_found(request: Request) -> Response:
@@ -92,11 +107,18 @@ Handler = Callable[[Request], Awaitable[Response]]
 class _Dashboard:
     """The routes of a dashboard with a token; ``app()`` builds the Starlette app."""
 
-    def __init__(self, log: CallLog, configs: Callable[[], Deployment], token: str) -> None:
+    def __init__(
+        self,
+        log: CallLog,
+        configs: Callable[[], Deployment],
+        token: str,
+        clock: Callable[[], float],
+    ) -> None:
         self.log = log
         self.configs = configs
         self.token = token
-        self.session = hmac.new(token.encode(), b"voicebot dashboard session", "sha256").hexdigest()
+        self.clock = clock
+        self.failures = FailedLogins(clock)
 
     def app(self) -> Starlette:
         guard = self._guarded
@@ -122,30 +144,66 @@ class _Dashboard:
     # -----------------------------------------------------------------------------------------
     # Authentication
 
-    def _authorised(self, request: Request) -> bool:
-        cookie = request.cookies.get(COOKIE, "")
-        if cookie and hmac.compare_digest(cookie.encode(), self.session.encode()):
-            return True
-        auth = request.headers.get("authorization", "")
-        return auth.startswith("Bearer ") and self._valid(auth[7:])
+    def _now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
-    def _valid(self, given: str) -> bool:
-        return hmac.compare_digest(
+    async def _in_session(self, request: Request) -> bool:
+        cookie = request.cookies.get(COOKIE, "")
+        if not cookie:
+            return False
+        return await run_in_threadpool(self.log.session_alive, _hash(cookie), self._now())
+
+    async def _check_token(self, request: Request, given: str) -> int | None:
+        """None when ``given`` is the token; else the HTTP status to refuse with: 429 while
+        this client is locked out (the token is not even compared), 401 after a failure,
+        which is counted, logged and answered late."""
+        client = _client(request)
+        if self.failures.retry_after(client):
+            return 429
+        if hmac.compare_digest(
             hashlib.sha256(given.strip().encode()).digest(),
             hashlib.sha256(self.token.encode()).digest(),
+        ):
+            self.failures.succeeded(client)
+            return None
+        count, lock = self.failures.failed(client)
+        _logger.warning(
+            "failed dashboard login from %s (%d in a row%s)",
+            client,
+            count,
+            f"; locked out for {lock:.0f} s" if lock else "",
         )
+        await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+        return 401
+
+    def _locked(self, request: Request, *, page: bool) -> Response:
+        wait = self.failures.retry_after(_client(request))
+        message = f"Too many wrong tokens from your address: try again in {max(1, wait)} s."
+        if page:
+            response = _login_form(_base(request), message, status=429)
+        else:
+            response = JSONResponse({"error": message}, status_code=429)
+        response.headers["Retry-After"] = str(max(1, wait))
+        return response
 
     def _guarded(self, handler: Handler, *, page: bool = False) -> Handler:
         async def guarded(request: Request) -> Response:
-            given = request.query_params.get("token")
-            if given is not None and request.method == "GET":
-                if self._valid(given):  # log in and drop the token from the address bar
-                    query = request.url.remove_query_params("token").query
-                    target = request.url.path + (f"?{query}" if query else "")
-                    return self._logged_in(request, target)
-                await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-            if self._authorised(request):
+            if "token" in request.query_params:
+                _logger.warning(
+                    "dashboard: ignored a token in a URL (URLs get logged); log in with the "
+                    "form or an Authorization header"
+                )
+            refused: int | None = 401
+            if await self._in_session(request):
+                refused = None
+            else:
+                auth = request.headers.get("authorization", "")
+                if auth.startswith("Bearer "):
+                    refused = await self._check_token(request, auth[7:])
+            if refused is None:
                 response = await handler(request)
+            elif refused == 429:
+                response = self._locked(request, page=page)
             elif page:
                 response = _login_form(_base(request), "", status=401)
             else:
@@ -160,20 +218,27 @@ class _Dashboard:
         if request.method == "GET":
             return _login_form(base, "")
         given = await _form_field(request, "token")
-        if given is not None and self._valid(given):
-            return self._logged_in(request, base)
-        await asyncio.sleep(FAILED_LOGIN_DELAY_S)
-        _logger.warning("dashboard: failed login from %s", request.client and request.client.host)
+        refused = await self._check_token(request, given or "")
+        if refused is None:
+            return await self._logged_in(request, base)
+        if refused == 429:
+            return self._locked(request, page=True)
         return _login_form(base, "That token is not right.", status=401)
 
-    def _logged_in(self, request: Request, target: str) -> Response:
+    async def _logged_in(self, request: Request, target: str) -> Response:
+        """A new random session: stored (hashed) for every instance, sent as the cookie."""
+        session = secrets.token_urlsafe(32)
+        now = self._now()
+        expires = now + dt.timedelta(seconds=SESSION_S)
+        await run_in_threadpool(self.log.open_session, _hash(session), now, expires)
+        secure = request.url.scheme == "https" or not _loopback(request.url.hostname)
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             COOKIE,
-            self.session,
+            session,
             max_age=SESSION_S,
             path=_base(request),
-            secure=request.url.scheme == "https",
+            secure=secure,
             httponly=True,
             samesite="strict",
         )
@@ -181,9 +246,14 @@ class _Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
+        """Ends the session everywhere, not only in this browser."""
         base = _base(request)
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie:
+            await run_in_threadpool(self.log.close_session, _hash(cookie))
         response = RedirectResponse(base + "login", status_code=303)
         response.delete_cookie(COOKIE, path=base, httponly=True, samesite="strict")
+        response.headers.update(_SECURITY_HEADERS)
         return response
 
     # -----------------------------------------------------------------------------------------
@@ -282,6 +352,25 @@ async def _form_field(request: Request, name: str, limit: int = 4096) -> str | N
             return None
     values = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get(name)
     return values[0] if values else None
+
+
+def _hash(session: str) -> str:
+    """What the database keeps of a session cookie: enough to check it, not to use it."""
+    return hashlib.sha256(session.encode()).hexdigest()
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _loopback(host: str | None) -> bool:
+    """Served to this machine (a local trial over http): browsers drop Secure cookies there."""
+    if host is None or host == "localhost":
+        return host is not None
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _day(text: str | None) -> dt.date | None:

@@ -165,6 +165,8 @@ def _when_closed(
     if pairs is None:
         return None
     say = ctx.text(pairs["say"][1], where, "'say'") if "say" in pairs else None
+    without = pairs.get("say_without_sms")  # for callers who cannot take the text
+    say_without_sms = ctx.text(without[1], where, "'say_without_sms'") if without else None
     sms: str | None = None
     if "sms" in pairs:
         sms = ctx.text(pairs["sms"][1], where, "'sms'")
@@ -180,4 +182,4 @@ def _when_closed(
             refs.closed.append((gid, ref))
     if say is None:
         return None
-    return WhenClosed(say=say, sms=sms, transfer_to=transfer_to)
+    return WhenClosed(say=say, sms=sms, transfer_to=transfer_to, say_without_sms=say_without_sms)

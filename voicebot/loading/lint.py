@@ -203,6 +203,17 @@ def _groups(config: LanguageConfig) -> list[ConfigWarning]:
                     "hours-unused",
                 )
             )
+        closed = group.when_closed
+        if closed is not None and closed.sms and not closed.say_without_sms:
+            found.append(
+                ConfigWarning(
+                    group.origin,
+                    f"group '{group.id}' texts callers when closed but has no "
+                    "'say_without_sms': a withheld or landline caller hears 'say', which may "
+                    "promise a text, then prompts.sms_failed; add what they should hear instead",
+                    "closed-sms-no-fallback",
+                )
+            )
         if group.when_closed is not None and group.hours.always_open:
             found.append(
                 ConfigWarning(

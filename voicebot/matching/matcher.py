@@ -32,8 +32,10 @@ solvers are deterministic and run on one BLAS thread (threadpoolctl).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +45,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import MultinomialNB
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from voicebot.core.config import ActionKind, Intent, Thresholds
 from voicebot.core.match import Match, Scored, Verdict, decide
@@ -94,6 +96,7 @@ class _Trained:
     meaning: LogisticRegression | None  # None when only one intent has texts
     chars: TfidfVectorizer
     spelling: MultinomialNB | None
+    log_prob: F64  # n-grams x classes, the naive Bayes weights laid out for one product per text
     vectors: F32  # training texts' sentence vectors, for familiarity
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
@@ -133,7 +136,7 @@ class Matcher:
         vectors = self._embeddings.texts(texts)
         y = np.array(labels, np.int64)
         phrase_mask = np.array(is_phrase, bool)
-        with threadpool_limits(1):  # small problems: BLAS threads would only wait for each other
+        with _one_thread():
             self._gamma = self._calibrate(texts, vectors, y, phrase_mask)
             self._trained = self._fit(texts, vectors, y, phrase_mask)
 
@@ -169,6 +172,9 @@ class Matcher:
             meaning=meaning,
             chars=chars,
             spelling=spelling,
+            log_prob=np.ascontiguousarray(
+                spelling.feature_log_prob_.T if spelling is not None else np.zeros((0, 0))
+            ),
             vectors=vectors,
             phrases=[t for t, p in zip(texts, phrase_mask.tolist(), strict=True) if p],
             phrase_owner=y[phrase_mask],
@@ -222,7 +228,7 @@ class Matcher:
             alone: F64 = log_p + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
             return alone
         meaning = trained.meaning.predict_log_proba(vectors)
-        joint = np.asarray(sparse.csr_matrix(counts) @ trained.spelling.feature_log_prob_.T)
+        joint = np.asarray(sparse.csr_matrix(counts) @ trained.log_prob)
         spelling = _log_softmax(CHAR_TEMPERATURE * joint)
         mixed = _log_softmax((1 - CHAR_SHARE) * meaning + CHAR_SHARE * spelling)
         p = np.zeros((n, classes))
@@ -285,7 +291,7 @@ class Matcher:
             return out
         kept = [norms[i] for i in rows]
         vectors = self._embeddings.queries(kept)
-        with threadpool_limits(1):
+        with _one_thread():
             log_c = self._log_confidence(self._trained, kept, vectors)
         out[rows] = np.exp(self._gamma * np.minimum(log_c, 0.0))
         return out
@@ -321,6 +327,19 @@ class Matcher:
         best = int(np.argmax(combined))
         backer = int(np.argmax(weights * each[:, best]))
         return self._result(usable[backer][0], combined)
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """Found once: looking the thread pools up reads /proc/self/maps, ~6 ms a time."""
+    return ThreadpoolController()
+
+
+def _one_thread() -> AbstractContextManager[object]:
+    """Small problems: BLAS threads would only wait for each other, and the recogniser needs the
+    other cores."""
+    limiter: AbstractContextManager[object] = _threadpools().limit(limits=1)
+    return limiter
 
 
 def _log_softmax(z: F64) -> F64:

@@ -467,8 +467,19 @@ class VoiceServer:
         config = deployment.language(language if language in deployment.languages else None)
         intent = config.intents.get(query.get("intent") or "")
         topic = intent.label if intent is not None else (query.get("reason") or "?")
-        text = whisper_text(topic, query.get("transcript"))
+        text = whisper_text(topic, await self._transcript(query.get("call") or ""))
         return Response(whisper_twiml(text, config.voice, config.language), media_type=TWIML)
+
+    async def _transcript(self, call_sid: str) -> str | None:
+        """What the caller said, for the agent: this instance's note of the transfer, else the
+        call log's (the call may have been served by another instance)."""
+        if not call_sid:
+            return None
+        note = self.services.whispers.get(call_sid)
+        if note is not None:
+            return note
+        observer = self.services.observer
+        return await asyncio.to_thread(observer.transfer_transcript, call_sid)
 
     # -- the media stream ------------------------------------------------------------------
 

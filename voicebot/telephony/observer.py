@@ -28,6 +28,7 @@ class CallObserver(Protocol):
     followed by the actions it caused, then ``call_ended`` once the call has an outcome. Several
     instances may observe parts of one call. ``call_closed``: Twilio reported the end of a call
     no session here holds; the outcome stands only if no instance logged the real one.
+    ``transfer_transcript`` is the one read: it may block briefly (run it in a thread).
     """
 
     def call_started(
@@ -39,6 +40,11 @@ class CallObserver(Protocol):
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        """What the caller said before the call's last transfer, for the agent's whisper on
+        any instance; None when unknown."""
+        ...
 
     def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
 
@@ -59,6 +65,9 @@ class NoObserver:
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         pass
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        return None
 
     def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         pass
@@ -95,6 +104,13 @@ class GuardedObserver:
             self.inner.call_ended(call_id, at, outcome)
         except Exception:
             log.exception("call observer call_ended failed")
+
+    def transfer_transcript(self, call_id: str) -> str | None:
+        try:
+            return self.inner.transfer_transcript(call_id)
+        except Exception:
+            log.warning("call observer transfer_transcript failed", exc_info=True)
+            return None
 
     def call_closed(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         try:

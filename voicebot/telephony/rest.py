@@ -5,13 +5,22 @@ for the dialogue (fall back: read the answer, transfer, ...). Transient failures
 network errors) are retried a bounded number of times with exponential backoff; a 4xx such as
 21211 (invalid number) or 20003 (bad credentials) is final at once, since repeating it cannot
 succeed and the caller is waiting. Calls block: run them in a worker thread.
+
+Creating a message is not safe to repeat: when an attempt's answer is lost (a timeout, a broken
+connection, a 5xx) Twilio may have sent the text all the same, and Twilio's API takes no
+idempotency key. So before sending again, ``send_sms`` lists the messages to that number from the
+same sender and takes one with the same body created since just before the first attempt as the
+text it sent (``RestResult.recovered``). When even that lookup fails, it does not send blindly:
+the send is reported failed, and the dialogue falls back (reads the answer or transfers), which
+is better for the caller than two or three copies of one text.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from twilio.base.exceptions import (  # type: ignore[import-untyped]
@@ -26,6 +35,11 @@ from voicebot.telephony.settings import FROM_NUMBER_VAR, MESSAGING_SERVICE_SID_V
 
 TWILIO_API: Final = "https://api.twilio.com"
 MAX_TWIML_CHARS: Final = 4000  # Twilio refuses longer inline TwiML in a call update
+# A message found when looking for a lost send counts as ours if created at most this long
+# before the first attempt: Twilio's dates have whole seconds and its clock is not ours. The
+# price: the same text to the same number within this window is taken for the one being sent.
+CLOCK_SLACK: Final = dt.timedelta(seconds=60)
+LOOKUP_PAGE: Final = 20  # the newest messages to that number are enough
 
 
 class TwilioCredentialsError(ValueError):
@@ -42,10 +56,12 @@ class RestResult:
     error_message: str | None = None
     attempts: int = 1
     transient: bool = False  # the last failure was retryable: we gave up, Twilio did not refuse
+    recovered: bool = False  # an answer was lost, but the message was found on Twilio
 
     def __str__(self) -> str:
         if self.ok:
-            return f"ok {self.sid} {self.status} after {self.attempts} attempt(s)"
+            found = " (found after a lost answer)" if self.recovered else ""
+            return f"ok {self.sid} {self.status} after {self.attempts} attempt(s){found}"
         return (
             f"failed after {self.attempts} attempt(s): HTTP {self.http_status} "
             f"code {self.error_code}: {self.error_message}"
@@ -82,6 +98,7 @@ class TwilioRest:
         max_backoff_s: float = 2.0,
         timeout_s: float = 10.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         """``base_url`` replaces https://api.twilio.com (e.g. ``FakeTwilio.url``).
 
@@ -97,6 +114,7 @@ class TwilioRest:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self._sleep = sleep
+        self._clock = clock
         self._client = Client(
             account_sid, auth_token, http_client=_RebasedHttpClient(base_url, timeout_s)
         )
@@ -145,15 +163,57 @@ class TwilioRest:
                 f"no SMS sender: set {FROM_NUMBER_VAR} or {MESSAGING_SERVICE_SID_VAR}"
             )
         extra = {"status_callback": status_callback} if status_callback else {}
+        since = self._clock() - CLOCK_SLACK
         return self._retrying(
-            lambda: self._client.messages.create(to=to, body=body, **sender, **extra)
+            lambda: self._client.messages.create(to=to, body=body, **sender, **extra),
+            lookup=lambda: self._find_message(to, body, sender, since),
         )
 
-    def _retrying(self, request: Callable[[], Any]) -> RestResult:
+    def _find_message(
+        self, to: str, body: str, sender: Mapping[str, str], since: dt.datetime
+    ) -> Any | None:
+        """The message a lost attempt may have created: to ``to`` from the same sender, with
+        ``body`` (trial accounts prefix it), created since ``since``; None if there is none."""
+        filters = {"from_": sender["from_"]} if "from_" in sender else {}
+        for message in self._client.messages.list(
+            to=to, limit=LOOKUP_PAGE, page_size=LOOKUP_PAGE, **filters
+        ):
+            created = message.date_created
+            if created is not None and created < since:
+                continue
+            service = sender.get("messaging_service_sid")
+            if service is not None and message.messaging_service_sid != service:
+                continue
+            if (message.body or "").endswith(body):
+                return message
+        return None
+
+    def _retrying(
+        self, request: Callable[[], Any], lookup: Callable[[], Any | None] | None = None
+    ) -> RestResult:
+        """``lookup``: for a request not safe to repeat, finds what a lost attempt created."""
         failure = RestResult(ok=False)
         for attempt in range(1, self.max_attempts + 1):
             if attempt > 1:
                 self._sleep(min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 2)))
+                if lookup is not None and _maybe_done(failure):
+                    try:
+                        found = lookup()
+                    except (TwilioException, OSError) as exc:
+                        note = "could not check whether it was sent"
+                        first = (failure.error_message or "").split(f"; {note}")[0]
+                        failure = replace(
+                            failure, attempts=attempt, error_message=f"{first}; {note}: {exc}"
+                        )
+                        continue  # never send again without knowing
+                    if found is not None:
+                        return RestResult(
+                            ok=True,
+                            sid=str(found.sid),
+                            status=str(found.status),
+                            attempts=attempt,
+                            recovered=True,
+                        )
             try:
                 resource = request()
             except (TwilioRestException, TwilioServiceException) as exc:
@@ -185,3 +245,9 @@ class TwilioRest:
             if not failure.transient:
                 return failure
         return failure
+
+
+def _maybe_done(failure: RestResult) -> bool:
+    """The attempt's answer was lost (network) or Twilio erred (5xx) after perhaps acting;
+    a 429 says it did nothing."""
+    return failure.transient and failure.http_status != 429

@@ -67,6 +67,7 @@ from voicebot.telephony.twiml import (
     say_and_hangup_twiml,
     transfer_twiml,
 )
+from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
 __all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
 
@@ -94,6 +95,7 @@ class CallServices:
     stream_url: str
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
+    whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
 
 
 @dataclass(eq=False)
@@ -446,11 +448,14 @@ class CallSession:
         speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
         for a in actions:
             if isinstance(a, Transfer):
+                # the caller's words go to the agent's screen (task) and whisper, never in a URL
+                self.services.whispers.put(self.call_sid, a.context.transcript)
                 return transfer_twiml(
                     a.destination,
                     context=asdict(a.context),
                     speech=speech,
                     whisper_base_url=self.services.whisper_url,
+                    whisper_context=whisper_context(self.call_sid, a.context),
                 )
         return say_and_hangup_twiml(speech)
 

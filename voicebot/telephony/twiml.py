@@ -94,17 +94,20 @@ def transfer_twiml(
     caller_id: str | None = None,
     timeout_s: int | None = None,
     wait_url: str | None = None,
+    whisper_context: Mapping[str, ContextValue] | None = None,
 ) -> str:
     """Say ``speech``, then hand the caller to ``destination`` with what the bot learned.
 
     number/sip: ``<Dial>``; with ``whisper_base_url`` the agent's leg first fetches that URL
-    (``context`` in its query string; see ``whisper_url``) and hears a summary before bridging.
+    (``whisper_context``, by default ``context``, in its query string; see ``whisper_url``) and
+    hears a summary before bridging.
     workflow: ``<Enqueue workflowSid>`` with ``context`` as TaskRouter task attributes (JSON).
     queue: plain ``<Enqueue>`` (no way to carry context), ``wait_url`` is the hold music TwiML.
     """
     response = VoiceResponse()
     _add_speech(response, speech)
-    whisper = whisper_url(whisper_base_url, context or {}) if whisper_base_url else None
+    in_url = context if whisper_context is None else whisper_context
+    whisper = whisper_url(whisper_base_url, in_url or {}) if whisper_base_url else None
     _add_destination(response, destination, context or {}, whisper, caller_id, timeout_s, wait_url)
     return _xml(response)
 

@@ -1,13 +1,16 @@
-"""A local fake of the two Twilio REST endpoints the bot uses, for tests and offline demos.
+"""A local fake of the Twilio REST endpoints the bot uses, for tests and offline demos.
 
 It speaks the real wire format (form-encoded POSTs, basic auth, Twilio's JSON bodies and error
-codes), so ``voicebot.telephony.rest`` talks to it through the official helper library unchanged.
-It records every request and can be told to fail, to exercise retries and error handling::
+codes), so ``voicebot.telephony.rest`` talks to it through the official helper library unchanged:
+call updates, message creation, and the message list (``GET Messages.json`` with ``To`` and
+``From`` filters, newest first), which the bot reads before it sends a text again. It records
+every request and can be told to fail, to exercise retries and error handling::
 
     with FakeTwilio() as fake:
         rest = TwilioRest(fake.account_sid, fake.auth_token, base_url=fake.url, ...)
         fake.fail_next(2)                      # two 500s, then normal answers
         fake.reject_number("+15005550001", 21211)
+        fake.answer_late(1, delay_s=6)         # create the next message, answer after 6 s
 
 CLI: ``python -m voicebot.telephony.testing.fake_rest --port 8099`` prints its URL and credentials.
 """
@@ -23,6 +26,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -92,6 +96,7 @@ class RecordedRequest:
     form: Mapping[str, str]
     authorized: bool
     status: int  # HTTP status the fake answered with
+    query: Mapping[str, str] = field(default_factory=dict)  # of a GET: the list filters
     account_sid: str | None = None
     call_sid: str | None = None
     error_code: int | None = None
@@ -116,6 +121,8 @@ class _Failures:
     next_status: int = 500
     rejected: dict[str, int] = field(default_factory=dict)
     ended_calls: set[str] = field(default_factory=set)
+    late_n: int = 0  # message creations still to answer late
+    late_s: float = 0.0
 
 
 class FakeTwilio:
@@ -132,6 +139,7 @@ class FakeTwilio:
         self.auth_token = auth_token
         self._lock = threading.Lock()
         self._requests: list[RecordedRequest] = []
+        self._created: list[dict[str, Any]] = []  # message resources, oldest first
         self._failures = _Failures()
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
@@ -174,7 +182,12 @@ class FakeTwilio:
         return [r for r in self.requests if r.kind is RequestKind.CALL_UPDATE and r.status < 300]
 
     def messages(self) -> list[RecordedRequest]:
-        return [r for r in self.requests if r.kind is RequestKind.MESSAGE and r.status < 300]
+        """The messages created (sent), in order; list requests are not among them."""
+        return [
+            r
+            for r in self.requests
+            if r.kind is RequestKind.MESSAGE and r.method == "POST" and r.status < 300
+        ]
 
     # --- failure injection ---
 
@@ -189,6 +202,14 @@ class FakeTwilio:
         with self._lock:
             self._failures.rejected[number] = code
 
+    def answer_late(self, n: int, delay_s: float) -> None:
+        """Create the next ``n`` messages at once but answer only after ``delay_s``: what
+        Twilio does when it is slow, so a client with a shorter timeout sees a network error
+        for a message that was sent."""
+        with self._lock:
+            self._failures.late_n = n
+            self._failures.late_s = delay_s
+
     def end_call(self, call_sid: str) -> None:
         """The caller hung up: later updates of this call fail with 21220, as on Twilio."""
         with self._lock:
@@ -197,9 +218,17 @@ class FakeTwilio:
     # --- request handling (runs on the server's threads) ---
 
     def handle(
-        self, method: str, path: str, authorization: str | None, raw_body: bytes
+        self, method: str, path: str, authorization: str | None, raw_body: bytes, query: str = ""
     ) -> tuple[int, dict[str, Any]]:
+        status, payload, _delay = self._handle(method, path, authorization, raw_body, query)
+        return status, payload
+
+    def _handle(
+        self, method: str, path: str, authorization: str | None, raw_body: bytes, query: str
+    ) -> tuple[int, dict[str, Any], float]:
+        """The answer and how long to hold it back (``answer_late``)."""
         form = dict(parse_qsl(raw_body.decode("utf-8", "replace"), keep_blank_values=True))
+        filters = dict(parse_qsl(query, keep_blank_values=True))
         call = _CALL_PATH.match(path)
         message = _MESSAGES_PATH.match(path)
         kind = (
@@ -213,7 +242,16 @@ class FakeTwilio:
         account = match.group(1) if match else None
         call_sid = call.group(2) if call else None
         authorized = self._authorized(authorization, account)
-        status, payload = self._answer(method, kind, path, form, authorized, account, call_sid)
+        status, payload = self._answer(
+            method, kind, path, form, filters, authorized, account, call_sid
+        )
+        delay = 0.0
+        if kind is RequestKind.MESSAGE and method == "POST" and status == 201:
+            with self._lock:
+                self._created.append(payload)
+                if self._failures.late_n > 0:
+                    self._failures.late_n -= 1
+                    delay = self._failures.late_s
         record = RecordedRequest(
             kind=kind,
             method=method,
@@ -221,6 +259,7 @@ class FakeTwilio:
             form=form,
             authorized=authorized,
             status=status,
+            query=filters,
             account_sid=account,
             call_sid=call_sid,
             error_code=payload.get("code") if status >= 400 else None,
@@ -228,7 +267,7 @@ class FakeTwilio:
         )
         with self._lock:
             self._requests.append(record)
-        return status, payload
+        return status, payload, delay
 
     def _authorized(self, header: str | None, account: str | None) -> bool:
         if not header or not header.startswith("Basic "):
@@ -249,6 +288,7 @@ class FakeTwilio:
         kind: RequestKind,
         path: str,
         form: Mapping[str, str],
+        filters: Mapping[str, str],
         authorized: bool,
         account: str | None,
         call_sid: str | None,
@@ -262,6 +302,9 @@ class FakeTwilio:
                 return _error(status, 20429 if status == 429 else 20500)
             rejected = dict(self._failures.rejected)
             ended = set(self._failures.ended_calls)
+        if kind is RequestKind.MESSAGE and method == "GET":
+            assert account is not None
+            return self._list_messages(account, filters)
         if kind is RequestKind.OTHER or method != "POST":
             return _error(404, 20404, path=path)
         assert account is not None
@@ -291,6 +334,36 @@ class FakeTwilio:
             "date_created": now,
             "date_updated": now,
             "uri": f"{API}{account}/Calls/{call_sid}.json",
+        }
+
+    def _list_messages(
+        self, account: str, filters: Mapping[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """One page of the account's messages, newest first, with Twilio's ``To``/``From``
+        filters and its paging fields (always one page here)."""
+        try:
+            size = max(1, min(1000, int(filters.get("PageSize", "50"))))
+        except ValueError:
+            size = 50
+        with self._lock:
+            found = [
+                m
+                for m in reversed(self._created)
+                if m["account_sid"] == account
+                and filters.get("To", m["to"]) == m["to"]
+                and filters.get("From", m["from"]) == m["from"]
+            ][:size]
+        uri = f"{API}{account}/Messages.json?PageSize={size}&Page=0"
+        return 200, {
+            "messages": found,
+            "end": max(0, len(found) - 1),
+            "first_page_uri": uri,
+            "next_page_uri": None,
+            "page": 0,
+            "page_size": size,
+            "previous_page_uri": None,
+            "start": 0,
+            "uri": uri,
         }
 
     def _create_message(
@@ -354,16 +427,21 @@ def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length > 0 else b""
-            path = self.path.split("?", 1)[0]
-            status, payload = fake.handle(
-                self.command, path, self.headers.get("Authorization"), body
+            path, _, query = self.path.partition("?")
+            status, payload, delay = fake._handle(
+                self.command, path, self.headers.get("Authorization"), body, query
             )
+            if delay > 0:
+                time.sleep(delay)  # the work is done; only the answer is late
             data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                self.close_connection = True  # the client gave up waiting, as clients do
 
         do_POST = _serve
         do_GET = _serve
