@@ -33,8 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from voicebot.loading.loader import ConfigHolder  # noqa: E402
-from voicebot.speech.recognizer import load_model  # noqa: E402
 from voicebot.speech.tts import Tts  # noqa: E402
+from voicebot.speech.vosk_model import load_model  # noqa: E402
 from voicebot.telephony.app import SpeechProvider, VoiceServer  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
 from voicebot.telephony.rest import TwilioRest  # noqa: E402
