@@ -51,8 +51,8 @@ from voicebot.core.config import Intent, LanguageConfig, SpeechMode, Thresholds 
 from voicebot.loading.loader import ConfigHolder  # noqa: E402
 from voicebot.speech.grammar import runtime_grammar  # noqa: E402
 from voicebot.speech.pipeline import SpeechKit  # noqa: E402
-from voicebot.speech.recognizer import SpeechModel, load_model  # noqa: E402
 from voicebot.speech.tts import Tts  # noqa: E402
+from voicebot.speech.vosk_model import SpeechModel, load_model  # noqa: E402
 from voicebot.telephony.app import SpeechProvider, VoiceServer  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
 from voicebot.telephony.rest import TwilioRest  # noqa: E402

@@ -61,7 +61,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "audio_fixtures"))
 
-from voicebot.speech.audio import EnergyVad, read_wav, resample, ulaw_decode  # noqa: E402
+from voicebot.speech.audio import read_wav, ulaw_decode  # noqa: E402
+from voicebot.speech.endpointing import EnergyVad  # noqa: E402
+from voicebot.speech.resample import resample  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
 from voicebot.telephony.testing.simulator import load_audio, voiced_frames  # noqa: E402
 
@@ -193,8 +195,10 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
     import vosk
 
     from voicebot.loading.loader import load_language
+    from voicebot.speech.dither import dither_table
     from voicebot.speech.grammar import runtime_grammar
-    from voicebot.speech.recognizer import Recognizer, _dither_table, load_model
+    from voicebot.speech.recognizer import Recognizer
+    from voicebot.speech.vosk_model import load_model
 
     vosk.SetLogLevel(-1)
     config = load_language(CONFIG)
@@ -207,7 +211,7 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
     grammar = json.dumps(probe.grammar, ensure_ascii=False)
     if same:
         model = probe.model.vosk_model  # loaded with --dither=0
-        table = np.resize(_dither_table(), 60 * RATE)
+        table = np.resize(dither_table(), 60 * RATE)
         audio = [stream_audio(i, shape).astype(np.float32) for i in range(n)]
         audio = [a + probe.model.dither * table[: len(a)] for a in audio]
     else:
@@ -499,7 +503,7 @@ def premature(early: bool, end_of_speech_s: float | None = None) -> dict[str, An
     from voicebot.loading.loader import load_language
     from voicebot.speech.audio import ulaw_encode
     from voicebot.speech.pipeline import CallPipeline, speech_kit
-    from voicebot.speech.recognizer import load_model
+    from voicebot.speech.vosk_model import load_model
 
     config = load_language(CONFIG)
     speech = config.speech

@@ -38,16 +38,12 @@ sys.path.insert(0, str(ROOT))
 
 from voicebot.core.config import SpeechMode  # noqa: E402
 from voicebot.loading.loader import load_language  # noqa: E402
-from voicebot.speech.audio import read_wav, resample  # noqa: E402
+from voicebot.speech.audio import read_wav  # noqa: E402
+from voicebot.speech.endpointing import Endpointing  # noqa: E402
 from voicebot.speech.grammar import runtime_grammar  # noqa: E402
-from voicebot.speech.recognizer import (  # noqa: E402
-    BLOCK_S,
-    Endpointing,
-    Recognizer,
-    SpeechModel,
-    decode_executor,
-    load_model,
-)
+from voicebot.speech.recognizer import BLOCK_S, Recognizer, decode_executor  # noqa: E402
+from voicebot.speech.resample import resample  # noqa: E402
+from voicebot.speech.vosk_model import SpeechModel, load_model  # noqa: E402
 
 AUDIO = Path("/work/shared/data/audio")
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

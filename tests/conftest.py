@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.speech.recognizer import SpeechModel, load_model
+from voicebot.speech.vosk_model import SpeechModel, load_model
 
 AUDIO_DIR = Path("/work/shared/data/audio")
 """Real recordings shared by the team (read from there, never copied into the repo)."""

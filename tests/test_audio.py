@@ -13,14 +13,13 @@ import pytest
 
 from voicebot.speech.audio import (
     AudioError,
-    EnergyVad,
-    Resampler,
     read_wav,
-    resample,
     ulaw_decode,
     ulaw_encode,
     write_wav,
 )
+from voicebot.speech.endpointing import EnergyVad
+from voicebot.speech.resample import Resampler, resample
 
 SOX = "/usr/bin/sox"
 ALL_CODES = bytes(range(256))

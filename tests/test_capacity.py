@@ -25,9 +25,12 @@ from test_e2e_twilio import AUDIO, CONFIG, Live, _serving
 from voicebot.core.config import LanguageConfig
 from voicebot.loading.loader import ConfigError, load_language
 from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
+from voicebot.speech.endpointing import Endpointing
 from voicebot.speech.grammar import runtime_grammar
 from voicebot.speech.pipeline import AudioQueue, CallPipeline, SpeechKit, speech_kit
-from voicebot.speech.recognizer import Endpointing, Final, Recognizer, SpeechModel
+from voicebot.speech.recognizer import Recognizer
+from voicebot.speech.transcripts import Final
+from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.app import SpeechProvider
 from voicebot.telephony.session import CallSession
 from voicebot.telephony.testing.simulator import load_audio, simulate_calls

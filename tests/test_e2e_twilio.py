@@ -23,8 +23,8 @@ from websockets.exceptions import InvalidStatus
 
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import CallPipeline, load_speech_model
-from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
+from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest

@@ -16,7 +16,8 @@ from voicebot.speech.grammar import (
     runtime_grammar,
     unknown_grammar_words,
 )
-from voicebot.speech.recognizer import UNK, SpeechModel
+from voicebot.speech.transcripts import UNK
+from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KO_CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

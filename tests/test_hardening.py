@@ -26,8 +26,8 @@ from voicebot.cli.main import build_parser, main
 from voicebot.cli.serve import server_settings, uvicorn_config
 from voicebot.core.dialogue import CallStarted, Outcome, OutcomeKind
 from voicebot.loading.loader import ConfigHolder
-from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
+from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.media_stream import split_frames
 from voicebot.telephony.observer import CallObserver

@@ -16,8 +16,9 @@ from voicebot.cli.main import main
 from voicebot.loading.loader import load_language
 from voicebot.matching.matcher import Matcher
 from voicebot.shells.listen import Microphone, run_listen
-from voicebot.speech.audio import read_wav, resample
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.audio import read_wav
+from voicebot.speech.resample import resample
+from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 KO_WAVS = ROOT / "audio_fixtures" / "ko-KR"

@@ -18,7 +18,7 @@ from voicebot.loading.loader import load_language
 from voicebot.matching.matcher import Matcher
 from voicebot.speech.audio import read_wav
 from voicebot.speech.pipeline import CallPipeline
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "audio_fixtures" / "ko-KR"

@@ -18,23 +18,13 @@ import pytest
 
 from voicebot.core.config import ActionKind, Intent, IntentAction
 from voicebot.loading.loader import load_deployment
-from voicebot.speech.audio import Audio, read_wav, resample, ulaw_decode, ulaw_encode
-from voicebot.speech.recognizer import (
-    UNK,
-    Endpointing,
-    Final,
-    GrammarError,
-    NoSpeech,
-    PartialTranscript,
-    Recognizer,
-    RecognizerEvent,
-    SpeechModel,
-    grammar_phrases,
-    grammar_text,
-    inspect_model,
-    load_model,
-    unknown_words,
-)
+from voicebot.speech.audio import Audio, read_wav, ulaw_decode, ulaw_encode
+from voicebot.speech.endpointing import Endpointing
+from voicebot.speech.grammar import GrammarError, grammar_phrases, grammar_text, unknown_words
+from voicebot.speech.recognizer import Recognizer
+from voicebot.speech.resample import resample
+from voicebot.speech.transcripts import UNK, Final, NoSpeech, PartialTranscript, RecognizerEvent
+from voicebot.speech.vosk_model import SpeechModel, inspect_model, load_model
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 GRAMMAR = ["네", "아니요", "상담원 연결", "요금"]  # yes, no, agent please, bill

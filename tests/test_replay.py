@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from voicebot.cli.main import main
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "audio_fixtures"

@@ -24,7 +24,7 @@ from voicebot.calllog.report import summarize
 from voicebot.cli.serve import attach_dashboard, purge_every, uvicorn_config
 from voicebot.core.dialogue import CallStarted, Utterance
 from voicebot.loading.loader import ConfigHolder
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings

@@ -32,7 +32,7 @@ from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
 from voicebot.speech.pipeline import CallPipeline, Step, StepEvent
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.vosk_model import SpeechModel
 
 __all__ = [
     "BLOCK_S",

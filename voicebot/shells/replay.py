@@ -23,7 +23,7 @@ from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import AudioError, read_wav
 from voicebot.speech.pipeline import CallPipeline, Step
-from voicebot.speech.recognizer import SpeechModel
+from voicebot.speech.vosk_model import SpeechModel
 
 __all__ = [
     "NO_CHECK",

@@ -43,19 +43,11 @@ from voicebot.core.match import Match, Verdict
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
+from voicebot.speech.endpointing import Endpointing
 from voicebot.speech.grammar import runtime_grammar
-from voicebot.speech.recognizer import (
-    REGISTRY,
-    UNK,
-    Endpointing,
-    Final,
-    NoSpeech,
-    PartialTranscript,
-    Recognizer,
-    RecognizerEvent,
-    SpeechModel,
-    decode_executor,
-)
+from voicebot.speech.recognizer import Recognizer, decode_executor
+from voicebot.speech.transcripts import UNK, Final, NoSpeech, PartialTranscript, RecognizerEvent
+from voicebot.speech.vosk_model import REGISTRY, SpeechModel
 
 __all__ = [
     "AudioQueue",
