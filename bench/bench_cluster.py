@@ -51,11 +51,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from postgres import PostgresServer, find_bindir  # noqa: E402
 
+from voicebot.telephony.testing.call_report import CallReport  # noqa: E402
 from voicebot.telephony.testing.cluster import Cluster, Instance, haproxy_binary  # noqa: E402
 from voicebot.telephony.testing.fake_rest import FakeTwilio  # noqa: E402
 from voicebot.telephony.testing.simulator import (  # noqa: E402
     SILENCE,
-    CallReport,
     SimOptions,
     load_audio,
     simulate_call,

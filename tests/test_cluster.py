@@ -19,16 +19,10 @@ from pathlib import Path
 import pytest
 from postgres import PostgresServer, find_bindir
 
+from voicebot.telephony.testing.call_report import CallReport, format_report
 from voicebot.telephony.testing.cluster import Cluster, Instance, haproxy_binary, http_status
 from voicebot.telephony.testing.fake_rest import FakeTwilio
-from voicebot.telephony.testing.simulator import (
-    SILENCE,
-    CallReport,
-    SimOptions,
-    format_report,
-    load_audio,
-    simulate_call,
-)
+from voicebot.telephony.testing.simulator import SILENCE, SimOptions, load_audio, simulate_call
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

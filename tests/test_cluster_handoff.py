@@ -11,7 +11,8 @@ from voicebot.speech.recognizer import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.handoff import StreamParameters, health
 from voicebot.telephony.testing.cluster import http_status
-from voicebot.telephony.testing.simulator import _post, parse_twiml
+from voicebot.telephony.testing.simulator import _post
+from voicebot.telephony.testing.twiml_reader import parse_twiml
 
 SECRET = "auth-token"
 CALL = StreamParameters(

@@ -30,18 +30,17 @@ from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.call_report import CallReport, format_report
 from voicebot.telephony.testing.fake_rest import FakeTwilio
 from voicebot.telephony.testing.serving import free_port, serving
 from voicebot.telephony.testing.simulator import (
     SILENCE,
-    CallReport,
     SimOptions,
     _post,
-    format_report,
     load_audio,
-    parse_twiml,
     simulate_call,
 )
+from voicebot.telephony.testing.twiml_reader import parse_twiml
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"

@@ -34,18 +34,18 @@ from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.call_report import CallReport
 from voicebot.telephony.testing.fake_rest import FakeTwilio
 from voicebot.telephony.testing.serving import free_port, serving
 from voicebot.telephony.testing.simulator import (
     SILENCE,
-    CallReport,
     SimOptions,
     _post,
     load_audio,
-    parse_twiml,
     simulate_call,
     voiced_frames,
 )
+from voicebot.telephony.testing.twiml_reader import parse_twiml
 
 from test_e2e_twilio import AUDIO, CALLER, CONFIG, GENERAL  # isort: skip
 

@@ -29,8 +29,9 @@ from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.call_report import CallReport
 from voicebot.telephony.testing.serving import serving
-from voicebot.telephony.testing.simulator import CallReport, load_audio, simulate_call
+from voicebot.telephony.testing.simulator import load_audio, simulate_call
 
 SALT = "test-number-salt"
 

@@ -9,7 +9,9 @@ import numpy as np
 from voicebot.core.config import Destination, DestinationKind
 from voicebot.speech.audio import ulaw_encode
 from voicebot.telephony.media_stream import split_frames
-from voicebot.telephony.testing.simulator import CallReport, parse_twiml, summary, voiced_frames
+from voicebot.telephony.testing.call_report import CallReport, summary
+from voicebot.telephony.testing.simulator import voiced_frames
+from voicebot.telephony.testing.twiml_reader import parse_twiml
 from voicebot.telephony.twiml import (
     Speech,
     connect_stream_twiml,

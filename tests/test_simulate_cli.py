@@ -24,8 +24,9 @@ from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
 from voicebot.telephony.rest import TwilioRest
+from voicebot.telephony.settings import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from voicebot.telephony.testing.cluster import free_port
-from voicebot.telephony.testing.simulator import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN, parse_twiml
+from voicebot.telephony.testing.twiml_reader import parse_twiml
 from voicebot.telephony.twiml import transfer_twiml
 
 ROOT = Path(__file__).resolve().parents[1]

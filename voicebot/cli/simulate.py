@@ -52,15 +52,9 @@ def register(subparsers: Subparsers) -> None:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from voicebot.speech.audio import AudioError
+    from voicebot.telephony.testing.call_report import format_line, format_report, summary
     from voicebot.telephony.testing.fake_rest import FakeTwilio
-    from voicebot.telephony.testing.simulator import (
-        SimOptions,
-        format_line,
-        format_report,
-        load_audio,
-        simulate_calls,
-        summary,
-    )
+    from voicebot.telephony.testing.simulator import SimOptions, load_audio, simulate_calls
 
     if args.calls < 1:
         raise UsageError("--calls must be at least 1")

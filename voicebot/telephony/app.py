@@ -1,9 +1,10 @@
-"""The Twilio shell's routes: incoming-call webhook, Media Streams WebSocket, status callback,
-whisper, health and metrics.
+"""The Twilio shell's routes: incoming-call webhook, status callback, whisper, health and
+metrics, and the server's lifecycle (prepare, reload, drain); the Media Streams WebSocket route is
+``media_route.MediaRoute``, mounted here.
 
 Every decision is made by ``CallPipeline`` (recogniser + dialogue); this module only turns
 Twilio's requests into calls on a ``session.CallSession``, which carries out the actions. Every
-signed route checks its signature through ``_signed`` (one check, one metric, one log line),
+signed route checks its signature through ``signed`` (one check, one metric, one log line),
 against the public URL Twilio signed.
 
 Several instances can serve one line behind a load balancer (docs/deployment.md): the webhook
@@ -39,7 +40,6 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
@@ -50,15 +50,13 @@ from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.handoff import StreamParameters, health
 from voicebot.telephony.limits import BodyLimit
-from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
+from voicebot.telephony.media_route import MediaRoute
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver, GuardedObserver, NoObserver
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.session import (
     CallServices,
     CallSession,
-    CallState,
-    close_socket,
     stream_twiml,
 )
 from voicebot.telephony.settings import ServerSettings
@@ -153,12 +151,13 @@ class VoiceServer:
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
         )
+        self.media_route = MediaRoute(self)
         self.app = Starlette(
             routes=[
                 Route("/twilio/voice", self.voice, methods=["POST"]),
                 Route("/twilio/status", self.status, methods=["POST"]),
                 Route("/twilio/whisper", self.whisper, methods=["GET", "POST"]),
-                WebSocketRoute("/twilio/media", self.media),
+                WebSocketRoute("/twilio/media", self.media_route.serve),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
             ],
@@ -297,7 +296,7 @@ class VoiceServer:
         self.metrics.backlog(*self.decode_backlog())
         return PlainTextResponse(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    def _signed(
+    def signed(
         self, conn: HTTPConnection, what: str, params: Mapping[str, str], *, websocket: bool = False
     ) -> bool:
         """Whether Twilio signed this request (webhook, whisper or stream upgrade); a rejection
@@ -322,7 +321,7 @@ class VoiceServer:
         # Twilio posts application/x-www-form-urlencoded; parsed here (no multipart dependency).
         body = await request.body()
         params = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        return params if self._signed(request, request.method, params) else None
+        return params if self.signed(request, request.method, params) else None
 
     async def voice(self, request: Request) -> Response:
         """Incoming call: greeting and announcements as TwiML, then the media stream."""
@@ -356,7 +355,7 @@ class VoiceServer:
         # to an instance that is not draining once the health check has seen this one's 503.
         try:
             session, actions = await asyncio.to_thread(
-                self._new_session, call_sid, caller, config, line, self.clock()
+                self.new_session, call_sid, caller, config, line, self.clock()
             )
         except Exception:
             log.exception("call %s: could not start the bot; dialling the default group", call_sid)
@@ -393,7 +392,7 @@ class VoiceServer:
         log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
         return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
 
-    def _new_session(
+    def new_session(
         self,
         call_sid: str,
         caller: str | None,
@@ -459,7 +458,7 @@ class VoiceServer:
             params = await self._signed_form(request)
             if params is None:
                 return PlainTextResponse("invalid signature\n", status_code=403)
-        elif not self._signed(request, "GET", {}):
+        elif not self.signed(request, "GET", {}):
             return PlainTextResponse("invalid signature\n", status_code=403)
         query = request.query_params
         deployment = self.holder.current
@@ -480,152 +479,6 @@ class VoiceServer:
             return note
         observer = self.services.observer
         return await asyncio.to_thread(observer.transfer_transcript, call_sid)
-
-    # -- the media stream ------------------------------------------------------------------
-
-    async def media(self, ws: WebSocket) -> None:
-        if not self._signed(ws, "stream upgrade", {}, websocket=True):
-            await ws.close(code=1008)  # before accept: the client gets HTTP 403
-            return
-        await ws.accept()
-        session: CallSession | None = None
-        try:
-            while True:
-                settings = self.settings
-                idle_s = (
-                    settings.stream_start_timeout_s if session is None else settings.media_timeout_s
-                )
-                try:
-                    async with asyncio.timeout(idle_s):
-                        message = await ws.receive()
-                except TimeoutError:
-                    await self._idle(ws, session, idle_s)
-                    break
-                except (WebSocketDisconnect, RuntimeError):
-                    break
-                if message["type"] == "websocket.disconnect":
-                    break
-                received = time.perf_counter()
-                text = message.get("text")
-                if text is None:
-                    self._bad(session, "binary frame (Twilio sends text)")
-                    continue
-                try:
-                    parsed = parse_message(text, max_payload_bytes=self.settings.max_payload_bytes)
-                except ProtocolError as exc:
-                    self._bad(session, str(exc))
-                    if (
-                        session is not None
-                        and session.bad_messages > self.settings.max_bad_messages
-                    ):
-                        async with session.lock:
-                            await session.fail("too many malformed stream messages")
-                    if session is not None and session.done:
-                        break
-                    continue
-                if isinstance(parsed, Start):
-                    session = await self._attach(ws, parsed)
-                    if session is None:
-                        break
-                    continue
-                if session is None:
-                    continue  # "connected", or anything before "start": nothing to attach to
-                if session.repeated(parsed):
-                    self.metrics.error("duplicate_frame")
-                    continue
-                async with session.lock:
-                    try:
-                        await session.on_message(parsed, received)
-                    except Exception as exc:
-                        log.exception("call %s: error handling the stream", session.call_sid)
-                        await session.fail(f"{type(exc).__name__}: {exc}")
-                if session.done or session.ws is not ws:
-                    break
-        finally:
-            try:
-                if session is not None:
-                    session.stream_gone(ws)
-            finally:
-                await close_socket(ws)
-
-    async def _idle(self, ws: WebSocket, session: CallSession | None, idle_s: float) -> None:
-        """Nothing came on the stream for ``idle_s``. Before "start" it is no call: closed.
-        Twilio sends a frame every 20 ms, so a started stream gone quiet is broken, and like any
-        failure it ends in a transfer to a person (unless the call is being redirected)."""
-        if session is None:
-            self.metrics.error("stream_start_timeout")
-            log.warning("stream sent no start within %g s: closing it", idle_s)
-            return
-        async with session.lock:
-            if session.done or session.ws is not ws or session.state is CallState.REDIRECTING:
-                return
-            self.metrics.error("stream_silent")
-            await session.fail(f"no media on the stream for {idle_s:g} s")
-
-    def _bad(self, session: CallSession | None, problem: str) -> None:
-        self.metrics.error("protocol")
-        if session is not None:
-            session.bad_messages += 1
-            if session.bad_messages > 10:
-                return  # logged enough for this call
-        who = session.call_sid if session is not None else "unattached stream"
-        log.warning("%s: ignored stream message: %s", who, problem)
-
-    async def _attach(self, ws: WebSocket, start: Start) -> CallSession | None:
-        params = StreamParameters.read(
-            start.call_sid, start.custom_parameters, self.settings.auth_token
-        )
-        session = self.sessions.get(start.call_sid)
-        if params is None:
-            self.metrics.error("unknown_stream")
-            log.warning("stream for call %s with bad parameters: closing it", start.call_sid)
-            return None
-        if session is None:
-            session = await self._resume(params)
-            if session is None:
-                return None
-        if not start.media_format.is_telephone_mulaw:
-            log.warning("call %s: unexpected media format %s", start.call_sid, start.media_format)
-        async with session.lock:
-            old = session.attach(ws, start.stream_sid)
-            session.last_seq = start.sequence_number  # the new stream numbers from its start
-        if old is not None and old is not ws:
-            await close_socket(old)
-        log.info("call %s: stream %d attached", session.call_sid, session.streams)
-        return session
-
-    async def _resume(self, params: StreamParameters) -> CallSession | None:
-        """This instance did not answer the call's webhook (or has been restarted since): build
-        the session from the stream parameters, as the webhook began it."""
-        sid = params.call_sid
-        if params.stream != 1:  # a redirected stream: its dialogue is in the redirecting instance
-            self.metrics.error("unknown_stream")
-            log.warning(
-                "call %s: stream %d of a call held elsewhere: closing it", sid, params.stream
-            )
-            return None
-        deployment = self.holder.current
-        if params.language in deployment.languages:
-            config = deployment.language(params.language)
-        else:  # the language went away in a reload: the line's current one
-            config = deployment.for_number(params.line)
-        args = (sid, params.caller, config, params.line, params.started_at)
-        try:
-            if self.speech.has(config):  # a few ms: no thread hop while the caller's audio waits
-                session, actions = self._new_session(*args)
-            else:
-                session, actions = await asyncio.to_thread(self._new_session, *args)
-        except Exception:
-            log.exception("call %s: could not resume the call; the fallback dials", sid)
-            self.metrics.error("call")
-            return None
-        if any(isinstance(a, Transfer | HangUpCall) for a in actions):
-            log.warning("call %s: decided at start on resuming (reloaded?): fallback", sid)
-            return None
-        session.observed = len(session.pipeline.steps)  # the webhook's instance logged the start
-        self.sessions[sid] = session
-        self.metrics.call_started()
-        return session
 
 
 def _warm(tts: Tts, text: str, language: str) -> None:

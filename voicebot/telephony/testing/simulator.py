@@ -11,36 +11,39 @@ a redirect to a new stream like Twilio would.
 Pacing: caller speech is sent as fast as the connection takes it (the server's decisions only
 depend on the audio, not on wall time) unless ``realtime``; the silence after the caller's
 audio is always real time, so prompts and timeouts happen as on a real line.
+
+The parts it plays with live next to it: ``caller_line`` (Twilio's side of one media stream:
+frames, marks, ``clear``), ``twiml_reader`` (what a TwiML document makes Twilio do, including the
+``<Dial>`` after the stream) and ``call_report`` (the per-call report and its printing).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import secrets
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
-from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, mark_label, split_frames
-from voicebot.telephony.metrics import percentile
+from voicebot.telephony.media_stream import FRAME_BYTES, MULAW_SILENCE, split_frames
 from voicebot.telephony.settings import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
 from voicebot.telephony.signature import SIGNATURE_HEADER, sign
+from voicebot.telephony.testing.call_report import CallReport
+from voicebot.telephony.testing.caller_line import FRAME_S, CallerLine
 from voicebot.telephony.testing.fake_rest import FakeTwilio, RecordedRequest
+from voicebot.telephony.testing.twiml_reader import Twiml, parse_twiml
 
-FRAME_S: Final = 0.02
 SILENCE: Final = bytes([MULAW_SILENCE]) * FRAME_BYTES
 
 
@@ -57,85 +60,6 @@ class SimOptions:
     pause_s: float = 0.3  # silence between the bot's prompt ending and the caller's next turn
     max_wait_s: float = 30.0  # after the caller's audio: give up (hang up) after this long
     junk: tuple[str, ...] = ()  # raw frames sent right after "start" (fault tests)
-
-
-@dataclass
-class CallReport:
-    call_sid: str
-    caller: str | None
-    said: list[str] = field(default_factory=list)  # what the caller heard, in order
-    streams: int = 0
-    clears: int = 0  # barge-ins: the bot dropped its prompt
-    texted: list[tuple[str, str]] = field(default_factory=list)  # (to, body)
-    updates: list[str] = field(default_factory=list)  # TwiML of REST call updates
-    decision: str = ""  # "transfer dial:+82..", "transfer enqueue:billing", "hangup", ...
-    context: dict[str, str] = field(default_factory=dict)
-    latency_s: float | None = None  # end of the caller's speech -> the bot's first reaction
-    rejected: int | None = None  # HTTP status when the server refused the webhook/stream
-    error: str | None = None
-
-    @property
-    def decided(self) -> bool:
-        return bool(self.decision) and not self.decision.startswith("none")
-
-
-@dataclass(frozen=True)
-class Twiml:
-    said: tuple[str, ...]  # heard before the stream (or before the final verb)
-    stream_url: str | None
-    parameters: Mapping[str, str]
-    final: str  # what happens after the stream (or instead of it): dial/enqueue/hangup/""
-    context: Mapping[str, str]
-    after: tuple[str, ...] = ()  # heard once the stream has ended, before ``final``
-
-
-def dial_target(kind: str, value: str) -> str:
-    """``number:+46...``, ``sip:billing@pbx`` (a SIP URI already names its scheme), ..."""
-    value = value.strip()
-    if kind == "sip" and value.lower().startswith(("sip:", "sips:")):
-        return value
-    return f"{kind}:{value}"
-
-
-def parse_twiml(xml: str) -> Twiml:
-    """What a TwiML document makes the caller hear and where it sends them; the verbs after a
-    ``<Connect><Stream>`` are what Twilio runs when that stream's socket closes."""
-    root = ET.fromstring(xml)
-    said: list[str] = []
-    after: list[str] = []
-    stream_url: str | None = None
-    parameters: dict[str, str] = {}
-    final = ""
-    context: dict[str, str] = {}
-    for verb in root:
-        heard = after if stream_url is not None else said
-        if verb.tag == "Say":
-            heard.append(f"<Say {verb.get('language') or ''}> {verb.text or ''}")
-        elif verb.tag == "Play":
-            heard.append(f"<Play> {verb.text or ''}")
-        elif verb.tag == "Connect":
-            stream = verb.find("Stream")
-            if stream is not None:
-                stream_url = stream.get("url")
-                for p in stream.findall("Parameter"):
-                    parameters[p.get("name", "")] = p.get("value", "")
-        elif verb.tag == "Dial" and not final:
-            for target in verb:
-                final = "dial " + dial_target(target.tag.lower(), target.text or "")
-                whisper = target.get("url")
-                if whisper:
-                    query = urllib.parse.urlsplit(whisper).query
-                    context = dict(urllib.parse.parse_qsl(query))
-                break
-        elif verb.tag == "Enqueue" and not final:
-            workflow = verb.get("workflowSid")
-            final = f"enqueue workflow:{workflow}" if workflow else f"enqueue {verb.text}"
-            task = verb.find("Task")
-            if task is not None and task.text:
-                context = {k: str(v) for k, v in json.loads(task.text).items()}
-        elif verb.tag == "Hangup" and not final:
-            final = "hangup"
-    return Twiml(tuple(said), stream_url, parameters, final, context, tuple(after))
 
 
 def load_audio(path: Path) -> bytes:
@@ -173,128 +97,6 @@ def _post(url: str, params: Mapping[str, str], token: str) -> tuple[int, str]:
 
 # ---------------------------------------------------------------------------------------------
 # One call
-
-
-class _Line:
-    """The caller's side of one media stream: outbound audio queue, marks, sequence numbers."""
-
-    def __init__(self, ws: ClientConnection, stream_sid: str) -> None:
-        self.ws = ws
-        self.stream_sid = stream_sid
-        self.seq = 0
-        self.chunk = 0
-        self.queued_s = 0.0  # bot audio not yet "played"
-        self.marks: list[tuple[float, str]] = []  # (position in the queue, name)
-        self.media_seen = asyncio.Event()  # the bot started a prompt
-        self.mark_echoed = asyncio.Event()  # a prompt finished
-        self.closed = asyncio.Event()
-
-    def _next(self) -> str:
-        self.seq += 1
-        return str(self.seq)
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(json.dumps(message))
-
-    async def frame(self, payload: bytes) -> None:
-        # Formatted, not json.dumps'd: the simulator runs hundreds of these a second and must
-        # cost little next to the server it measures. Same JSON as Twilio's (all strings).
-        self.chunk += 1
-        seq, chunk = self._seq_next(), self.chunk
-        payload_b64 = base64.b64encode(payload).decode("ascii")
-        await self.ws.send(
-            f'{{"event":"media","sequenceNumber":"{seq}","streamSid":"{self.stream_sid}",'
-            f'"media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{(chunk - 1) * 20}",'
-            f'"payload":"{payload_b64}"}}}}'
-        )
-        await self._play(FRAME_S)
-
-    def _seq_next(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    async def _play(self, seconds: float) -> None:
-        """Twilio plays our queued audio while the caller's audio flows: echo due marks."""
-        self.queued_s = max(0.0, self.queued_s - seconds)
-        due: list[str] = []
-        keep: list[tuple[float, str]] = []
-        for position, name in self.marks:
-            position -= seconds
-            if position <= 1e-9:
-                due.append(name)
-            else:
-                keep.append((position, name))
-        self.marks = keep
-        for name in due:
-            await self._echo(name)
-
-    async def _echo(self, name: str) -> None:
-        await self.send(
-            {
-                "event": "mark",
-                "sequenceNumber": self._next(),
-                "streamSid": self.stream_sid,
-                "mark": {"name": name},
-            }
-        )
-        self.mark_echoed.set()
-
-    async def dtmf(self, digit: str) -> None:
-        await self.send(
-            {
-                "event": "dtmf",
-                "sequenceNumber": self._next(),
-                "streamSid": self.stream_sid,
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
-
-    async def stop(self, call_sid: str, account_sid: str) -> None:
-        try:
-            await self.send(
-                {
-                    "event": "stop",
-                    "sequenceNumber": self._next(),
-                    "streamSid": self.stream_sid,
-                    "stop": {"accountSid": account_sid, "callSid": call_sid},
-                }
-            )
-            await self.ws.close()
-        except ConnectionClosed:
-            pass
-
-    async def receive(self, report: CallReport, on_bot: Callable[[], None]) -> None:
-        prompt_s = 0.0
-        try:
-            async for raw in self.ws:
-                message = json.loads(raw)
-                event = message.get("event")
-                if event == "media":
-                    seconds = len(base64.b64decode(message["media"]["payload"])) / 8000
-                    self.queued_s += seconds
-                    prompt_s += seconds
-                    self.media_seen.set()
-                    on_bot()
-                elif event == "mark":
-                    name = message["mark"]["name"]
-                    label, text = mark_label(name)
-                    heard = f"(stream) {label}: {prompt_s:.1f} s of speech"
-                    report.said.append(f"{heard}: {text}" if text else heard)
-                    prompt_s = 0.0
-                    self.marks.append((self.queued_s, name))
-                    if self.queued_s <= 0:
-                        await self._play(0.0)
-                elif event == "clear":
-                    report.clears += 1
-                    report.said.append("(stream) cleared: the caller talked over it")
-                    self.queued_s = 0.0
-                    pending, self.marks = self.marks, []
-                    for _, name in pending:
-                        await self._echo(name)
-        except ConnectionClosed:
-            pass
-        finally:
-            self.closed.set()
 
 
 class _Call:
@@ -446,7 +248,7 @@ class _Call:
             self.done.set()
             return []
         self.report.streams += 1
-        line = _Line(ws, "MZ" + secrets.token_hex(16))
+        line = CallerLine(ws, "MZ" + secrets.token_hex(16))
         receiver = asyncio.ensure_future(line.receive(self.report, self._react))
         try:
             await line.send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -480,7 +282,7 @@ class _Call:
             await receiver
         return turns
 
-    async def _talk(self, line: _Line, turns: list[bytes]) -> list[bytes]:
+    async def _talk(self, line: CallerLine, turns: list[bytes]) -> list[bytes]:
         first = True
         while turns:
             if not first:
@@ -506,13 +308,13 @@ class _Call:
         self._give_up(line, "no decision")
         return turns
 
-    def _give_up(self, line: _Line, what: str) -> None:
+    def _give_up(self, line: CallerLine, what: str) -> None:
         """``max_wait_s`` passed with the line still open: the caller hangs up undecided."""
         if not (self.done.is_set() or self.redirected.is_set() or line.closed.is_set()):
             self.hung_up = True
             self.report.error = f"{what} {self.options.max_wait_s:g} s after the caller's audio"
 
-    async def _speak(self, line: _Line, audio: bytes) -> None:
+    async def _speak(self, line: CallerLine, audio: bytes) -> None:
         """Send one turn; the reaction is timed from its last voiced frame, since the bot may
         answer during the silence that ends a recording."""
         self.speech_end = None
@@ -531,7 +333,7 @@ class _Call:
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
     async def _silence_until(
-        self, line: _Line, until: asyncio.Event | None, limit_s: float
+        self, line: CallerLine, until: asyncio.Event | None, limit_s: float
     ) -> bool:
         """Real-time silence until ``until`` is set (True), the call ends or ``limit_s`` pass."""
         started = next_at = time.perf_counter()
@@ -591,58 +393,3 @@ async def simulate_calls(
         return await simulate_call(said, options, fake, number(i))
 
     return list(await asyncio.gather(*(one(i) for i in range(calls))))
-
-
-# ---------------------------------------------------------------------------------------------
-# Printing
-
-
-def format_report(report: CallReport) -> str:
-    lines = [f"call {report.call_sid} from {report.caller or 'withheld'}"]
-    if report.rejected is not None:
-        lines.append(f"  refused: HTTP {report.rejected}")
-    lines += [f"  said: {s}" for s in report.said]
-    lines += [f"  texted {to}: {body}" for to, body in report.texted]
-    decision = report.decision or "none"
-    lines.append(f"  did: {decision}")
-    if report.context:
-        lines.append("  context: " + json.dumps(report.context, ensure_ascii=False, sort_keys=True))
-    if report.latency_s is not None:
-        lines.append(f"  reacted {report.latency_s * 1000:.0f} ms after the caller stopped talking")
-    if report.error:
-        lines.append(f"  problem: {report.error}")
-    return "\n".join(lines)
-
-
-def format_line(report: CallReport) -> str:
-    """One call on one line (``--calls N``): who, what the bot did, how fast, what went wrong."""
-    parts = [report.call_sid, report.caller or "withheld"]
-    if report.rejected is not None:
-        parts.append(f"refused HTTP {report.rejected}")
-    parts.append(report.decision or "none")
-    if report.texted:
-        parts.append(f"texted {len(report.texted)}")
-    if report.latency_s is not None:
-        parts.append(f"{report.latency_s * 1000:.0f} ms")
-    if report.error:
-        parts.append(f"problem: {report.error}")
-    return "  ".join(parts)
-
-
-def summary(reports: Sequence[CallReport]) -> dict[str, Any]:
-    latencies = [r.latency_s for r in reports if r.latency_s is not None]
-    decisions: dict[str, int] = {}
-    for r in reports:
-        decisions[r.decision or "none"] = decisions.get(r.decision or "none", 0) + 1
-    out: dict[str, Any] = {
-        "calls": len(reports),
-        "undecided": sum(1 for r in reports if not r.decided),
-        "decisions": decisions,
-    }
-    if latencies:
-        out["latency_ms"] = {
-            "p50": round(percentile(latencies, 50) * 1000, 1),
-            "p95": round(percentile(latencies, 95) * 1000, 1),
-            "max": round(max(latencies) * 1000, 1),
-        }
-    return out
