@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres import PostgresServer, find_bindir
 
 from voicebot.speech.vosk_model import SpeechModel, load_model
 
@@ -51,3 +53,17 @@ def shared_embeddings(
     embeddings = Embeddings(encoder, cache_file(encoder.id, folder))
     use_shared_embeddings(embeddings)
     return embeddings
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session; each test makes its own database."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): apt-get install postgresql")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from postgres import PostgresServer, find_bindir
+from postgres import PostgresServer
 
 from voicebot.calllog.db import Connection, Cursor, connect, parse_url
 from voicebot.calllog.log import CallLog, Purged, SaltMismatch, StoreNumbers
@@ -63,19 +63,6 @@ _ids = itertools.count()
 @pytest.fixture(scope="module")
 def config() -> LanguageConfig:
     return load_deployment(None).language("en-US")
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): apt-get install postgresql")
-    server = PostgresServer(bindir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from postgres import PostgresServer, find_bindir
+from postgres import PostgresServer
 
 from voicebot.telephony.testing.call_report import CallReport, format_report
 from voicebot.telephony.testing.cluster import Cluster, Instance, haproxy_binary, http_status
@@ -36,19 +36,6 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def pg() -> Iterator[PostgresServer]:
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.skip("no PostgreSQL binaries (initdb, pg_ctl, postgres): apt-get install postgresql")
-    server = PostgresServer(bindir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.destroy()
-
-
-@pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTwilio]:
     twilio = FakeTwilio().start()
     try:
@@ -59,12 +46,12 @@ def fake() -> Iterator[FakeTwilio]:
 
 @pytest.fixture(scope="module")
 def cluster(
-    pg: PostgresServer,
+    pg_server: PostgresServer,
     fake: FakeTwilio,
     ko_model_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Cluster]:
-    database = pg.create_database("cluster")
+    database = pg_server.create_database("cluster")
     workdir = tmp_path_factory.mktemp("cluster")
     with Cluster(workdir, CONFIG, database, fake.url, instances=2, drain_s=DRAIN_S) as running:
         yield running
@@ -81,7 +68,7 @@ def _options(cluster: Cluster, fake: FakeTwilio, **kw: object) -> SimOptions:
 
 
 def _row(
-    pg: PostgresServer, call_sid: str, group: str, timeout_s: float = 15.0
+    pg_server: PostgresServer, call_sid: str, group: str, timeout_s: float = 15.0
 ) -> dict[str, object]:
     """The call's row once it is closed with ``group`` (or at the timeout): the writers are
     asynchronous, and the status callback's instance may close it as the fallback a moment
@@ -90,7 +77,7 @@ def _row(
 
     deadline = time.monotonic() + timeout_s
     while True:
-        with psycopg.connect(pg.url("cluster")) as conn:
+        with psycopg.connect(pg_server.url("cluster")) as conn:
             row = conn.execute(
                 "SELECT outcome, reason, agent_group, intent, language, ended_at, "
                 "(SELECT COUNT(*) FROM call_events e WHERE e.call_id = c.call_id) "
@@ -126,7 +113,7 @@ def _slow_billing_call() -> list[bytes]:
 
 
 def test_a_call_whose_webhook_and_stream_land_on_different_instances_works(
-    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+    cluster: Cluster, fake: FakeTwilio, pg_server: PostgresServer
 ) -> None:
     turns = [load_audio(AUDIO / "billing.wav")]
     tried: list[tuple[str, str]] = []
@@ -141,7 +128,7 @@ def test_a_call_whose_webhook_and_stream_land_on_different_instances_works(
             break
     else:
         pytest.fail(f"every call's webhook and stream landed on the same instance: {tried}")
-    row = _row(pg, sid, "billing")
+    row = _row(pg_server, sid, "billing")
     assert (row["outcome"], row["group"], row["intent"]) == ("transferred", "billing", "billing")
     assert row["language"] == "ko-KR"  # written by the webhook's instance
     assert isinstance(row["events"], int) and row["events"] >= 5  # start + the stream's events
@@ -150,7 +137,7 @@ def test_a_call_whose_webhook_and_stream_land_on_different_instances_works(
 
 
 def test_killed_instance_leaves_its_caller_with_a_person(
-    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+    cluster: Cluster, fake: FakeTwilio, pg_server: PostgresServer
 ) -> None:
     sid = _sid(100)
 
@@ -169,7 +156,7 @@ def test_killed_instance_leaves_its_caller_with_a_person(
     assert report.decision == f"fallback {GENERAL}", format_report(report)
     assert not [u for u in fake.call_updates() if u.call_sid == sid]
     # The other instance took the status callback and closed the row the dead one left open.
-    row = _row(pg, sid, "general")
+    row = _row(pg_server, sid, "general")
     assert (row["outcome"], row["reason"], row["group"]) == ("transferred", "fallback", "general")
 
     # Back up: it answers 503 "not ready" while it loads, and gets calls only once ready.
@@ -187,7 +174,7 @@ def test_killed_instance_leaves_its_caller_with_a_person(
 
 
 def test_sigterm_drains_the_call_in_progress_and_sends_new_calls_elsewhere(
-    cluster: Cluster, fake: FakeTwilio, pg: PostgresServer
+    cluster: Cluster, fake: FakeTwilio, pg_server: PostgresServer
 ) -> None:
     first, second = _sid(200), _sid(201)
 
@@ -211,6 +198,6 @@ def test_sigterm_drains_the_call_in_progress_and_sends_new_calls_elsewhere(
     assert drained.wait(DRAIN_S + 10) == 0
     assert "drained" in drained.text()
     for sid in (first, second):
-        row = _row(pg, sid, "billing")
+        row = _row(pg_server, sid, "billing")
         assert (row["outcome"], row["group"]) == ("transferred", "billing")
     cluster.restart(drained)
