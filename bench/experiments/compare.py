@@ -9,39 +9,16 @@ share of bench/experiments/far_oos.py rejected, and the same for the example dep
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import random
-import subprocess
-import sys
 import time
-from pathlib import Path
-from types import ModuleType
 
 import voicebot.matching.matcher as current
+from bench.eval_datasets import at_revision
 from bench.experiments.far_oos import FAR_OOS
 from bench.experiments.harness import asr_noise, configs
 from voicebot.core.match import Verdict
 from voicebot.loading.loader import load_deployment
 from voicebot.matching.evaluation import evaluate, route_map
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def at_revision(rev: str) -> ModuleType:
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:voicebot/matching/matcher.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path("/tmp") / f"matcher_{rev.replace('/', '_')}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"matcher_{rev}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def far_rejected(matcher) -> float:
