@@ -231,6 +231,9 @@ class SpeechSettings:
     # the answer; otherwise the caller has end_of_speech_s to go on.
     early_end_pause_s: float = 0.25
     early_end_min_score: float = 0.8
+    # Soundless audio after which decoding pauses until there is sound again (0: decode all):
+    # most of a call is the bot talking or the caller listening, and that costs CPU for nothing.
+    skip_silence_s: float = 1.2
 
 
 @dataclass(frozen=True, slots=True)

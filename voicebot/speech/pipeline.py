@@ -181,6 +181,7 @@ class CallPipeline:
                 speech.no_speech_timeout_s,
                 speech.max_utterance_s,
                 speech.early_end_pause_s,
+                speech.skip_silence_s,
             ),
             call_rate=call_rate,
             max_alternatives=speech.max_alternatives,
