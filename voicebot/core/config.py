@@ -220,7 +220,8 @@ class SpeechSettings:
 
     mode: SpeechMode = SpeechMode.GRAMMAR
     model: str | None = None  # model directory; None: the installed model for the language
-    end_of_speech_s: float = 0.7  # trailing silence that ends an utterance
+    end_of_speech_s: float = 0.8  # trailing silence that ends an utterance (pauses inside a
+    # request run to 0.7 s; bench/bench_capacity.py counts the premature answers)
     no_speech_timeout_s: float = 5.0  # silence before the caller is asked again
     max_utterance_s: float = 15.0  # a longer utterance is cut here
     # n-best transcripts for the matcher. 1 by default: Vosk 0.3.45 gives different n-best lists
