@@ -317,7 +317,7 @@ def _serve(
             language = holder.language().language
             print(f"loading the {language} speech model...", file=sys.stderr)
             try:
-                await asyncio.to_thread(server.prepare, strict=True)
+                await asyncio.to_thread(server.prepare, strict=True, warm_first=True)
             except Exception as exc:  # a missing or broken model: nothing to answer calls with
                 print(f"voicebot: cannot load speech: {exc}", file=sys.stderr)
                 uv.should_exit = True

@@ -324,7 +324,7 @@ class Recognizer:
         nothing to finish: an utterance closes after ``end_of_speech_s``, well before."""
         after = self.endpointing.skip_after_s
         seg = self._segment
-        if after <= 0 or seg.partial or seg.speech_start is not None or seg.settle_until:
+        if after <= 0 or seg.partial or (seg.speech_start, seg.settle_until) != (None, None):
             return False
         end = (self._fed + n) / self._rate
         return end - (self._vad.last_sound_end or 0.0) >= after - _EPS

@@ -210,10 +210,13 @@ class VoiceServer:
             self.prepare()
         return error is None
 
-    def prepare(self, *, strict: bool = False) -> None:
+    def prepare(self, *, strict: bool = False, warm_first: bool = False) -> None:
         """Load models and train matchers for every language a call can get, now rather than in
         a caller's webhook: the default one and each that answers its own numbers. Then the
-        server is ready. ``strict``: a language that fails raises instead of being logged."""
+        server is ready. ``strict``: a language that fails raises instead of being logged.
+        ``warm_first`` (at start-up): synthesise the prompts before saying ready, so the first
+        calls a load balancer sends do not share the core with espeak-ng; on a reload they are
+        warmed in the background while calls go on."""
         deployment = self.holder.current
         for config in deployment.languages.values():
             if config.numbers or config.language == deployment.default_language:
@@ -223,10 +226,10 @@ class VoiceServer:
                     if strict:
                         raise
                     log.exception("%s: preparing speech failed", config.language)
-                self._warm_prompts(config)
+                self._warm_prompts(config, wait=warm_first)
         self.ready = True
 
-    def _warm_prompts(self, config: LanguageConfig) -> None:
+    def _warm_prompts(self, config: LanguageConfig, *, wait: bool = False) -> None:
         """Synthesise the mid-call prompts once per configuration, in one background thread:
         what the intents announce or say after a text, and the usual follow-ups. (Warming three
         of them for every new call cost each call three espeak-ng runs until the cache filled,
@@ -245,7 +248,10 @@ class VoiceServer:
             for text in dict.fromkeys(texts):
                 _warm(tts, text, language)
 
-        threading.Thread(target=warm_all, name="warm-prompts", daemon=True).start()
+        if wait:
+            warm_all()
+        else:
+            threading.Thread(target=warm_all, name="warm-prompts", daemon=True).start()
 
     async def drain(self, timeout_s: float, hurry: asyncio.Event | None = None) -> int:
         """Stop taking calls (``/healthz`` 503, so the load balancer sends new ones elsewhere)
