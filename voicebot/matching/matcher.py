@@ -74,6 +74,7 @@ FAMILIAR_FLOOR = 0.8  # encoder cosine (closest training text) that counts as "u
 NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
+ROUTE_POOL = 1.0  # share of its destination's other intents' probability the top intent gets
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
 REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under the reject line
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
@@ -290,6 +291,11 @@ class Matcher:
         pulls = self._fuzzy(trained, norms)
         for row, norm in enumerate(norms):
             p[row] = self._adjust(trained, norm, p[row], pulls[row])
+        # Callers feel the destination: the top intent's confidence is its destination's, so a
+        # text split between two intents of one destination is not rejected for it.
+        rows, top = np.arange(n), p.argmax(axis=1)
+        same = self._route[None, :] == self._route[top][:, None]
+        p[rows, top] += ROUTE_POOL * ((p * same).sum(axis=1) - p[rows, top])
         log_p = np.log(np.maximum(p, 1e-30))
         out: F64 = log_p + NOVELTY_POWER * np.log(familiarity)[:, None]
         return out
