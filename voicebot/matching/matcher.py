@@ -21,10 +21,15 @@ cancelling?) says nothing about which of them is meant, so those intents tie and
 
 The score handed to the dialogue is calibrated per config: part of the examples is held out, a
 first model is trained without them, and the scores are shaped so that only REJECT_QUANTILE of
-those unseen but in-scope texts fall under the reject threshold. What rejects is probability
-times familiarity, the encoder's cosine with the closest training text: a text torn between two
-known intents stays familiar and is asked about, while "what's the weather in Paris" on a support
-line is unlike every example and goes to a person. Out-of-scope examples are never needed.
+those unseen but in-scope texts fall under the reject threshold. What rejects is the top
+intent's destination's probability times familiarity, the encoder's cosine with the closest
+training text: a text torn between two known intents stays familiar and is asked about, while
+"what's the weather in Paris" on a support line is unlike every example and goes to a person.
+Out-of-scope examples are never needed.
+
+A config of 10,000 texts builds in about 3 s once its vectors are cached: the final regression
+starts from the calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS
+steps together instead of ~90 each, and the n-grams are counted once per build.
 
 Deterministic for a given config: the encoder gives the same vectors for the same text, the
 solvers are deterministic and run on one BLAS thread (threadpoolctl).
