@@ -65,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant in variants:
         for key, value in {**shipped, **variant}.items():
             setattr(matcher, key, value)
-        cells = []
+        cells: list[dict[str, Any]] = []
         for run in todo:
             built = matcher.Matcher(tuple(run.config.intents.values()), run.config.thresholds)
             report = evaluate(built, run.test, route_map(run.config))
