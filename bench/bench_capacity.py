@@ -13,14 +13,15 @@ password, hours, course, billing_noisy), the server side pinned to one core
 2. voicebot: ``voicebot serve --dev`` on the server's core (signed webhook, WebSocket, 20 ms
    mu-law frames, dialogue, matcher, SQLite call log) driven by ``voicebot simulate --realtime``
    on the other core;
-3. gated: the bare loop on call-shaped audio (2 s of silence while the greeting plays, the
-   request, 3 s while the bot answers, a second request, silence), feeding Vosk only what an
-   energy VAD marks as possible speech (0.3 s pre-roll, 1.0 s hang-over), next to the same
-   loop ungated on the same audio; the transcripts of the two are compared.
+3. call-shaped audio (2 s of silence while the greeting plays, the request, 3 s while the bot
+   answers, a second request, silence): the bare loop, and the product's recogniser
+   (``Recognizer``, the config's ``skip_silence_s``: no decoding after that long without
+   sound, 0.4 s of pre-roll when sound returns). Whether skipping loses words is measured
+   apart, untimed: word error rate and right intent on 240 such requests, skipped and not.
 
 A row's figure is the largest number of concurrent calls whose final results come out within
-300 ms p95 of the audio that completed them (for bare and gated: the chunk on which Vosk's
-endpoint fired, against when that chunk was due in real time; for voicebot: the server's
+300 ms p95 of the audio that completed them (for the loops: the chunk on which the result
+came out, against when that chunk was due in real time; for voicebot: the server's
 ``voicebot_decision_seconds``, measured from the frame's media timestamp against the stream's
 start, so frames queueing in the socket count), with every call decided as expected. It is
 found by doubling and bisection. Memory per call: RSS growth of the server (or loop) process
@@ -62,7 +63,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "audio_fixtures"))
 
 from voicebot.speech.audio import read_wav, ulaw_decode  # noqa: E402
-from voicebot.speech.endpointing import EnergyVad  # noqa: E402
 from voicebot.speech.resample import resample  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
 from voicebot.telephony.testing.simulator import load_audio, voiced_frames  # noqa: E402
@@ -158,40 +158,14 @@ def stream_audio(i: int, shape: str) -> np.ndarray[Any, np.dtype[np.int16]]:
     )
 
 
-class Gate:
-    """Possible speech by an energy VAD, with pre-roll so no word loses its onset and a
-    hang-over long enough for Vosk's endpoint to fire after the last word."""
-
-    def __init__(self, preroll_s: float = 0.3, hangover_s: float = 1.0) -> None:
-        self.vad = EnergyVad(RATE)
-        self.preroll = int(preroll_s / CHUNK_S)
-        self.hangover_s = hangover_s
-        self.held: list[np.ndarray[Any, Any]] = []
-        self.open = False
-        self.t = 0.0
-
-    def __call__(self, chunk: np.ndarray[Any, Any]) -> list[np.ndarray[Any, Any]]:
-        """The chunks to decode now (none while closed)."""
-        self.vad.process(chunk)
-        self.t += len(chunk) / RATE
-        data = chunk
-        last = self.vad.last_speech_end
-        active = last is not None and self.t - last < self.hangover_s
-        if active and not self.open:
-            self.open = True
-            out, self.held = [*self.held, data], []
-            return out
-        self.open = active
-        if active:
-            return [data]
-        self.held = [*self.held, data][-self.preroll :]
-        return []
-
-
 def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
-    """n real-time streams on this process's core; lag of each endpoint result. ``same``: the
-    product's reproducible dither (Kaldi's off, the same noise added to the same samples)
-    instead of Kaldi's, so gated and ungated transcripts differ only by the gating."""
+    """n real-time streams on this process's core; lag of each endpoint result. ``gated``:
+    the product's recogniser (``voicebot.speech.recognizer.Recognizer``, at the model's rate so
+    it does not resample) with the config's ``skip_silence_s``, instead of a bare
+    ``KaldiRecognizer``. ``same``: the product's reproducible dither (Kaldi's off, the same
+    noise added to the same samples) instead of Kaldi's."""
+    if gated:
+        return product_worker(n, shape)
     import vosk
 
     from voicebot.loading.loader import load_language
@@ -233,7 +207,6 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
         rec.SetMaxAlternatives(0)
         rec.SetWords(True)
         recs.append(rec)
-    gates = [Gate() if gated else None for _ in range(n)]
     texts: list[list[str]] = [[] for _ in range(n)]
     lags: list[float] = []
     decoded_s = 0.0
@@ -246,16 +219,13 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
         wait = due - time.perf_counter()
         if wait > 0:
             time.sleep(wait)
-        piece = audio[i][k * chunk : (k + 1) * chunk]
-        gate = gates[i]
-        pieces = gate(piece) if gate is not None else [piece]
-        for data in pieces:
-            decoded_s += len(data) / RATE
-            if accept(recs[i], data):
-                text = json.loads(recs[i].Result()).get("text", "")
-                if text:
-                    texts[i].append(text)
-                    lags.append(time.perf_counter() - due)
+        data = audio[i][k * chunk : (k + 1) * chunk]
+        decoded_s += len(data) / RATE
+        if accept(recs[i], data):
+            text = json.loads(recs[i].Result()).get("text", "")
+            if text:
+                texts[i].append(text)
+                lags.append(time.perf_counter() - due)
         if (k + 1) * chunk < len(audio[i]):
             heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
         else:
@@ -273,6 +243,157 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
         "mb_per_call": round((max(peak, rss_mb()) - before) / n, 2),
         "decoded_share": round(decoded_s / audio_s, 3),
     }
+
+
+def product_worker(n: int, shape: str) -> dict[str, Any]:
+    """The gated row: n real-time streams through the product's recogniser, which stops
+    decoding after ``skip_silence_s`` without sound (the config's setting)."""
+    from voicebot.loading.loader import load_language
+    from voicebot.speech.grammar import runtime_grammar
+    from voicebot.speech.recognizer import Recognizer
+    from voicebot.speech.transcripts import Final
+    from voicebot.speech.vosk_model import load_model
+
+    config = load_language(CONFIG)
+    model = load_model(ko_model_dir())
+    phrases = list(runtime_grammar(config, None))
+    audio = [stream_audio(i, shape) for i in range(n)]
+    chunk = int(CHUNK_S * RATE)
+    before = rss_mb()
+    recs = [
+        Recognizer(
+            model,
+            mode="grammar",
+            phrases=phrases,
+            endpointing=endpointing(config.speech),
+            call_rate=RATE,
+            allow_unknown_words=True,
+        )
+        for _ in range(n)
+    ]
+    texts: list[list[str]] = [[] for _ in range(n)]
+    lags: list[float] = []
+    t0 = time.perf_counter() + 0.2
+    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(n)]
+    heapq.heapify(queue)
+    peak = before
+    while queue:
+        due, i, k = heapq.heappop(queue)
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        last = (k + 1) * chunk >= len(audio[i])
+        events = recs[i].feed(audio[i][k * chunk : (k + 1) * chunk])
+        events += recs[i].flush() if last else []
+        for event in events:
+            if isinstance(event, Final) and event.text:
+                texts[i].append(event.text)
+                lags.append(time.perf_counter() - due)
+        if not last:
+            heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
+        if k % 20 == 0 and i == 0:
+            peak = max(peak, rss_mb())
+    return {
+        "calls": n,
+        "lags": lags,
+        "texts": texts,
+        "mb_per_call": round((max(peak, rss_mb()) - before) / n, 2),
+        "decoded_share": round(sum(r.decoded_s for r in recs) / sum(r.time for r in recs), 3),
+    }
+
+
+def endpointing(speech: Any, skip: bool = True) -> Any:
+    from voicebot.speech.endpointing import Endpointing
+
+    return Endpointing(
+        speech.end_of_speech_s,
+        speech.no_speech_timeout_s,
+        speech.max_utterance_s,
+        0.0,  # no early end here: no matcher in this loop
+        speech.skip_silence_s if skip else 0.0,
+    )
+
+
+# What each fixture of the mix says (audio_fixtures/generate.py) and the intent it means.
+TRUTH = {
+    "billing.wav": ("요금 납부", "billing"),
+    "password.wav": ("아이디 비밀 번호", "password"),
+    "hours.wav": ("영업 시간", "hours"),
+    "course.wav": ("강의 예약", "course"),
+    "billing_noisy.wav": ("요금 납부 요금", "billing"),
+}
+
+
+def word_errors(hyp: str, ref: str) -> int:
+    h, r = hyp.split(), ref.split()
+    row = list(range(len(h) + 1))
+    for i, rw in enumerate(r, 1):
+        prev, row[0] = row[0], i
+        for k, hw in enumerate(h, 1):
+            cur = min(row[k] + 1, row[k - 1] + 1, prev + (hw != rw))
+            prev, row[k] = row[k], cur
+    return row[len(h)]
+
+
+def skip_accuracy() -> dict[str, Any]:
+    """Does skipping silence lose words? Call-shaped streams (lead silence 1.0-3.1 s, a
+    request, 3 s, a second request, 1.5 s) through the product's recogniser with and without
+    it, each also shifted by 0-0.2 s: Vosk's words change with any such detail, so the
+    shifts show how much they move anyway. Word error rate against what the fixtures say, and
+    the share of requests the matcher routes to their intent."""
+    from voicebot.loading.loader import load_language
+    from voicebot.speech.pipeline import speech_kit
+    from voicebot.speech.recognizer import Recognizer
+    from voicebot.speech.transcripts import Final
+    from voicebot.speech.vosk_model import load_model
+
+    config = load_language(CONFIG)
+    kit = speech_kit(config, load_model(ko_model_dir()))
+    mix = [ulaw_decode(load_audio(AUDIO / m)) for m in MIX]
+
+    def zeros(seconds: float) -> np.ndarray[Any, np.dtype[np.int16]]:
+        return np.zeros(int(seconds * 8000), np.int16)
+
+    streams = [
+        (np.concatenate([zeros(lead), mix[i], zeros(3), mix[(i + 2) % 5], zeros(1.5)]), i)
+        for lead in (1.0, 1.7, 2.4, 3.1)
+        for i in range(len(MIX))
+    ]
+    out: dict[str, Any] = {}
+    for skip in (False, True):
+        errors = words = right = requests = 0
+        decoded = total = 0.0
+        for shift in (0.0, 0.02, 0.05, 0.1, 0.15, 0.2):
+            for stream, i in streams:
+                rec = Recognizer(
+                    kit.model,
+                    mode="grammar",
+                    phrases=kit.grammar or (),
+                    endpointing=endpointing(config.speech, skip),
+                    allow_unknown_words=True,
+                )
+                pcm = np.concatenate([zeros(shift), stream])
+                events = [e for k in range(0, len(pcm), 800) for e in rec.feed(pcm[k : k + 800])]
+                events += rec.flush()
+                heard = [e.text for e in events if isinstance(e, Final) and e.text != "[unk]"]
+                decoded += rec.decoded_s
+                total += rec.time
+                for n, name in enumerate((MIX[i], MIX[(i + 2) % 5])):
+                    ref, intent = TRUTH[name]
+                    hyp = heard[n] if n < len(heard) else ""
+                    errors += word_errors(hyp, ref)
+                    words += len(ref.split())
+                    requests += 1
+                    best = kit.classify(((hyp, 1.0),)).best if hyp else None
+                    right += best is not None and best.intent == intent
+        key = "skipped" if skip else "all_decoded"
+        out[key] = {
+            "word_error_pct": round(100 * errors / words, 1),
+            "right_intent_pct": round(100 * right / requests, 1),
+            "decoded_share": round(decoded / total, 3),
+            "requests": requests,
+        }
+    return out
 
 
 def run_worker(core: int, n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
@@ -558,6 +679,7 @@ def premature(early: bool, end_of_speech_s: float | None = None) -> dict[str, An
     reactions = [r["reaction_ms"] / 1000 for r in rows if r["reaction_ms"] is not None]
     return {
         "early_end": early,
+        "end_of_speech_s": speech.end_of_speech_s,
         "requests": n,
         "premature": sum(r["premature"] for r in rows),
         "premature_pct": round(100 * sum(r["premature"] for r in rows) / n, 1),
@@ -638,23 +760,25 @@ def main() -> int:
         gated, gated_tried = capacity(
             loop_trial(server_core, "call", True), max(1, bare), args.limit
         )
-        # Transcripts: the same streams decoded gated and ungated (at a load both hold).
-        n = max(1, min(ungated, gated, 10))
-        plain = run_worker(server_core, n, "call", False, same=True)["texts"]
-        gate = run_worker(server_core, n, "call", True, same=True)["texts"]
-        same = sum(a == b for a, b in zip(plain, gate, strict=True))
+        accuracy = skip_accuracy()
         gated_rows = {
             "ungated_calls": ungated,
             "gated_calls": gated,
-            "transcripts_same": f"{same}/{n}",
-            "transcripts": {"ungated": plain, "gated": gate},
+            "gated_decoded_share": next(
+                (t["decoded_share"] for t in gated_tried if t["calls"] == gated), None
+            ),
+            "skip_word_error_pct": accuracy["skipped"]["word_error_pct"],
+            "all_decoded_word_error_pct": accuracy["all_decoded"]["word_error_pct"],
+            "skip_right_intent_pct": accuracy["skipped"]["right_intent_pct"],
+            "all_decoded_right_intent_pct": accuracy["all_decoded"]["right_intent_pct"],
+            "accuracy": accuracy,
             "ungated_tried": ungated_tried,
             "gated_tried": gated_tried,
         }
 
     early = premature(True)
     late = premature(False)
-    longer = premature(True, end_of_speech_s=0.9)  # the early end lets the normal one be longer
+    shorter = premature(True, end_of_speech_s=0.7)  # the default before: as long as the pauses
 
     def mb(tried: list[dict[str, Any]], n: int) -> float | None:
         return next((t["mb_per_call"] for t in tried if t["calls"] == n), None)
@@ -672,7 +796,7 @@ def main() -> int:
             "half_capacity_calls": half,
             "premature_pct": early["premature_pct"],
             "premature_pct_without_early_end": late["premature_pct"],
-            "premature_pct_end_of_speech_0_9": longer["premature_pct"],
+            "premature_pct_end_of_speech_0_7": shorter["premature_pct"],
             "bare_mb_per_call": mb(bare_tried, bare),
             "voicebot_mb_per_call": mb(served_tried, voicebot),
             **{k: v for k, v in gated_rows.items() if not k.endswith(("_tried", "transcripts"))},
@@ -688,7 +812,7 @@ def main() -> int:
         "paused_requests": {
             "early_end": early,
             "without_early_end": late,
-            "early_end_with_end_of_speech_0_9": longer,
+            "early_end_with_end_of_speech_0_7": shorter,
         },
         "gated": gated_rows,
     }
@@ -704,8 +828,20 @@ def main() -> int:
         ug, g = gated_rows["ungated_calls"], gated_rows["gated_calls"]
         print(f"| bare loop, call-shaped audio | {ug} | {ug / bare:.2f} | |")
         print(
-            f"| VAD-gated loop, call-shaped audio | {g} | {g / bare:.2f} | |"
-            f" (transcripts as ungated: {gated_rows['transcripts_same']})"
+            f"| voicebot recogniser skipping silence, call-shaped audio | {g} | {g / bare:.2f} |"
+            f" | (decoded {gated_rows['gated_decoded_share']} of the audio)"
+        )
+        acc = gated_rows["accuracy"]
+        print("\n| call-shaped requests | silence skipped | all decoded |")
+        print("|---|---:|---:|")
+        print(
+            f"| word error rate | {acc['skipped']['word_error_pct']}%"
+            f" | {acc['all_decoded']['word_error_pct']}% |"
+        )
+        print(
+            f"| routed to the right intent ({acc['skipped']['requests']} requests)"
+            f" | {acc['skipped']['right_intent_pct']}%"
+            f" | {acc['all_decoded']['right_intent_pct']}% |"
         )
     print(f"\n| caller at {half} calls (half capacity) | intent-aware end of turn | without |")
     print("|---|---:|---:|")
@@ -719,9 +855,10 @@ def main() -> int:
         f" | {late['right_intent_pct']}% |"
     )
     print(
-        f"\nWith end_of_speech_s 0.9 (and the early end): premature {longer['premature_pct']}%,"
-        f" right intent {longer['right_intent_pct']}%, reaction p50 on those requests"
-        f" {longer['reaction_p50_ms']} ms (early end 0.7: {early['reaction_p50_ms']} ms)."
+        f"\nWith end_of_speech_s 0.7 (the default before; the early end on): premature"
+        f" {shorter['premature_pct']}%, right intent {shorter['right_intent_pct']}%, reaction p50"
+        f" on those requests {shorter['reaction_p50_ms']} ms"
+        f" (the config's {early['end_of_speech_s']} s: {early['reaction_p50_ms']} ms)."
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(details, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -28,6 +28,8 @@ from voicebot.speech.vosk_model import SpeechModel, inspect_model, load_model
 
 HANGUL = re.compile("[\uac00-\ud7a3]")
 GRAMMAR = ["네", "아니요", "상담원 연결", "요금"]  # yes, no, agent please, bill
+KO_FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures" / "ko-KR"
+KO_PHRASES = ["영업 시간", "아이디 비밀 번호", "요금 납부", "강의 예약"]
 
 
 def recording(audio_dir: Path, name: str) -> Audio:
@@ -128,6 +130,42 @@ def test_no_speech_timeout_on_silence(ko_model: SpeechModel) -> None:
         pytest.approx((0.0, 2.0)),
         pytest.approx((2.0, 4.0)),
     ]
+
+
+def test_line_silence_is_not_decoded_and_what_follows_is_heard_on_the_call_clock(
+    ko_model: SpeechModel,
+) -> None:
+    """Most of a call is the bot talking or the caller listening: after ``skip_silence_s``
+    without sound decoding pauses, and the request after it is still heard whole, with its
+    words placed at the call time they were said (the pre-roll keeps the first word's onset)."""
+    request = ulaw_decode(ulaw_encode(read_wav(KO_FIXTURES / "hours.wav").samples))
+    stream = np.concatenate([silence(8000, 6.0), request, silence(8000, 2.0)])
+    heard = {}
+    for skip in (0.0, 1.2):
+        ending = Endpointing(end_of_speech_s=0.7, no_speech_timeout_s=30.0, skip_silence_s=skip)
+        rec = Recognizer(ko_model, mode="grammar", phrases=KO_PHRASES, endpointing=ending)
+        got = finals(run(rec, stream))
+        assert [f.text for f in got] == ["영업 시간"], skip
+        heard[skip] = (got[0], rec.decoded_s, rec.time)
+    (plain, plain_decoded, total), (gated, gated_decoded, _) = heard[0.0], heard[1.2]
+    assert plain_decoded == pytest.approx(total, abs=0.11)
+    assert gated_decoded < 0.55 * total  # the 6 s lead and the tail were mostly skipped
+    assert gated.start >= 6.0 - 0.05 and gated.start == pytest.approx(plain.start, abs=0.25)
+    assert gated.time == pytest.approx(plain.time, abs=0.15)  # the turn ends as soon
+
+
+def test_a_caller_speaking_at_once_after_a_long_silence_loses_no_word(
+    ko_model: SpeechModel,
+) -> None:
+    """Two requests with 4 s of silence between them: the second starts while decoding is
+    paused and must come out as whole as the first."""
+    first = ulaw_decode(ulaw_encode(read_wav(KO_FIXTURES / "hours.wav").samples))
+    second = ulaw_decode(ulaw_encode(read_wav(KO_FIXTURES / "password.wav").samples))
+    stream = np.concatenate([first, silence(8000, 4.0), second, silence(8000, 1.5)])
+    ending = Endpointing(end_of_speech_s=0.7, no_speech_timeout_s=30.0, skip_silence_s=1.2)
+    rec = Recognizer(ko_model, mode="grammar", phrases=KO_PHRASES, endpointing=ending)
+    assert [f.text for f in finals(run(rec, stream))] == ["영업 시간", "아이디 비밀 번호"]
+    assert rec.decoded_s < rec.time - 2.0
 
 
 def test_max_utterance_length_cuts_off(ko_model: SpeechModel, audio_dir: Path) -> None:

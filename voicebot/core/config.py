@@ -220,7 +220,8 @@ class SpeechSettings:
 
     mode: SpeechMode = SpeechMode.GRAMMAR
     model: str | None = None  # model directory; None: the installed model for the language
-    end_of_speech_s: float = 0.7  # trailing silence that ends an utterance
+    end_of_speech_s: float = 0.8  # trailing silence that ends an utterance (pauses inside a
+    # request run to 0.7 s; bench/bench_capacity.py counts the premature answers)
     no_speech_timeout_s: float = 5.0  # silence before the caller is asked again
     max_utterance_s: float = 15.0  # a longer utterance is cut here
     # n-best transcripts for the matcher. 1 by default: Vosk 0.3.45 gives different n-best lists
@@ -231,6 +232,9 @@ class SpeechSettings:
     # the answer; otherwise the caller has end_of_speech_s to go on.
     early_end_pause_s: float = 0.25
     early_end_min_score: float = 0.8
+    # Soundless audio after which decoding pauses until there is sound again (0: decode all):
+    # most of a call is the bot talking or the caller listening, and that costs CPU for nothing.
+    skip_silence_s: float = 1.2
 
 
 @dataclass(frozen=True, slots=True)

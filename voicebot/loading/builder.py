@@ -312,7 +312,11 @@ class Builder:
             ok = ok and n is not None
             alternatives = n if n is not None else alternatives
         early: dict[str, float] = {}
-        for key, top in (("early_end_pause_s", _MAX_EARLY_PAUSE_S), ("early_end_min_score", 1.0)):
+        for key, top in (
+            ("early_end_pause_s", _MAX_EARLY_PAUSE_S),
+            ("early_end_min_score", 1.0),
+            ("skip_silence_s", _MAX_SPEECH_S),
+        ):
             if key not in pairs:
                 continue
             vnode = pairs[key][1]

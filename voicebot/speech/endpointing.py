@@ -17,6 +17,12 @@ is armed from the start and restarts at each closed utterance, unless the shell 
 (``disarm_no_speech``) while its prompt plays and arms it when the prompt has finished
 (``arm_no_speech``): a caller must not time out while the bot is still talking.
 
+Most of a call is not the caller speaking (the greeting, the bot's answers, the caller
+listening): after ``skip_silence_s`` with no sound on the line and nothing said, the recogniser
+stops decoding until sound comes back, then hands Vosk the last ``PREROLL_S`` first so no word
+loses its onset. "Sound" is a looser test than "voiced" (6 dB over the floor, not 12), so a
+quiet or noisy caller opens the gate even where the end-of-speech VAD would not count them.
+
 This module holds the settings and the VAD, both pure and Vosk-free, so they can be read and
 tested apart from the decoder; the rules themselves run in ``Recognizer._step``, where the
 decoder's partials and endpoint flag are.
@@ -30,7 +36,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Endpointing", "EnergyVad"]
+__all__ = ["PREROLL_S", "Endpointing", "EnergyVad"]
+
+PREROLL_S = 0.4
+"""Audio before the first sound that is still decoded when the recogniser resumes."""
+SKIP_MARGIN_S = 0.3
+"""How much longer than ``end_of_speech_s`` the line must be soundless before decoding pauses."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,9 @@ class Endpointing:
     # After this much energy silence (0: never) the recogniser asks its ``end_turn`` predicate
     # whether the words so far are a complete answer; yes closes the utterance at once.
     early_end_pause_s: float = 0.0
+    # After this much soundless audio with no words pending (0: never) decoding pauses until
+    # there is sound again (see ``skip_after_s``).
+    skip_silence_s: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s"):
@@ -49,6 +63,16 @@ class Endpointing:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
         if not (math.isfinite(self.early_end_pause_s) and self.early_end_pause_s >= 0):
             raise ValueError(f"early_end_pause_s must be >= 0, got {self.early_end_pause_s!r}")
+        if not (math.isfinite(self.skip_silence_s) and self.skip_silence_s >= 0):
+            raise ValueError(f"skip_silence_s must be >= 0, got {self.skip_silence_s!r}")
+
+    @property
+    def skip_after_s(self) -> float:
+        """Soundless audio after which decoding pauses (0: never): ``skip_silence_s``, but
+        never less than ``end_of_speech_s`` + ``SKIP_MARGIN_S``, so no utterance is open then."""
+        if self.skip_silence_s <= 0:
+            return 0.0
+        return max(self.skip_silence_s, self.end_of_speech_s + SKIP_MARGIN_S)
 
 
 class EnergyVad:
@@ -68,14 +92,18 @@ class EnergyVad:
         *,
         frame_s: float = 0.01,
         margin_db: float = 12.0,
+        sound_margin_db: float = 6.0,
         min_speech_dbfs: float = -50.0,
+        min_sound_dbfs: float = -60.0,
         min_run: int = 2,
         floor_rise_db_per_s: float = 2.0,
     ) -> None:
         self.rate = rate
         self._frame = max(1, round(rate * frame_s))
         self._margin = margin_db
+        self._sound_margin = sound_margin_db
         self._min_speech = min_speech_dbfs
+        self._min_sound = min_sound_dbfs
         self._min_run = min_run
         self._rise = floor_rise_db_per_s * self._frame / rate
         self._rest: NDArray[np.float64] = np.zeros(0)
@@ -84,6 +112,8 @@ class EnergyVad:
         self._run = 0
         self.last_speech_end: float | None = None
         """End of the last voiced run, in seconds from the stream start; None before speech."""
+        self.last_sound_end: float | None = None
+        """End of the last frame with any sound (``sound_margin_db`` over the floor)."""
 
     @property
     def time(self) -> float:
@@ -108,6 +138,8 @@ class EnergyVad:
             if self._floor is None:
                 self._floor = e
             voiced = e >= max(self._floor + self._margin, self._min_speech)
+            if e >= max(self._floor + self._sound_margin, self._min_sound):
+                self.last_sound_end = self.time
             self._floor = e if e < self._floor else self._floor + self._rise
             self._run = self._run + 1 if voiced else 0
             if self._run >= self._min_run:

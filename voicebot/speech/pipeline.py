@@ -181,6 +181,7 @@ class CallPipeline:
                 speech.no_speech_timeout_s,
                 speech.max_utterance_s,
                 speech.early_end_pause_s,
+                speech.skip_silence_s,
             ),
             call_rate=call_rate,
             max_alternatives=speech.max_alternatives,
@@ -308,13 +309,20 @@ class CallPipeline:
             return False
         if any(w in said for w in self._escape_words()):
             return True
+        # The phrase test first: it is cheap, and most pauses hold no whole phrase, so the
+        # matcher (a sentence encoder, tens of ms of the decoding thread) runs only when needed.
+        holding = {
+            intent
+            for intent, phrases in self._intent_phrases().items()
+            if any(_contains(said, p) for p in phrases)
+        }
+        if not holding:
+            return False
         match = self._classify([(" ".join(said), 1.0)])
         best = match.best
         if match.verdict is not Verdict.ACCEPT or best is None:
             return False
-        if best.score < self.config.speech.early_end_min_score:
-            return False
-        return any(_contains(said, p) for p in self._intent_phrases().get(best.intent, ()))
+        return best.intent in holding and best.score >= self.config.speech.early_end_min_score
 
     def _escape_words(self) -> set[str]:
         return {w for text in self.config.words.escape for w in words(text)}

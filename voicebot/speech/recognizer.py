@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from numpy.typing import NDArray
 
 from voicebot.speech.audio import as_int16
 from voicebot.speech.dither import dithered
-from voicebot.speech.endpointing import Endpointing, EnergyVad
+from voicebot.speech.endpointing import PREROLL_S, Endpointing, EnergyVad
 from voicebot.speech.grammar import build_grammar, unknown_words
 from voicebot.speech.resample import Resampler
 from voicebot.speech.transcripts import (
@@ -113,7 +114,12 @@ class Recognizer:
         # Samples at the model rate as float32: Vosk takes floats (in 16-bit units), so the
         # resampler's output needs no rounding and the dither can be added without clipping.
         self._pending: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
-        self._fed = 0  # samples handed to Vosk, at the model rate
+        self._fed = 0  # samples of the stream so far, at the model rate (the call's clock)
+        self._vosk_fed = 0  # of which handed to Vosk (silence may be skipped)
+        # Skipped blocks kept as pre-roll: (stream position, samples), the newest PREROLL_S.
+        self._held: deque[tuple[int, NDArray[np.float32]]] = deque(
+            maxlen=max(1, round(PREROLL_S / BLOCK_S))
+        )
         self._segment = _Segment(start=0.0)
         self._listen_from: float | None = 0.0  # start of the no-speech clock; None: held
         self._vad = EnergyVad(self._rate)
@@ -151,6 +157,11 @@ class Recognizer:
     def time(self) -> float:
         """Seconds of audio decoded so far (the recogniser's clock)."""
         return self._fed / self._rate
+
+    @property
+    def decoded_s(self) -> float:
+        """Seconds of audio Vosk decoded (less than ``time`` once silence was skipped)."""
+        return self._vosk_fed / self._rate
 
     @property
     def no_speech_armed(self) -> bool:
@@ -192,7 +203,7 @@ class Recognizer:
                 self._pending = np.concatenate([self._pending, tail])
             events = self._drain()
             if len(self._pending):
-                self._accept(self._pending)
+                self._accept(self._pending, self._fed)
                 self._fed += len(self._pending)
                 self._pending = self._pending[:0]
             return events + self._close("end_of_stream", self._rec.FinalResult())
@@ -215,10 +226,11 @@ class Recognizer:
         self._pending = self._pending[n_blocks * self._block :]
         return events
 
-    def _accept(self, block: NDArray[np.float32]) -> bool:
-        self._vad.process(block)
+    def _accept(self, block: NDArray[np.float32], at: int) -> bool:
+        """Decode ``block``, which starts ``at`` samples into the stream (the dither's index)."""
+        self._vosk_fed += len(block)
         if self._dither:
-            block = dithered(block, self._fed, self._dither)
+            block = dithered(block, at, self._dither)
         if self._accept_f is None or self._ffi is None:  # an older vosk without the float API
             pcm = np.clip(np.rint(block), -32768, 32767).astype("<i2")
             return bool(self._rec.AcceptWaveform(pcm.tobytes()))
@@ -230,8 +242,18 @@ class Recognizer:
         return bool(result)
 
     def _step(self, block: NDArray[np.float32]) -> list[RecognizerEvent]:
-        vosk_endpoint = self._accept(block)
-        self._fed += len(block)
+        self._vad.process(block)
+        if self._silent_for_a_while(len(block)):
+            self._held.append((self._fed, block))  # the pre-roll, should sound come back
+            self._fed += len(block)
+            decoded = vosk_endpoint = False
+        else:
+            decoded = True
+            for at, held in self._held:
+                self._accept(held, at)
+            self._held.clear()
+            vosk_endpoint = self._accept(block, self._fed)
+            self._fed += len(block)
         now = self.time
         seg = self._segment
         events: list[RecognizerEvent] = []
@@ -244,7 +266,11 @@ class Recognizer:
             else:
                 return events
         # The cheap best-path partial: current, unlike the word-timed one, which lags.
-        text = normalise_text(json.loads(self._rec.PartialResult()).get("partial", ""), self._unk)
+        text = (
+            normalise_text(json.loads(self._rec.PartialResult()).get("partial", ""), self._unk)
+            if decoded
+            else ""  # not decoding: nothing new can have been said
+        )
         if text != seg.partial:
             seg.partial = text
             seg.changed_at = now
@@ -292,6 +318,17 @@ class Recognizer:
             self._segment = _Segment(start=now)
         return events
 
+    def _silent_for_a_while(self, n: int) -> bool:
+        """Whether to skip decoding this block: ``skip_silence_s`` without any sound up to its
+        end and nothing open (no words in the partial, no early end settling). Vosk then has
+        nothing to finish: an utterance closes after ``end_of_speech_s``, well before."""
+        after = self.endpointing.skip_after_s
+        seg = self._segment
+        if after <= 0 or seg.partial or seg.speech_start is not None or seg.settle_until:
+            return False
+        end = (self._fed + n) / self._rate
+        return end - (self._vad.last_sound_end or 0.0) >= after - _EPS
+
     def _complete(self, seg: _Segment, text: str) -> bool:
         """The caller has paused for ``early_end_pause_s`` after words the ``end_turn``
         predicate takes as a complete answer (asked once per distinct partial)."""
@@ -318,8 +355,11 @@ class Recognizer:
         if not alternatives:
             return []
         words = alternatives[0].words
-        start = words[0].start if words else now
-        end = words[-1].end if words else now
+        # Vosk's clock counts only the audio it decoded; no silence was skipped since these
+        # words began (skipping waits for a closed utterance), so one offset maps them.
+        skipped = (self._fed - self._vosk_fed) / self._rate
+        start = words[0].start + skipped if words else now
+        end = words[-1].end + skipped if words else now
         return [Final(alternatives, start, end, now, reason)]
 
 
