@@ -29,9 +29,18 @@ VARIANTS: tuple[dict[str, Any], ...] = (
     {"CHAR_SHARE": 1.0},  # spelling only: no sentence-vector regression
     {"ROUTE_MARGIN": 99.0},  # no route-aware choice
     {"NOVELTY_POWER": 0.0},  # reject on probability alone, no familiarity
+    {"ROUTE_POOL": 0.0},  # reject on the top intent's probability, not its destination's
 )
 # (dataset, index into eval_datasets.runs): full, 10-shot, oos full; the Swedish 4-shot
-SETTINGS = (("hwu64", 0), ("hwu64", 1), ("hwu64", 2), ("snips", 0), ("snips", 1), (SWEDISH, 0))
+SETTINGS = (
+    ("hwu64", 0),
+    ("hwu64", 1),
+    ("hwu64", 2),
+    ("snips", 0),
+    ("snips", 1),
+    ("snips", 2),
+    (SWEDISH, 0),
+)
 
 
 def _pct(x: float | None) -> str:
@@ -56,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant in variants:
         for key, value in {**shipped, **variant}.items():
             setattr(matcher, key, value)
-        cells = []
+        cells: list[dict[str, Any]] = []
         for run in todo:
             built = matcher.Matcher(tuple(run.config.intents.values()), run.config.thresholds)
             report = evaluate(built, run.test, route_map(run.config))

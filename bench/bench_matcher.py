@@ -2,13 +2,14 @@
 
 Real text when the HWU64 and SNIPS training sets are there (their 71 intents plus 29 more made by
 splitting the largest ones, 100 examples each; queries from their test sets); otherwise synthetic
-sentences. Reports build time
-(what every ``voicebot chat`` / ``eval`` run and every server start pays; the config's sentence
-vectors come from the embedding cache, filled by a first run), ms per utterance (p50, p95) with
-the sentence encoder's share measured separately on the same utterances, and the resident memory
-the encoder adds to the process (once, not per call). Everything on one thread.
+sentences. Reports the build time (what every ``voicebot chat`` / ``eval`` run and every server
+start pays, the config's sentence vectors already in memory) and the second start (the
+embedding cache read from disk, then the build; filled by a first run), ms per utterance (p50,
+p95) with the sentence encoder's share measured separately on the same utterances, and the
+resident memory the encoder adds to the process (once, not per call). Everything on one thread.
+``--before REV`` measures the matcher of that git revision on the same config in the same run.
 
-    python bench/bench_matcher.py [--data DIR] [--out bench/results/bench_matcher.json]
+    python bench/bench_matcher.py [--data DIR] [--before REV] [--out FILE]
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import json
 import os
 import random
 import statistics
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
-from voicebot.matching.embedding_cache import shared_embeddings
+from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
 from voicebot.matching.encoder import default_encoder
 from voicebot.matching.labelled import read_labelled
 from voicebot.matching.matcher import Matcher
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.eval_datasets import at_revision
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(os.environ.get("VOICEBOT_DATA", "/work/shared/data/text"))
@@ -98,11 +103,19 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def measure(intents: Sequence[Intent], queries: Sequence[str]) -> dict[str, Any]:
-    embeddings = shared_embeddings()
-    embeddings.texts([t for i in intents for t in (*i.phrases, *i.examples)])  # fill the cache
+def measure(
+    make: Callable[..., Any], intents: Sequence[Intent], queries: Sequence[str]
+) -> dict[str, Any]:
+    shared = shared_embeddings()
+    shared.texts([t for i in intents for t in (*i.phrases, *i.examples)])  # fill the cache
+    # Its own Embeddings: the cache file is read as at a second start, and the utterance memory
+    # starts empty, so no matcher of the run scores utterances another one has encoded.
+    embeddings = Embeddings(shared.encoder, shared.path)
     start = time.perf_counter()
-    matcher = Matcher(intents, Thresholds())
+    matcher = make(intents, Thresholds(), embeddings=embeddings)
+    second_start = time.perf_counter() - start
+    start = time.perf_counter()
+    make(intents, Thresholds(), embeddings=embeddings)  # vectors in memory: the build alone
     build = time.perf_counter() - start
     encoder = default_encoder()
     for i in range(20):  # warm-up, on texts the measured loop does not use
@@ -126,6 +139,7 @@ def measure(intents: Sequence[Intent], queries: Sequence[str]) -> dict[str, Any]
         "examples": sum(len(i.phrases) + len(i.examples) for i in intents),
         "queries": len(queries),
         "build_s": round(build, 3),
+        "second_start_s": round(second_start, 3),
         "ms_p50": round(statistics.median(total), 3),
         "ms_p95": round(_p95(total), 3),
         "ms_mean": round(statistics.fmean(total), 3),
@@ -142,27 +156,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_matcher.json")
     parser.add_argument("--queries", type=int, default=QUERIES)
+    parser.add_argument("--before", metavar="REV", help="also measure the matcher of this revision")
     args = parser.parse_args(argv)
     rng = random.Random(SEED)
+    makers: list[tuple[str, Callable[..., Any]]] = [("current", Matcher)]
+    if args.before:
+        makers.insert(0, (args.before, at_revision(args.before).Matcher))
     with threadpool_limits(1):
         before = rss_mb()
         default_encoder().encode([f"warm up {i}" for i in range(8)])
         added = rss_mb() - before
         found = real(args.data, rng)
-        results: list[dict[str, Any]] = []
         if found is not None:
-            results.append({"text": "hwu64+snips", **measure(found[0], found[1][: args.queries])})
+            text, (intents, queries) = "hwu64+snips", found
         else:  # synthetic text only without the datasets: encoding it is a 6-minute first run
-            intents, queries = synthetic(rng)
-            results.append({"text": "synthetic", **measure(intents, queries[: args.queries])})
+            text, (intents, queries) = "synthetic", synthetic(rng)
+        results: list[dict[str, Any]] = []
+        for name, make in makers:
+            result = measure(make, intents, queries[: args.queries])
+            results.append({"matcher": name, "text": text, **result})
     print(
-        "| text | intents | examples | build s | ms p50 | ms p95 | encoder ms p50 / p95 "
-        "| rest ms p50 / p95 | ms 3-best |"
+        "| matcher | text | intents | examples | second start s | build s | ms p50 | ms p95 "
+        "| encoder ms p50 / p95 | rest ms p50 / p95 | ms 3-best |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['text']} | {r['intents']} | {r['examples']} | {r['build_s']:.2f} "
+            f"| {r['matcher']} | {r['text']} | {r['intents']} | {r['examples']} "
+            f"| {r['second_start_s']:.2f} | {r['build_s']:.2f} "
             f"| {r['ms_p50']:.1f} | {r['ms_p95']:.1f} "
             f"| {r['encoder_ms_p50']:.1f} / {r['encoder_ms_p95']:.1f} "
             f"| {r['rest_ms_p50']:.1f} / {r['rest_ms_p95']:.1f} | {r['ms_3best']:.1f} |"
