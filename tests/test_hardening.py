@@ -630,3 +630,31 @@ def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> Non
     assert not any("영업 시간은" in s for s in report.said)  # the announcement was not heard
     failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
     assert failures and "prompt" in failures[0].payload["error"]
+
+
+def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
+    ko_model: SpeechModel,
+) -> None:
+    """The first calls a load balancer sends after a restart must not wait on (or share the
+    core with) espeak-ng: ``serve`` prepares with ``warm_first``, and the prompts a call plays
+    after its first answer are already in the cache when ``ready`` turns true."""
+    tts = Tts()
+    if not tts.available:
+        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
+    server = VoiceServer(
+        ServerSettings(public_url="http://127.0.0.1", auth_token=TOKEN),
+        ConfigHolder(CONFIG),
+        TwilioRest("AC" + "0" * 32, TOKEN, base_url="http://127.0.0.1:9"),
+        SpeechProvider(lambda _config: ko_model),
+        tts=tts,
+        ready=False,  # as serve starts it
+    )
+    server.prepare(strict=True, warm_first=True)
+    assert server.ready
+    warmed = tts.synthesised
+    config = server.holder.language()
+    prompts = config.prompts
+    assert warmed >= 3
+    for text in (prompts.anything_else, prompts.goodbye, prompts.sms_sent):
+        tts.mulaw(text, config.language)
+    assert tts.synthesised == warmed  # all three were cache hits
