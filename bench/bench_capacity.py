@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +159,24 @@ def stream_audio(i: int, shape: str) -> np.ndarray[Any, np.dtype[np.int16]]:
     )
 
 
+def paced(lengths: list[int], chunk: int) -> Iterator[tuple[float, int, int, bool]]:
+    """Real-time pacing for streams of ``lengths`` samples, starting ``STAGGER_S`` apart: yields
+    (when the chunk was due, stream, chunk index, whether it is the stream's last) in due order,
+    sleeping until each is due."""
+    t0 = time.perf_counter() + 0.2
+    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(len(lengths))]
+    heapq.heapify(queue)
+    while queue:
+        due, i, k = heapq.heappop(queue)
+        wait = due - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        last = (k + 1) * chunk >= lengths[i]
+        yield due, i, k, last
+        if not last:
+            heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
+
+
 def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
     """n real-time streams on this process's core; lag of each endpoint result. ``gated``:
     the product's recogniser (``voicebot.speech.recognizer.Recognizer``, at the model's rate so
@@ -211,26 +229,14 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
     texts: list[list[str]] = [[] for _ in range(n)]
     lags: list[float] = []
     decoded_s = 0.0
-    t0 = time.perf_counter() + 0.2
-    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(n)]
-    heapq.heapify(queue)
     peak = before
-    while queue:
-        due, i, k = heapq.heappop(queue)
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
+    for due, i, k, last in paced([len(a) for a in audio], chunk):
         data = audio[i][k * chunk : (k + 1) * chunk]
         decoded_s += len(data) / RATE
-        if accept(recs[i], data):
-            text = json.loads(recs[i].Result()).get("text", "")
-            if text:
-                texts[i].append(text)
-                lags.append(time.perf_counter() - due)
-        if (k + 1) * chunk < len(audio[i]):
-            heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
-        else:
-            text = json.loads(recs[i].FinalResult()).get("text", "")
+        results = [recs[i].Result()] if accept(recs[i], data) else []
+        results += [recs[i].FinalResult()] if last else []
+        for raw in results:
+            text = json.loads(raw).get("text", "")
             if text:
                 texts[i].append(text)
                 lags.append(time.perf_counter() - due)
@@ -274,24 +280,14 @@ def product_worker(n: int, shape: str) -> dict[str, Any]:
     ]
     texts: list[list[str]] = [[] for _ in range(n)]
     lags: list[float] = []
-    t0 = time.perf_counter() + 0.2
-    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(n)]
-    heapq.heapify(queue)
     peak = before
-    while queue:
-        due, i, k = heapq.heappop(queue)
-        wait = due - time.perf_counter()
-        if wait > 0:
-            time.sleep(wait)
-        last = (k + 1) * chunk >= len(audio[i])
+    for due, i, k, last in paced([len(a) for a in audio], chunk):
         events = recs[i].feed(audio[i][k * chunk : (k + 1) * chunk])
         events += recs[i].flush() if last else []
         for event in events:
             if isinstance(event, Final) and event.text:
                 texts[i].append(event.text)
                 lags.append(time.perf_counter() - due)
-        if not last:
-            heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
         if k % 20 == 0 and i == 0:
             peak = max(peak, rss_mb())
     return {
