@@ -243,17 +243,17 @@ class Recognizer:
 
     def _step(self, block: NDArray[np.float32]) -> list[RecognizerEvent]:
         self._vad.process(block)
-        if self._silent_for_a_while(len(block)):
-            self._held.append((self._fed, block))  # the pre-roll, should sound come back
-            self._fed += len(block)
-            decoded = vosk_endpoint = False
-        else:
-            decoded = True
-            for at, held in self._held:
-                self._accept(held, at)
+        at = self._fed
+        self._fed += len(block)
+        decoded = not self._silent_for_a_while()
+        if decoded:
+            for held_at, held in self._held:
+                self._accept(held, held_at)
             self._held.clear()
-            vosk_endpoint = self._accept(block, self._fed)
-            self._fed += len(block)
+            vosk_endpoint = self._accept(block, at)
+        else:
+            self._held.append((at, block))  # the pre-roll, should sound come back
+            vosk_endpoint = False
         now = self.time
         seg = self._segment
         events: list[RecognizerEvent] = []
@@ -318,16 +318,18 @@ class Recognizer:
             self._segment = _Segment(start=now)
         return events
 
-    def _silent_for_a_while(self, n: int) -> bool:
-        """Whether to skip decoding this block: ``skip_silence_s`` without any sound up to its
-        end and nothing open (no words in the partial, no early end settling). Vosk then has
-        nothing to finish: an utterance closes after ``end_of_speech_s``, well before."""
+    def _silent_for_a_while(self) -> bool:
+        """Whether to skip decoding the block just counted: ``skip_silence_s`` without any
+        sound up to its end and nothing open (no words in the partial, no early end settling).
+        Vosk then has nothing to finish: an utterance closes after ``end_of_speech_s``, well
+        before."""
         after = self.endpointing.skip_after_s
         seg = self._segment
-        if after <= 0 or seg.partial or (seg.speech_start, seg.settle_until) != (None, None):
+        if after <= 0 or seg.partial or seg.speech_start is not None:
             return False
-        end = (self._fed + n) / self._rate
-        return end - (self._vad.last_sound_end or 0.0) >= after - _EPS
+        if seg.settle_until is not None:
+            return False
+        return self.time - (self._vad.last_sound_end or 0.0) >= after - _EPS
 
     def _complete(self, seg: _Segment, text: str) -> bool:
         """The caller has paused for ``early_end_pause_s`` after words the ``end_turn``
