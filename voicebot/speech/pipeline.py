@@ -22,7 +22,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from voicebot.core.config import LanguageConfig, SpeechMode
+from voicebot.core.config import LanguageConfig, SpeechMode, SpeechSettings
 from voicebot.core.dialogue import (
     Action,
     Awaiting,
@@ -56,9 +56,21 @@ __all__ = [
     "SpeechKit",
     "Step",
     "StepEvent",
+    "endpointing",
     "load_speech_model",
     "speech_kit",
 ]
+
+
+def endpointing(speech: SpeechSettings) -> Endpointing:
+    """When a call's utterances end, from the language's ``speech:`` settings."""
+    return Endpointing(
+        speech.end_of_speech_s,
+        speech.no_speech_timeout_s,
+        speech.max_utterance_s,
+        speech.early_end_pause_s,
+        speech.skip_silence_s,
+    )
 
 
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
@@ -176,20 +188,14 @@ class CallPipeline:
             model,
             mode=speech.mode.value,
             phrases=phrases,
-            endpointing=Endpointing(
-                speech.end_of_speech_s,
-                speech.no_speech_timeout_s,
-                speech.max_utterance_s,
-                speech.early_end_pause_s,
-                speech.skip_silence_s,
-            ),
+            endpointing=endpointing(speech),
             call_rate=call_rate,
             max_alternatives=speech.max_alternatives,
             allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
             end_turn=self._complete_answer,
         )
         self._classify = classify
-        self._phrases: dict[str, tuple[tuple[str, ...], ...]] | None = None  # intent -> words
+        self._phrases: dict[str, list[tuple[str, tuple[str, ...]]]] | None = None
         self.dialogue = Dialogue(config, classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
@@ -311,10 +317,12 @@ class CallPipeline:
             return True
         # The phrase test first: it is cheap, and most pauses hold no whole phrase, so the
         # matcher (a sentence encoder, tens of ms of the decoding thread) runs only when needed.
+        starts = self._phrases_by_first_word()
         holding = {
             intent
-            for intent, phrases in self._intent_phrases().items()
-            if any(_contains(said, p) for p in phrases)
+            for word in set(said)
+            for intent, phrase in starts.get(word, ())
+            if _contains(said, phrase)
         }
         if not holding:
             return False
@@ -327,14 +335,15 @@ class CallPipeline:
     def _escape_words(self) -> set[str]:
         return {w for text in self.config.words.escape for w in words(text)}
 
-    def _intent_phrases(self) -> dict[str, tuple[tuple[str, ...], ...]]:
+    def _phrases_by_first_word(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
+        """first word -> (intent, words) of every phrase and example: a pause then checks only
+        the phrases that start with a word the caller said, not all of a large config's."""
         if self._phrases is None:
-            self._phrases = {
-                name: tuple(
-                    tuple(ws) for t in (*intent.phrases, *intent.examples) if (ws := words(t))
-                )
-                for name, intent in self.config.intents.items()
-            }
+            self._phrases = {}
+            for name, intent in self.config.intents.items():
+                for text in (*intent.phrases, *intent.examples):
+                    if ws := tuple(words(text)):
+                        self._phrases.setdefault(ws[0], []).append((name, ws))
         return self._phrases
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
