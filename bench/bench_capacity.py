@@ -300,25 +300,26 @@ def product_worker(n: int, shape: str) -> dict[str, Any]:
 
 
 def endpointing(speech: Any, skip: bool = True) -> Any:
-    from voicebot.speech.endpointing import Endpointing
+    """The config's endpointing without the early end (no matcher in these loops), and with
+    silence skipping only when ``skip``."""
+    from voicebot.speech.pipeline import endpointing as configured
 
-    return Endpointing(
-        speech.end_of_speech_s,
-        speech.no_speech_timeout_s,
-        speech.max_utterance_s,
-        0.0,  # no early end here: no matcher in this loop
-        speech.skip_silence_s if skip else 0.0,
+    ending = configured(speech)
+    return dataclasses.replace(
+        ending, early_end_pause_s=0.0, skip_silence_s=ending.skip_silence_s if skip else 0.0
     )
 
 
-# What each fixture of the mix says (audio_fixtures/generate.py) and the intent it means.
-TRUTH = {
-    "billing.wav": ("요금 납부", "billing"),
-    "password.wav": ("아이디 비밀 번호", "password"),
-    "hours.wav": ("영업 시간", "hours"),
-    "course.wav": ("강의 예약", "course"),
-    "billing_noisy.wav": ("요금 납부 요금", "billing"),
-}
+def truth() -> dict[str, tuple[str, str]]:
+    """What each Korean fixture says and the intent it means, from audio_fixtures/generate.py
+    (an expectation such as ``transfer:billing`` names the intent after the colon)."""
+    import generate
+
+    return {
+        f"{f.name}.wav": (f.text, f.expect.split(":")[-1])
+        for f in generate.FIXTURES
+        if f.lang == "ko-KR"
+    }
 
 
 def word_errors(hyp: str, ref: str) -> int:
@@ -347,6 +348,7 @@ def skip_accuracy() -> dict[str, Any]:
     config = load_language(CONFIG)
     kit = speech_kit(config, load_model(ko_model_dir()))
     mix = [ulaw_decode(load_audio(AUDIO / m)) for m in MIX]
+    said = truth()
 
     def zeros(seconds: float) -> np.ndarray[Any, np.dtype[np.int16]]:
         return np.zeros(int(seconds * 8000), np.int16)
@@ -376,7 +378,7 @@ def skip_accuracy() -> dict[str, Any]:
                 decoded += rec.decoded_s
                 total += rec.time
                 for n, name in enumerate((MIX[i], MIX[(i + 2) % 5])):
-                    ref, intent = TRUTH[name]
+                    ref, intent = said[name]
                     hyp = heard[n] if n < len(heard) else ""
                     errors += word_errors(hyp, ref)
                     words += len(ref.split())
