@@ -201,9 +201,9 @@ class Matcher:
         meaning = None
         log_prob = np.zeros((0, 0))
         if len(classes) > 1:
-            warm = start is not None and len(start.classes_) == len(classes)
-            meaning = LogisticRegression(C=MEANING_C, max_iter=steps, warm_start=warm)
-            if start is not None and warm:
+            meaning = LogisticRegression(C=MEANING_C, max_iter=steps)
+            if start is not None and len(start.classes_) == len(classes):
+                meaning.set_params(warm_start=True)
                 meaning.coef_ = start.coef_.copy()
                 meaning.intercept_ = start.intercept_.copy()
             with warnings.catch_warnings():
