@@ -7,9 +7,8 @@ Two views of a text are combined:
   vector in which paraphrases lie close, in English and Swedish alike; a logistic regression
   (scikit-learn) learns which directions point at which intent. This is what carries a config
   with four examples per intent ("my bike got nicked" for an insurance claim);
-- its spelling: character n-grams inside words (TF-IDF, sublinear tf) under a multinomial naive
-  Bayes, so a misheard word ("invoce", "pasword") still shares most of its n-grams with the
-  right one. It is trained in one pass over the texts, so even large configs build in seconds.
+- its spelling: character n-grams under a naive Bayes (``voicebot.matching.spelling``), so a
+  misheard word ("invoce", "pasword") still points at the right intent.
 
 Their log-probabilities are mixed with fixed weights (measured on HWU64/SNIPS valid, see
 bench/README.md). Then, as before: a near-verbatim ops-written phrase pulls its intent (rapidfuzz
@@ -19,13 +18,12 @@ intents together, that destination's best intent goes first (callers feel where 
 A request of one word that the texts of several intents share ("membership": the fee, or
 cancelling?) says nothing about which of them is meant, so those intents tie and the bot asks.
 
-The score handed to the dialogue is calibrated per config: part of the examples is held out, a
-first model is trained without them, and the scores are shaped so that only REJECT_QUANTILE of
-those unseen but in-scope texts fall under the reject threshold. What rejects is the top
-intent's destination's probability times familiarity, the encoder's cosine with the closest
-training text: a text torn between two known intents stays familiar and is asked about, while
-"what's the weather in Paris" on a support line is unlike every example and goes to a person.
-Out-of-scope examples are never needed.
+The score handed to the dialogue is calibrated per config (``voicebot.matching.calibration``):
+a first model trained without a held-out part of the texts sets how scores are shaped. What
+rejects is the top intent's destination's probability times familiarity, the encoder's cosine
+with the closest training text: a text torn between two known intents stays familiar and is
+asked about, while "what's the weather in Paris" on a support line is unlike every example and
+goes to a person. Out-of-scope examples are never needed.
 
 A config of 10,000 texts builds in about 3 s once its vectors are cached: the final regression
 starts from the calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS
@@ -38,7 +36,6 @@ solvers are deterministic and run on one BLAS thread (threadpoolctl).
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
@@ -48,15 +45,17 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz, process
 from scipy import sparse
+from scipy.special import log_softmax
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import ThreadpoolController
 
 from voicebot.core.config import ActionKind, Intent, Thresholds
 from voicebot.core.match import Match, Scored, Verdict, decide
 from voicebot.core.text import normalize
+from voicebot.matching import calibration
 from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
+from voicebot.matching.spelling import Names, Spelling, count_grams
 
 __all__ = ["Matcher", "route_key"]
 
@@ -67,11 +66,7 @@ I64 = npt.NDArray[np.int64]
 MEANING_C = 30.0  # inverse L2 strength of the regression on sentence vectors
 FIRST_ITER = 30  # L-BFGS steps of the calibration model, from zero
 FINAL_ITER = 15  # ... and of the final model, started from the calibration model's weights
-CHAR_NGRAMS = (2, 5)  # char n-grams inside word boundaries
-CHAR_ALPHA = 0.1  # naive Bayes smoothing of the char n-gram counts
-CHAR_TEMPERATURE = 0.3  # naive Bayes log-likelihoods are overconfident: scaled by this
 CHAR_SHARE = 0.25  # weight of the spelling view's log-probabilities against the meaning view's
-MIN_DF_FROM = 2000  # from this many texts, n-grams seen in only one text are left out
 PHRASE_WEIGHT = 2.0  # a phrase counts as much as this many examples of the same intent
 FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pull its intent
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
@@ -80,12 +75,7 @@ NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
 ROUTE_POOL = 1.0  # share of its destination's other intents' probability the top intent gets
-HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
-REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under the reject line
-MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
-DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
 RANKED = 5
-SEED = 20240611
 
 
 def route_key(intent: Intent) -> str:
@@ -101,11 +91,7 @@ def route_key(intent: Intent) -> str:
 @dataclass(frozen=True, slots=True)
 class _Trained:
     classes: I64  # intent index of each column of the two models (intents that have texts)
-    meaning: LogisticRegression | None  # None when only one intent has texts
-    chars: CountVectorizer  # counts the n-grams this model knows in caller text ...
-    columns: I64  # ... which are these columns of the build's n-gram counts
-    idf: F64  # their inverse document frequency
-    log_prob: F64  # n-grams x classes: the naive Bayes log-likelihoods (0 x 0 for one class)
+    views: tuple[LogisticRegression, Spelling] | None  # None when only one intent has texts
     vectors: F32  # training texts' sentence vectors, for familiarity
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
@@ -120,9 +106,10 @@ class _Texts:
     vectors: F32
     y: I64  # intent index
     phrase: npt.NDArray[np.bool_]  # ops-written phrase rather than example
-    counts: sparse.csr_matrix  # char n-gram counts over the config's vocabulary
+    counts: sparse.csr_matrix  # char n-gram counts over the config's n-grams (count_grams)
 
-    def take(self, rows: I64) -> _Texts:
+    def take(self, mask: npt.NDArray[np.bool_]) -> _Texts:
+        rows = np.flatnonzero(mask)
         return _Texts(
             [self.texts[i] for i in rows.tolist()],
             self.vectors[rows],
@@ -162,7 +149,7 @@ class Matcher:
         self._trained: _Trained | None = None
         if not texts:
             return
-        grams, counts = _count_grams(texts)
+        grams, counts = count_grams(texts)
         data = _Texts(
             texts,
             self._embeddings.texts(texts),
@@ -180,11 +167,7 @@ class Matcher:
     # -- training ------------------------------------------------------------------------------
 
     def _fit(
-        self,
-        grams: npt.NDArray[np.str_],
-        data: _Texts,
-        start: LogisticRegression | None,
-        steps: int,
+        self, grams: Names, data: _Texts, start: LogisticRegression | None, steps: int
     ) -> _Trained:
         """Train both views on ``data``; the regression takes ``steps`` L-BFGS steps from
         ``start`` (the calibration model, trained on most of the same texts) or from zero."""
@@ -192,14 +175,7 @@ class Matcher:
         weight = np.where(data.phrase, PHRASE_WEIGHT, 1.0)
         per_class = np.bincount(column, weights=weight)
         sample_weight = weight / per_class[column] * len(data.y) / len(classes)
-        # The n-grams these texts have, weighted as a TfidfVectorizer fitted on these texts
-        # alone would weight them (smooth idf).
-        df = np.bincount(data.counts.indices, minlength=data.counts.shape[1])
-        columns = np.flatnonzero(df >= (2 if len(data.texts) >= MIN_DF_FROM else 1))
-        idf = np.log((1 + len(data.texts)) / (1 + df[columns])) + 1.0
-        features = _tfidf(data.counts[:, columns], idf)
-        meaning = None
-        log_prob = np.zeros((0, 0))
+        views = None
         if len(classes) > 1:
             meaning = LogisticRegression(C=MEANING_C, max_iter=steps)
             if start is not None and len(start.classes_) == len(classes):
@@ -211,86 +187,62 @@ class Matcher:
                 # costs ~30 ms, and steps past these move valid accuracy by noise only.
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 meaning.fit(data.vectors, column, sample_weight=sample_weight)
-            log_prob = _naive_bayes(features, column, sample_weight, len(classes))
+            spelling = Spelling.fit(grams, data.counts, column, sample_weight, len(classes))
+            views = meaning, spelling
         word_owners: dict[str, set[int]] = {}
         for text, k in zip(data.texts, data.y.tolist(), strict=True):
             for word in set(text.split()):
                 word_owners.setdefault(word, set()).add(k)
         return _Trained(
             classes=classes.astype(np.int64),
-            meaning=meaning,
-            chars=CountVectorizer(
-                analyzer="char_wb",
-                ngram_range=CHAR_NGRAMS,
-                vocabulary=grams[columns].tolist(),
-                dtype=np.float32,
-            ),
-            columns=columns.astype(np.int64),
-            idf=idf,
-            log_prob=log_prob,
+            views=views,
             vectors=data.vectors,
             phrases=[t for t, p in zip(data.texts, data.phrase.tolist(), strict=True) if p],
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
         )
 
-    def _calibrate(
-        self, grams: npt.NDArray[np.str_], data: _Texts
-    ) -> tuple[float, LogisticRegression | None]:
-        """The exponent that puts the REJECT_QUANTILE of unseen in-scope texts at the reject
-        threshold, measured by training without a held-out part of every intent; and that
-        model, which the final one starts from."""
-        rng = np.random.default_rng(SEED)
-        y = data.y
-        held = np.zeros(len(y), bool)
-        for k in range(len(self._names)):
-            members = np.flatnonzero(y == k)
-            # At least one of every intent that can spare it: with four examples per intent
-            # the calibration is otherwise left to DEFAULT_LOW.
-            take = max(1, int(len(members) * HOLDOUT))
-            if len(members) >= 3:
-                held[rng.choice(members, take, replace=False)] = True
-        low = DEFAULT_LOW
-        trained = None
-        if held.sum() >= MIN_CALIBRATION:
-            trained = self._fit(grams, data.take(np.flatnonzero(~held)), None, FIRST_ITER)
-            test = data.take(np.flatnonzero(held))
-            counts = test.counts[:, trained.columns]
-            log_c = self._log_confidence(trained, test.texts, test.vectors, counts)
-            confidence = log_c.max(axis=1)
-            right = log_c.argmax(axis=1) == test.y
-            # Texts the model gets wrong are better rejected anyway: the budget is spent on the
-            # ones it would have routed right.
-            pool = confidence[right] if right.sum() >= MIN_CALIBRATION else confidence
-            low = min(float(np.quantile(pool, REJECT_QUANTILE)), -1e-3)
-        gamma = math.log(self._thresholds.reject) / low if low < 0 else 1.0
-        return float(min(max(gamma, 0.15), 2.0)), trained.meaning if trained else None
+    def _calibrate(self, grams: Names, data: _Texts) -> tuple[float, LogisticRegression | None]:
+        """The exponent for scores (``calibration``), measured on texts held out of a first
+        model; and that model's regression, which the final one starts from."""
+        held = calibration.held_out(data.y, len(self._names))
+        if held.sum() < calibration.MIN_CALIBRATION:
+            return calibration.exponent(self._thresholds.reject), None
+        first = self._fit(grams, data.take(~held), None, FIRST_ITER)
+        test = data.take(held)
+        log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
+        low = calibration.typical_low(log_c, test.y)
+        start = None if first.views is None else first.views[0]
+        return calibration.exponent(self._thresholds.reject, low), start
 
     # -- scoring -------------------------------------------------------------------------------
 
     def _log_confidence(
-        self, trained: _Trained, norms: Sequence[str], vectors: F32, counts: sparse.csr_matrix
+        self,
+        trained: _Trained,
+        norms: Sequence[str],
+        vectors: F32,
+        counts: sparse.csr_matrix | None = None,
     ) -> F64:
-        """Per text and intent: log(probability) + NOVELTY_POWER * log(familiarity); ``counts``
-        are the texts' counts of the model's n-grams (``_Trained.chars``)."""
+        """Per text and intent: log(probability) + NOVELTY_POWER * log(familiarity). ``counts``:
+        the texts' counts of the build's n-grams when known (held-out texts), else counted."""
         classes = len(self._names)
         n = len(norms)
         nearest = (vectors @ trained.vectors.T).max(axis=1).astype(np.float64)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
         log_p = np.full((n, classes), -np.inf)
-        if trained.meaning is None:
+        if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
             log_p[:, trained.classes] = 0.0
             alone: F64 = log_p + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
             return alone
-        # predict_log_proba by hand: its input checks took ~1 ms a call
-        logits = vectors @ trained.meaning.coef_.T + trained.meaning.intercept_
-        if logits.shape[1] == 1:  # two intents: one column, the second intent's log-odds
-            logits = np.hstack([np.zeros_like(logits), logits])
-        meaning = _log_softmax(logits.astype(np.float64))
-        joint = np.asarray(_tfidf(counts, trained.idf) @ trained.log_prob)
-        spelling = _log_softmax(CHAR_TEMPERATURE * joint)
-        mixed = _log_softmax((1 - CHAR_SHARE) * meaning + CHAR_SHARE * spelling)
+        meaning, spelling = trained.views
+        known = spelling.count(norms) if counts is None else counts[:, spelling.columns]
+        mixed = log_softmax(
+            (1 - CHAR_SHARE) * _log_proba(meaning, vectors)
+            + CHAR_SHARE * spelling.log_proba(known),
+            axis=1,
+        )
         p = np.zeros((n, classes))
         p[:, trained.classes] = np.exp(mixed)
         pulls = self._fuzzy(trained, norms)
@@ -359,8 +311,7 @@ class Matcher:
         kept = [norms[i] for i in rows]
         vectors = self._embeddings.queries(kept)
         with _one_thread():
-            counts = sparse.csr_matrix(self._trained.chars.transform(kept))
-            log_c = self._log_confidence(self._trained, kept, vectors, counts)
+            log_c = self._log_confidence(self._trained, kept, vectors)
         out[rows] = np.exp(self._gamma * np.minimum(log_c, 0.0))
         return out
 
@@ -397,39 +348,14 @@ class Matcher:
         return self._result(usable[backer][0], combined)
 
 
-def _naive_bayes(features: sparse.csr_matrix, column: I64, weight: F64, classes: int) -> F64:
-    """Multinomial naive Bayes without class priors (what MultinomialNB(alpha=CHAR_ALPHA,
-    fit_prior=False) learns), as n-grams x classes log-likelihoods: summing the features per
-    class through a sparse one-hot matrix takes ~20 ms at 10,000 texts, where MultinomialNB's
-    dense one-hot product took ~250 ms, twice per build."""
-    onehot = sparse.csr_matrix((weight, (column, np.arange(len(column)))), (classes, len(column)))
-    smoothed = (onehot @ features).toarray().astype(np.float64) + CHAR_ALPHA
-    log_prob: F64 = np.log(smoothed) - np.log(smoothed.sum(axis=1, keepdims=True))
-    return np.ascontiguousarray(log_prob.T)
-
-
-def _tfidf(counts: sparse.csr_matrix, idf: F64) -> sparse.csr_matrix:
-    """Sublinear tf x idf, rows L2-normalised: TfidfTransformer(sublinear_tf=True)'s weights,
-    without its input checks, which took ~1.5 ms of the ~5 ms a caller's words cost outside
-    the encoder."""
-    out = sparse.csr_matrix(counts, dtype=np.float64, copy=True)
-    rows = np.repeat(np.arange(out.shape[0]), np.diff(out.indptr))
-    out.data = (np.log(out.data) + 1.0) * idf[out.indices]
-    norms = np.sqrt(np.bincount(rows, out.data**2, out.shape[0]))
-    out.data /= np.where(norms > 0, norms, 1.0)[rows]
+def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
+    """``model.predict_log_proba(vectors)`` from its weights: its input checks took ~1 ms a
+    call."""
+    logits = vectors @ model.coef_.T + model.intercept_
+    if logits.shape[1] == 1:  # two intents: one column, the second intent's log-odds
+        logits = np.hstack([np.zeros_like(logits), logits])
+    out: F64 = log_softmax(logits.astype(np.float64), axis=1)
     return out
-
-
-def _count_grams(texts: Sequence[str]) -> tuple[npt.NDArray[np.str_], sparse.csr_matrix]:
-    """The config's char_wb n-grams and each text's counts of them. Those n-grams never cross
-    a space, so a text's counts are the sum of its words' counts: each distinct word is cut into
-    n-grams once (a few thousand words) instead of every word of every text, several times
-    faster at 10,000 texts."""
-    words = CountVectorizer(analyzer=str.split, dtype=np.float32)
-    per_text = words.fit_transform(texts)
-    grams = CountVectorizer(analyzer="char_wb", ngram_range=CHAR_NGRAMS, dtype=np.float32)
-    per_word = grams.fit_transform(words.get_feature_names_out().tolist())
-    return grams.get_feature_names_out(), sparse.csr_matrix(per_text @ per_word)
 
 
 @functools.cache
@@ -443,9 +369,3 @@ def _one_thread() -> AbstractContextManager[object]:
     other cores."""
     limiter: AbstractContextManager[object] = _threadpools().limit(limits=1)
     return limiter
-
-
-def _log_softmax(z: F64) -> F64:
-    z = z - z.max(axis=1, keepdims=True)
-    out: F64 = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return out

@@ -1,0 +1,56 @@
+"""Where the matcher's reject line falls, set per config from the config's own texts.
+
+Why: how sure the matcher is of a caller's words depends on the config. With four examples per
+intent the right intent may get 0.4, with a hundred 0.95, so one fixed line would either send
+most callers of a small config to a person or let a large config route what it has never seen.
+Instead part of every intent's texts is held out, the matcher trains a first model without them,
+and its scores are raised to the power that puts the REJECT_QUANTILE of those unseen but in-scope
+texts at the config's reject threshold. Out-of-scope examples are never needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MIN_CALIBRATION", "exponent", "held_out", "typical_low"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
+REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under the reject line
+MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
+DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
+SEED = 20240611
+
+
+def held_out(y: I64, intents: int) -> npt.NDArray[np.bool_]:
+    """Which texts (of intent ``y[i]``) to hold out: HOLDOUT of every intent that has three or
+    more, and at least one of each, or with four examples per intent the calibration would be
+    left to DEFAULT_LOW. The same texts every build (fixed seed)."""
+    rng = np.random.default_rng(SEED)
+    held = np.zeros(len(y), bool)
+    for k in range(intents):
+        members = np.flatnonzero(y == k)
+        if len(members) >= 3:
+            held[rng.choice(members, max(1, int(len(members) * HOLDOUT)), replace=False)] = True
+    return held
+
+
+def typical_low(log_confidence: F64, y: I64) -> float:
+    """The REJECT_QUANTILE of the held-out texts' top log-confidence (per text and intent in
+    ``log_confidence``, of the first model). Texts that model gets wrong are better rejected
+    anyway, so the quantile is taken over the ones it routes right when there are enough."""
+    top = log_confidence.max(axis=1)
+    right = log_confidence.argmax(axis=1) == y
+    pool = top[right] if right.sum() >= MIN_CALIBRATION else top
+    return min(float(np.quantile(pool, REJECT_QUANTILE)), -1e-3)
+
+
+def exponent(reject: float, low: float = DEFAULT_LOW) -> float:
+    """The power that takes the log-confidence ``low`` (< 0) to the ``reject`` threshold,
+    bounded so that one odd config cannot make every score 0 or 1."""
+    return float(min(max(math.log(reject) / low, 0.15), 2.0))
