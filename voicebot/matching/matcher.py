@@ -38,7 +38,6 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,7 +156,7 @@ class Matcher:
             np.array(is_phrase, bool),
             counts,
         )
-        with _one_thread():
+        with _threadpools().limit(limits=1):
             self._gamma, first = self._calibrate(grams, data)
             if first is None:  # too few texts to calibrate: the final model starts from zero
                 self._trained = self._fit(grams, data, None, FIRST_ITER + FINAL_ITER)
@@ -230,12 +229,12 @@ class Matcher:
         n = len(norms)
         nearest = (vectors @ trained.vectors.T).max(axis=1).astype(np.float64)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
-        log_p = np.full((n, classes), -np.inf)
         if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
-            log_p[:, trained.classes] = 0.0
-            alone: F64 = log_p + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
-            return alone
+            alone = np.full((n, classes), -np.inf)
+            alone[:, trained.classes] = 0.0
+            out: F64 = alone + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
+            return out
         meaning, spelling = trained.views
         known = spelling.count(norms) if counts is None else counts[:, spelling.columns]
         mixed = log_softmax(
@@ -253,8 +252,7 @@ class Matcher:
         rows, top = np.arange(n), p.argmax(axis=1)
         same = self._route[None, :] == self._route[top][:, None]
         p[rows, top] += ROUTE_POOL * ((p * same).sum(axis=1) - p[rows, top])
-        log_p = np.log(np.maximum(p, 1e-30))
-        out: F64 = log_p + NOVELTY_POWER * np.log(familiarity)[:, None]
+        out = np.log(np.maximum(p, 1e-30)) + NOVELTY_POWER * np.log(familiarity)[:, None]
         return out
 
     def _adjust(self, trained: _Trained, norm: str, p: F64, pull: F64) -> F64:
@@ -310,7 +308,7 @@ class Matcher:
             return out
         kept = [norms[i] for i in rows]
         vectors = self._embeddings.queries(kept)
-        with _one_thread():
+        with _threadpools().limit(limits=1):
             log_c = self._log_confidence(self._trained, kept, vectors)
         out[rows] = np.exp(self._gamma * np.minimum(log_c, 0.0))
         return out
@@ -360,12 +358,7 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
 
 @functools.cache
 def _threadpools() -> ThreadpoolController:
-    """Found once: looking the thread pools up reads /proc/self/maps, ~6 ms a time."""
+    """Found once: looking the thread pools up reads /proc/self/maps, ~6 ms a time. Limited to
+    one thread around the models: BLAS threads would only wait for each other on problems this
+    small, and the recogniser needs the other cores."""
     return ThreadpoolController()
-
-
-def _one_thread() -> AbstractContextManager[object]:
-    """Small problems: BLAS threads would only wait for each other, and the recogniser needs the
-    other cores."""
-    limiter: AbstractContextManager[object] = _threadpools().limit(limits=1)
-    return limiter
