@@ -17,7 +17,9 @@ example deployment (grammars/) and count as the share rejected.
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
+import importlib
 import importlib.util
 import json
 import os
@@ -148,16 +150,53 @@ def _headline(report: EvalReport) -> dict[str, float | None]:
 
 
 def at_revision(rev: str) -> ModuleType:
-    """The matcher module as committed in ``rev`` (it imports only core modules)."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:voicebot/matching/matcher.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.gettempdir()) / f"voicebot_matcher_{rev.replace('/', '_')}.py"
+    """The matcher module as committed in ``rev``. The ``voicebot.matching`` modules it imports
+    itself (its spelling view, its calibration) are taken from ``rev`` too where they differ
+    from the working tree, so a part split out of matcher.py is measured as it was; the rest
+    (core, the encoder and its cache) comes from the working tree."""
+    source = _show(rev, "voicebot/matching/matcher.py")
+    package = importlib.import_module("voicebot.matching")
+    replaced: dict[str, ModuleType | None] = {}  # part -> the working tree's module, if loaded
+    try:
+        for part in sorted(_matching_imports(source)):
+            old = _show(rev, f"voicebot/matching/{part}.py")
+            current = ROOT / "voicebot" / "matching" / f"{part}.py"
+            if current.exists() and current.read_text(encoding="utf-8") == old:
+                continue
+            module = _load(f"{part}_{rev}", old)
+            replaced[part] = sys.modules.get(f"voicebot.matching.{part}")
+            sys.modules[f"voicebot.matching.{part}"] = module
+            setattr(package, part, module)
+        return _load(f"matcher_{rev}", source)  # binds the revision's parts as it runs
+    finally:
+        for part, kept in replaced.items():  # the working tree's again, for everyone else
+            del sys.modules[f"voicebot.matching.{part}"]
+            delattr(package, part)
+            if kept is not None:
+                sys.modules[f"voicebot.matching.{part}"] = kept
+                setattr(package, part, kept)
+
+
+def _matching_imports(source: str) -> set[str]:
+    """The ``voicebot.matching`` modules a source file imports."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module == "voicebot.matching":
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and str(node.module).startswith("voicebot.matching."):
+            found.add(str(node.module).split(".")[2])
+    return found
+
+
+def _show(rev: str, path: str) -> str:
+    command = ["git", "-C", str(ROOT), "show", f"{rev}:{path}"]
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def _load(name: str, source: str) -> ModuleType:
+    path = Path(tempfile.gettempdir()) / f"voicebot_{name.replace('/', '_')}.py"
     path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(f"matcher_{rev}", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
