@@ -346,7 +346,9 @@ def test_single_phrase_intent_next_to_one_with_hundreds_of_examples() -> None:
 def test_intent_without_any_text_is_never_chosen() -> None:
     matcher = Matcher((intent("empty", []), *SUPPORT[:2]), Thresholds())
     assert matcher.match("reset my password").intent == "login"
-    assert Matcher((), Thresholds()).match("reset my password").verdict is Verdict.REJECT
+    nothing = Matcher((), Thresholds())
+    assert nothing.match("reset my password").verdict is Verdict.REJECT
+    assert nothing.match_alternatives([("reset my password", 0.9)]).verdict is Verdict.REJECT
 
 
 @pytest.mark.skipif(not DATA.exists(), reason=f"shared dataset {DATA} is not on this machine")

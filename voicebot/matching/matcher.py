@@ -331,7 +331,7 @@ class Matcher:
         """Combine the recogniser's n-best: each transcript's scores weighted by its confidence;
         the transcript reported is the one that backs the winning intent most."""
         usable = [(t, max(float(c), 0.0)) for t, c in alternatives if normalize(t)]
-        if not usable:
+        if not usable or not self._names:
             text = alternatives[0][0] if alternatives else ""
             return Match(text, (), Verdict.REJECT)
         weights = np.array([c for _, c in usable], np.float32)
