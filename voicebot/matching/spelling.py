@@ -36,6 +36,7 @@ MIN_DF_FROM = 2000  # from this many texts, n-grams seen in only one text are le
 
 
 def _char_grams(vocabulary: list[str] | None = None) -> CountVectorizer:
+    """The n-gram settings in one place: a config's texts and caller text must be cut alike."""
     return CountVectorizer(
         analyzer="char_wb", ngram_range=CHAR_NGRAMS, vocabulary=vocabulary, dtype=np.float32
     )
