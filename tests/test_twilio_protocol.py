@@ -254,10 +254,17 @@ def test_frame_splitter_streams_arbitrary_pieces_into_whole_frames() -> None:
     assert splitter.flush() == []
 
 
-def test_media_messages_sends_one_message_per_frame() -> None:
-    messages = media_messages(SID, bytes(400))
-    assert len(messages) == 3
+def test_media_messages_carry_the_whole_clip_in_few_messages() -> None:
+    clip = bytes(range(256)) * 30  # 7680 bytes: 0.96 s
+    messages = media_messages(SID, clip)
+    assert len(messages) == 3  # 400 ms each, not 48 of 20 ms
     assert all(json.loads(m)["streamSid"] == SID for m in messages)
+    sent = b"".join(base64.b64decode(json.loads(m)["media"]["payload"]) for m in messages)
+    assert sent == clip  # whole frames already: nothing added
+    odd = b"".join(
+        base64.b64decode(json.loads(m)["media"]["payload"]) for m in media_messages(SID, clip[:100])
+    )
+    assert odd == clip[:100] + bytes([MULAW_SILENCE]) * 60  # padded to a 20 ms frame
 
 
 # --- signatures ---

@@ -182,10 +182,12 @@ async def purge_every(call_log: CallLog, interval_s: float = PURGE_INTERVAL_S) -
 
 def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) -> uvicorn.Config:
     """uvicorn for ``server`` with its limits (``ServerSettings``): WebSocket message size,
-    keep-alive and request-head timeouts. Request bodies are bounded by the app itself. Its
-    access log keeps query parameter names, not values (``access_log``)."""
+    keep-alive and request-head timeouts, media frames read ahead (``read_ahead``). Request
+    bodies are bounded by the app itself. Its access log keeps query parameter names, not
+    values (``access_log``)."""
     from voicebot.telephony.access_log import server_config
     from voicebot.telephony.limits import HeadTimeoutH11Protocol
+    from voicebot.telephony.read_ahead import ReadAheadWebSocketProtocol
 
     settings = server.settings
     return server_config(  # the access log without query values (tokens, if a client sends one)
@@ -193,6 +195,7 @@ def uvicorn_config(server: VoiceServer, host: str, port: int, **options: Any) ->
         host=host,
         port=port,
         http=HeadTimeoutH11Protocol.with_head_timeout(settings.header_timeout_s),
+        ws=ReadAheadWebSocketProtocol,  # no pause and resume of the socket per 20 ms frame
         ws_max_size=settings.max_ws_message_bytes,
         timeout_keep_alive=settings.keep_alive_s,  # a float works
         lifespan="off",

@@ -18,6 +18,7 @@ FRAME_BYTES: Final = 160  # 20 ms of 8 kHz mono mu-law
 FRAME_MS: Final = 20
 MULAW_SILENCE: Final = 0xFF
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 8000  # 1 s of audio; Twilio sends 160-byte frames
+OUTBOUND_BYTES: Final = 3200  # 400 ms of prompt audio per message the bot sends
 
 
 class ProtocolError(ValueError):
@@ -329,9 +330,16 @@ class FrameSplitter:
         return split_frames(rest, self.frame_bytes, pad=pad)
 
 
-def media_messages(stream_sid: str, mulaw: bytes, frame_bytes: int = FRAME_BYTES) -> list[str]:
-    """Outbound ``media`` messages for a whole clip, one per 20 ms frame."""
-    return [media_message(stream_sid, f) for f in split_frames(mulaw, frame_bytes)]
+def media_messages(stream_sid: str, mulaw: bytes, chunk_bytes: int = OUTBOUND_BYTES) -> list[str]:
+    """Outbound ``media`` messages for a whole clip: ``chunk_bytes`` of audio each, the clip
+    padded with silence to whole 20 ms frames. Twilio queues what it is sent and plays it at
+    its own pace whatever the message size, so the bot need not send 50 messages per second
+    of prompt (each one JSON, a WebSocket frame and a system call, on both sides)."""
+    frames = split_frames(mulaw, FRAME_BYTES)
+    per = max(1, chunk_bytes // FRAME_BYTES)
+    return [
+        media_message(stream_sid, b"".join(frames[i : i + per])) for i in range(0, len(frames), per)
+    ]
 
 
 def frames_duration_ms(frames: Iterable[bytes]) -> int:

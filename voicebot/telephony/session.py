@@ -362,9 +362,15 @@ class CallSession:
         ws = self.ws
         if ws is None or ws.client_state is not WebSocketState.CONNECTED:
             return False
+        # One deadline, moved on by each message sent: a task per message (``wait_for``) cost
+        # more than sending it, and a prompt is 50 messages per second of audio.
+        patience = self.services.settings.send_timeout_s
+        loop = asyncio.get_running_loop()
         try:
-            for text in texts:
-                await asyncio.wait_for(ws.send_text(text), self.services.settings.send_timeout_s)
+            async with asyncio.timeout(patience) as deadline:
+                for text in texts:
+                    await ws.send_text(text)
+                    deadline.reschedule(loop.time() + patience)
         except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect) as exc:
             self.services.metrics.error("send")
             log.warning("call %s: sending to the stream failed: %r", self.call_sid, exc)

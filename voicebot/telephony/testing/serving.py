@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from voicebot.telephony.read_ahead import ReadAheadWebSocketProtocol
+
 __all__ = ["free_port", "serving"]
 
 START_TIMEOUT_S = 10.0
@@ -33,10 +35,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 def serving(app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Iterator[str]:
     """Serve ``app`` (an ASGI app, or a ready ``uvicorn.Config``) until the block ends; yields
     its base URL once it accepts connections. ``port`` 0 takes any free one; ``options`` go to
-    ``uvicorn.Config`` (e.g. ``log_level="warning"``)."""
+    ``uvicorn.Config`` (e.g. ``log_level="warning"``); WebSockets use ``serve``'s protocol."""
     if isinstance(app, uvicorn.Config):
         config = app
     else:
+        options.setdefault("ws", ReadAheadWebSocketProtocol)  # the media path as served
         config = uvicorn.Config(app, host=host, port=port, lifespan="off", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="voicebot-uvicorn", daemon=True)
