@@ -50,7 +50,7 @@ from bench.eval_datasets import at_revision  # noqa: E402
 from voicebot.core.config import Intent, LanguageConfig, SpeechMode, Thresholds  # noqa: E402
 from voicebot.loading.loader import ConfigHolder  # noqa: E402
 from voicebot.speech.grammar import runtime_grammar  # noqa: E402
-from voicebot.speech.pipeline import SpeechKit  # noqa: E402
+from voicebot.speech.pipeline import SpeechKit, phrase_starts  # noqa: E402
 from voicebot.speech.tts import Tts  # noqa: E402
 from voicebot.speech.vosk_model import SpeechModel, load_model  # noqa: E402
 from voicebot.telephony.app import SpeechProvider, VoiceServer  # noqa: E402
@@ -90,7 +90,8 @@ class OtherMatcher(SpeechProvider):
                 return hit[1]
             grammar = runtime_grammar(config) if config.speech.mode is SpeechMode.GRAMMAR else None
             matcher = self._make(tuple(config.intents.values()), config.thresholds)
-            kit = SpeechKit(self._model, matcher.match_alternatives, grammar)
+            starts = phrase_starts(config)
+            kit = SpeechKit(self._model, matcher.match_alternatives, grammar, starts)
             self._built[id(config)] = (config, kit)
             return kit
 

@@ -163,10 +163,19 @@ def test_a_decode_backlog_shows_in_metrics_and_healthz(live: Live, kit: SpeechKi
 # -- intent-aware end of turn ------------------------------------------------------------------
 
 
-def _first_reaction(kit: SpeechKit, config: LanguageConfig, pcm: np.ndarray) -> tuple[float, str]:
-    """Call time of the bot's first reaction to speech, and the intent it acted on."""
+def _first_reaction(
+    kit: SpeechKit, config: LanguageConfig, pcm: np.ndarray, *, kit_index: bool = True
+) -> tuple[float, str]:
+    """Call time of the bot's first reaction to speech, and the intent it acted on; with the
+    kit's phrase index as the server passes it, or (``kit_index`` off) the call's own."""
     pipeline = CallPipeline(
-        config, kit.model, kit.classify, caller=None, start_at=START, grammar=kit.grammar
+        config,
+        kit.model,
+        kit.classify,
+        caller=None,
+        start_at=START,
+        grammar=kit.grammar,
+        starts=kit.starts if kit_index else None,
     )
     pipeline.start()
     for i in range(0, len(pcm), 800):
@@ -195,6 +204,8 @@ def test_a_complete_request_is_answered_at_the_pause(
     late_at, late_intent = _first_reaction(speech_kit(plain, kit.model), plain, pcm)
     assert early_intent == late_intent
     assert early_at <= late_at - 0.3
+    if fixture == "billing.wav":  # a pipeline built without the kit's index decides the same
+        assert _first_reaction(kit, ko_config, pcm, kit_index=False) == (early_at, early_intent)
 
 
 def test_a_pause_inside_a_request_waits_for_the_rest(

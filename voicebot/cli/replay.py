@@ -78,7 +78,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     def one(path: Path) -> FileResult:
         return replay_file(
-            path, config, model, kit.classify, grammar=kit.grammar, caller=caller, at=at
+            path,
+            config,
+            model,
+            kit.classify,
+            grammar=kit.grammar,
+            caller=caller,
+            at=at,
+            starts=kit.starts,
         )
 
     progress = Progress(len(files), sys.stderr) if any(p.is_dir() for p in args.paths) else None

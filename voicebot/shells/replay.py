@@ -22,7 +22,7 @@ from voicebot.core.dialogue import Action, Classify, OutcomeKind, SendSms
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import AudioError, read_wav
-from voicebot.speech.pipeline import CallPipeline, Step
+from voicebot.speech.pipeline import CallPipeline, PhraseStarts, Step
 from voicebot.speech.vosk_model import SpeechModel
 
 __all__ = [
@@ -76,6 +76,7 @@ def replay_file(
     grammar: Sequence[str] | None,
     caller: str | None,
     at: dt.datetime,
+    starts: PhraseStarts | None = None,
 ) -> FileResult:
     """One file as one call; an unreadable file gives a result with ``error`` set."""
     started = time.perf_counter()
@@ -84,7 +85,14 @@ def replay_file(
     except AudioError as exc:
         return FileResult(str(path), 0.0, 0.0, 0.0, error=str(exc))
     call = CallPipeline(
-        config, model, classify, caller=caller, start_at=at, grammar=grammar, call_rate=audio.rate
+        config,
+        model,
+        classify,
+        caller=caller,
+        start_at=at,
+        grammar=grammar,
+        call_rate=audio.rate,
+        starts=starts,
     )
     step = max(1, round(audio.rate * FRAME_S))
     _carry_out(call, call.start())

@@ -14,7 +14,7 @@ import datetime as dt
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -53,11 +53,13 @@ __all__ = [
     "AudioQueue",
     "CallPipeline",
     "Heard",
+    "PhraseStarts",
     "SpeechKit",
     "Step",
     "StepEvent",
     "endpointing",
     "load_speech_model",
+    "phrase_starts",
     "speech_kit",
 ]
 
@@ -81,13 +83,31 @@ def load_speech_model(config: LanguageConfig) -> SpeechModel:
     return REGISTRY.get(models.require(config.language))
 
 
+PhraseStarts = Mapping[str, Sequence[tuple[str, tuple[str, ...]]]]
+"""first word -> (intent, words) of every phrase and example of a configuration."""
+
+
+def phrase_starts(config: LanguageConfig) -> PhraseStarts:
+    """The phrases and examples of ``config`` by their first word: a pause in a call then checks
+    only the phrases that start with a word the caller said, not all of a large config's."""
+    starts: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for name, intent in config.intents.items():
+        for text in (*intent.phrases, *intent.examples):
+            if ws := tuple(words(text)):
+                starts.setdefault(ws[0], []).append((name, ws))
+    return starts
+
+
 @dataclass(frozen=True)
 class SpeechKit:
-    """What a call in one configuration needs besides the config: model, matcher, grammar."""
+    """What a call in one configuration needs besides the config: model, matcher, grammar and
+    the phrase index of the early end (built once, not per call: a config can hold 10,000
+    examples)."""
 
     model: SpeechModel
     classify: Classify
     grammar: Sequence[str] | None
+    starts: PhraseStarts
 
 
 def speech_kit(
@@ -97,7 +117,7 @@ def speech_kit(
     configuration (server, replay, microphone) shares them."""
     grammar = runtime_grammar(config, warn) if config.speech.mode is SpeechMode.GRAMMAR else None
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
-    return SpeechKit(model, matcher.match_alternatives, grammar)
+    return SpeechKit(model, matcher.match_alternatives, grammar, phrase_starts(config))
 
 
 @dataclass(frozen=True)
@@ -173,6 +193,7 @@ class CallPipeline:
         call_id: str = "",
         warn: Callable[[str], None] | None = None,
         wait_for_prompts: bool = False,
+        starts: PhraseStarts | None = None,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
@@ -195,7 +216,7 @@ class CallPipeline:
             end_turn=self._complete_answer,
         )
         self._classify = classify
-        self._phrases: dict[str, list[tuple[str, tuple[str, ...]]]] | None = None
+        self._starts = starts  # the SpeechKit's; built at the first pause when not given
         self.dialogue = Dialogue(config, classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
@@ -317,7 +338,9 @@ class CallPipeline:
             return True
         # The phrase test first: it is cheap, and most pauses hold no whole phrase, so the
         # matcher (a sentence encoder, tens of ms of the decoding thread) runs only when needed.
-        starts = self._phrases_by_first_word()
+        if self._starts is None:
+            self._starts = phrase_starts(self.config)
+        starts = self._starts
         holding = {
             intent
             for word in set(said)
@@ -334,17 +357,6 @@ class CallPipeline:
 
     def _escape_words(self) -> set[str]:
         return {w for text in self.config.words.escape for w in words(text)}
-
-    def _phrases_by_first_word(self) -> dict[str, list[tuple[str, tuple[str, ...]]]]:
-        """first word -> (intent, words) of every phrase and example: a pause then checks only
-        the phrases that start with a word the caller said, not all of a large config's."""
-        if self._phrases is None:
-            self._phrases = {}
-            for name, intent in self.config.intents.items():
-                for text in (*intent.phrases, *intent.examples):
-                    if ws := tuple(words(text)):
-                        self._phrases.setdefault(ws[0], []).append((name, ws))
-        return self._phrases
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
         if isinstance(event, PartialTranscript):

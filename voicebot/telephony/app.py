@@ -419,6 +419,7 @@ class VoiceServer:
             call_id=call_sid,
             warn=log.warning,
             wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
+            starts=kit.starts,
         )
         actions = pipeline.start()
         handoff = StreamParameters(call_sid, config.language, line, caller, start_at)
