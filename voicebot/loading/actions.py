@@ -91,20 +91,17 @@ def _intent(
             f"{where} has no phrases and no examples, so callers could never reach it; "
             "add a few things callers say under 'phrases:'",
         )
-    actions = [k for k in ACTION_KEYS if k in pairs]
+    kind = ctx.one_key(
+        pairs,
+        ACTION_KEYS,
+        knode,
+        where,
+        "action",
+        f"{where} has no action; add one of 'transfer: <group>', 'announce: ...' or 'sms: ...'",
+    )
     action: IntentAction | None = None
-    if not actions:
-        ctx.fail(
-            knode,
-            f"{where} has no action; add one of 'transfer: <group>', 'announce: ...' or 'sms: ...'",
-        )
-    elif len(actions) > 1:
-        ctx.fail(
-            pairs[actions[1]][0],
-            f"{where} has both {actions[0]} and {actions[1]}; give exactly one action",
-        )
-    else:
-        action = read_action(ctx, where, ActionKind(actions[0]), *pairs[actions[0]], sms_sent, refs)
+    if kind is not None:
+        action = read_action(ctx, where, ActionKind(kind), *pairs[kind], sms_sent, refs)
     if len(ctx.problems) > before or label is None or action is None:
         return None
     return Intent(

@@ -71,20 +71,17 @@ def _group(
     if "name" in pairs:
         name = ctx.text(pairs["name"][1], where, "'name'")
 
-    given = [k for k in DESTINATION_KEYS if k in pairs]
+    kind = ctx.one_key(
+        pairs,
+        DESTINATION_KEYS,
+        knode,
+        where,
+        "destination",
+        f"{where} needs somewhere to send calls: one of number, sip, queue or workflow",
+    )
     destination: Destination | None = None
-    if not given:
-        ctx.fail(
-            knode,
-            f"{where} needs somewhere to send calls: one of number, sip, queue or workflow",
-        )
-    elif len(given) > 1:
-        ctx.fail(
-            pairs[given[1]][0],
-            f"{where} has both {given[0]} and {given[1]}; give exactly one destination",
-        )
-    else:
-        destination = _destination(ctx, where, DestinationKind(given[0]), pairs[given[0]][1])
+    if kind is not None:
+        destination = _destination(ctx, where, DestinationKind(kind), pairs[kind][1])
 
     hours = OpeningHours(timezone=timezone)
     if "hours" in pairs:

@@ -211,6 +211,32 @@ class Reader:
                 )
         return out
 
+    def one_key(
+        self,
+        pairs: dict[str, Pair],
+        keys: Sequence[str],
+        owner: yaml.Node,
+        where: str,
+        what: str,
+        missing: str,
+    ) -> str | None:
+        """The one key of ``keys`` in ``pairs`` (an intent's action, a group's destination).
+
+        Such keys are alternatives, so none (``missing`` is the whole message, at ``owner``) and
+        two or more (at the second, naming the first two in ``keys`` order) are both problems.
+        """
+        given = [k for k in keys if k in pairs]
+        if not given:
+            self.fail(owner, missing)
+            return None
+        if len(given) > 1:
+            self.fail(
+                pairs[given[1]][0],
+                f"{where} has both {given[0]} and {given[1]}; give exactly one {what}",
+            )
+            return None
+        return given[0]
+
     # -- scalars
 
     def text(self, node: yaml.Node, where: str, what: str) -> str | None:
