@@ -351,15 +351,7 @@ class Builder:
                 else:
                     values[key] = text
         missing = [k for k in PROMPT_KEYS if k not in values]
-        if missing and language is not None:
-            origin = e.ctx.at(e.key) if e is not None else whole
-            self.problems.append(
-                Problem(
-                    origin,
-                    f"there are no built-in prompts for {language}; add "
-                    f"{', '.join(missing)} under 'prompts:'",
-                )
-            )
+        if self._no_defaults(e, whole, language, missing, "prompts", "prompts"):
             return None
         return Prompts(**values) if ok and not missing else None
 
@@ -382,17 +374,36 @@ class Builder:
                 else:
                     values[key] = tuple(t for t, _ in items)
         missing = [k for k in REQUIRED_WORD_KEYS if k not in values]
-        if missing and language is not None:
-            origin = e.ctx.at(e.key) if e is not None else whole
-            self.problems.append(
-                Problem(
-                    origin,
-                    f"there are no built-in word lists for {language}; add "
-                    f"{', '.join(missing)} under 'words:'",
-                )
-            )
+        if self._no_defaults(e, whole, language, missing, "word lists", "words"):
             return None
         return Words(**values) if ok and not missing else None
+
+    def _no_defaults(
+        self,
+        e: Entry | None,
+        whole: Origin,
+        language: str | None,
+        missing: list[str],
+        things: str,
+        section: str,
+    ) -> bool:
+        """Report keys a language without built-in ``things`` must give itself; True if any.
+
+        Prompts and words both start from the language's defaults, so for a language with none
+        the fix is the same: name the keys still missing and the section to add them under.
+        Nothing is reported without a valid language (that problem is reported already).
+        """
+        if not missing or language is None:
+            return False
+        origin = e.ctx.at(e.key) if e is not None else whole
+        self.problems.append(
+            Problem(
+                origin,
+                f"there are no built-in {things} for {language}; add "
+                f"{', '.join(missing)} under '{section}:'",
+            )
+        )
+        return True
 
 
 def _suggest_language(code: str) -> str | None:
