@@ -18,7 +18,7 @@ from voicebot.core.config import (
     SmsFallback,
     default_sms_text,
 )
-from voicebot.loading.files import Entry
+from voicebot.loading.files import Entry, read_named
 from voicebot.loading.keys import (
     ACTION_KEYS,
     ANNOUNCE_KEYS,
@@ -35,23 +35,15 @@ __all__ = ["read_action", "read_announcements", "read_intents"]
 
 def read_intents(e: Entry, sms_sent: str, refs: References) -> dict[str, Intent] | None:
     """The ``intents:`` section; ``sms_sent`` is the prompt an sms body defaults to."""
-    ctx = e.ctx
-    pairs = ctx.mapping(e.value, "", "'intents'", None, owner=e.key)
-    if pairs is None:
-        return None
-    if not pairs:
-        ctx.fail(e.key, "'intents' must define at least one intent")
-        return None
-    out: dict[str, Intent] = {}
-    ok = True
-    for name, (knode, vnode) in pairs.items():
-        intent = _intent(ctx, name, knode, vnode, sms_sent, refs)
-        if intent is None:
-            ok = False
-        else:
-            out[name] = intent
-    refs.known_intents = set(pairs)
-    return out if ok else None
+    intents, names = read_named(
+        e,
+        "'intents'",
+        "intent",
+        lambda name, knode, vnode: _intent(e.ctx, name, knode, vnode, sms_sent, refs),
+    )
+    if names is not None:
+        refs.known_intents = names
+    return intents
 
 
 def _intent(

@@ -7,9 +7,10 @@ its line, never an exception; a key defined in two files of one language folder 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
 
@@ -24,9 +25,12 @@ __all__ = [
     "collect_language",
     "compose_yaml",
     "display_path",
+    "read_named",
     "read_yaml",
     "yaml_files",
 ]
+
+_T = TypeVar("_T")
 
 
 def display_path(path: Path) -> str:
@@ -183,6 +187,36 @@ class Entry:
     ctx: Reader
     key: yaml.ScalarNode
     value: yaml.Node
+
+
+def read_named(
+    e: Entry,
+    what: str,
+    noun: str,
+    read_one: Callable[[str, yaml.ScalarNode, yaml.Node], _T | None],
+) -> tuple[dict[str, _T] | None, set[str] | None]:
+    """A section of entries ops name (``groups:``, ``intents:``): each read, and their names.
+
+    Every entry is read even after a broken one, so one pass reports every mistake, and the
+    names come back even then (None only when the section is no mapping or empty), so the
+    references to them are still checked. The entries come back only when all were good.
+    """
+    ctx = e.ctx
+    pairs = ctx.mapping(e.value, "", what, None, owner=e.key)
+    if pairs is None:
+        return None, None
+    if not pairs:
+        ctx.fail(e.key, f"{what} must define at least one {noun}")
+        return None, None
+    out: dict[str, _T] = {}
+    ok = True
+    for name, (knode, vnode) in pairs.items():
+        item = read_one(name, knode, vnode)
+        if item is None:
+            ok = False
+        else:
+            out[name] = item
+    return (out if ok else None), set(pairs)
 
 
 def collect_language(path: Path, problems: list[Problem]) -> tuple[dict[str, Entry], str, Origin]:

@@ -13,7 +13,7 @@ import yaml
 
 from voicebot.core.config import AgentGroup, Destination, DestinationKind, OpeningHours, WhenClosed
 from voicebot.core.phone import E164, MAX_DIGITS, MIN_DIGITS
-from voicebot.loading.files import Entry
+from voicebot.loading.files import Entry, read_named
 from voicebot.loading.hours import read_hours
 from voicebot.loading.keys import DESTINATION_KEYS, GROUP_KEYS, NAME_RE, WHEN_CLOSED_KEYS
 from voicebot.loading.reader import Reader, bad_links, quote
@@ -32,23 +32,15 @@ _QUEUE_MAX = 64
 def read_groups(
     e: Entry, timezone: str, timezone_given: bool, refs: References
 ) -> dict[str, AgentGroup] | None:
-    ctx = e.ctx
-    pairs = ctx.mapping(e.value, "", "'groups'", None, owner=e.key)
-    if pairs is None:
-        return None
-    if not pairs:
-        ctx.fail(e.key, "'groups' must define at least one agent group")
-        return None
-    out: dict[str, AgentGroup] = {}
-    ok = True
-    for gid, (knode, vnode) in pairs.items():
-        group = _group(ctx, gid, knode, vnode, timezone, timezone_given, refs)
-        if group is None:
-            ok = False
-        else:
-            out[gid] = group
-    refs.known_groups = set(pairs)
-    return out if ok else None
+    groups, ids = read_named(
+        e,
+        "'groups'",
+        "agent group",
+        lambda gid, knode, vnode: _group(e.ctx, gid, knode, vnode, timezone, timezone_given, refs),
+    )
+    if ids is not None:
+        refs.known_groups = ids
+    return groups
 
 
 def _group(
