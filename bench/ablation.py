@@ -1,6 +1,7 @@
 """What each part of the matcher adds: the same configs with one part switched off at a time.
 
-Each variant sets module constants of ``voicebot.matching.matcher`` (as JSON) and scores the
+Each variant sets constants of the matching modules (``matcher``, ``spelling``, ``calibration``
+of ``voicebot.matching``, each where it is defined; as JSON) and scores the
 valid split of HWU64/SNIPS and the Swedish set the way bench/eval_datasets.py does. With no
 arguments it runs the ablation in bench/README.md:
 
@@ -17,7 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import voicebot.matching.calibration as calibration
 import voicebot.matching.matcher as matcher
+import voicebot.matching.spelling as spelling
 from voicebot.matching.evaluation import evaluate, route_map
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -43,18 +46,35 @@ SETTINGS = (
 )
 
 
+MODULES = (matcher, spelling, calibration)  # where the matcher's constants are defined
+
+
+def _home(key: str) -> Any:
+    """The matching module that defines constant ``key`` (each is read where it is defined)."""
+    for module in MODULES:
+        if hasattr(module, key) and key.isupper():
+            return module
+    names = ", ".join(m.__name__.rsplit(".", 1)[1] for m in MODULES)
+    raise SystemExit(f"ablation: no constant {key} in {names}")
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variants", nargs="*", help="JSON objects of matcher constants")
+    parser.add_argument(
+        "variants",
+        nargs="*",
+        help="JSON objects of matcher constants, e.g. '{\"REJECT_QUANTILE\": 0.05}' "
+        "(matcher, spelling or calibration)",
+    )
     parser.add_argument("--split", default="valid", choices=["valid", "test"])
     parser.add_argument("--out", type=Path, default=HERE / "results" / "ablation.json")
     args = parser.parse_args(argv)
     variants = [json.loads(v) for v in args.variants] or list(VARIANTS)
-    shipped = {k: getattr(matcher, k) for v in variants for k in v}
+    shipped = {k: getattr(_home(k), k) for v in variants for k in v}
     with tempfile.TemporaryDirectory() as tmp:
         todo: list[Run] = []
         for dataset, index in SETTINGS:
@@ -64,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for variant in variants:
         for key, value in {**shipped, **variant}.items():
-            setattr(matcher, key, value)
+            setattr(_home(key), key, value)
         cells: list[dict[str, Any]] = []
         for run in todo:
             built = matcher.Matcher(tuple(run.config.intents.values()), run.config.thresholds)
