@@ -4,8 +4,8 @@ by many messages, not after every message.
 uvicorn's ``websockets-sansio`` protocol stops reading the socket as soon as it has queued one
 message for the app and starts again when the app has taken it. For a media stream that is two
 ``epoll_ctl`` system calls and their selector bookkeeping per 20 ms frame, 100 per second per
-call: in a profile of 20 concurrent calls on one core, a third of the event loop's CPU (about a
-sixth of the server's) went to pausing and resuming. Here reading pauses only once
+call: ``bench/bench_transport.py`` measured 203 µs of server CPU per frame with uvicorn's own
+protocol and 166 µs with this one (20 real-time streams on one core). Here reading pauses only once
 ``HIGH_WATER`` messages wait for the app, and resumes, as before, when the app has taken them
 all. Memory stays bounded (Twilio's frames are about 250 bytes of JSON) and a client that sends
 faster than the app reads is still held back by TCP.
