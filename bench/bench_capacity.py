@@ -649,11 +649,9 @@ def premature(early: bool, end_of_speech_s: float | None = None) -> dict[str, An
             speech_end = voiced_frames(frames) * 0.02
             pipeline = CallPipeline(
                 config,
-                kit.model,
-                kit.classify,
+                kit,
                 caller="+821012345678",
                 start_at=dt.datetime(2026, 1, 5, 10, tzinfo=dt.UTC),
-                grammar=kit.grammar,
             )
             pipeline.start()
             pcm = ulaw_decode(mulaw)

@@ -14,9 +14,9 @@ import pytest
 
 from voicebot.cli.main import main
 from voicebot.loading.loader import load_language
-from voicebot.matching.matcher import Matcher
 from voicebot.shells.listen import Microphone, run_listen
 from voicebot.speech.audio import read_wav
+from voicebot.speech.pipeline import speech_kit
 from voicebot.speech.resample import resample
 from voicebot.speech.vosk_model import SpeechModel
 
@@ -183,7 +183,6 @@ def test_speaking_prompts_mutes_the_microphone_so_the_bot_does_not_hear_itself(
     ko_model: SpeechModel,
 ) -> None:
     config = load_language(KO_CONFIG)
-    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     speech = fixture_at_device_rate("billing.wav")
 
     class Speaker:
@@ -200,9 +199,7 @@ def test_speaking_prompts_mutes_the_microphone_so_the_bot_does_not_hear_itself(
     speaker = Speaker()
     mic = Microphone("fake", DEVICE_RATE, lambda _block: FakeInputStream(speech))
     out = io.StringIO()
-    call = run_listen(
-        config, ko_model, matcher.match_alternatives, mic, out, grammar=None, speaker=speaker
-    )
+    call = run_listen(config, speech_kit(config, ko_model), mic, out, speaker=speaker)
     assert speaker.said[0] == "안녕하세요, 고객 센터입니다. 어떤 일로 전화하셨나요?"
     assert "-> billing" not in out.getvalue()  # muted: heard nothing, asked again
     assert "잘 들리지 않았어요" in speaker.said[1]

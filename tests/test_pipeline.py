@@ -4,6 +4,7 @@ must reach the decision a caller would get on the phone."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,9 +16,8 @@ from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
 from voicebot.core.match import Match
 from voicebot.loading.loader import load_language
-from voicebot.matching.matcher import Matcher
 from voicebot.speech.audio import read_wav
-from voicebot.speech.pipeline import CallPipeline
+from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +33,12 @@ def ko_config() -> LanguageConfig:
 
 
 @pytest.fixture(scope="module")
-def matcher(ko_config: LanguageConfig) -> Matcher:
-    return Matcher(tuple(ko_config.intents.values()), ko_config.thresholds)
+def kit(ko_config: LanguageConfig, ko_model: SpeechModel) -> SpeechKit:
+    return speech_kit(ko_config, ko_model)
 
 
-def new_call(config: LanguageConfig, model: SpeechModel, matcher: Matcher) -> CallPipeline:
-    return CallPipeline(config, model, matcher.match_alternatives, caller=CALLER, start_at=AT)
+def new_call(config: LanguageConfig, kit: SpeechKit) -> CallPipeline:
+    return CallPipeline(config, kit, caller=CALLER, start_at=AT)
 
 
 def play(call: CallPipeline, samples: np.ndarray, silence_s: float = 20.0) -> list[Action]:
@@ -76,9 +76,9 @@ def says(actions: Sequence[Action]) -> list[str]:
 
 
 def test_a_spoken_request_is_transferred_to_its_group(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     greeting = call.start()
     assert isinstance(greeting[-1], Listen)
     actions = play(call, fixture("billing"))
@@ -96,9 +96,9 @@ def test_a_spoken_request_is_transferred_to_its_group(
 
 @pytest.mark.parametrize(("name", "intent"), [("password", "password"), ("course", "course")])
 def test_sms_intents_text_the_caller(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher, name: str, intent: str
+    ko_config: LanguageConfig, kit: SpeechKit, name: str, intent: str
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     actions = play(call, fixture(name))
     sms = [a for a in actions if isinstance(a, SendSms)]
@@ -108,9 +108,9 @@ def test_sms_intents_text_the_caller(
 
 
 def test_an_announcement_is_read_then_the_call_ends_politely(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     actions = play(call, fixture("hours"))
     assert ko_config.intents["hours"].action.text in says(actions)
@@ -119,9 +119,9 @@ def test_an_announcement_is_read_then_the_call_ends_politely(
 
 
 def test_silence_gets_a_reprompt_then_the_default_group(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     actions = play(call, fixture("silence"))
     assert says(actions)[0] == ko_config.prompts.reprompt
@@ -133,9 +133,9 @@ def test_silence_gets_a_reprompt_then_the_default_group(
 
 
 def test_a_request_after_a_silent_first_turn_is_still_routed(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     actions = play(call, fixture("two_turns"))
     assert says(actions)[0] == ko_config.prompts.reprompt
@@ -143,19 +143,15 @@ def test_a_request_after_a_silent_first_turn_is_still_routed(
     assert (transfer.group, transfer.context.reason) == ("billing", "intent")
 
 
-def test_asking_for_an_agent_transfers_at_once(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
-) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+def test_asking_for_an_agent_transfers_at_once(ko_config: LanguageConfig, kit: SpeechKit) -> None:
+    call = new_call(ko_config, kit)
     call.start()
     [transfer] = transfers(play(call, fixture("agent")))
     assert (transfer.group, transfer.context.reason) == ("general", "escape")
 
 
-def test_pressing_zero_transfers(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
-) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+def test_pressing_zero_transfers(ko_config: LanguageConfig, kit: SpeechKit) -> None:
+    call = new_call(ko_config, kit)
     call.start()
     call.feed(np.zeros(8000, np.int16))
     [transfer] = transfers(call.dtmf("0"))
@@ -164,12 +160,12 @@ def test_pressing_zero_transfers(
 
 
 def test_a_failing_matcher_still_puts_the_caller_through(
-    ko_config: LanguageConfig, ko_model: SpeechModel
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
     def broken(alternatives: Sequence[tuple[str, float]]) -> Match:
         raise RuntimeError("matcher crashed")
 
-    call = CallPipeline(ko_config, ko_model, broken, caller=CALLER, start_at=AT)
+    call = new_call(ko_config, dataclasses.replace(kit, classify=broken))
     call.start()
     actions = play(call, fixture("billing"))
     [transfer] = transfers(actions)
@@ -178,9 +174,9 @@ def test_a_failing_matcher_still_puts_the_caller_through(
 
 
 def test_a_failing_recogniser_still_puts_the_caller_through(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     call.feed(np.zeros(1600, np.int16))
     call.recognizer.flush()  # a finished recogniser refuses audio: any decoder failure
@@ -189,9 +185,9 @@ def test_a_failing_recogniser_still_puts_the_caller_through(
 
 
 def test_speech_before_the_bot_asks_is_not_an_answer(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     assert call.feed(np.concatenate([fixture("billing"), np.zeros(8000, np.int16)])) == []
     call.start()
     actions = play(call, np.zeros(0, np.int16), silence_s=12.0)
@@ -199,12 +195,10 @@ def test_speech_before_the_bot_asks_is_not_an_answer(
 
 
 def test_telephone_audio_at_another_rate_is_resampled(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
     audio = read_wav(FIXTURES / "billing.wav").resampled(16000)
-    call = CallPipeline(
-        ko_config, ko_model, matcher.match_alternatives, caller=CALLER, start_at=AT, call_rate=16000
-    )
+    call = CallPipeline(ko_config, kit, caller=CALLER, start_at=AT, call_rate=16000)
     call.start()
     actions: list[Action] = []
     samples = np.concatenate([audio.samples, np.zeros(32000, np.int16)])
@@ -213,11 +207,9 @@ def test_telephone_audio_at_another_rate_is_resampled(
     assert [t.group for t in transfers(actions)] == ["billing"]
 
 
-def test_async_feeding_decides_like_feeding(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
-) -> None:
+def test_async_feeding_decides_like_feeding(ko_config: LanguageConfig, kit: SpeechKit) -> None:
     async def run() -> list[Action]:
-        call = new_call(ko_config, ko_model, matcher)
+        call = new_call(ko_config, kit)
         call.start()
         samples = np.concatenate([fixture("billing"), np.zeros(16000, np.int16)])
         out: list[Action] = []
@@ -240,17 +232,10 @@ def silence(seconds: float) -> np.ndarray:
 
 
 def test_the_caller_is_not_timed_out_while_a_long_prompt_plays(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
     """The phone case: the silence timeout starts when the prompt has played, not before."""
-    call = CallPipeline(
-        ko_config,
-        ko_model,
-        matcher.match_alternatives,
-        caller=CALLER,
-        start_at=AT,
-        wait_for_prompts=True,
-    )
+    call = CallPipeline(ko_config, kit, caller=CALLER, start_at=AT, wait_for_prompts=True)
     call.start()
     assert call.awaiting_prompt_end
     assert feed(call, silence(7.0)) == []  # the greeting plays: longer than the 5 s timeout
@@ -266,16 +251,9 @@ def test_the_caller_is_not_timed_out_while_a_long_prompt_plays(
 
 
 def test_after_an_answer_the_timeout_counts_from_the_end_of_the_next_prompt(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = CallPipeline(
-        ko_config,
-        ko_model,
-        matcher.match_alternatives,
-        caller=CALLER,
-        start_at=AT,
-        wait_for_prompts=True,
-    )
+    call = CallPipeline(ko_config, kit, caller=CALLER, start_at=AT, wait_for_prompts=True)
     call.start()
     call.arm_no_speech()
     actions = feed(call, np.concatenate([fixture("hours"), silence(1.0)]))
@@ -292,9 +270,9 @@ def test_after_an_answer_the_timeout_counts_from_the_end_of_the_next_prompt(
 
 
 def test_replay_starts_the_timeout_as_soon_as_the_bot_listens(
-    ko_config: LanguageConfig, ko_model: SpeechModel, matcher: Matcher
+    ko_config: LanguageConfig, kit: SpeechKit
 ) -> None:
-    call = new_call(ko_config, ko_model, matcher)
+    call = new_call(ko_config, kit)
     call.start()
     assert not call.awaiting_prompt_end  # no prompt time to wait for
     feed(call, np.concatenate([fixture("hours"), silence(1.0)]))

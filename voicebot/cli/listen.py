@@ -55,8 +55,5 @@ def cmd_listen(args: argparse.Namespace) -> int:
         f" at {mic.rate} Hz; speak after the prompt, Ctrl-C hangs up",
         flush=True,
     )
-    run_listen(
-        config, model, kit.classify, mic, sys.stdout,
-        grammar=kit.grammar, caller=caller, speaker=speaker,
-    )  # fmt: skip
+    run_listen(config, kit, mic, sys.stdout, caller=caller, speaker=speaker)
     return 0

@@ -77,16 +77,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     kit = speech_kit(config, model, lambda m: _warn(m))
 
     def one(path: Path) -> FileResult:
-        return replay_file(
-            path,
-            config,
-            model,
-            kit.classify,
-            grammar=kit.grammar,
-            caller=caller,
-            at=at,
-            starts=kit.starts,
-        )
+        return replay_file(path, config, kit, caller=caller, at=at)
 
     progress = Progress(len(files), sys.stderr) if any(p.is_dir() for p in args.paths) else None
     results: list[FileResult] = []

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, TextIO
@@ -27,12 +27,11 @@ from typing import Any, Protocol, TextIO
 import numpy as np
 
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, Classify, Say, SendSms
+from voicebot.core.dialogue import Action, Say, SendSms
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
-from voicebot.speech.pipeline import CallPipeline, Step, StepEvent
-from voicebot.speech.vosk_model import SpeechModel
+from voicebot.speech.pipeline import CallPipeline, SpeechKit, Step, StepEvent
 
 __all__ = [
     "BLOCK_S",
@@ -249,12 +248,10 @@ def format_step(step: Step) -> list[str]:
 
 def run_listen(
     config: LanguageConfig,
-    model: SpeechModel,
-    classify: Classify,
+    kit: SpeechKit,
     mic: Microphone,
     out: TextIO,
     *,
-    grammar: Sequence[str] | None = None,
     caller: str | None = None,
     start_at: dt.datetime | None = None,
     speaker: Speaker | None = None,
@@ -265,11 +262,9 @@ def run_listen(
     """
     call = CallPipeline(
         config,
-        model,
-        classify,
+        kit,
         caller=caller,
         start_at=start_at or dt.datetime.now().astimezone(),
-        grammar=grammar,
         call_rate=mic.rate,
         wait_for_prompts=speaker is not None,  # the caller's silence counts once a prompt ends
     )

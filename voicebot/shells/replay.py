@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, Classify, OutcomeKind, SendSms
+from voicebot.core.dialogue import Action, OutcomeKind, SendSms
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.speech.audio import AudioError, read_wav
-from voicebot.speech.pipeline import CallPipeline, PhraseStarts, Step
-from voicebot.speech.vosk_model import SpeechModel
+from voicebot.speech.pipeline import CallPipeline, SpeechKit, Step
 
 __all__ = [
     "NO_CHECK",
@@ -70,30 +69,19 @@ def decision_of(kind: OutcomeKind, group: str | None, served: Sequence[str]) -> 
 def replay_file(
     path: Path,
     config: LanguageConfig,
-    model: SpeechModel,
-    classify: Classify,
+    kit: SpeechKit,
     *,
-    grammar: Sequence[str] | None,
     caller: str | None,
     at: dt.datetime,
-    starts: PhraseStarts | None = None,
 ) -> FileResult:
-    """One file as one call; an unreadable file gives a result with ``error`` set."""
+    """One file as one call of ``config`` with its ``speech_kit`` (one kit for all the files:
+    the matcher is trained once); an unreadable file gives a result with ``error`` set."""
     started = time.perf_counter()
     try:
         audio = read_wav(path)
     except AudioError as exc:
         return FileResult(str(path), 0.0, 0.0, 0.0, error=str(exc))
-    call = CallPipeline(
-        config,
-        model,
-        classify,
-        caller=caller,
-        start_at=at,
-        grammar=grammar,
-        call_rate=audio.rate,
-        starts=starts,
-    )
+    call = CallPipeline(config, kit, caller=caller, start_at=at, call_rate=audio.rate)
     step = max(1, round(audio.rate * FRAME_S))
     _carry_out(call, call.start())
     samples = audio.samples

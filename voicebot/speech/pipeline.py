@@ -102,7 +102,9 @@ def phrase_starts(config: LanguageConfig) -> PhraseStarts:
 class SpeechKit:
     """What a call in one configuration needs besides the config: model, matcher, grammar and
     the phrase index of the early end (built once, not per call: a config can hold 10,000
-    examples)."""
+    examples). ``CallPipeline`` takes the kit whole, so the pieces travel together and no
+    shell can leave one out for the call to build again; a test that wants another matcher
+    swaps it in with ``dataclasses.replace(kit, classify=...)``."""
 
     model: SpeechModel
     classify: Classify
@@ -178,35 +180,34 @@ class CallPipeline:
     prompts in real time (the phone) passes ``wait_for_prompts`` and calls ``arm_no_speech``
     once each prompt has played; otherwise (replay, where prompts take no call time) the clock
     starts as soon as the dialogue listens.
+
+    ``kit`` must be the ``speech_kit`` of ``config`` (the server's ``SpeechProvider`` keeps
+    one per configuration): the pipeline compiles, trains and indexes nothing per call.
     """
 
     def __init__(
         self,
         config: LanguageConfig,
-        model: SpeechModel,
-        classify: Classify,
+        kit: SpeechKit,
         *,
         caller: str | None,
         start_at: dt.datetime,
-        grammar: Sequence[str] | None = None,
         call_rate: int = 8000,
         call_id: str = "",
-        warn: Callable[[str], None] | None = None,
         wait_for_prompts: bool = False,
-        starts: PhraseStarts | None = None,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
         if speech.mode is SpeechMode.GRAMMAR:
-            if grammar is None:
-                grammar = runtime_grammar(config, warn)
-            phrases = grammar
+            if kit.grammar is None:  # a kit built for an open-mode config
+                raise ValueError("a grammar-mode call needs a speech kit with a grammar")
+            phrases = kit.grammar
         self.config = config
         self.start_at = start_at
         self.caller = caller
         self.call_id = call_id
         self.recognizer = Recognizer(
-            model,
+            kit.model,
             mode=speech.mode.value,
             phrases=phrases,
             endpointing=endpointing(speech),
@@ -215,9 +216,9 @@ class CallPipeline:
             allow_unknown_words=True,  # `voicebot check` lists them; a call must still work
             end_turn=self._complete_answer,
         )
-        self._classify = classify
-        self._starts = starts  # the SpeechKit's; built at the first pause when not given
-        self.dialogue = Dialogue(config, classify)
+        self._classify = kit.classify
+        self._starts = kit.starts
+        self.dialogue = Dialogue(config, kit.classify)
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
         self._wait_for_prompts = wait_for_prompts
@@ -338,13 +339,10 @@ class CallPipeline:
             return True
         # The phrase test first: it is cheap, and most pauses hold no whole phrase, so the
         # matcher (a sentence encoder, tens of ms of the decoding thread) runs only when needed.
-        if self._starts is None:
-            self._starts = phrase_starts(self.config)
-        starts = self._starts
         holding = {
             intent
             for word in set(said)
-            for intent, phrase in starts.get(word, ())
+            for intent, phrase in self._starts.get(word, ())
             if _contains(said, phrase)
         }
         if not holding:

@@ -408,18 +408,13 @@ class VoiceServer:
     ) -> tuple[CallSession, list[Action]]:
         """The call as the webhook starts it, or as a stream's instance rebuilds it from the
         stream parameters: the same dialogue start, deterministically."""
-        kit = self.speech.get(config)
         pipeline = CallPipeline(
             config,
-            kit.model,
-            kit.classify,
+            self.speech.get(config),
             caller=caller,
             start_at=start_at,
-            grammar=kit.grammar,
             call_id=call_sid,
-            warn=log.warning,
             wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
-            starts=kit.starts,
         )
         actions = pipeline.start()
         handoff = StreamParameters(call_sid, config.language, line, caller, start_at)
