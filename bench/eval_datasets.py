@@ -33,6 +33,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import yaml
 
 from voicebot.core.config import Intent, LanguageConfig, Thresholds
@@ -50,6 +51,7 @@ SHOTS = 10
 SWEDISH = "sv-support"
 # Whole scenarios held out for the out-of-scope run (documented in bench/README.md).
 HELD_OUT = {"hwu64": ("weather", "cooking", "news"), "snips": ("GetWeather",)}
+FOLDS = {"hwu64": 6}  # ... and its 18 scenarios held out 3 at a time, each once
 
 MakeMatcher = Callable[[Sequence[Intent], Thresholds], Matches]
 
@@ -95,16 +97,40 @@ def runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
     result.append(Run(dataset, f"{SHOTS}-shot", few, test))
 
     held = HELD_OUT[dataset]
+    for setting, cap in (("oos full", None), (f"oos {SHOTS}-shot", SHOTS)):
+        result.append(_held_out_run(dataset, setting, held, cap, folder, test, tmp))
+    if dataset in FOLDS:
+        # Every scenario held out once, FOLD_SIZE at a time: a near-topic out-of-scope figure
+        # over the whole test split instead of over the few utterances of three scenarios.
+        names = sorted({scenario(dataset, i) for _, i in read_labelled(folder / "train.csv")})
+        order = np.random.default_rng(SEED + 1).permutation(names).tolist()
+        for k in range(FOLDS[dataset]):
+            fold = tuple(sorted(order[k :: FOLDS[dataset]]))
+            result.append(
+                _held_out_run(dataset, f"oos fold {k + 1}", fold, None, folder, test, tmp)
+            )
+    return result
+
+
+def _held_out_run(
+    dataset: str,
+    setting: str,
+    held: tuple[str, ...],
+    cap: int | None,
+    folder: Path,
+    test: list[tuple[str, str]],
+    tmp: Path,
+) -> Run:
+    """Train without the ``held`` scenarios (at most ``cap`` examples per intent); their test
+    utterances are labelled ``oos``."""
     train = [r for r in read_labelled(folder / "train.csv") if scenario(dataset, r[1]) not in held]
     _write_csv(tmp / f"{dataset}-oos-train.csv", train)
-    spec = yaml.safe_load(routes.read_text(encoding="utf-8"))
+    spec = yaml.safe_load((HERE / "routes" / f"{dataset}.yaml").read_text(encoding="utf-8"))
     spec["routes"] = {k: v for k, v in spec["routes"].items() if scenario(dataset, k) not in held}
     (tmp / f"{dataset}-oos-routes.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     oos_test = [(t, "oos" if scenario(dataset, i) in held else i) for t, i in test]
-    for setting, cap in (("oos full", None), (f"oos {SHOTS}-shot", SHOTS)):
-        config = _import(tmp / f"{dataset}-oos-train.csv", tmp / f"{dataset}-oos-routes.yaml", cap)
-        result.append(Run(dataset, setting, config, oos_test, held))
-    return result
+    config = _import(tmp / f"{dataset}-oos-train.csv", tmp / f"{dataset}-oos-routes.yaml", cap)
+    return Run(dataset, setting, config, oos_test, held)
 
 
 def far_oos_runs() -> list[Run]:
@@ -230,6 +256,23 @@ def table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def fold_means(results: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per dataset with folds: the mean in-scope and OOS recall over its folds."""
+    lines = []
+    for dataset in FOLDS:
+        folds = [r for r in results if r["dataset"] == dataset and "fold" in r["setting"]]
+        if not folds:
+            continue
+        cells = []
+        for side in ("after", "before"):
+            if side in folds[0]:
+                ins = sum(r[side]["in_scope_accuracy"] for r in folds) / len(folds) * 100
+                rec = sum(r[side]["oos_recall"] for r in folds) / len(folds) * 100
+                cells.append(f"{side} in-scope {ins:.1f} % / OOS recall {rec:.1f} %")
+        lines.append(f"{dataset} mean of {len(folds)} oos folds: " + "; ".join(cells))
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -273,6 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             results.append(result)
             print(table(results[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(results))
+    for line in fold_means(results):
+        print(line)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out}")

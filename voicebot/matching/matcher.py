@@ -20,10 +20,12 @@ cancelling?) says nothing about which of them is meant, so those intents tie and
 
 The score handed to the dialogue is calibrated per config (``voicebot.matching.calibration``):
 a first model trained without a held-out part of the texts sets how scores are shaped. What
-rejects is the top intent's destination's probability times familiarity, the encoder's cosine
-with the closest training text: a text torn between two known intents stays familiar and is
-asked about, while "what's the weather in Paris" on a support line is unlike every example and
-goes to a person. Out-of-scope examples are never needed.
+rejects is the top intent's destination's probability times familiarity, the encoder's mean
+cosine with the few closest training texts: a text torn between two known intents stays familiar
+and is asked about, while "what's the weather in Paris" on a support line is unlike every example
+and goes to a person. A mean over several texts rather than the one closest, because a single
+stray example near an unrelated request should not make it familiar, while a real request lies
+near several texts of its intent. Out-of-scope examples are never needed.
 
 A config of 10,000 texts builds in about 3 s once its vectors are cached: the final regression
 starts from the calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS
@@ -69,7 +71,8 @@ CHAR_SHARE = 0.25  # weight of the spelling view's log-probabilities against the
 PHRASE_WEIGHT = 2.0  # a phrase counts as much as this many examples of the same intent
 FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pull its intent
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
-FAMILIAR_FLOOR = 0.8  # encoder cosine (closest training text) that counts as "unfamiliar"
+FAMILIAR_FLOOR = 0.72  # encoder cosine (closest training texts) that counts as "unfamiliar"
+FAMILIAR_K = 4  # familiarity is the mean cosine with this many closest training texts
 NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
@@ -227,7 +230,7 @@ class Matcher:
         the texts' counts of the build's n-grams when known (held-out texts), else counted."""
         classes = len(self._names)
         n = len(norms)
-        nearest = (vectors @ trained.vectors.T).max(axis=1).astype(np.float64)
+        nearest = _closest_mean(vectors @ trained.vectors.T, FAMILIAR_K)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
         if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
@@ -353,6 +356,17 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
     if logits.shape[1] == 1:  # two intents: one column, the second intent's log-odds
         logits = np.hstack([np.zeros_like(logits), logits])
     out: F64 = log_softmax(logits.astype(np.float64), axis=1)
+    return out
+
+
+def _closest_mean(cosines: F32, k: int) -> F64:
+    """Per row, the mean of its ``k`` largest cosines (all of them when there are fewer)."""
+    k = min(k, cosines.shape[1])
+    if k == 1:
+        out: F64 = cosines.max(axis=1).astype(np.float64)
+        return out
+    top = np.partition(cosines, cosines.shape[1] - k, axis=1)[:, -k:]
+    out = top.mean(axis=1, dtype=np.float64)
     return out
 
 
