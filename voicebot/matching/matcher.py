@@ -73,6 +73,7 @@ FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pul
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
 FAMILIAR_FLOOR = 0.72  # encoder cosine (closest training texts) that counts as "unfamiliar"
 FAMILIAR_K = 4  # familiarity is the mean cosine with this many closest training texts
+FAMILIAR_BLOCK = 256  # texts whose cosines with every training text are held at once
 NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
@@ -230,7 +231,7 @@ class Matcher:
         the texts' counts of the build's n-grams when known (held-out texts), else counted."""
         classes = len(self._names)
         n = len(norms)
-        nearest = _closest_mean(vectors @ trained.vectors.T, FAMILIAR_K)
+        nearest = _closest_mean(vectors, trained.vectors, FAMILIAR_K)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
         if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
@@ -359,14 +360,16 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
     return out
 
 
-def _closest_mean(cosines: F32, k: int) -> F64:
-    """Per row, the mean of its ``k`` largest cosines (all of them when there are fewer)."""
-    k = min(k, cosines.shape[1])
-    if k == 1:
-        out: F64 = cosines.max(axis=1).astype(np.float64)
-        return out
-    top = np.partition(cosines, cosines.shape[1] - k, axis=1)[:, -k:]
-    out = top.mean(axis=1, dtype=np.float64)
+def _closest_mean(vectors: F32, training: F32, k: int) -> F64:
+    """Per row of ``vectors``, the mean of its ``k`` largest cosines with ``training`` (all of
+    them when there are fewer). In blocks of rows, partitioned in place: the held-out texts of
+    a 10,000-text config against the rest would otherwise hold (and copy) a 100 MB matrix."""
+    k = min(k, len(training))
+    out = np.empty(len(vectors), np.float64)
+    for start in range(0, len(vectors), FAMILIAR_BLOCK):
+        cosines = vectors[start : start + FAMILIAR_BLOCK] @ training.T
+        cosines.partition(cosines.shape[1] - k, axis=1)
+        out[start : start + FAMILIAR_BLOCK] = cosines[:, -k:].mean(axis=1, dtype=np.float64)
     return out
 
 
