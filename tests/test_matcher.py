@@ -11,6 +11,7 @@ import pytest
 
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
 from voicebot.core.match import Verdict
+from voicebot.loading.loader import load_deployment
 from voicebot.matching.labelled import read_labelled
 from voicebot.matching.matcher import Matcher
 
@@ -365,3 +366,37 @@ def test_ten_examples_per_intent_beat_the_fuzzy_baseline_on_hwu64() -> None:
     test = read_labelled(DATA / "test.csv")[::4]
     top = [matcher.match(text).ranked[0].intent == name for text, name in test]
     assert sum(top) / len(test) >= 0.6
+
+
+@pytest.fixture(scope="module")
+def example_deployment() -> dict[str, Matcher]:
+    deployment = load_deployment(None)
+    return {
+        lang: Matcher(tuple(config.intents.values()), config.thresholds)
+        for lang, config in deployment.languages.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("lang", "text"),
+    [
+        ("en-US", "book a table for two"),
+        ("en-US", "book a flight to london"),
+        ("en-US", "read me the news"),
+        ("sv-SE", "berätta ett skämt"),
+    ],
+)
+def test_unrelated_requests_go_to_a_person_not_a_question(
+    example_deployment: dict[str, Matcher], lang: str, text: str
+) -> None:
+    # A caller booking a flight is not asked "did you mean course booking?": one phrase near
+    # the words ("I want to book a course") does not make a request familiar, the few closest
+    # texts together do. These four were asked about while familiarity was the closest text.
+    result = example_deployment[lang].match(text)
+    assert result.verdict is Verdict.REJECT, result
+
+
+def test_the_example_deployment_still_routes_its_own_kind_of_request(
+    example_deployment: dict[str, Matcher],
+) -> None:
+    assert example_deployment["en-US"].match("I want to book a course").intent == "course_booking"
