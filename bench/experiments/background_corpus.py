@@ -1,7 +1,8 @@
 """Generic requests no support line handles: a candidate implicit "none of these" class.
 
 Experiment of round 2 (issue #2), not used by the matcher: it did not pay off, see
-bench/README.md. To try it again: ``cp bench/experiments/background_corpus.py
+bench/README.md. To try it again, at commit 9f84f89 (where ``background.patch``, ``sweep.py``
+and the flat matcher they apply to still are): ``cp bench/experiments/background_corpus.py
 voicebot/background.py && git apply bench/experiments/background.patch``, then
 ``python -m bench.experiments.sweep BACKGROUND_WEIGHT=0 BACKGROUND_TOPIC_SHARE=1``.
 
