@@ -282,12 +282,12 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
     old.write_text(BEFORE, encoding="utf-8")
     new = tmp_path / "new.yaml"
     new.write_text(
-        BEFORE.replace("my bill is wrong]", "my bill is wrong, I pay with paypal]"),
+        BEFORE.replace("my bill is wrong]", "my bill is wrong, I pay with klarna]"),
         encoding="utf-8",
     )
     calls = tmp_path / "calls.csv"
     calls.write_text(
-        "text,intent\npaypal,invoice\nmy invoice is wrong,invoice\n"
+        "text,intent\nklarna,invoice\nmy invoice is wrong,invoice\n"
         "I want to book a course,course\n",
         encoding="utf-8",
     )
@@ -295,13 +295,13 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
     code, out, err = run([*argv, "--json"], capsys)
     assert code == 0, err
     report = json.loads(out)
-    assert report["fixed"] == [{"text": "paypal", "expected": "invoice", "predicted": "invoice"}]
+    assert report["fixed"] == [{"text": "klarna", "expected": "invoice", "predicted": "invoice"}]
     assert report["broken"] == []
     assert report["route_accuracy"] == 1.0 and report["against"]["route_accuracy"] < 1.0
 
     code, out, _ = run(argv, capsys)
     assert code == 0
-    assert "now routed right (1):\n  'paypal': invoice -> invoice" in out
+    assert "now routed right (1):\n  'klarna': invoice -> invoice" in out
     assert "now routed wrong (0):" in out
 
     # Swapped, the same edit reads as a regression, and CI can fail on the route accuracy.
@@ -310,7 +310,7 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
         capsys,
     )
     assert code == 1
-    assert "now routed wrong (1):" in out and "paypal" in out
+    assert "now routed wrong (1):" in out and "klarna" in out
     assert "route accuracy 66.7% is below 90%" in err
 
 

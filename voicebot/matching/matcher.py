@@ -72,7 +72,8 @@ PHRASE_WEIGHT = 2.0  # a phrase counts as much as this many examples of the same
 FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pull its intent
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
 FAMILIAR_FLOOR = 0.72  # encoder cosine (closest training texts) that counts as "unfamiliar"
-FAMILIAR_K = 4  # familiarity is the mean cosine with this many closest training texts
+FAMILIAR_K = 4  # familiarity: mean cosine with this many closest training texts, at most
+# half the texts a typical intent has (see _familiar_k)
 FAMILIAR_BLOCK = 256  # texts whose cosines with every training text are held at once
 NOVELTY_POWER = 2.0  # how much unfamiliarity counts against probability
 SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this share has the word
@@ -96,6 +97,7 @@ class _Trained:
     classes: I64  # intent index of each column of the two models (intents that have texts)
     views: tuple[LogisticRegression, Spelling] | None  # None when only one intent has texts
     vectors: F32  # training texts' sentence vectors, for familiarity
+    familiar_k: int  # how many of the closest of them familiarity averages
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
     word_owners: dict[str, frozenset[int]]  # word -> intents whose texts contain it
@@ -200,6 +202,7 @@ class Matcher:
             classes=classes.astype(np.int64),
             views=views,
             vectors=data.vectors,
+            familiar_k=_familiar_k(data.y),
             phrases=[t for t, p in zip(data.texts, data.phrase.tolist(), strict=True) if p],
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
@@ -231,7 +234,7 @@ class Matcher:
         the texts' counts of the build's n-grams when known (held-out texts), else counted."""
         classes = len(self._names)
         n = len(norms)
-        nearest = _closest_mean(vectors, trained.vectors, FAMILIAR_K)
+        nearest = _closest_mean(vectors, trained.vectors, trained.familiar_k)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
         if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
@@ -358,6 +361,14 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
         logits = np.hstack([np.zeros_like(logits), logits])
     out: F64 = log_softmax(logits.astype(np.float64), axis=1)
     return out
+
+
+def _familiar_k(y: I64) -> int:
+    """FAMILIAR_K, but at most half the texts of the median intent: with two or three phrases
+    per intent, the next closest texts belong to other intents, and averaging them in would make
+    a caller who says one phrase word for word sound unfamiliar."""
+    typical = int(np.median(np.bincount(y)[np.bincount(y) > 0]))
+    return max(1, min(FAMILIAR_K, typical // 2))
 
 
 def _closest_mean(vectors: F32, training: F32, k: int) -> F64:
