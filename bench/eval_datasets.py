@@ -1,10 +1,11 @@
-"""Accuracy of the matcher on public intent datasets and the project's Swedish set, before/after.
+"""Accuracy of the matcher on public intent datasets and the project's Swedish sets, before/after.
 
 Goes the customer's way: ``voicebot import`` (train CSV + bench/routes/<dataset>.yaml) builds the
 config, the matcher is trained from it, and the test CSV is scored like ``voicebot eval``.
 Runs per dataset: all training examples, 10 per intent, and an out-of-scope run in which whole
 scenarios are left out of training and their test utterances are labelled ``oos``; the Swedish
-set (bench/data/sv-support) has 4 examples per intent. Far out-of-scope requests (English:
+sets (bench/data/sv-support: a support line; sv-commands: assistant commands, written after the
+matcher's settings were chosen) have 4 examples per intent. Far out-of-scope requests (English:
 bench/experiments/far_oos.py, Swedish: bench/data/sv-support/far_oos.txt) are scored against the
 example deployment (grammars/) and count as the share rejected.
 
@@ -49,6 +50,7 @@ OWN_DATA = HERE / "data"
 SEED = 0
 SHOTS = 10
 SWEDISH = "sv-support"
+OWN_SETS = (SWEDISH, "sv-commands")  # the project's own Swedish sets in bench/data, 4-shot
 # Whole scenarios held out for the out-of-scope run (documented in bench/README.md).
 HELD_OUT = {"hwu64": ("weather", "cooking", "news"), "snips": ("GetWeather",)}
 FOLDS = {"hwu64": 6}  # ... and its 18 scenarios held out 3 at a time, each once
@@ -82,9 +84,9 @@ def _import(train: Path, routes: Path, max_examples: int | None) -> LanguageConf
 
 
 def runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
-    if dataset == SWEDISH:
-        folder = OWN_DATA / SWEDISH
-        config = _import(folder / "train.csv", HERE / "routes" / f"{SWEDISH}.yaml", None)
+    if dataset in OWN_SETS:
+        folder = OWN_DATA / dataset
+        config = _import(folder / "train.csv", HERE / "routes" / f"{dataset}.yaml", None)
         return [Run(dataset, "4-shot", config, read_labelled(folder / "test.csv"))]
     folder = data / dataset
     routes = HERE / "routes" / f"{dataset}.yaml"
@@ -279,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=["test", "valid"])
     parser.add_argument("--before", metavar="REV", help="also measure the matcher of this revision")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--datasets", nargs="+", default=["hwu64", "snips", SWEDISH, "far-OOS"])
+    parser.add_argument("--datasets", nargs="+", default=["hwu64", "snips", *OWN_SETS, "far-OOS"])
     args = parser.parse_args(argv)
     out = args.out or HERE / "results" / f"eval_datasets_{args.split}.json"
     before: MakeMatcher | None = None
@@ -291,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for dataset in args.datasets:
             if dataset == "far-OOS":
                 todo += far_oos_runs()
-            elif dataset == SWEDISH or (args.data / dataset / "train.csv").exists():
+            elif dataset in OWN_SETS or (args.data / dataset / "train.csv").exists():
                 todo += runs(args.data, dataset, args.split, Path(tmp))
             else:
                 print(
