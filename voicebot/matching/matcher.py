@@ -367,7 +367,8 @@ def _familiar_k(y: I64) -> int:
     """FAMILIAR_K, but at most half the texts of the median intent: with two or three phrases
     per intent, the next closest texts belong to other intents, and averaging them in would make
     a caller who says one phrase word for word sound unfamiliar."""
-    typical = int(np.median(np.bincount(y)[np.bincount(y) > 0]))
+    counts = np.bincount(y)
+    typical = int(np.median(counts[counts > 0]))
     return max(1, min(FAMILIAR_K, typical // 2))
 
 
