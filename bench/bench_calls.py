@@ -37,7 +37,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,10 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.eval_datasets import at_revision  # noqa: E402
-from voicebot.core.config import Intent, LanguageConfig, SpeechMode, Thresholds  # noqa: E402
+from voicebot.core.config import Intent, Thresholds  # noqa: E402
 from voicebot.loading.loader import ConfigHolder  # noqa: E402
-from voicebot.speech.grammar import runtime_grammar  # noqa: E402
-from voicebot.speech.pipeline import SpeechKit, phrase_starts  # noqa: E402
+from voicebot.speech.pipeline import TrainClassify, train_matcher  # noqa: E402
 from voicebot.speech.tts import Tts  # noqa: E402
 from voicebot.speech.vosk_model import SpeechModel, load_model  # noqa: E402
 from voicebot.telephony.app import SpeechProvider, VoiceServer  # noqa: E402
@@ -72,28 +70,9 @@ CURRENT = "current"
 MakeMatcher = Callable[[Sequence[Intent], Thresholds], Any]
 
 
-class OtherMatcher(SpeechProvider):
-    """The server's speech kit with another matcher class in it (``speech_kit`` always trains
-    the current one); grammar and model as the product builds them, one kit per config."""
-
-    def __init__(self, model: SpeechModel, make: MakeMatcher) -> None:
-        super().__init__(lambda _config: model)
-        self._model = model
-        self._make = make
-        self._built: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
-        self._guard = threading.Lock()
-
-    def get(self, config: LanguageConfig) -> SpeechKit:
-        with self._guard:
-            hit = self._built.get(id(config))
-            if hit is not None and hit[0] is config:
-                return hit[1]
-            grammar = runtime_grammar(config) if config.speech.mode is SpeechMode.GRAMMAR else None
-            matcher = self._make(tuple(config.intents.values()), config.thresholds)
-            starts = phrase_starts(config)
-            kit = SpeechKit(self._model, matcher.match_alternatives, grammar, starts)
-            self._built[id(config)] = (config, kit)
-            return kit
+def _classifier(make: MakeMatcher) -> TrainClassify:
+    """``make``'s matcher, trained, as a call classifies with it (its n-best entry point)."""
+    return lambda intents, thresholds: make(intents, thresholds).match_alternatives
 
 
 def _ms(values: list[float], q: float) -> float | None:
@@ -122,7 +101,9 @@ def run_calls(model: SpeechModel, calls: int, make: MakeMatcher | None) -> dict[
         from_number="+15005550006",
         base_url=f"http://127.0.0.1:{rest_port}",
     )
-    speech = SpeechProvider(lambda _config: model) if make is None else OtherMatcher(model, make)
+    # The server as built; with ``make``, the other matcher trained in each configuration's kit.
+    train = train_matcher if make is None else _classifier(make)
+    speech = SpeechProvider(lambda _config: model, train=train)
     holder = ConfigHolder(CONFIG)
     server = VoiceServer(
         ServerSettings(public_url=url, auth_token=DEV_AUTH_TOKEN),

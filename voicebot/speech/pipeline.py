@@ -22,7 +22,7 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from voicebot.core.config import LanguageConfig, SpeechMode, SpeechSettings
+from voicebot.core.config import Intent, LanguageConfig, SpeechMode, SpeechSettings, Thresholds
 from voicebot.core.dialogue import (
     Action,
     Awaiting,
@@ -57,10 +57,12 @@ __all__ = [
     "SpeechKit",
     "Step",
     "StepEvent",
+    "TrainClassify",
     "endpointing",
     "load_speech_model",
     "phrase_starts",
     "speech_kit",
+    "train_matcher",
 ]
 
 
@@ -112,14 +114,28 @@ class SpeechKit:
     starts: PhraseStarts
 
 
+TrainClassify = Callable[[Sequence[Intent], Thresholds], Classify]
+"""Trains a configuration's matcher and returns what a call classifies the n-best with."""
+
+
+def train_matcher(intents: Sequence[Intent], thresholds: Thresholds) -> Classify:
+    """The product's matcher (``voicebot.matching.matcher``), trained."""
+    return Matcher(intents, thresholds).match_alternatives
+
+
 def speech_kit(
-    config: LanguageConfig, model: SpeechModel, warn: Callable[[str], None] | None = None
+    config: LanguageConfig,
+    model: SpeechModel,
+    warn: Callable[[str], None] | None = None,
+    *,
+    train: TrainClassify = train_matcher,
 ) -> SpeechKit:
     """Train the matcher and compile the grammar once per configuration: every call of that
-    configuration (server, replay, microphone) shares them."""
+    configuration (server, replay, microphone) shares them. ``train`` is another matcher's
+    for a benchmark that compares two in the same server."""
     grammar = runtime_grammar(config, warn) if config.speech.mode is SpeechMode.GRAMMAR else None
-    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
-    return SpeechKit(model, matcher.match_alternatives, grammar, phrase_starts(config))
+    classify = train(tuple(config.intents.values()), config.thresholds)
+    return SpeechKit(model, classify, grammar, phrase_starts(config))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,13 @@ from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
 from voicebot.core.phone import mask, normalize
 from voicebot.loading.loader import ConfigHolder
-from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
+from voicebot.speech.pipeline import (
+    CallPipeline,
+    SpeechKit,
+    TrainClassify,
+    speech_kit,
+    train_matcher,
+)
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony.handoff import StreamParameters, health
@@ -88,8 +94,14 @@ def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome
 class SpeechProvider:
     """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
 
-    def __init__(self, load_model: Callable[[LanguageConfig], SpeechModel]) -> None:
+    def __init__(
+        self,
+        load_model: Callable[[LanguageConfig], SpeechModel],
+        *,
+        train: TrainClassify = train_matcher,
+    ) -> None:
         self._load_model = load_model
+        self._train = train  # the product's matcher unless a benchmark swaps in another
         self._lock = threading.Lock()
         self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
 
@@ -105,7 +117,7 @@ class SpeechProvider:
             hit = self._kits.get(id(config))
             if hit is not None and hit[0] is config:
                 return hit[1]
-            kit = speech_kit(config, self._load_model(config), log.warning)
+            kit = speech_kit(config, self._load_model(config), log.warning, train=self._train)
             self._kits[id(config)] = (config, kit)
             while len(self._kits) > 16:  # old configs of finished calls
                 self._kits.pop(next(iter(self._kits)))
