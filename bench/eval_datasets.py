@@ -98,19 +98,20 @@ def runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
         few = _import(folder / "train.csv", routes, SHOTS)
     result.append(Run(dataset, f"{SHOTS}-shot", few, test))
 
+    train = read_labelled(folder / "train.csv")
+    spec = yaml.safe_load(routes.read_text(encoding="utf-8"))
     held = HELD_OUT[dataset]
     for setting, cap in (("oos full", None), (f"oos {SHOTS}-shot", SHOTS)):
-        result.append(_held_out_run(dataset, setting, held, cap, folder, test, tmp))
+        result.append(_held_out_run(dataset, setting, held, cap, train, spec, test, tmp))
     if dataset in FOLDS:
-        # Every scenario held out once, FOLD_SIZE at a time: a near-topic out-of-scope figure
-        # over the whole test split instead of over the few utterances of three scenarios.
-        names = sorted({scenario(dataset, i) for _, i in read_labelled(folder / "train.csv")})
+        # Every scenario held out once, FOLDS[dataset] folds of them: a near-topic out-of-scope
+        # figure over the whole test split instead of over the few utterances of three scenarios.
+        names = sorted({scenario(dataset, i) for _, i in train})
         order = np.random.default_rng(SEED + 1).permutation(names).tolist()
         for k in range(FOLDS[dataset]):
             fold = tuple(sorted(order[k :: FOLDS[dataset]]))
-            result.append(
-                _held_out_run(dataset, f"oos fold {k + 1}", fold, None, folder, test, tmp)
-            )
+            name = f"oos fold {k + 1}"
+            result.append(_held_out_run(dataset, name, fold, None, train, spec, test, tmp))
     return result
 
 
@@ -119,17 +120,19 @@ def _held_out_run(
     setting: str,
     held: tuple[str, ...],
     cap: int | None,
-    folder: Path,
+    train: list[tuple[str, str]],
+    spec: dict[str, Any],
     test: list[tuple[str, str]],
     tmp: Path,
 ) -> Run:
-    """Train without the ``held`` scenarios (at most ``cap`` examples per intent); their test
-    utterances are labelled ``oos``."""
-    train = [r for r in read_labelled(folder / "train.csv") if scenario(dataset, r[1]) not in held]
-    _write_csv(tmp / f"{dataset}-oos-train.csv", train)
-    spec = yaml.safe_load((HERE / "routes" / f"{dataset}.yaml").read_text(encoding="utf-8"))
-    spec["routes"] = {k: v for k, v in spec["routes"].items() if scenario(dataset, k) not in held}
-    (tmp / f"{dataset}-oos-routes.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    """Train on ``train`` without the ``held`` scenarios (at most ``cap`` examples per intent,
+    routes from the dataset's routes ``spec``); their test utterances are labelled ``oos``."""
+    kept = [r for r in train if scenario(dataset, r[1]) not in held]
+    _write_csv(tmp / f"{dataset}-oos-train.csv", kept)
+    routes = {k: v for k, v in spec["routes"].items() if scenario(dataset, k) not in held}
+    (tmp / f"{dataset}-oos-routes.yaml").write_text(
+        yaml.safe_dump({**spec, "routes": routes}), encoding="utf-8"
+    )
     oos_test = [(t, "oos" if scenario(dataset, i) in held else i) for t, i in test]
     config = _import(tmp / f"{dataset}-oos-train.csv", tmp / f"{dataset}-oos-routes.yaml", cap)
     return Run(dataset, setting, config, oos_test, held)
