@@ -154,6 +154,9 @@ class Matcher:
         self._trained: _Trained | None = None
         if not texts:
             return
+        # From the whole config, so the calibration model (trained without a held-out part)
+        # scores familiarity the way the final model will.
+        self._familiar_k = _familiar_k(np.array(labels, np.int64))
         grams, counts = count_grams(texts)
         data = _Texts(
             texts,
@@ -202,7 +205,7 @@ class Matcher:
             classes=classes.astype(np.int64),
             views=views,
             vectors=data.vectors,
-            familiar_k=_familiar_k(data.y),
+            familiar_k=self._familiar_k,
             phrases=[t for t, p in zip(data.texts, data.phrase.tolist(), strict=True) if p],
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
