@@ -97,7 +97,6 @@ class _Trained:
     classes: I64  # intent index of each column of the two models (intents that have texts)
     views: tuple[LogisticRegression, Spelling] | None  # None when only one intent has texts
     vectors: F32  # training texts' sentence vectors, for familiarity
-    familiar_k: int  # how many of the closest of them familiarity averages
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
     word_owners: dict[str, frozenset[int]]  # word -> intents whose texts contain it
@@ -154,8 +153,8 @@ class Matcher:
         self._trained: _Trained | None = None
         if not texts:
             return
-        # From the whole config, so the calibration model (trained without a held-out part)
-        # scores familiarity the way the final model will.
+        # How many closest texts familiarity averages, from the whole config: the calibration
+        # model (trained without a held-out part) scores it the way the final model will.
         self._familiar_k = _familiar_k(np.array(labels, np.int64))
         grams, counts = count_grams(texts)
         data = _Texts(
@@ -205,7 +204,6 @@ class Matcher:
             classes=classes.astype(np.int64),
             views=views,
             vectors=data.vectors,
-            familiar_k=self._familiar_k,
             phrases=[t for t, p in zip(data.texts, data.phrase.tolist(), strict=True) if p],
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
@@ -237,7 +235,7 @@ class Matcher:
         the texts' counts of the build's n-grams when known (held-out texts), else counted."""
         classes = len(self._names)
         n = len(norms)
-        nearest = _closest_mean(vectors, trained.vectors, trained.familiar_k)
+        nearest = _closest_mean(vectors, trained.vectors, self._familiar_k)
         familiarity = np.clip((nearest - FAMILIAR_FLOOR) / (1 - FAMILIAR_FLOOR), 1e-6, 1.0)
         if trained.views is None:
             # One intent: nothing to compare with, familiarity stands in for the probability.
