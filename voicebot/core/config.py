@@ -238,6 +238,23 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Overflow:
+    """Where a caller goes when the bot is too busy to answer in real time (``overflow:``).
+
+    The shell decides when that is (too many calls at the door, or a call's audio waiting too
+    long to be decoded); this only says where the caller is put through and what they hear.
+    """
+
+    group: str | None = None  # None: the default group
+    # Said at the door, before a call the bot cannot take is put through; None: no words,
+    # straight to the group (a caller mid-call hears the usual "putting you through").
+    say: str | None = None
+    # Mid-call, a partial transcript the matcher accepts at this score or more sends the
+    # caller to its intent's group rather than to ``group``.
+    min_score: float = 0.8
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageConfig:
     """One language's complete intent set: everything a call in that language needs."""
 
@@ -256,6 +273,7 @@ class LanguageConfig:
     speech: SpeechSettings = SpeechSettings()
     numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
     number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
+    overflow: Overflow = Overflow()
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]

@@ -92,8 +92,28 @@ class Failure:
     at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Overloaded:
+    """The shell cannot serve this call in real time (it has no room for another call, or
+    this call's audio waits too long to be decoded): a person takes over now rather than a
+    slow robot. How busy is busy is the shell's business; the dialogue only decides where
+    the caller goes. ``partial``: the words heard so far, which may already name the request.
+    Before ``CallStarted`` it means the call is refused at the door (no greeting)."""
+
+    at: dt.datetime
+    partial: str = ""
+
+
 Event: TypeAlias = (
-    CallStarted | Utterance | Partial | Dtmf | SilenceTimeout | SmsResult | HangUp | Failure
+    CallStarted
+    | Utterance
+    | Partial
+    | Dtmf
+    | SilenceTimeout
+    | SmsResult
+    | HangUp
+    | Failure
+    | Overloaded
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +161,8 @@ class TransferReason(StrEnum):
     ERROR = "error"  # the bot failed internally
     CLOSED_OVERFLOW = "closed_overflow"  # the intended group was closed; its overflow group
     SMS_FALLBACK = "sms_fallback"  # the answer could not be texted
+    SHED = "shed"  # no room for another call: put through at the door, without the bot
+    OVERLOADED = "overloaded"  # mid-call, the bot could not keep up with the caller
 
 
 _ROUTED_REASONS = frozenset(
@@ -347,6 +369,8 @@ def _dispatch(s: State, e: Event, c: _Ctx) -> Transition:
             served=s.served,
         )
         return _end(s, outcome), []
+    if isinstance(e, Overloaded):
+        return _overloaded(s, e, c)
     if s.phase is Phase.NEW:
         return _start(s, e, c) if isinstance(e, CallStarted) else (s, [])
     if isinstance(e, Partial):
@@ -656,6 +680,33 @@ def _speak(c: _Ctx, text: str | None, audio_url: str | None) -> Say | Play:
 
 
 # ---------------------------------------------------------------------------------------------
+# Too busy
+
+
+def _overloaded(s: State, e: Overloaded, c: _Ctx) -> Transition:
+    """Put the caller through now. At the door (no call started yet): to the overflow group,
+    with the overflow's words if it has any. Mid-call: to the group of the intent the words so
+    far already name clearly (accepted at ``overflow.min_score`` or more), else to the overflow
+    group, with the usual "putting you through"."""
+    overflow = c.config.overflow
+    if s.phase is Phase.NEW:
+        said = [c.say(overflow.say)] if overflow.say else []
+        return _route(s, c, overflow.group, TransferReason.SHED, said)
+    partial = e.partial.strip()
+    if partial and s.phase in _LISTENING:
+        s, m = _classify(s, [(partial, 1.0)], c)
+        best = m.best
+        if m.verdict is Verdict.ACCEPT and best is not None and best.score >= overflow.min_score:
+            intent = c.config.intents[best.intent]
+            s = replace(s, intent=intent.name, confidence=best.score)
+            return _route(
+                s, c, intent.action.group or overflow.group, TransferReason.OVERLOADED, []
+            )
+        s = replace(s, match=None)  # not a request the caller finished: not judged
+    return _route(s, c, overflow.group, TransferReason.OVERLOADED, [])
+
+
+# ---------------------------------------------------------------------------------------------
 # Ending the call
 
 
@@ -695,7 +746,10 @@ def _route(
 def _transfer(
     s: State, c: _Ctx, group: AgentGroup, reason: TransferReason, actions: Sequence[Action]
 ) -> Transition:
-    routed = reason in _ROUTED_REASONS
+    # An overloaded call carries its intent only when the words so far named it (``match``).
+    routed = reason in _ROUTED_REASONS or (
+        reason is TransferReason.OVERLOADED and s.match is not None
+    )
     context = TransferContext(
         intent=s.intent if routed else None,
         transcript=s.transcript,
@@ -704,7 +758,8 @@ def _transfer(
         reason=reason,
     )
     out = list(actions)
-    if reason is not TransferReason.CLOSED_OVERFLOW:  # when_closed.say already explained it
+    # when_closed.say already explained it; a call shed at the door says what overflow says
+    if reason not in (TransferReason.CLOSED_OVERFLOW, TransferReason.SHED):
         out.append(c.say(_fill(c.config.prompts.transfer, group=group.name)))
     out.append(Transfer(group.id, group.destination, context))
     outcome = Outcome(

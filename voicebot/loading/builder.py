@@ -20,6 +20,7 @@ from voicebot.core.config import (
     Intent,
     LanguageConfig,
     Origin,
+    Overflow,
     Prompts,
     SpeechMode,
     SpeechSettings,
@@ -32,6 +33,7 @@ from voicebot.loading.defaults import language_defaults
 from voicebot.loading.files import Entry
 from voicebot.loading.groups import read_groups
 from voicebot.loading.keys import (
+    OVERFLOW_KEYS,
     PROMPT_KEYS,
     REQUIRED_TOP,
     REQUIRED_WORD_KEYS,
@@ -137,6 +139,8 @@ class Builder:
             if default_group is not None:
                 self.refs.groups.append(Ref(e.ctx, e.value, default_group, "'default_group'"))
 
+        overflow = self._overflow(get("overflow"))
+
         intents: dict[str, Intent] | None = None
         if (e := get("intents")) is not None:
             sms_sent = prompts.sms_sent if prompts is not None else ""
@@ -157,7 +161,7 @@ class Builder:
         assert max_turns is not None and thresholds is not None and prompts is not None
         assert words is not None and groups is not None and default_group is not None
         assert intents is not None and announcements is not None and speech is not None
-        assert numbers is not None
+        assert numbers is not None and overflow is not None
         return LanguageConfig(
             language=language,
             voice=voice,
@@ -174,6 +178,7 @@ class Builder:
             speech=speech,
             numbers=tuple(n for n, _ in numbers),
             number_origins=tuple(o for _, o in numbers),
+            overflow=overflow,
         )
 
     # -- top-level scalars and small sections
@@ -258,6 +263,38 @@ class Builder:
             )
             return None
         return result if ok else None
+
+    def _overflow(self, e: Entry | None) -> Overflow | None:
+        """Where callers go when the bot is too busy (``Overflow``): a group, words, a score."""
+        if e is None:
+            return Overflow()
+        where = "overflow"
+        pairs = e.ctx.mapping(e.value, where, "'overflow'", OVERFLOW_KEYS, owner=e.key)
+        if pairs is None:
+            return None
+        ok = True
+        group: str | None = None
+        if "group" in pairs:
+            vnode = pairs["group"][1]
+            group = e.ctx.text(vnode, where, "'group'")
+            if group is None:
+                ok = False
+            else:
+                self.refs.groups.append(Ref(e.ctx, vnode, group, "overflow: 'group'"))
+        say: str | None = None
+        if "say" in pairs:
+            say = e.ctx.template(pairs["say"][1], where, "'say'")
+            ok = ok and say is not None
+        min_score = Overflow().min_score  # on the class it is a slot descriptor
+        if "min_score" in pairs:
+            vnode = pairs["min_score"][1]
+            value = e.ctx.number(vnode, where, "'min_score'")
+            if value is not None and not 0.0 <= value <= 1.0:
+                e.ctx.fail(vnode, f"overflow: 'min_score' must be between 0 and 1, not {value:g}")
+                value = None
+            ok = ok and value is not None
+            min_score = value if value is not None else min_score
+        return Overflow(group, say, min_score) if ok else None
 
     def _speech(self, e: Entry | None) -> SpeechSettings | None:
         if e is None:

@@ -9,6 +9,7 @@ from dataclasses import MISSING, fields
 from voicebot.core.config import (
     ActionKind,
     DestinationKind,
+    Overflow,
     Prompts,
     SpeechSettings,
     Thresholds,
@@ -29,6 +30,7 @@ TOP_KEYS = (
     "groups",
     "announcements",
     "intents",
+    "overflow",
 )
 REQUIRED_TOP = ("groups", "default_group", "intents")
 DESTINATION_KEYS = tuple(k.value for k in DestinationKind)
@@ -38,6 +40,7 @@ ACTION_KEYS = tuple(k.value for k in ActionKind)
 INTENT_KEYS = ("label", "phrases", "examples", *ACTION_KEYS)
 ANNOUNCE_KEYS = ("text", "audio_url")
 SMS_KEYS = ("link", "say", "text", "fallback", "answer", "group")
+OVERFLOW_KEYS = tuple(Overflow.__dataclass_fields__)
 ANNOUNCEMENT_KEYS = ("id", "text", "audio_url", "from", "until", "after_intents")
 THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
 SPEECH_KEYS = tuple(SpeechSettings.__dataclass_fields__)

@@ -34,6 +34,7 @@ from voicebot.core.dialogue import (
     Failure,
     HangUp,
     Listen,
+    Overloaded,
     Partial,
     SilenceTimeout,
     SmsResult,
@@ -169,6 +170,7 @@ class StepEvent(StrEnum):
     SMS = "sms"
     HANG_UP = "hang_up"
     FAILURE = "failure"
+    OVERLOADED = "overloaded"
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,15 @@ class CallPipeline:
     def fail(self, error: str) -> list[Action]:
         with self._lock:
             return self._handle(Failure(error=error, at=self.now), StepEvent.FAILURE, detail=error)
+
+    def overloaded(self, why: str) -> list[Action]:
+        """The shell cannot decode this call in real time (``why``): the dialogue hands the
+        caller over, to the group the words heard so far already name, if they do."""
+        with self._lock:
+            heard = self.recognizer.partial
+            partial = _without_unk(heard) if heard else ""
+            event = Overloaded(at=self.now, partial="" if partial == UNK else partial)
+            return self._handle(event, StepEvent.OVERLOADED, detail=why)
 
     async def feed_async(self, pcm: bytes | NDArray[np.int16]) -> list[Action]:
         """``feed`` on the shared decoding pool, so many calls decode on all cores at once.

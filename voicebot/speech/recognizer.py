@@ -154,6 +154,11 @@ class Recognizer:
         self._hold = max(0.0, self.endpointing.end_of_speech_s - model.info.endpoint_min_silence_s)
 
     @property
+    def partial(self) -> str:
+        """The words of the utterance in progress so far ("" between utterances)."""
+        return self._segment.partial
+
+    @property
     def time(self) -> float:
         """Seconds of audio decoded so far (the recogniser's clock)."""
         return self._fed / self._rate
