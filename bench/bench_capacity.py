@@ -53,7 +53,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -428,10 +428,18 @@ def loop_trial(core: int, shape: str, gated: bool) -> Callable[[int], tuple[bool
 # Row 2: voicebot serve + voicebot simulate
 
 
-class Server:
-    """``voicebot serve --dev`` pinned to one core, with its own REST port and call log."""
+# What the server takes without admission control (issue #21), which would otherwise refuse
+# calls beyond its default --max-calls and hand lagging calls to a person.
+NO_ADMISSION = ("--max-calls", "100000", "--max-backlog", "3600")
 
-    def __init__(self, core: int, config: Path, data_dir: Path) -> None:
+
+class Server:
+    """``voicebot serve --dev`` pinned to one core, with its own REST port and call log;
+    ``args``: more ``serve`` options (default: admission control off)."""
+
+    def __init__(
+        self, core: int, config: Path, data_dir: Path, args: Sequence[str] = NO_ADMISSION
+    ) -> None:
         self.port = free_port()
         self.rest_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -447,6 +455,7 @@ class Server:
             [
                 *(sys.executable, "-m", "voicebot", "serve", "--dev", "--config", str(config)),
                 *("--port", str(self.port)),
+                *args,
             ],
             env=env,
             cwd=ROOT,

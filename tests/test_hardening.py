@@ -23,11 +23,12 @@ from websockets.exceptions import ConnectionClosed
 
 from voicebot.calllog.log import CallLog, CallRow
 from voicebot.cli.main import build_parser, main
-from voicebot.cli.serve import server_settings, uvicorn_config
+from voicebot.cli.serve import MAX_BACKLOG_S, server_settings, uvicorn_config
 from voicebot.core.dialogue import CallStarted, Outcome, OutcomeKind
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.tts import Tts
 from voicebot.speech.vosk_model import SpeechModel
+from voicebot.telephony.admission import default_max_calls
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.media_stream import split_frames
 from voicebot.telephony.observer import CallObserver
@@ -543,7 +544,12 @@ def test_serve_takes_the_limits_from_its_options() -> None:
     )
     assert (settings.stream_start_timeout_s, settings.media_timeout_s) == (7.5, 7.5)
     defaults = server_settings(build_parser().parse_args(["serve"]), "https://b.example", "t")
-    assert defaults == ServerSettings(public_url="https://b.example", auth_token="t")
+    assert defaults == ServerSettings(
+        public_url="https://b.example",
+        auth_token="t",
+        max_calls=default_max_calls(),  # admission control (issue #21): serve sets both
+        max_backlog_s=MAX_BACKLOG_S,
+    )
 
 
 @pytest.mark.parametrize(

@@ -152,7 +152,7 @@ def test_json_and_table_carry_the_same_figures() -> None:
     data = json.loads(json.dumps(to_json(r, daily(CALLS))))
     assert data["solved_by_robot"] == 3 and data["calls"] == 8
     assert data["top_unmatched"][0] == {"text": "the thing", "count": 2}
-    assert data["daily"][1] == {"day": "2026-11-24", "calls": 0, "outcomes": {}}
+    assert data["daily"][1] == {"day": "2026-11-24", "calls": 0, "outcomes": {}, "shed": 0}
     table = render(r, daily(CALLS))
     assert "solved by the robot                3 (42.9 %)" in table
     assert "median time to a decision          5.0 s" in table
@@ -205,7 +205,9 @@ def test_report_command_json_and_date_range(
     assert _cli("report", "--database", database, *args) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["calls"] == 1 and data["outcomes"] == {"transferred": 1}
-    assert data["daily"] == [{"day": "2026-11-24", "calls": 1, "outcomes": {"transferred": 1}}]
+    assert data["daily"] == [
+        {"day": "2026-11-24", "calls": 1, "outcomes": {"transferred": 1}, "shed": 0}
+    ]
     assert _cli("report", "--database", database) == 0
     assert "calls                              3" in capsys.readouterr().out
 

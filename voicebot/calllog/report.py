@@ -16,6 +16,8 @@ Definitions (they decide the numbers, so they are spelt out):
   the bot; its median is over calls that reached one.
 - *per-intent counts*: calls in which an intent was recognised and served or routed, each
   intent once per call.
+- *shed*: calls a person took over because the bot was too busy: transferred with reason
+  ``shed`` (no room for the call at the door) or ``overloaded`` (its decoding fell behind).
 - *top unmatched*: rejected transcripts after ``text.normalize``, by frequency; transcripts older
   than the retention period are gone, so this covers the retention window only.
 - A yes or no that the dialogue took as an answer (e.g. "no" to "anything else?") is no
@@ -34,9 +36,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from voicebot.calllog.records import CallRow, UtteranceRow
+from voicebot.core.dialogue import TransferReason
 from voicebot.core.text import normalize
 
 _NOT_SOLVED = frozenset({"transferred", "error"})
+SHED_REASONS = frozenset({TransferReason.SHED.value, TransferReason.OVERLOADED.value})
+
+
+def shed(call: CallRow) -> bool:
+    """A person took the call over because the bot was too busy (see *shed* above)."""
+    return call.outcome is not None and call.reason in SHED_REASONS
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +58,7 @@ class Report:
     transfers_by_group: dict[str, int]
     transfer_reasons: dict[str, int]
     hangups_after_announcement: int
+    shed: int  # calls put through because the bot was too busy
     utterances: int  # judged by the matcher
     no_match_rate: float | None
     clarification_rate: float | None
@@ -63,6 +73,7 @@ class DayCounts:
     day: dt.date
     calls: int
     outcomes: dict[str, int]  # "unfinished" for calls without an outcome
+    shed: int = 0  # of which put through because the bot was too busy
 
 
 def summarize(
@@ -95,6 +106,7 @@ def summarize(
             for c in ended
             if c.outcome == "caller_hung_up" and (c.after or "").startswith("announcement:")
         ),
+        shed=sum(1 for c in ended if shed(c)),
         utterances=len(judged),
         no_match_rate=_share(sum(u.verdict == "reject" for u in judged), len(judged)),
         clarification_rate=_share(sum(u.verdict == "clarify" for u in judged), len(judged)),
@@ -116,9 +128,11 @@ def daily(
     ``until`` inclusive (else the last call's), days without calls included, for charts."""
     zone = ZoneInfo(tz)
     per_day: dict[dt.date, Counter[str]] = {}
+    shed_per_day: Counter[dt.date] = Counter()
     for c in calls:
         day = c.started_at.astimezone(zone).date()
         per_day.setdefault(day, Counter())[c.outcome or "unfinished"] += 1
+        shed_per_day[day] += shed(c)
     first = since or min(per_day, default=None)
     last = until or max(per_day, default=None)
     if first is None or last is None:
@@ -127,7 +141,7 @@ def daily(
     day = first
     while day <= last:
         counts = per_day.get(day, Counter())
-        out.append(DayCounts(day, sum(counts.values()), _sorted(counts)))
+        out.append(DayCounts(day, sum(counts.values()), _sorted(counts), shed_per_day[day]))
         day += dt.timedelta(days=1)
     return out
 
@@ -137,7 +151,8 @@ def to_json(report: Report, days: Sequence[DayCounts] | None = None) -> dict[str
     out["top_unmatched"] = [{"text": t, "count": n} for t, n in report.top_unmatched]
     if days is not None:
         out["daily"] = [
-            {"day": d.day.isoformat(), "calls": d.calls, "outcomes": d.outcomes} for d in days
+            {"day": d.day.isoformat(), "calls": d.calls, "outcomes": d.outcomes, "shed": d.shed}
+            for d in days
         ]
     return out
 
@@ -149,6 +164,7 @@ def render(report: Report, days: Sequence[DayCounts] | None = None) -> str:
         _row("ended", report.ended),
         _row("solved by the robot", f"{report.solved_by_robot} ({_pct(report.solved_share)})"),
         _row("hang-ups after an announcement", report.hangups_after_announcement),
+        _row("shed (bot too busy: to a person)", report.shed),
         _row("utterances judged", report.utterances),
         _row("no-match rate", _pct(report.no_match_rate)),
         _row("clarification rate", _pct(report.clarification_rate)),
@@ -169,6 +185,8 @@ def render(report: Report, days: Sequence[DayCounts] | None = None) -> str:
         lines += ["", "per day"]
         for d in days:
             detail = ", ".join(f"{k} {v}" for k, v in d.outcomes.items())
+            if d.shed:
+                detail += f" (shed {d.shed})"
             lines.append(_row(f"  {d.day.isoformat()}", f"{d.calls}  {detail}".rstrip()))
     return "\n".join(lines) + "\n"
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("voicebot.serve")
 
 DRAIN_TIMEOUT_S = 60.0
+MAX_BACKLOG_S = 1.0  # with 0.8 s end of speech, a kept caller's wait stays under 2 s
 
 
 def register(subparsers: Subparsers) -> None:
@@ -73,6 +74,30 @@ def register(subparsers: Subparsers) -> None:
         help="keep transcripts and caller numbers this many days; purged at start and hourly "
         "(default 90)",
     )
+    load = serve.add_argument_group("overload: callers the bot cannot serve go to a person")
+    load.add_argument(
+        "--max-calls",
+        type=int,
+        metavar="N",
+        help="calls this instance takes at once; the webhook of another call puts the caller "
+        "through to the overflow group (default: 18 per core this process may use, the "
+        "capacity bench/bench_capacity.py measured on one core; 0: every call goes to a person)",
+    )
+    load.add_argument(
+        "--max-backlog",
+        type=float,
+        default=MAX_BACKLOG_S,
+        metavar="S",
+        help="a call whose audio waits more than S seconds to be decoded is put through to a "
+        f"person (default {MAX_BACKLOG_S:g})",
+    )
+    load.add_argument(
+        "--agent-port",
+        type=int,
+        metavar="PORT",
+        help="answer HAProxy's agent-check on this TCP port with the room left as a weight "
+        "(e.g. '75%%'), so a busy instance gets fewer new calls (default: off)",
+    )
     limits = serve.add_argument_group("limits on what a client may make the server hold")
     limits.add_argument(
         "--max-body-bytes",
@@ -106,7 +131,11 @@ def _default(name: str) -> Any:
 
 def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> ServerSettings:
     """The server's settings from serve's options."""
+    from voicebot.telephony.admission import default_max_calls
+
     return ServerSettings(
+        max_calls=default_max_calls() if args.max_calls is None else args.max_calls,
+        max_backlog_s=args.max_backlog,
         public_url=public,
         auth_token=auth_token,
         max_body_bytes=args.max_body_bytes,
@@ -122,9 +151,14 @@ def _check_limits(args: argparse.Namespace) -> None:
         ("--max-body-bytes", args.max_body_bytes),
         ("--request-timeout", args.request_timeout),
         ("--stream-timeout", args.stream_timeout),
+        ("--max-backlog", args.max_backlog),
     ):
         if not value > 0:
             raise UsageError(f"{option} {value} must be positive")
+    if args.max_calls is not None and args.max_calls < 0:
+        raise UsageError(f"--max-calls {args.max_calls} must be 0 or more")
+    if args.agent_port is not None:
+        _check_port(args.agent_port, "--agent-port")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,9 +277,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         call_log.close()
 
 
-def _check_port(port: int) -> None:
+def _check_port(port: int, option: str = "--port") -> None:
     if not 0 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a TCP port; use 1 to 65535 (0: any free port)")
+        raise UsageError(f"{option} {port} is not a TCP port; use 1 to 65535 (0: any free port)")
 
 
 def _check_public_url(url: str) -> None:
@@ -325,7 +359,16 @@ def _serve(
                 print(f"voicebot: cannot load speech: {exc}", file=sys.stderr)
                 uv.should_exit = True
                 return 1
-            log.info("ready: models and intents loaded")
+            if args.agent_port is not None:
+                from voicebot.telephony.admission import serve_agent
+
+                agent = await serve_agent(args.host, args.agent_port, server.agent_weight)
+                tasks.append(asyncio.ensure_future(agent.serve_forever()))
+                log.info("agent-check: room left as a weight on port %d", args.agent_port)
+            log.info(
+                "ready: models and intents loaded; at most %s calls at once",
+                settings.max_calls,
+            )
             await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if not stop.first.is_set():
                 return 1  # uvicorn stopped on its own (it has logged why)

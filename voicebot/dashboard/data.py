@@ -49,7 +49,8 @@ def summary(
     top: int = 10,
 ) -> dict[str, Any]:
     """``report.to_json`` (with ``daily``) plus ``series``: per local day the calls split into
-    transferred / solved by the robot / hung up unserved / other / unfinished, and that day's
+    transferred / shed (to a person: the bot was too busy) / solved by the robot / hung up
+    unserved / other / unfinished, and that day's
     no-match and clarification rates."""
     out = report.to_json(
         report.summarize(calls, utterances, top=top),
@@ -68,16 +69,18 @@ def summary(
         day_calls = by_day.get(day, [])
         day_utts = [u for c in day_calls for u in utts_by_call.get(c.call_id, ())]
         r = report.summarize(day_calls, day_utts, top=0)
-        transferred = r.outcomes.get("transferred", 0)
+        shed = r.shed  # transferred because the bot was too busy: shown apart
+        transferred = r.outcomes.get("transferred", 0) - shed
         hung_up = sum(1 for c in day_calls if c.outcome == "caller_hung_up" and not c.served)
         series.append(
             {
                 "day": day.isoformat(),
                 "calls": r.calls,
                 "transferred": transferred,
+                "shed": shed,
                 "solved": r.solved_by_robot,
                 "hung_up": hung_up,
-                "other": r.ended - transferred - r.solved_by_robot - hung_up,
+                "other": r.ended - transferred - shed - r.solved_by_robot - hung_up,
                 "unfinished": r.calls - r.ended,
                 "utterances": r.utterances,
                 "no_match_rate": r.no_match_rate,

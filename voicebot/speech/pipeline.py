@@ -477,6 +477,14 @@ class AudioQueue:
         with self._lock:
             return self._chunks[0][1] if self._chunks else None
 
+    def lag_s(self, now: float) -> float:
+        """How long the oldest audio still waiting has waited since it was ``due``: what this
+        call's caller waits for the bot on top of the usual. Unlike ``backlog_s`` it is 0 for
+        audio sent faster than real time (a replay, ``voicebot simulate``), which queues up
+        without anyone waiting."""
+        due = self.oldest_due
+        return max(0.0, now - due) if due is not None else 0.0
+
     def put(self, pcm: NDArray[np.int16], due: float) -> None:
         """Queue a chunk; ``due`` is passed back with the actions it causes (the shell's clock
         for when that audio was spoken)."""

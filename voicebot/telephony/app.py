@@ -54,6 +54,7 @@ from voicebot.speech.pipeline import (
 )
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony.admission import Admission, refuse
 from voicebot.telephony.handoff import StreamParameters, health
 from voicebot.telephony.limits import BodyLimit
 from voicebot.telephony.media_route import MediaRoute
@@ -163,6 +164,10 @@ class VoiceServer:
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
         )
+        self.admission = Admission(
+            self.sessions, max_calls=settings.max_calls, max_backlog_s=settings.max_backlog_s
+        )
+        self.services.behind = self.admission.behind
         self.media_route = MediaRoute(self)
         self.app = Starlette(
             routes=[
@@ -305,6 +310,15 @@ class VoiceServer:
             f"({total:.1f} s over {len(self.sessions)} calls)"
         )
 
+    def agent_weight(self) -> int:
+        """What HAProxy's agent-check reads (``admission``): the room left, in percent; the
+        minimum while some caller waits more than ``overload_backlog_s`` for decoding."""
+        now = time.perf_counter()
+        lags = [s.audio.lag_s(now) for s in list(self.sessions.values()) if s.audio is not None]
+        return self.admission.weight(
+            lagging=max(lags, default=0.0) > self.settings.overload_backlog_s
+        )
+
     def decode_backlog(self) -> tuple[float, float]:
         """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""
         backlogs = [s.backlog_s for s in list(self.sessions.values())]
@@ -369,6 +383,10 @@ class VoiceServer:
         while len(self.answered) > KNOWN_CALLS:
             del self.answered[next(iter(self.answered))]
         self._sweep()
+        if not self.admission.admit(call_sid):
+            why = f"{self.admission.load()} calls here, at most {self.admission.max_calls}"
+            twiml = refuse(self.services, call_sid, caller, config, self.clock(), why)
+            return Response(twiml, media_type=TWIML)
         # While draining, the answer is the same: its stream goes through the load balancer,
         # to an instance that is not draining once the health check has seen this one's 503.
         try:
@@ -452,6 +470,7 @@ class VoiceServer:
         call_sid = params.get("CallSid", "")
         if params.get("CallStatus") not in ENDED_STATUSES:
             return Response(status_code=204)
+        self.admission.ended(call_sid)
         session = self.sessions.get(call_sid)
         if session is not None:
             async with session.lock:

@@ -85,13 +85,16 @@ class StreamParameters:
 
 
 def health(*, ready: bool, draining: bool, overloaded: str | None, calls: int) -> tuple[int, str]:
-    """``/healthz``: 503 while the models load, while the instance drains or when decoding lags
-    behind (``overloaded`` says why): a load balancer must send it nothing new. Else 200 with
-    the number of calls it holds."""
+    """``/healthz``: 503 while the models load or while the instance drains: a load balancer
+    must send it nothing new. Else 200 with the number of calls it holds, and why it is
+    overloaded when decoding lags (``overloaded``). Lagging is no 503: if every instance lagged,
+    the load balancer would have no server left and Twilio would play its error message; a busy
+    instance tells the load balancer through its agent-check weight instead, and puts callers
+    it cannot serve through to a person (``admission``)."""
     if not ready:
         return 503, "loading\n"
     if draining:
         return 503, f"draining {calls} calls\n"
     if overloaded is not None:
-        return 503, f"overloaded: {overloaded}\n"
+        return 200, f"ok {calls} calls, overloaded: {overloaded}\n"
     return 200, f"ok {calls} calls\n"

@@ -54,6 +54,7 @@ class Metrics:
         self.decisions: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.reloads: Counter[str] = Counter()
+        self.shed_calls: Counter[str] = Counter()  # put through to a person: too busy
         self.decode = Histogram(DECODE_BUCKETS)
         self.decision_latency = Histogram(DECISION_BUCKETS)
         self.backlog_total_s = 0.0
@@ -79,6 +80,12 @@ class Metrics:
     def error(self, kind: str) -> None:
         with self._lock:
             self.errors[kind] += 1
+
+    def shed(self, stage: str) -> None:
+        """A caller put through to a person because the bot was too busy: "door" (no room for
+        the call), "call" (its audio waited too long to be decoded)."""
+        with self._lock:
+            self.shed_calls[stage] += 1
 
     def reload(self, ok: bool) -> None:
         with self._lock:
@@ -109,6 +116,10 @@ class Metrics:
                 "# HELP voicebot_errors_total Errors by kind (none of them ends a call).",
                 "# TYPE voicebot_errors_total counter",
                 *_labelled("voicebot_errors_total", "kind", self.errors),
+                "# HELP voicebot_shed_total Callers put through to a person because the bot was"
+                " too busy, by stage (door: no room for the call; call: decoding fell behind).",
+                "# TYPE voicebot_shed_total counter",
+                *_labelled("voicebot_shed_total", "stage", self.shed_calls),
                 "# HELP voicebot_config_reloads_total Configuration reloads by result.",
                 "# TYPE voicebot_config_reloads_total counter",
                 *_labelled("voicebot_config_reloads_total", "result", self.reloads),

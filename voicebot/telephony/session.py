@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
@@ -69,7 +69,15 @@ from voicebot.telephony.twiml import (
 )
 from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
-__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
+__all__ = [
+    "CallServices",
+    "CallSession",
+    "CallState",
+    "close_socket",
+    "decision_twiml",
+    "speech_of",
+    "stream_twiml",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +104,9 @@ class CallServices:
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
     whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
+    # Whether a call whose audio has waited this long to be decoded must be handed over now
+    # (``admission.Admission.behind``); never, by default.
+    behind: Callable[[str, float], bool] = lambda call_sid, backlog_s: False
 
 
 @dataclass(eq=False)
@@ -282,6 +293,22 @@ class CallSession:
         pcm = ulaw_decode(bytes(self.buffer))
         self.buffer.clear()
         self.audio.put(pcm, self.media_offset + end_s)
+        lag = self.audio.lag_s(received)
+        if self.services.behind(self.call_sid, lag):
+            self._spawn(self.overloaded(f"its audio waits {lag:.1f} s to be decoded"))
+
+    async def overloaded(self, why: str) -> None:
+        """The bot cannot keep up with this caller: the dialogue puts them through now."""
+        async with self.lock:
+            if self.done:
+                return
+            self.services.metrics.shed("call")
+            log.warning("call %s: %s; putting the caller through", self.call_sid, why)
+            try:
+                await self.carry_out(self.pipeline.overloaded(why), time.perf_counter())
+            except Exception as exc:
+                log.exception("call %s: error handing the call over", self.call_sid)
+                await self.fail(f"{type(exc).__name__}: {exc}")
 
     def _on_decoded(self, actions: list[Action], due: float) -> None:
         self._spawn(self._carry_out_decoded(actions, due))
@@ -451,19 +478,7 @@ class CallSession:
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
         """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up."""
-        speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
-        for a in actions:
-            if isinstance(a, Transfer):
-                # the caller's words go to the agent's screen (task) and whisper, never in a URL
-                self.services.whispers.put(self.call_sid, a.context.transcript)
-                return transfer_twiml(
-                    a.destination,
-                    context=asdict(a.context),
-                    speech=speech,
-                    whisper_base_url=self.services.whisper_url,
-                    whisper_context=whisper_context(self.call_sid, a.context),
-                )
-        return say_and_hangup_twiml(speech)
+        return decision_twiml(self.services, self.call_sid, actions)
 
     async def finish(self, actions: Sequence[Action]) -> None:
         """Transfer or hang up through a REST call update; the stream then ends."""
@@ -531,6 +546,24 @@ class CallSession:
             observer.event(self.call_sid, step.handled, match)
             observer.actions(self.call_sid, step.handled.at, step.actions)
         self.observed = len(steps)
+
+
+def decision_twiml(services: CallServices, call_sid: str, actions: Sequence[Action]) -> str:
+    """The TwiML of a decision, with or without a session (a call refused at the door): a
+    transfer (with the whisper for the agent) or a hang-up, after what the bot says."""
+    speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
+    for a in actions:
+        if isinstance(a, Transfer):
+            # the caller's words go to the agent's screen (task) and whisper, never in a URL
+            services.whispers.put(call_sid, a.context.transcript)
+            return transfer_twiml(
+                a.destination,
+                context=asdict(a.context),
+                speech=speech,
+                whisper_base_url=services.whisper_url,
+                whisper_context=whisper_context(call_sid, a.context),
+            )
+    return say_and_hangup_twiml(speech)
 
 
 def stream_twiml(

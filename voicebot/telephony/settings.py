@@ -104,6 +104,11 @@ class ServerSettings:
     # /healthz answers 503 "overloaded" while some call has more caller audio than this
     # waiting to be decoded: its caller already waits that much longer for the bot.
     overload_backlog_s: float = 1.0
+    # Admission control (``admission``): calls beyond ``max_calls`` are put through to a person
+    # at the door; a call whose audio waits more than ``max_backlog_s`` to be decoded is put
+    # through mid-call. None: no limit (``voicebot serve`` sets both; see its --help).
+    max_calls: int | None = None
+    max_backlog_s: float | None = None
     max_bad_messages: int = 100  # malformed frames in one call before a person takes over
     send_timeout_s: float = 5.0  # a client that does not read for this long is gone
     unattached_ttl_s: float = 120.0  # a session whose stream never connected is dropped

@@ -8,6 +8,7 @@
   const SVG = "http://www.w3.org/2000/svg";
   const KINDS = [
     ["transferred", "Transferred"],
+    ["shed", "To a person: bot too busy"],
     ["solved", "Solved by the robot"],
     ["hung_up", "Hung up"],
     ["other", "Other"],
@@ -263,6 +264,7 @@
       ["Calls", r.calls],
       [`Solved by the robot (${r.solved_by_robot} calls)`, pct(r.solved_share)],
       ["Transferred", transfers],
+      ["Of which the bot was too busy (shed)", r.shed],
       ["Hang-ups after an announcement", r.hangups_after_announcement],
       ["No-match rate", pct(r.no_match_rate)],
       ["Clarification rate", pct(r.clarification_rate)],
