@@ -53,7 +53,16 @@ def cluster(
 ) -> Iterator[Cluster]:
     database = pg_server.create_database("cluster")
     workdir = tmp_path_factory.mktemp("cluster")
-    with Cluster(workdir, CONFIG, database, fake.url, instances=2, drain_s=DRAIN_S) as running:
+    with Cluster(
+        workdir,
+        CONFIG,
+        database,
+        fake.url,
+        instances=2,
+        drain_s=DRAIN_S,
+        # Unequal room (issue #21): vb1 takes 3 calls at once, vb2 30.
+        instance_args={"vb1": ["--max-calls", "3"], "vb2": ["--max-calls", "30"]},
+    ) as running:
         yield running
 
 
@@ -201,3 +210,43 @@ def test_sigterm_drains_the_call_in_progress_and_sends_new_calls_elsewhere(
         row = _row(pg_server, sid, "billing")
         assert (row["outcome"], row["group"]) == ("transferred", "billing")
     cluster.restart(drained)
+
+
+def test_new_calls_move_away_from_the_instance_with_less_room(
+    cluster: Cluster, fake: FakeTwilio
+) -> None:
+    """Each instance tells HAProxy the room it has left (agent-check weight): with one call
+    held on each, vb1 (3 calls at most) has two thirds of its room left, vb2 (30) 29/30.
+    ``leastconn`` alone would alternate between two instances holding one call each; with the
+    weights every new call goes to vb2, and vb1 never has to refuse one."""
+    held = [_sid(400), _sid(401)]
+    new = [_sid(410 + n) for n in range(4)]
+    quiet = [SILENCE * 600 + load_audio(AUDIO / "billing.wav")]  # 12 s before the request
+
+    async def scenario() -> tuple[list[CallReport], list[CallReport], dict[str, int]]:
+        options = _options(cluster, fake, realtime=True, max_wait_s=30.0)
+        calls = []
+        for sid in held:
+            calls.append(asyncio.ensure_future(simulate_call(quiet, options, fake, call_sid=sid)))
+            await _until_attached(cluster, sid)
+        holders = {cluster.holder_of(sid).name for sid in held}  # type: ignore[union-attr]
+        assert holders == {"vb1", "vb2"}, holders  # leastconn: one each
+        deadline = time.monotonic() + 10
+        # 67 and 97, or less while a webhook answered there has its stream elsewhere (8 s)
+        while not ((weights := cluster.haproxy.weights())["vb1"] <= 67 < 90 <= weights["vb2"]):
+            assert time.monotonic() < deadline, f"agent-check weights: {weights}"
+            await asyncio.sleep(0.1)
+        turns = [load_audio(AUDIO / "billing.wav")]
+        reports = [
+            await simulate_call(turns, _options(cluster, fake), fake, call_sid=sid) for sid in new
+        ]
+        return list(await asyncio.gather(*calls)), reports, weights
+
+    long_calls, short_calls, weights = asyncio.run(scenario())
+    for report in [*long_calls, *short_calls]:
+        assert report.decision == "transfer enqueue billing", format_report(report)
+    for sid in new:
+        answered, holder = cluster.answered(sid), cluster.holder_of(sid)
+        assert answered is not None and holder is not None
+        assert (answered.name, holder.name) == ("vb2", "vb2"), (sid, weights)
+    assert "shed at the door" not in cluster.instance("vb1").text()

@@ -17,9 +17,10 @@ def test_the_documented_haproxy_config_is_the_tested_one() -> None:
     assert block is not None, "docs/deployment.md lacks the haproxy-config block"
     documented = block.group(1)
     bind = re.search(r"^    bind (.+)$", documented, re.M)
-    servers = re.findall(r"^    server (\S+) (\S+)$", documented, re.M)
+    servers = re.findall(r"^    server (\S+) (\S+) agent-port (\d+)$", documented, re.M)
     assert bind is not None and servers
-    assert documented == haproxy_config(bind.group(1), servers)
+    triples = [(name, address, int(agent)) for name, address, agent in servers]
+    assert documented == haproxy_config(bind.group(1), triples)
 
 
 def test_the_systemd_unit_drains_within_its_stop_timeout() -> None:

@@ -37,11 +37,11 @@ def free_port() -> int:
 
 
 def haproxy_config(
-    bind: str, servers: Sequence[tuple[str, str]], *, stats_socket: Path | None = None
+    bind: str, servers: Sequence[tuple[str, str, int]], *, stats_socket: Path | None = None
 ) -> str:
     """HAProxy in front of voicebot instances: ``bind`` is what follows HAProxy's ``bind``
     keyword (``127.0.0.1:8080``, ``:443 ssl crt /etc/haproxy/voice.pem``), ``servers`` are
-    (name, "host:port") pairs.
+    (name, "host:port", agent port) triples.
 
     - ``mode http``: HAProxy sees the WebSocket upgrade of the media stream and then tunnels it
       (``timeout tunnel``: a call may last long); no extra WebSocket setting is needed.
@@ -50,6 +50,9 @@ def haproxy_config(
       answers 503 and gets no new requests; calls in progress keep their tunnels.
     - ``retry-on conn-failure empty-response`` + ``option redispatch``: a request that hit an
       instance that just died is sent to another one (Twilio's webhook retry would be slower).
+    - ``agent-check`` every 500 ms on each instance's ``--agent-port``: the instance answers
+      the room it has left as a percentage of its ``weight 100`` (``admission``), so
+      ``leastconn`` sends fewer new calls to a busy instance before it must refuse any.
     """
     lines = [
         "global",
@@ -78,9 +81,10 @@ def haproxy_config(
         "    balance leastconn",
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
-        f"    default-server check inter {HEALTH_INTERVAL_MS}ms fall 2 rise 1",
+        f"    default-server check inter {HEALTH_INTERVAL_MS}ms fall 2 rise 1 weight 100"
+        f" agent-check agent-inter {HEALTH_INTERVAL_MS}ms",
     ]
-    lines += [f"    server {name} {address}" for name, address in servers]
+    lines += [f"    server {name} {address} agent-port {agent}" for name, address, agent in servers]
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +118,7 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 class HAProxy:
     """``haproxy -db`` (foreground) on ``port`` in front of ``servers``."""
 
-    def __init__(self, workdir: Path, port: int, servers: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, workdir: Path, port: int, servers: Sequence[tuple[str, str, int]]) -> None:
         binary = haproxy_binary()
         if binary is None:
             raise FileNotFoundError("haproxy is not installed (apt-get install haproxy)")
@@ -160,14 +164,21 @@ class HAProxy:
 
     def states(self) -> dict[str, str]:
         """Health of each backend server as HAProxy sees it: "UP", "DOWN", ..."""
+        return {name: value.split()[0] for name, value in self._column("status").items()}
+
+    def weights(self) -> dict[str, int]:
+        """Each backend server's current weight (its agent-check answer applied)."""
+        return {name: int(value or 0) for name, value in self._column("weight").items()}
+
+    def _column(self, column: str) -> dict[str, str]:
         rows = self.command("show stat").splitlines()
         header = rows[0].lstrip("# ").split(",")
-        name, kind, status = header.index("svname"), header.index("pxname"), header.index("status")
+        name, kind, wanted = header.index("svname"), header.index("pxname"), header.index(column)
         out: dict[str, str] = {}
         for row in rows[1:]:
             cells = row.split(",")
-            if len(cells) > status and cells[kind] == "voicebot" and cells[name] != "BACKEND":
-                out[cells[name]] = cells[status].split()[0]
+            if len(cells) > wanted and cells[kind] == "voicebot" and cells[name] != "BACKEND":
+                out[cells[name]] = cells[wanted]
         return out
 
     def wait_state(self, server: str, state: str, timeout_s: float = 15.0) -> None:
@@ -189,6 +200,7 @@ class Instance:
 
     name: str
     port: int
+    agent_port: int
     argv: list[str]
     env: dict[str, str]
     log: Path
@@ -247,7 +259,9 @@ class Cluster:
     """``n`` instances over ``config`` sharing ``database_url``, behind one HAProxy.
 
     ``rest_url``: the (fake) Twilio REST API every instance calls; ``extra_env``: more
-    environment (e.g. a dashboard token). Each instance's log is ``workdir/<name>.log``.
+    environment (e.g. a dashboard token); ``serve_args``: more ``serve`` options for every
+    instance, ``instance_args`` for one by name (``{"vb1": ["--max-calls", "2"]}``). Each
+    instance's log is ``workdir/<name>.log``.
     """
 
     def __init__(
@@ -261,6 +275,7 @@ class Cluster:
         drain_s: float = DEFAULT_DRAIN_S,
         extra_env: Mapping[str, str] | None = None,
         serve_args: Sequence[str] = (),
+        instance_args: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.workdir = workdir
         self.port = free_port()
@@ -279,7 +294,7 @@ class Cluster:
         self.instances: list[Instance] = []
         for i in range(instances):
             name = f"vb{i + 1}"
-            port = free_port()
+            port, agent_port = free_port(), free_port()
             argv = [
                 sys.executable,
                 "-m",
@@ -298,10 +313,14 @@ class Cluster:
                 database_url,
                 "--drain-timeout",
                 f"{drain_s:g}",
+                "--agent-port",
+                str(agent_port),
                 *serve_args,
+                *(instance_args or {}).get(name, ()),
             ]
-            self.instances.append(Instance(name, port, argv, env, workdir / f"{name}.log"))
-        servers = [(i.name, f"127.0.0.1:{i.port}") for i in self.instances]
+            log = workdir / f"{name}.log"
+            self.instances.append(Instance(name, port, agent_port, argv, env, log))
+        servers = [(i.name, f"127.0.0.1:{i.port}", i.agent_port) for i in self.instances]
         self.haproxy = HAProxy(workdir, self.port, servers)
 
     @property
