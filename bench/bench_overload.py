@@ -8,7 +8,8 @@ fixtures, each caller silent 1-3 s before speaking, hanging up when the bot has 
 ``GIVE_UP_S`` after their last word) pinned to the other. Two phases in one run:
 
 1. capacity: the server with admission control off; ``n`` calls kept in flight (a new one as
-   soon as one ends) for ``--step-s`` at n = 8, 12, 16, ... until a step fails. A step holds
+   soon as one ends) for ``--step-s`` at n = 8, 12, 16, ... until a step fails (if 8 fails
+   already, at 4, 2, 1 until one holds). A step holds
    when every caller got a reaction and the server's decisions came within 300 ms p95
    (``voicebot_decision_seconds``, the yardstick of bench_capacity.py). ``capacity_calls`` is
    the largest n that held; the mean length of its calls is the holding time used next.
@@ -80,6 +81,7 @@ SHED_REASONS = ("shed", "overloaded")
 class Call:
     report: CallReport
     seconds: float  # webhook to the end of the call, as the caller saw it
+    fixture: str  # what the caller said
 
 
 @dataclass
@@ -113,7 +115,7 @@ class Caller:
         sid = f"CA{time.time_ns():020x}{n:012x}"[:34]
         began = time.perf_counter()
         report = await simulate_call([turn], options, self.fake, call_sid=sid)
-        return Call(report, time.perf_counter() - began)
+        return Call(report, time.perf_counter() - began, MIX[n % len(MIX)])
 
 
 def held_now(server: Server) -> int:
@@ -205,6 +207,13 @@ def measure(step: Step, why: dict[str, str | None]) -> dict[str, Any]:
         "reaction_p95_s": round(percentile(waits, 95), 2) if waits else None,
         "reaction_max_s": round(max(waits), 2) if waits else None,
         "kept_mean_call_s": round(statistics.mean(c.seconds for c in kept), 1) if kept else None,
+        # A fixture's own end of turn shows here whatever the load (billing_noisy: its noise
+        # holds the end of speech back), so the slowest reaction is listed per fixture.
+        "reaction_max_by_fixture_s": {
+            name: round(max(w), 2)
+            for name in MIX
+            if (w := [c.report.latency_s for c in kept if c.fixture == name and c.report.latency_s])
+        },
         "lost_calls": [f"{c.report.call_sid}: {c.report.error}" for c in lost][:10],
     }
 
@@ -224,8 +233,8 @@ def capacity_phase(work: Path, step_s: float, start: int, top: int) -> tuple[int
     try:
         caller = Caller(server, fake)
         asyncio.run(closed_loop(caller, Step("warm-up", 2), 2, 15))  # first calls load things
-        n = start
-        while n <= top:
+        n, down = start, True  # halve from ``start`` until a step holds, then climb by 4
+        while 0 < n <= top:
             before = server.histogram()
             step = Step(f"capacity {n}", n)
             asyncio.run(closed_loop(caller, step, n, step_s))
@@ -236,10 +245,13 @@ def capacity_phase(work: Path, step_s: float, start: int, top: int) -> tuple[int
             row["held"] = held
             rows.append(row)
             print(f"  {step.label}: {json.dumps(row, ensure_ascii=False)}", file=sys.stderr)
-            if not held:
+            if held:
+                best, hold, down = n, row["kept_mean_call_s"] or hold, False
+                n += 4
+            elif down:
+                n //= 2
+            else:
                 break
-            best, hold = n, row["kept_mean_call_s"] or hold
-            n += 4
     finally:
         server.stop()
         fake.stop()
@@ -295,7 +307,7 @@ def main() -> int:
             work, step_s, 4 if args.quick else args.start, top
         )
         if capacity == 0:
-            print(f"not even {args.start} calls held in real time", file=sys.stderr)
+            print("not even 1 call held in real time", file=sys.stderr)
             return 1
     factors = [f for f in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0) if f < args.peak] + [args.peak]
     rows = overload_phase(work, capacity, hold_s, step_s, factors)
@@ -322,6 +334,10 @@ def main() -> int:
         cells.append(f"{r['reaction_p50_s']} / {r['reaction_p95_s']} / {r['reaction_max_s']}")
         print(f"| {r['step']} | " + " | ".join(cells) + " |")
     waits = [r["reaction_max_s"] for r in rows if r["reaction_max_s"] is not None]
+    by_fixture: dict[str, float] = {}
+    for r in rows:
+        for name, wait in r["reaction_max_by_fixture_s"].items():
+            by_fixture[name] = max(wait, by_fixture.get(name, 0.0))
     summary = {
         "capacity_calls": capacity,
         "offered_peak_calls": round(rows[-1]["offered_calls"], 1),
@@ -330,6 +346,7 @@ def main() -> int:
         "shed_calls": sum(r["shed_door"] + r["shed_mid_call"] for r in rows),
         "lost": sum(r["lost"] for r in rows),
         "reaction_max_s": max(waits) if waits else None,
+        "reaction_max_by_fixture_s": by_fixture,
         "holding_s": round(hold_s, 1),
         "seconds": round(time.monotonic() - began),
         "load_average_before": [round(x, 1) for x in load_before],
