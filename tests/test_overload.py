@@ -187,3 +187,21 @@ def test_serve_derives_max_calls_from_the_capacity_per_core() -> None:
     assert settings.max_backlog_s == 1.0
     args = parser.parse_args(["serve", "--dev", "--max-calls", "3", "--max-backlog", "0.5"])
     assert (server_settings(args, "http://x", "t").max_calls, args.max_backlog) == (3, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--max-calls", "-1", "--max-calls -1 must be 0 or more"),
+        ("--max-backlog", "0", "--max-backlog 0.0 must be positive"),
+        ("--agent-port", "70000", "--agent-port 70000 is not a TCP port"),
+    ],
+)
+def test_bad_overload_options_are_one_line_errors(
+    option: str, value: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from voicebot.cli.main import main
+
+    assert main(["serve", "--dev", option, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert says in err and len(err.splitlines()) == 1, err
