@@ -221,6 +221,40 @@ def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[
     assert data["calls"] == 1 and data["top_unmatched"] == []  # the aggregate survives
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_forget_reads_a_national_number_with_the_lines_country(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GDPR request written as the caller says their number (070-123 45 67) on a Swedish line
+    (its numbers are +46) finds the calls stored as +46701234567."""
+    config = str(REPO / "grammars" / "sv-SE")
+    assert _cli("forget", "--database", database, "--config", config, "070-123 45 67") == 0
+    assert capsys.readouterr().out == "forgot 2 calls (2 timeline entries, 2 utterances)\n"
+
+
+@pytest.mark.parametrize(
+    ("number", "says"),
+    [
+        ("0701234567", "is a national number and the line's country is not known"),
+        ("hello", "'hello' is not a phone number"),
+        ("anonymous", "'anonymous' is not a phone number"),
+        ("+46", "'+46' is not a phone number"),
+    ],
+)
+def test_forget_refuses_a_number_it_cannot_read_and_deletes_nothing(
+    number: str, says: str, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never "forgot 0 calls" for a number it could not read: the request would be missed."""
+    assert _cli("forget", "--database", database, number) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("voicebot: ") and says in err and "+46701234567" in err
+    assert _cli("forget", "--database", database, "+46701234567") == 0
+    assert capsys.readouterr().out.startswith("forgot 2 calls")  # nothing was deleted before
+
+
 def test_purge_refuses_a_negative_retention_period(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

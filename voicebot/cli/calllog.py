@@ -7,12 +7,14 @@ import argparse
 import datetime as dt
 import json
 import sys
+from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from voicebot.calllog import report
 from voicebot.calllog.db import DATABASE_URL_ENV, parse_url
 from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog, default_url
-from voicebot.cli.common import Subparsers, UsageError, date_arg
+from voicebot.cli.common import Subparsers, UsageError, date_arg, load
+from voicebot.core import phone
 
 
 def register(subparsers: Subparsers) -> None:
@@ -43,7 +45,14 @@ def register(subparsers: Subparsers) -> None:
 
     forget = subparsers.add_parser("forget", help="delete everything about one caller")
     _database(forget)
-    forget.add_argument("number", help="the caller's phone number, e.g. +46701234567")
+    forget.add_argument(
+        "number", help="the caller's phone number, e.g. +46701234567 (or 0701234567 with --config)"
+    )
+    forget.add_argument(
+        "--config",
+        type=Path,
+        help="the line's intents file or folder: a national number is read with its country",
+    )
     forget.set_defaults(run=cmd_forget)
 
 
@@ -87,8 +96,22 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
+    calling_code = None
+    if args.config is not None:
+        deployment = load(args.config)
+        if deployment is None:
+            return 1
+        calling_code = deployment.calling_code
+    try:
+        # normalised here, not left to the hash: a number the hash cannot read would find no
+        # calls and "forget 0 calls" while the caller's calls stay stored
+        number = phone.parse(args.number, calling_code)
+    except phone.NotANumber as exc:
+        unplaced = exc.national and args.config is None
+        hint = " (or give --config with the line's configuration)" if unplaced else ""
+        raise UsageError(f"{exc}{hint}") from None
     with _open(args) as log:
-        gone = log.forget(args.number)
+        gone = log.forget(number)
     print(
         f"forgot {gone.calls} calls ({gone.events} timeline entries, {gone.utterances} utterances)"
     )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from voicebot.core.phone import line_calling_code
+
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -260,6 +262,11 @@ class LanguageConfig:
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]
 
+    @property
+    def calling_code(self) -> str | None:
+        """The country calling code ("46") a national number typed for this line is read with."""
+        return line_calling_code(self.numbers, self.language)
+
     def today(self, at: dt.datetime) -> dt.date:
         return _as_aware(at).astimezone(ZoneInfo(self.timezone)).date()
 
@@ -284,6 +291,12 @@ class Deployment:
 
     def language(self, code: str | None = None) -> LanguageConfig:
         return self.languages[code or self.default_language]
+
+    @property
+    def calling_code(self) -> str | None:
+        """The calling code all languages' lines share; None when they differ or are unknown."""
+        codes = {config.calling_code for config in self.languages.values()}
+        return codes.pop() if len(codes) == 1 else None
 
     def for_number(self, called: str | None) -> LanguageConfig:
         """The language of the line that was called (E.164), else the default language."""
