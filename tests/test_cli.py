@@ -132,6 +132,25 @@ def test_chat_withheld_number_gets_the_sms_fallback(
     assert "TRANSFER" in out or "bot:" in out.split("I forgot")[-1]
 
 
+def test_chat_reads_a_national_caller_number_with_the_lines_country(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0701234567 on a Swedish line is the mobile +46701234567: it gets its SMS."""
+    args = ("--at", WEEKDAY_MORNING, "--caller", "070-123 45 67")
+    code, out = chat(["I forgot my password", "no"], monkeypatch, capsys, *args)
+    assert code == 0
+    assert any(line.startswith("SMS to +46701234567: ") for line in out.splitlines()), out
+
+
+def test_chat_refuses_a_caller_that_is_not_a_number(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("hello\n"))
+    code, out, err = run(["chat", "--caller", "seven"], capsys)
+    assert code == 2 and out == ""
+    assert "'seven' is not a phone number" in one_line(err) and "withheld" in err
+
+
 def test_chat_escape_word_and_dtmf_zero_reach_a_person(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -361,6 +380,44 @@ def test_serve_without_the_languages_model_says_how_to_get_it(
     assert "Traceback" not in err
     errors = [ln for ln in err.splitlines() if ln.startswith("voicebot: ")]
     assert len(errors) == 1 and "voicebot models download en-US" in errors[0], err
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program (an earlier `serve`) holds the port: one line, no traceback, and nothing
+    opened (not even the call log), rather than a failure after the models have loaded."""
+    import socket
+
+    monkeypatch.setenv("VOICEBOT_MODEL_DIR", str(tmp_path / "models"))
+    database = tmp_path / "calls.sqlite3"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["serve", "--dev", "--database", str(database), "--port", str(port)]
+        code, out, err = run(argv, capsys)
+    assert code == 1 and "Traceback" not in err + out
+    assert err == (
+        f"voicebot: port {port} on 127.0.0.1 is already in use (another voicebot serve?); "
+        "stop that program or choose another --port\n"
+    )
+    assert not database.exists()
+
+
+def test_serve_takes_the_number_salt_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A salt file that is missing is one line, never a new salt made up in its place."""
+    missing = tmp_path / "secrets" / "number_salt"
+    argv = ["serve", "--dev", "--port", "0", "--database", str(tmp_path / "calls.sqlite3")]
+    code, _, err = run([*argv, "--number-salt-file", str(missing)], capsys)
+    assert code == 2
+    assert one_line(err) == (
+        f"voicebot: cannot open the call log: cannot read the number salt file {missing}: "
+        "No such file or directory\n"
+    )
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(

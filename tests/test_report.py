@@ -255,6 +255,33 @@ def test_forget_refuses_a_number_it_cannot_read_and_deletes_nothing(
     assert capsys.readouterr().out.startswith("forgot 2 calls")  # nothing was deleted before
 
 
+def test_the_number_salt_can_be_given_as_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ops keep the salt as a secret file (``--number-salt-file``); without it the commands say
+    the log has another salt rather than forget nobody."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "not-the-one")
+    secret = tmp_path / "salt"
+    secret.write_text("ops-secret\n")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url, salt="ops-secret") as log:
+        _log_a_call(log, "a", 23, "+46701234567", "I forgot my password", "sms_sent")
+    assert _cli("forget", "--database", url, "+46701234567") == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "another number salt" in err
+    assert "--number-salt-file" in err
+    salt = ("--number-salt-file", str(secret))
+    assert _cli("report", "--database", url, *salt, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 1
+    assert _cli("forget", "--database", url, *salt, "+46701234567") == 0
+    assert capsys.readouterr().out.startswith("forgot 1 calls")
+    missing = ("--number-salt-file", str(tmp_path / "nope"))
+    assert _cli("purge", "--database", url, *missing) == 1
+    err = capsys.readouterr().err
+    nope = tmp_path / "nope"
+    assert err == f"voicebot: cannot read the number salt file {nope}: No such file or directory\n"
+
+
 def test_purge_refuses_a_negative_retention_period(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from voicebot.calllog import report
 from voicebot.calllog.db import DATABASE_URL_ENV, parse_url
 from voicebot.calllog.log import DEFAULT_RETENTION_DAYS, CallLog, default_url
+from voicebot.calllog.records import SALT_ENV, SALT_FILE
 from voicebot.cli.common import Subparsers, UsageError, date_arg, load
 from voicebot.core import phone
 
@@ -62,6 +63,19 @@ def _database(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help=f"postgresql://... or sqlite:///path (default: ${DATABASE_URL_ENV}, else "
         "calls.sqlite3 in $VOICEBOT_DATA_DIR or ~/.local/share/voicebot)",
+    )
+    number_salt_arg(parser)
+
+
+def number_salt_arg(parser: argparse.ArgumentParser) -> None:
+    """``--number-salt-file``: where the secret that caller numbers are hashed with is kept."""
+    parser.add_argument(
+        "--number-salt-file",
+        type=Path,
+        metavar="PATH",
+        help=f"file holding the secret caller numbers are hashed with (default: ${SALT_ENV}, "
+        f"else {SALT_FILE} in the data folder, made on first use); every process using one "
+        "call log needs the same",
     )
 
 
@@ -123,7 +137,9 @@ def _open(args: argparse.Namespace, retention_days: int | None = DEFAULT_RETENTI
     parse_url(url)  # a malformed URL fails here, before anything is created
     # report, purge and forget never create a log: on a wrong path they would report 0 calls
     # or "forget" a caller whose calls are still stored elsewhere
-    return CallLog.open(url, retention_days=retention_days, create=False)
+    return CallLog.open(
+        url, salt_file=args.number_salt_file, retention_days=retention_days, create=False
+    )
 
 
 def _zone(name: str) -> ZoneInfo:

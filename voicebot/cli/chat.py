@@ -6,7 +6,15 @@ import argparse
 import datetime as dt
 import sys
 
-from voicebot.cli.common import Subparsers, caller_arg, config_args, datetime_arg, language
+from voicebot.cli.common import (
+    Subparsers,
+    UsageError,
+    caller_arg,
+    config_args,
+    datetime_arg,
+    language,
+)
+from voicebot.core import phone
 
 
 def register(subparsers: Subparsers) -> None:
@@ -15,7 +23,8 @@ def register(subparsers: Subparsers) -> None:
     chat.add_argument(
         "--caller",
         default="+46701234567",
-        help="caller's number, or 'withheld' (default: a Swedish mobile number)",
+        help="caller's number, +46701234567 or national (0701234567, read with the line's "
+        "country), or 'withheld' (default: a Swedish mobile number)",
     )
     chat.add_argument("--at", type=datetime_arg, help="time of the call, ISO 8601 (default: now)")
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
@@ -30,6 +39,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     caller = caller_arg(args.caller)
+    if caller is not None:
+        try:  # as the telephone network gives it: E.164, so SMS and opening rules see a number
+            caller = phone.parse(caller, config.calling_code)
+        except phone.NotANumber as exc:
+            raise UsageError(f"--caller: {exc}, or 'withheld'") from None
     at = args.at or dt.datetime.now().astimezone()
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     interactive = sys.stdin.isatty()
