@@ -184,6 +184,17 @@ def test_chat_in_swedish(
     assert "TRANSFER" in out and "intent=invoice" in out
 
 
+def test_chat_at_without_an_offset_is_the_lines_local_time(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Course booking is open 13:00-16:00 in Stockholm: a Tuesday 15:30 call goes through (read
+    as UTC it would be 16:30 there, and closed)."""
+    _, out = chat(["I want to book a course"], monkeypatch, capsys, "--at", "2026-11-24T15:30")
+    assert "TRANSFER to courses" in out, out
+    _, out = chat(["I want to book a course"], monkeypatch, capsys, "--at", "2026-11-24T16:30")
+    assert "TRANSFER to courses" not in out and "closed" in out.lower()
+
+
 def test_chat_follows_opening_hours(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

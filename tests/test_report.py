@@ -169,8 +169,16 @@ def _cli(*argv: str) -> int:
     return main(list(argv))
 
 
-def _log_a_call(log: CallLog, call_id: str, day: int, caller: str, said: str, kind: str) -> None:
-    start = dt.datetime(2026, 11, day, 10, 0, tzinfo=dt.UTC)
+def _log_a_call(
+    log: CallLog,
+    call_id: str,
+    day: int,
+    caller: str,
+    said: str,
+    kind: str,
+    at: dt.time = dt.time(10, 0),
+) -> None:
+    start = dt.datetime.combine(dt.date(2026, 11, day), at, dt.UTC)
     log.call_started(call_id, start, "en-US", caller)
     verdict = Verdict.ACCEPT if kind == "sms_sent" else Verdict.REJECT
     match = Match(said, (Scored("login_password", 0.9 if kind == "sms_sent" else 0.1),), verdict)
@@ -222,6 +230,24 @@ def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[
 
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def test_report_days_are_the_lines_days_unless_tz_says_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call at 23:30 UTC on the 23rd rang at 00:30 on the 24th on a Stockholm line: the
+    report counts it on the 24th, as the dashboard does."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "cli-test-salt")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url) as log:
+        _log_a_call(log, "late", 23, "+46701234567", "blah", "transferred", dt.time(23, 30))
+    day = ("--database", url, "--since", "2026-11-24", "--until", "2026-11-24", "--json")
+    config = ("--config", str(REPO / "grammars"))
+    for extra in ((), config, ("--tz", "Europe/Stockholm")):
+        assert _cli("report", *day, *extra) == 0
+        assert json.loads(capsys.readouterr().out)["calls"] == 1, extra
+    assert _cli("report", *day, "--tz", "UTC") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 0
 
 
 def test_forget_reads_a_national_number_with_the_lines_country(

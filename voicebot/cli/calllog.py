@@ -26,7 +26,15 @@ def register(subparsers: Subparsers) -> None:
         "--since", type=date_arg, help="first day, YYYY-MM-DD (default: the first call)"
     )
     rep.add_argument("--until", type=date_arg, help="last day, inclusive (default: the last call)")
-    rep.add_argument("--tz", default="UTC", help="time zone of the days (default: UTC)")
+    rep.add_argument(
+        "--tz",
+        help="time zone of the days (default: the line's timezone, as on the dashboard)",
+    )
+    rep.add_argument(
+        "--config",
+        type=Path,
+        help="the line's intents file or folder, for its timezone (default: the embedded one)",
+    )
     rep.add_argument("--top", type=int, default=10, help="unmatched utterances to list")
     rep.add_argument("--daily", action="store_true", help="add calls per day by outcome")
     rep.add_argument("--json", action="store_true", help="print one JSON object")
@@ -80,6 +88,11 @@ def number_salt_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.tz is None:
+        deployment = load(args.config)
+        if deployment is None:
+            return 1
+        args.tz = deployment.language().timezone
     zone = _zone(args.tz)
     since = _start_of(args.since, zone)
     until = _start_of(args.until + dt.timedelta(days=1), zone) if args.until else None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
 from voicebot.cli.common import (
@@ -12,6 +11,7 @@ from voicebot.cli.common import (
     caller_arg,
     config_args,
     datetime_arg,
+    in_line_zone,
     language,
 )
 from voicebot.core import phone
@@ -26,7 +26,11 @@ def register(subparsers: Subparsers) -> None:
         help="caller's number, +46701234567 or national (0701234567, read with the line's "
         "country), or 'withheld' (default: a Swedish mobile number)",
     )
-    chat.add_argument("--at", type=datetime_arg, help="time of the call, ISO 8601 (default: now)")
+    chat.add_argument(
+        "--at",
+        type=datetime_arg,
+        help="time of the call, ISO 8601; without an offset, in the line's timezone (default: now)",
+    )
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
     chat.set_defaults(run=cmd_chat)
 
@@ -44,7 +48,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             caller = phone.parse(caller, config.calling_code)
         except phone.NotANumber as exc:
             raise UsageError(f"--caller: {exc}, or 'withheld'") from None
-    at = args.at or dt.datetime.now().astimezone()
+    at = in_line_zone(args.at, config)
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     interactive = sys.stdin.isatty()
     if interactive:
