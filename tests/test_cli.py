@@ -160,6 +160,79 @@ def test_chat_escape_word_and_dtmf_zero_reach_a_person(
     assert "TRANSFER to members" in out and "reason=dtmf" in out
 
 
+SWEDISH_ASKING_FOR_A_PERSON = [
+    "kundtjänst",
+    "jag vill prata med kundtjänst",
+    "kan jag få prata med någon",
+    "kan jag få tala med någon",
+    "koppla mig vidare",
+    "kan du koppla mig till någon",
+    "jag vill inte prata med en robot",
+    "jag vill prata med en människa",
+    "en riktig människa tack",
+    "får jag prata med en riktig person",
+    "jag vill prata med en handläggare",
+    "handläggaren",
+    "kan jag få prata med någon på kundservice",
+]
+ENGLISH_ASKING_FOR_A_PERSON = [
+    "can I speak to someone",
+    "I want to talk to somebody",
+    "real person please",
+    "customer service",
+    "I don't want to talk to a robot",
+    "put me through to an agent",
+    "connect me to a live representative",
+]
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("sv-SE", s) for s in SWEDISH_ASKING_FOR_A_PERSON]
+    + [("en-US", s) for s in ENGLISH_ASKING_FOR_A_PERSON],
+)
+def test_chat_the_ways_callers_ask_for_a_person_reach_one(
+    lang: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for a person, however it is put, is a transfer at once: not "Gäller det ...?"."""
+    args = ("--lang", lang, "--at", WEEKDAY_MORNING)
+    _, out = chat([said], monkeypatch, capsys, *args)
+    transfers = [line for line in out.splitlines() if line.startswith("TRANSFER")]
+    assert len(transfers) == 1 and "reason=escape" in transfers[0], out
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "intent"),
+    [
+        ("sv-SE", "jag har en fråga om min faktura", "invoice"),
+        ("en-US", "my invoice is wrong", "invoice"),
+        ("en-US", "I need to update my personal details", None),
+    ],
+)
+def test_chat_requests_that_only_look_like_asking_for_a_person_are_not(
+    lang: str,
+    said: str,
+    intent: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = chat([said], monkeypatch, capsys, "--lang", lang, "--at", WEEKDAY_MORNING)
+    assert "reason=escape" not in out
+    if intent is not None:
+        assert f"intent={intent}" in out
+
+
+def test_check_lists_the_escape_phrases_of_each_language(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["check", str(REPO / "grammars")], capsys)
+    assert code == 0
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "escape phrases" in ln}
+    assert set(lines) == {"en-US", "sv-SE"}
+    assert "kundtjänst" in lines["sv-SE"] and "prata med någon" in lines["sv-SE"]
+    assert "customer service" in lines["en-US"] and "speak to someone" in lines["en-US"]
+
+
 def test_chat_two_failures_end_in_a_transfer(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from voicebot.core.phone import line_calling_code
+from voicebot.core.text import says_phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,9 @@ class Prompts:
 class Words:
     """Word lists the dialogue understands outside the intents."""
 
-    escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
+    # "agent", "kan jag få prata med någon", ... → transfer to the default group at once;
+    # matched loosely (``asks_for_person``)
+    escape: tuple[str, ...]
     yes: tuple[str, ...]
     no: tuple[str, ...]
     # Answers to "is it about A or B?" that pick by position ("the first one", "the latter"),
@@ -209,6 +212,12 @@ class Words:
     first: tuple[str, ...] = ()
     second: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
+    # Inflection endings an escape word may carry ("n", "en": "människan", "handläggaren").
+    endings: tuple[str, ...] = ()
+
+    def asks_for_person(self, text: str) -> bool:
+        """Whether ``text`` holds one of the escape phrases (see ``text.says_phrase``)."""
+        return any(says_phrase(text, phrase, self.endings) for phrase in self.escape)
 
 
 class SpeechMode(StrEnum):

@@ -407,7 +407,7 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
         return _silence(s, c) if s.phase in _LISTENING else (s, [])
     top = alternatives[0][0]
     s = replace(s, transcript=top)
-    if _says(top, c.config.words.escape):
+    if c.config.words.asks_for_person(top):
         return _route(s, c, None, TransferReason.ESCAPE, [])
     if s.phase is Phase.SMS_PENDING:
         return s, []
