@@ -417,6 +417,56 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
     assert "route accuracy 66.7% is below 90%" in err
 
 
+def test_eval_lists_the_misrouted_utterances_with_scores_and_the_clarification_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ops tune with: which utterances went wrong, where to, how sure the matcher was,
+    and how often callers were asked "A or B?"."""
+    config = tmp_path / "intents.yaml"
+    config.write_text(BEFORE, encoding="utf-8")
+    calls = tmp_path / "calls.csv"
+    calls.write_text(
+        "text,intent\nmy bill is wrong,invoice\nbook a course,invoice\n", encoding="utf-8"
+    )
+    code, out, err = run(["eval", str(calls), "--config", str(config), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert [(m["text"], m["expected"], m["predicted"]) for m in report["misrouted"]] == [
+        ("book a course", "invoice", "course")
+    ]
+    wrong = report["misrouted"][0]
+    assert wrong["verdict"] == "accept" and 0.5 <= wrong["score"] <= 1.0
+    assert report["clarification_rate"] == 0.0
+
+    code, out, _ = run(["eval", str(calls), "--config", str(config)], capsys)
+    assert code == 0
+    assert "clarification     0.0%" in out
+    assert (
+        f"misrouted (1): score  expected -> got  text\n  {wrong['score']:>5.2f}  invoice -> " in out
+    )
+    assert out.rstrip().endswith("invoice -> course  'book a course'")
+
+    # "something about money" is between two intents: the caller is asked, and routed right
+    calls.write_text("text,intent\nsomething about money,invoice\n", encoding="utf-8")
+    code, out, _ = run(["eval", str(calls), "--json"], capsys)
+    asked = json.loads(out)
+    assert asked["clarification_rate"] == 1.0 and asked["misrouted"] == []
+
+
+def test_chat_explain_shows_the_top_intents_and_scores_of_each_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    turns = ["something about money", "the second one"]
+    _, out = chat(turns, monkeypatch, capsys, "--explain", "--at", WEEKDAY_MORNING)
+    explained = [line for line in out.splitlines() if line.startswith("  (matched ")]
+    assert len(explained) == 1, out  # "the second one" picks a label, without the matcher
+    first = explained[0]
+    assert first.startswith("  (matched 'something about money': clarify; payment_problem 0.")
+    assert first.count(" 0.") == 3  # the three best intents with their scores
+    _, plain = chat(turns, monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert "(matched" not in plain
+
+
 def test_import_with_max_examples_is_reproducible(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -31,6 +31,11 @@ def register(subparsers: Subparsers) -> None:
         type=datetime_arg,
         help="time of the call, ISO 8601; without an offset, in the line's timezone (default: now)",
     )
+    chat.add_argument(
+        "--explain",
+        action="store_true",
+        help="after each utterance, show the top intents and their scores and the verdict",
+    )
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
     chat.set_defaults(run=cmd_chat)
 
@@ -54,6 +59,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if interactive:
         print(f"voicebot chat ({config.language}, {config.source}), caller {caller or 'withheld'}")
         print(HELP)
-    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails)
+    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails, explain=args.explain)
     run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt="you> " if interactive else "")
     return 0
