@@ -268,6 +268,18 @@ def test_chat_at_without_an_offset_is_the_lines_local_time(
     assert "TRANSFER to courses" not in out and "closed" in out.lower()
 
 
+def test_an_overflow_to_a_group_that_is_closed_too_tells_the_caller_one_story(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a Sunday the invoice team's overflow (member services) is closed as well: the caller
+    is not promised "I'll put you through to member services" and then told it is closed."""
+    _, out = chat(["my invoice is wrong"], monkeypatch, capsys, "--at", SUNDAY)
+    said = [line for line in out.splitlines() if line.startswith("bot: ")][1:]
+    assert not any("put you through" in line for line in said), out
+    assert said[0].startswith("bot: Member services are closed right now.")
+    assert "TRANSFER" not in out and "outcome: closed" in out
+
+
 def test_chat_follows_opening_hours(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -985,3 +985,54 @@ def test_holder_start_fails_loudly(tmp_path: Path) -> None:
     write(tmp_path / "en-US", "language: en-US\n")
     with pytest.raises(ConfigError):
         ConfigHolder(tmp_path)
+
+
+HOLIDAY_LINE = """\
+language: {language}
+timezone: Europe/Stockholm
+default_group: members
+groups:
+  members:
+    number: "+46101234567"
+    hours:
+      mon-fri: "08:00-17:00"
+      closed_days: {closed}
+    when_closed: {{say: closed}}
+intents:
+  invoice: {{label: invoices, transfer: members, phrases: [my invoice]}}
+"""
+
+
+def _open_on(text: str, day: str) -> bool:
+    config = load_language_text(text, "t.yaml")
+    at = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(10), STOCKHOLM)
+    return config.group("members").is_open(at)
+
+
+@pytest.mark.parametrize(
+    ("language", "closed", "day", "is_open"),
+    [
+        ("sv-SE", "public_holidays", "2026-06-18", True),  # a Thursday
+        ("sv-SE", "public_holidays", "2026-06-19", False),  # Midsummer Eve
+        ("sv-SE", "[public_holidays, 2026-06-18]", "2026-06-18", False),  # and days of its own
+        ("sv-SE", "public_holidays", "2027-03-26", False),  # Good Friday: Easter moves
+        ("sv-SE", "public_holidays", "2027-05-17", True),  # Norway's national day
+        ("sv-SE", "public_holidays NO", "2027-05-17", False),
+        ("en-US", "public_holidays", "2026-11-26", False),  # Thanksgiving
+        ("en-GB", "[public_holidays SE]", "2026-06-19", False),
+    ],
+)
+def test_closed_days_take_the_countrys_public_holidays(
+    language: str, closed: str, day: str, is_open: bool
+) -> None:
+    text = HOLIDAY_LINE.format(language=language, closed=closed)
+    assert _open_on(text, day) is is_open
+
+
+def test_public_holidays_of_an_unknown_country_is_one_line_with_its_place() -> None:
+    text = HOLIDAY_LINE.format(language="sv-SE", closed="[public_holidays XX]")
+    with pytest.raises(ConfigError) as info:
+        load_language_text(text, "t.yaml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("t.yaml:9:")
+    assert "no public-holiday calendar for 'XX'" in problem.message

@@ -129,7 +129,8 @@ class Builder:
 
         groups: dict[str, AgentGroup] | None = None
         if (e := get("groups")) is not None:
-            groups = read_groups(e, timezone or "UTC", timezone_given, self.refs)
+            region = (language or "").partition("-")[2].upper() or None
+            groups = read_groups(e, timezone or "UTC", timezone_given, self.refs, region)
 
         default_group: str | None = None
         if (e := get("default_group")) is not None:
