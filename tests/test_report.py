@@ -177,9 +177,10 @@ def _log_a_call(
     said: str,
     kind: str,
     at: dt.time = dt.time(10, 0),
+    language: str = "en-US",
 ) -> None:
     start = dt.datetime.combine(dt.date(2026, 11, day), at, dt.UTC)
-    log.call_started(call_id, start, "en-US", caller)
+    log.call_started(call_id, start, language, caller)
     verdict = Verdict.ACCEPT if kind == "sms_sent" else Verdict.REJECT
     match = Match(said, (Scored("login_password", 0.9 if kind == "sms_sent" else 0.1),), verdict)
     log.event(call_id, Utterance(((said, 0.9),), start + dt.timedelta(seconds=3)), match)
@@ -248,6 +249,28 @@ def test_report_days_are_the_lines_days_unless_tz_says_otherwise(
         assert json.loads(capsys.readouterr().out)["calls"] == 1, extra
     assert _cli("report", *day, "--tz", "UTC") == 0
     assert json.loads(capsys.readouterr().out)["calls"] == 0
+
+
+def test_report_for_one_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each line answers in its own language: `--lang` reports one line's calls."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "cli-test-salt")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url) as log:
+        _log_a_call(log, "en", 23, "+46701234567", "I forgot my password", "sms_sent")
+        _log_a_call(log, "sv", 23, "+46701234567", "min faktura", "transferred", language="sv-SE")
+        log.call_started("sv2", dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC), "sv-SE", None)
+    assert _cli("report", "--database", url, "--json", "--lang", "sv-SE") == 0
+    swedish = json.loads(capsys.readouterr().out)
+    assert swedish["calls"] == 2 and swedish["top_unmatched"] == [
+        {"text": "min faktura", "count": 1}
+    ]
+    assert _cli("report", "--database", url, "--json", "--lang", "en-US") == 0
+    english = json.loads(capsys.readouterr().out)
+    assert english["calls"] == 1 and english["solved_by_robot"] == 1
+    assert _cli("report", "--database", url, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 3
 
 
 def test_forget_reads_a_national_number_with_the_lines_country(

@@ -246,6 +246,14 @@ class Rows:
     calls: list[CallRow]
     utterances: list[UtteranceRow]
 
+    def in_language(self, language: str | None) -> Rows:
+        """Only the calls answered in ``language`` (each line answers in its own; None: all)."""
+        if language is None:
+            return self
+        calls = [c for c in self.calls if c.language == language]
+        ids = {c.call_id for c in calls}
+        return Rows(calls, [u for u in self.utterances if u.call_id in ids])
+
 
 @dataclass(frozen=True, slots=True)
 class Purged:

@@ -35,6 +35,12 @@ def register(subparsers: Subparsers) -> None:
         type=Path,
         help="the line's intents file or folder, for its timezone (default: the embedded one)",
     )
+    rep.add_argument(
+        "--lang",
+        metavar="CODE",
+        help="only the calls answered in this language, e.g. sv-SE (each line answers in its "
+        "own; default: all)",
+    )
     rep.add_argument("--top", type=int, default=10, help="unmatched utterances to list")
     rep.add_argument("--daily", action="store_true", help="add calls per day by outcome")
     rep.add_argument("--json", action="store_true", help="print one JSON object")
@@ -92,12 +98,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         deployment = load(args.config)
         if deployment is None:
             return 1
-        args.tz = deployment.language().timezone
+        # the language's own zone when it is configured; calls in a language no longer
+        # configured are still in the log and still reported, in the default language's zone
+        args.tz = deployment.languages.get(args.lang, deployment.language()).timezone
     zone = _zone(args.tz)
     since = _start_of(args.since, zone)
     until = _start_of(args.until + dt.timedelta(days=1), zone) if args.until else None
     with _open(args) as log:
-        rows = log.fetch(since, until)
+        rows = log.fetch(since, until).in_language(args.lang)
     summary = report.summarize(rows.calls, rows.utterances, top=args.top)
     days = (
         report.daily(rows.calls, tz=args.tz, since=args.since, until=args.until)

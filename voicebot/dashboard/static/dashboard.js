@@ -75,10 +75,17 @@
 
   function range() {
     const params = {};
-    for (const name of ["since", "until"]) {
+    for (const name of ["since", "until", "language"]) {
       if ($(name).value) params[name] = $(name).value;
     }
     return params;
+  }
+
+  // The languages the lines answer in (each line answers in its own), after "all languages".
+  function languages(select, codes, chosen) {
+    while (select.options.length > 1) select.remove(1);
+    for (const code of codes) select.append(el("option", { value: code }, code));
+    select.value = chosen || "";
   }
 
   async function api(path, params) {
@@ -423,6 +430,7 @@
       ]);
       $("since").value = summary.since;
       $("until").value = summary.until;
+      languages($("language"), summary.languages, summary.language);
       kpis($("kpis"), summary);
       legend($("legend-calls"), KINDS);
       callsChart($("chart-calls"), summary.series);
@@ -441,6 +449,11 @@
   const query = new URLSearchParams(window.location.search);
   for (const name of ["since", "until"]) {
     if (query.get(name)) $(name).value = query.get(name);
+  }
+  if (query.get("language")) {
+    // not an option until the summary lists the languages: keep it for the first load
+    $("language").append(el("option", { value: query.get("language") }, query.get("language")));
+    $("language").value = query.get("language");
   }
   $("range").addEventListener("submit", (event) => {
     event.preventDefault();
