@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from voicebot.core.config import ActionKind, DestinationKind, SmsFallback
@@ -1036,3 +1037,24 @@ def test_public_holidays_of_an_unknown_country_is_one_line_with_its_place() -> N
     (problem,) = info.value.problems
     assert str(problem).startswith("t.yaml:9:")
     assert "no public-holiday calendar for 'XX'" in problem.message
+
+
+def test_recordings_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    from voicebot.speech.audio import write_wav
+
+    write_wav(tmp_path / "hello.wav", np.zeros(800, dtype=np.int16), 8000)
+    (tmp_path / "broken.wav").write_bytes(b"not a wav")
+    text = MINIMAL + (
+        "recordings:\n"
+        "  greeting: hello.wav\n"
+        "  goodbye: missing.wav\n"
+        "  error: broken.wav\n"
+        "  transfer: hello.wav\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert at(only(problems, "missing.wav")) == (13, 12)
+    assert "is not a WAV file" in only(problems, "missing.wav").message
+    assert at(only(problems, "broken.wav")) == (14, 10)
+    assert "filled in on each call" in only(problems, "prompts.transfer").message
+    good = load_language(write(tmp_path, MINIMAL + "recordings:\n  greeting: hello.wav\n"))
+    assert good.recordings == {good.prompts.greeting: str((tmp_path / "hello.wav").resolve())}

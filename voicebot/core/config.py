@@ -267,6 +267,9 @@ class LanguageConfig:
     speech: SpeechSettings = SpeechSettings()
     numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
     number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
+    # Recorded prompts: the prompt's text -> its WAV file, played instead of a voice engine
+    # (in the media stream and by TwiML <Play>), so a call can sound like one person.
+    recordings: Mapping[str, str] = field(default_factory=dict)
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]
