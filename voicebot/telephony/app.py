@@ -246,7 +246,7 @@ class VoiceServer:
         self.ready = True
 
     def _warm_prompts(self, config: LanguageConfig, *, wait: bool = False) -> None:
-        """Synthesise the mid-call prompts once per configuration, in one background thread:
+        """Synthesise the usual prompts once per configuration, in one background thread:
         what the intents announce or say after a text, and the usual follow-ups. (Warming three
         of them for every new call cost each call three espeak-ng runs until the cache filled,
         all at once when calls arrived together: 7% of the server's CPU at 15 calls; the
@@ -255,7 +255,12 @@ class VoiceServer:
         if tts is None or not tts.available:
             return
         p = config.prompts
-        texts = [p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        texts = [p.greeting, p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        # the transfer lines and closed messages Twilio fetches for <Play> at the end of a call
+        for group in config.groups.values():
+            texts.append(p.transfer.replace("{group}", group.name))
+            if group.when_closed is not None:
+                texts.append(group.when_closed.say)
         for intent in config.intents.values():
             texts += [t for t in (intent.action.text, intent.action.answer) if t]
         language = config.language
