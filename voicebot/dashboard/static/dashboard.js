@@ -61,9 +61,13 @@
     return s === null || s === undefined ? "–" : s.toFixed(1) + " s";
   }
 
+  // Times are the line's clock (its timezone, as the days are), not the browser's.
+  let lineZone;
+
   function when(iso) {
     if (!iso) return "";
-    return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+    const style = { dateStyle: "short", timeStyle: "short", timeZone: lineZone };
+    return new Date(iso).toLocaleString(undefined, style);
   }
 
   function status(message) {
@@ -334,7 +338,7 @@
       const body = await api("api/calls/" + encodeURIComponent(callId));
       pre.textContent = body.timeline
         .map((e) => {
-          const t = new Date(e.at).toLocaleTimeString([], { hour12: false });
+          const t = new Date(e.at).toLocaleTimeString([], { hour12: false, timeZone: lineZone });
           return `${t}  ${e.kind.padEnd(6)} ${e.type.padEnd(16)} ${JSON.stringify(e.payload)}`;
         })
         .join("\n");
@@ -428,6 +432,7 @@
         api("api/calls", Object.assign({ limit: 50 }, params)),
         api("api/unmatched", params),
       ]);
+      lineZone = summary.tz;
       $("since").value = summary.since;
       $("until").value = summary.until;
       languages($("language"), summary.languages, summary.language);
