@@ -622,9 +622,11 @@ def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path
         assert log.timeline("CAold") == timeline
 
 
-def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> None:
+def test_a_prompt_that_cannot_be_delivered_puts_the_caller_through_to_a_person(bot: Bot) -> None:
     """Without TTS a prompt is a REST redirect to <Say>; when it fails the caller hears
-    nothing of it, and the call's timeline says so next to the Say the bot meant."""
+    nothing of it. The bot must not go on as if it had been heard (it used to wait, say
+    goodbye and log the call as announced): the stream closes, the TwiML's <Dial> puts the
+    caller through, and the log says so, next to the Say the bot meant."""
     tts, bot.server.tts = bot.server.tts, None
     try:
         bot.fake.fail_next(3)  # every attempt of the announcement's redirect
@@ -633,8 +635,61 @@ def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> Non
         bot.server.tts = tts
         bot.fake.fail_next(0)
     assert not any("영업 시간은" in s for s in report.said)  # the announcement was not heard
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    assert row.intent == "hours"
     failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
     assert failures and "prompt" in failures[0].payload["error"]
+    assert not [u for u in bot.fake.call_updates() if u.call_sid == report.call_sid][3:]
+
+
+LONG_ANNOUNCEMENT = "영업 시간은 평일 아홉 시부터 여섯 시까지입니다. " * 150  # ~4,800 characters
+
+
+@pytest.fixture(scope="module")
+def long_bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """A bot whose hours announcement is longer than one call update may carry (4,000
+    characters of TwiML), speaking with <Say> (``serve --no-tts``)."""
+    tmp = tmp_path_factory.mktemp("long")
+    config = tmp / "intents.yaml"
+    text = CONFIG.read_text(encoding="utf-8")
+    short = '"영업 시간은 평일 아홉 시부터 여섯 시까지입니다."'
+    assert short in text
+    config.write_text(text.replace(short, json.dumps(LONG_ANNOUNCEMENT)), encoding="utf-8")
+    log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
+    fake = FakeTwilio(auth_token=TOKEN).start()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    rest = TwilioRest(fake.account_sid, TOKEN, from_number="+15005550006", base_url=fake.url)
+    server = VoiceServer(
+        ServerSettings(public_url=url, auth_token=TOKEN),
+        ConfigHolder(config),
+        rest,
+        SpeechProvider(lambda _config: ko_model),
+        tts=None,
+        observer=log,
+    )
+    try:
+        with _listening(server, port):
+            yield Bot(server, fake, log, url)
+    finally:
+        fake.stop()
+        log.close()
+
+
+def test_a_prompt_too_long_for_one_call_update_is_spoken_in_parts(long_bot: Bot) -> None:
+    """Twilio refuses a call update over 4,000 characters of TwiML: the announcement is split
+    over several redirects (each a <Say> then the stream again), and the caller hears all of
+    it, in order, instead of being hung up on."""
+    report = long_bot.call("hours.wav", max_wait_s=30.0)
+    updates = long_bot.updates(report.call_sid)
+    assert len(updates) >= 3 and all(len(u) <= 4000 for u in updates)
+    heard = " ".join(s.split("> ", 1)[1] for s in report.said if "영업" in s)
+    assert heard.split() == LONG_ANNOUNCEMENT.split()
+    assert report.decision == "hangup"  # goodbye after "anything else?" went unanswered
+    row = long_bot.row(report.call_sid)
+    assert (row.outcome, row.intent) == ("announced", "hours")
 
 
 def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(

@@ -150,6 +150,9 @@ class MediaRoute:
             session.last_seq = start.sequence_number  # the new stream numbers from its start
         if old is not None and old is not ws:
             await close_socket(old)
+        if session.unsaid:
+            async with session.lock:
+                await session.speak_unsaid()
         log.info("call %s: stream %d attached", session.call_sid, session.streams)
         return session
 

@@ -22,8 +22,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -59,7 +59,7 @@ from voicebot.telephony.media_stream import (
 )
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver
-from voicebot.telephony.rest import RestResult, TwilioRest
+from voicebot.telephony.rest import MAX_TWIML_CHARS, RestResult, TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.twiml import (
     Speech,
@@ -69,7 +69,15 @@ from voicebot.telephony.twiml import (
 )
 from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
-__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
+__all__ = [
+    "CallServices",
+    "CallSession",
+    "CallState",
+    "close_socket",
+    "fit_speech",
+    "speech_of",
+    "stream_twiml",
+]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +137,9 @@ class CallSession:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
     last_seq: int = -1  # the highest sequence number seen on the current stream
+    # What a <Say> redirect could not carry (a call update holds 4,000 characters of TwiML):
+    # spoken as soon as the stream it opens attaches, before the caller's turn.
+    unsaid: list[Say | Play] = field(default_factory=list)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -329,8 +340,12 @@ class CallSession:
             elif isinstance(a, SendSms):
                 await self.speak(speech)
                 speech = []
+                if self.done:  # the prompt before the text failed: a person takes over
+                    return
                 self._left()
                 self._spawn(self.send_sms(a))
+            if self.done:
+                return
         await self.speak(speech)
         self.arm_when_quiet()  # no prompt audio in the stream: the caller's turn now
 
@@ -338,7 +353,12 @@ class CallSession:
         """Start the caller's no-speech clock once nothing of ours is left to play: prompt audio
         in the stream ends with its mark's echo, a <Say> redirect with the new stream."""
         pipeline = self.pipeline
-        if not pipeline.awaiting_prompt_end or self.speaking or self.state is CallState.REDIRECTING:
+        if (
+            not pipeline.awaiting_prompt_end
+            or self.speaking
+            or self.unsaid
+            or self.state is CallState.REDIRECTING
+        ):
             return
         # The echo came after the caller audio received so far (decoded or not), so it ends
         # that audio: arm at the call time of the audio received, not of the audio decoded,
@@ -410,10 +430,26 @@ class CallSession:
                 self.pending_marks.discard(name)
         await self.redirect_to_say(speech)
 
+    async def speak_unsaid(self) -> None:
+        """A new stream attached after a <Say> redirect that could not carry the whole prompt:
+        the rest now (in the stream, or by the next redirect), then the caller's turn."""
+        speech, self.unsaid = self.unsaid, []
+        if speech and not self.done:
+            await self.speak(speech)
+        self.arm_when_quiet()
+
     async def redirect_to_say(self, speech: Sequence[Say | Play]) -> None:
-        """Have Twilio speak with <Say>/<Play> and then open a new stream to this session."""
+        """Have Twilio speak with <Say>/<Play> and then open a new stream to this session; what
+        does not fit into one call update waits in ``unsaid`` for that stream. If Twilio will
+        not take the redirect, the caller cannot hear the bot: a person takes over."""
         self.handoff = self.handoff.next_stream()  # only this instance can continue this dialogue
-        twiml = stream_twiml(self.services, self.config, self.handoff, speech)
+
+        def twiml_of(part: Sequence[Say | Play]) -> str:
+            return stream_twiml(self.services, self.config, self.handoff, part)
+
+        now, later = fit_speech(speech, lambda part: len(twiml_of(part)) <= MAX_TWIML_CHARS)
+        twiml = twiml_of(now or speech)  # nothing fits: the update is refused, and said so
+        self.unsaid = later + self.unsaid
         if not self.done:
             self.state = CallState.REDIRECTING
         self._left()
@@ -422,8 +458,19 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
-            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
-            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
+            await self.hand_over(f"prompt not played, redirect failed: {result}")
+
+    async def hand_over(self, error: str) -> None:
+        """What the bot says can no longer reach the caller (a redirect refused, ...): no other
+        REST request either (it would most likely fail the same way), but close the stream, so
+        the TwiML's <Dial> after it puts the caller through to the default group, and log the
+        call as that fallback, with ``error`` in its timeline next to the prompt not heard."""
+        self.services.observer.event(self.call_sid, Failure(error, self.pipeline.now))
+        log.error("call %s: %s; the TwiML fallback dials the default group", self.call_sid, error)
+        self.decide()
+        self.end("fallback")
+        if self.ws is not None:
+            await close_socket(self.ws)
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
@@ -548,6 +595,36 @@ def stream_twiml(
         handoff.encode(services.settings.auth_token),
         fallback=config.group(None).destination,
     )
+
+
+def fit_speech(
+    speech: Sequence[Say | Play], fits: Callable[[Sequence[Say | Play]], bool]
+) -> tuple[list[Say | Play], list[Say | Play]]:
+    """``speech`` cut in two: the longest head that ``fits`` (whole items, then the words of a
+    <Say> up to its last full sentence that fits, else its last word) and the rest. Both empty
+    parts are possible: nothing fits, or everything does."""
+    head: list[Say | Play] = []
+    for i, item in enumerate(speech):
+        if fits([*head, item]):
+            head.append(item)
+            continue
+        if not isinstance(item, Say):
+            return head, list(speech[i:])
+        words = item.text.split()
+        lo, hi = 0, len(words)  # the most words that fit: lo does, hi + 1 does not
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits([*head, replace(item, text=" ".join(words[:mid]))]):
+                lo = mid
+            else:
+                hi = mid - 1
+        ends = [n for n in range(1, lo + 1) if words[n - 1].endswith((".", "?", "!", "。"))]
+        cut = ends[-1] if ends else lo
+        if cut == 0:
+            return head, list(speech[i:])
+        rest = replace(item, text=" ".join(words[cut:]))
+        return [*head, replace(item, text=" ".join(words[:cut]))], [rest, *speech[i + 1 :]]
+    return head, []
 
 
 def speech_of(action: Say | Play) -> Speech:
