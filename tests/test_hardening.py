@@ -271,6 +271,7 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
         observer=log,
     )
     server.known_call = log.has_call  # as serve sets it: every call here goes through the check
+    server.claim_stream = log.claim_stream  # as serve sets it: stream parameters used once
     try:
         with _listening(server, port):
             yield Bot(server, fake, log, url)
@@ -718,3 +719,195 @@ def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
     for text in (prompts.anything_else, prompts.goodbye, prompts.sms_sent):
         tts.mulaw(text, config.language)
     assert tts.synthesised == warmed  # all three were cache hits
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream parameters: bound to the call and its stream, used once, expiring (issue #26)
+
+
+def _start(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "streamSid": stream_sid,
+                "callSid": call_sid,
+                "accountSid": "AC" + "0" * 32,
+                "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+                "customParameters": parameters,
+            },
+        }
+    )
+
+
+def _webhook(bot: Bot, call_sid: str) -> dict[str, str]:
+    """The stream parameters the incoming-call webhook hands Twilio for ``call_sid``."""
+    status, body = bot.post("/twilio/voice", _ringing(call_sid))
+    assert status == 200, body
+    return dict(parse_twiml(body).parameters)
+
+
+async def _refused(bot: Bot, call_sid: str, parameters: dict[str, str]) -> bool:
+    """Whether a stream presenting ``parameters`` for ``call_sid`` (under a valid upgrade
+    signature: it is captured once and valid for every call) is closed by the server at once,
+    while it keeps sending audio."""
+    url = bot.server.stream_url
+    headers = {SIGNATURE_HEADER: sign(url, {}, TOKEN)}
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send(_start(call_sid, stream_sid, parameters))
+        try:
+            for seq in range(2, 150):  # 3 s of silence
+                await ws.send(_media(stream_sid, seq, SILENCE))
+                await asyncio.sleep(0.02)
+        except ConnectionClosed:
+            return True
+    return False
+
+
+async def _talk(ws: ClientConnection, stream_sid: str, bot: Bot, call_sid: str) -> None:
+    """Say "billing" on ``ws`` and wait for the bot's decision."""
+    frames = split_frames(load_audio(AUDIO / "billing.wav")) + [SILENCE] * 500
+    for seq, frame in enumerate(frames, 100):
+        await ws.send(_media(stream_sid, seq, frame))
+        await asyncio.sleep(0.002)
+        if bot.updates(call_sid):
+            break
+
+
+def _ended(bot: Bot, call_sid: str) -> None:
+    params = {**_ringing(call_sid), "CallStatus": "completed", "CallDuration": "20"}
+    assert bot.post("/twilio/status", params)[0] == 204
+
+
+def test_a_finished_calls_stream_parameters_are_refused(bot: Bot) -> None:
+    """Replaying a finished call's parameters used to run the call again (more events, texts,
+    a rewritten outcome): now the stream is closed and the call log is left alone."""
+    call_sid = _new_sid()
+    parameters = _webhook(bot, call_sid)
+
+    async def call() -> None:
+        url = bot.server.stream_url
+        async with connect(url, additional_headers=_signed_headers(bot.server)) as ws:
+            stream_sid = "MZ" + secrets.token_hex(16)
+            await ws.send(_start(call_sid, stream_sid, parameters))
+            with contextlib.suppress(ConnectionClosed):
+                await _talk(ws, stream_sid, bot, call_sid)
+
+    asyncio.run(call())
+    _ended(bot, call_sid)
+    assert bot.log.flush()
+    row, timeline = bot.row(call_sid), bot.log.timeline(call_sid)
+    assert row.group == "billing"
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert bot.log.flush()
+    assert bot.row(call_sid) == row
+    assert bot.log.timeline(call_sid) == timeline
+    assert len(bot.updates(call_sid)) == 1
+
+
+def test_a_call_that_ended_before_its_stream_refuses_its_parameters(bot: Bot) -> None:
+    """The caller hung up during the greeting: the parameters were never used, and still
+    must not start the call afterwards."""
+    call_sid = _new_sid()
+    parameters = _webhook(bot, call_sid)
+    _ended(bot, call_sid)
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert not bot.server.sessions
+
+
+def test_expired_stream_parameters_are_refused(bot: Bot) -> None:
+    """Parameters a webhook gave out 16 minutes ago were accepted and rewrote the call."""
+    call_sid = _new_sid()
+    clock = bot.server.clock
+    bot.server.clock = lambda: clock() - dt.timedelta(minutes=16)
+    try:
+        parameters = _webhook(bot, call_sid)
+    finally:
+        bot.server.clock = clock
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert not bot.server.sessions
+
+
+def test_one_calls_parameters_do_not_start_another_call(bot: Bot) -> None:
+    first, second = _new_sid(), _new_sid()
+    parameters = _webhook(bot, first)
+    _webhook(bot, second)
+    assert asyncio.run(_refused(bot, second, parameters))  # A's parameters, B's CallSid
+    altered = {**parameters, "callSid": second}
+    assert asyncio.run(_refused(bot, second, altered))
+    for name, value in (("stream", "2"), ("expires", "2099-01-01T00:00:00+00:00")):
+        assert asyncio.run(_refused(bot, first, {**parameters, name: value}))
+    assert not bot.server.sessions
+    _ended(bot, first)
+    _ended(bot, second)
+
+
+def test_a_second_socket_cannot_take_over_a_live_call(bot: Bot) -> None:
+    """A second socket presenting a live call's parameters used to close the real stream and
+    drive the call. It is refused; the real stream goes on and the caller is routed."""
+    call_sid = _new_sid()
+    before = bot.server.metrics.errors["stream_replayed"]
+
+    parameters = _webhook(bot, call_sid)
+
+    async def hijack() -> bool:
+        url = bot.server.stream_url
+        async with connect(url, additional_headers=_signed_headers(bot.server)) as ws:
+            stream_sid = "MZ" + secrets.token_hex(16)
+            await ws.send(_start(call_sid, stream_sid, parameters))
+            for seq in range(2, 20):
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            refused = await _refused(bot, call_sid, parameters)
+            await _talk(ws, stream_sid, bot, call_sid)  # the real stream still works
+            return refused
+
+    assert asyncio.run(hijack())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == "enqueue billing"
+    assert bot.server.metrics.errors["stream_replayed"] == before + 1
+    _ended(bot, call_sid)
+
+
+def test_stream_parameters_are_used_once_across_instances(
+    bot: Bot, ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """Two instances share the call log (as behind HAProxy): the stream of a call answered by
+    one lands on the other; the same parameters presented to the first are then refused,
+    although the first holds nothing of the call in memory."""
+    url = str(bot.log.store.target)
+    with CallLog.open(url, salt="salt", env={}) as shared:
+        port = free_port()
+        other = VoiceServer(
+            ServerSettings(public_url=bot.url, auth_token=TOKEN),  # same public URL (the LB)
+            ConfigHolder(CONFIG),
+            bot.server.rest,
+            SpeechProvider(lambda _config: ko_model),
+            observer=shared,
+        )
+        other.claim_stream = shared.claim_stream
+        call_sid = _new_sid()
+        parameters = _webhook(bot, call_sid)
+        with _listening(other, port):
+
+            async def on_other() -> None:
+                url = f"ws://127.0.0.1:{port}/twilio/media"
+                headers = _signed_headers(bot.server)
+                async with connect(url, additional_headers=headers) as ws:
+                    await ws.send(_start(call_sid, "MZ" + secrets.token_hex(16), parameters))
+                    for seq in range(2, 30):
+                        await ws.send(_media("MZx", seq, SILENCE))
+                        await asyncio.sleep(0.02)
+                    assert call_sid in other.sessions  # the other instance took the call
+                    assert await _refused(bot, call_sid, parameters)
+
+            asyncio.run(on_other())
+            _ended(bot, call_sid)
+            deadline = time.monotonic() + 10
+            while other.sessions and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not bot.server.sessions

@@ -319,6 +319,17 @@ class CallLog:
         except CallLogUnavailable:
             return None
 
+    def claim_stream(self, call_id: str, stream: int, timeout: float = 0.5) -> bool | None:
+        """Claim stream ``stream`` of a call for the instance asking: False when an instance
+        sharing this log claimed it before (the parameters are replayed), None when the
+        database cannot say within about ``timeout`` (+1 s): the stream is then taken, as
+        with ``has_call``, rather than keep a caller waiting."""
+        at = dt.datetime.now(dt.UTC)
+        try:
+            return self._call(lambda s: s.claim_stream(call_id, stream, at), timeout)
+        except CallLogUnavailable:
+            return None
+
     def timeline(self, call_id: str, timeout: float = 30.0) -> list[EventRow]:
         return self._call(lambda s: s.timeline(call_id), timeout)
 

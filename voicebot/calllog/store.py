@@ -56,6 +56,7 @@ from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
 FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
+STREAM_CLAIMS_KEPT = dt.timedelta(days=1)  # far beyond any stream parameters' expiry
 
 log = logging.getLogger("voicebot.calllog.store")
 
@@ -368,6 +369,15 @@ class Store:
         transcript = json.loads(row[0]).get("context", {}).get("transcript")
         return transcript if isinstance(transcript, str) else None
 
+    def claim_stream(self, call_id: str, stream: int, at: dt.datetime) -> bool:
+        """Record that stream ``stream`` of the call started; False if one already had."""
+        cursor = self.connection().execute(
+            "INSERT INTO stream_claims (call_id, stream, claimed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (call_id, stream, ts(at)),
+        )
+        return cursor.rowcount == 1
+
     # -----------------------------------------------------------------------------------------
     # Dashboard sessions (see migration 3)
 
@@ -428,6 +438,10 @@ class Store:
             conn.execute(  # sessions nobody logged out of
                 "DELETE FROM dashboard_sessions WHERE expires_at < ?",
                 (ts(dt.datetime.now(dt.UTC)),),
+            )
+            conn.execute(  # stream claims outlive their parameters' expiry (minutes), then go
+                "DELETE FROM stream_claims WHERE claimed_at < ?",
+                (ts(dt.datetime.now(dt.UTC) - STREAM_CLAIMS_KEPT),),
             )
         self._scrub(conn)
         return Purged(events, transcripts, callers)

@@ -145,13 +145,16 @@ class VoiceServer:
         self.draining = False
         self.holder = holder
         self.speech = speech
-        self.clock = clock
         self.sessions: dict[str, CallSession] = {}
         # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
         self.answered: dict[str, None] = {}
         # Whether the call log has a CallSid (``CallLog.has_call``; None: cannot tell), for
         # repeats of calls answered before a restart or by another instance.
         self.known_call: Callable[[str], bool | None] = lambda call_sid: False
+        # Claims a call's stream in the call log shared by the instances (``CallLog.
+        # claim_stream``): False when another claimed it first, None when there is no shared
+        # log or it cannot tell; then only this instance's memory (``UsedStreams``) refuses.
+        self.claim_stream: Callable[[str, int], bool | None] = lambda call_sid, stream: None
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -162,6 +165,7 @@ class VoiceServer:
             stream_url=public_url(base + "/twilio/media", base, websocket=True),
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
+            clock=clock,
         )
         self.media_route = MediaRoute(self)
         self.app = Starlette(
@@ -199,6 +203,22 @@ class VoiceServer:
     @tts.setter
     def tts(self, tts: Tts | None) -> None:
         self.services.tts = tts
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        return self.services.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], dt.datetime]) -> None:
+        self.services.clock = clock
+
+    async def first_use(self, call_sid: str, stream: int) -> bool:
+        """Whether stream ``stream`` of the call starts here for the first time, on this
+        instance (checked and marked at once, before any await: two sockets racing cannot both
+        pass) and in the shared call log (unless it cannot tell in time)."""
+        if not self.services.used_streams.take(call_sid, stream):
+            return False
+        return await asyncio.to_thread(self.claim_stream, call_sid, stream) is not False
 
     @property
     def stream_url(self) -> str:
@@ -464,6 +484,9 @@ class VoiceServer:
             config = self.holder.current.for_number(normalize(params.get("To")))
             outcome = closed_outcome(params, config)
             self.services.observer.call_closed(call_sid, self.clock(), outcome)
+            # The call is over: its first stream's parameters (given out, maybe never used)
+            # must not start it again, here or on another instance.
+            await self.first_use(call_sid, 1)
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:

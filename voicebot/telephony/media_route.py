@@ -83,6 +83,9 @@ class MediaRoute:
                         break
                     continue
                 if isinstance(parsed, Start):
+                    if session is not None:  # one stream, one start
+                        self._bad(session, "a second start on the same stream")
+                        continue
                     session = await self._attach(ws, parsed)
                     if session is None:
                         break
@@ -134,11 +137,39 @@ class MediaRoute:
         params = StreamParameters.read(
             start.call_sid, start.custom_parameters, self.server.settings.auth_token
         )
-        session = self.server.sessions.get(start.call_sid)
         if params is None:
             self.server.metrics.error("unknown_stream")
             log.warning("stream for call %s with bad parameters: closing it", start.call_sid)
             return None
+        if params.expired(self.server.clock()):
+            self.server.metrics.error("stream_expired")
+            log.warning(
+                "stream %d of call %s: its parameters expired at %s: closing it",
+                params.stream,
+                start.call_sid,
+                params.expires,
+            )
+            return None
+        held = self.server.sessions.get(start.call_sid)
+        if held is not None and params.stream != held.handoff.stream:
+            self.server.metrics.error("stream_replayed")
+            log.warning(
+                "call %s: stream %d presented, the call is at stream %d: closing it",
+                start.call_sid,
+                params.stream,
+                held.handoff.stream,
+            )
+            return None
+        if not await self.server.first_use(start.call_sid, params.stream):
+            self.server.metrics.error("stream_replayed")
+            log.warning(
+                "call %s: stream %d started before (a replay, or a second socket): closing "
+                "this one; the call is left alone",
+                start.call_sid,
+                params.stream,
+            )
+            return None
+        session = self.server.sessions.get(start.call_sid)
         if session is None:
             session = await self._resume(params)
             if session is None:

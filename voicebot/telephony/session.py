@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -46,7 +47,7 @@ from voicebot.core.phone import mask
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
-from voicebot.telephony.handoff import StreamParameters
+from voicebot.telephony.handoff import StreamParameters, UsedStreams, expiry
 from voicebot.telephony.media_stream import (
     DtmfMessage,
     Mark,
@@ -104,6 +105,8 @@ class CallServices:
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
     whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
+    used_streams: UsedStreams = field(default_factory=UsedStreams)  # parameters start once
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass(eq=False)
@@ -203,6 +206,7 @@ class CallSession:
         if services.sessions.get(self.call_sid) is self:
             del services.sessions[self.call_sid]
         services.metrics.call_ended()
+        services.used_streams.close(self.call_sid, self.handoff.stream)
         outcome = self.pipeline.dialogue.outcome
         if why == "fallback":
             outcome = self.fallback_outcome()
@@ -589,10 +593,12 @@ def stream_twiml(
     """Speak ``speech``, then connect the media stream to whichever instance takes it, with
     what it needs to resume the call (signed: see ``handoff``); the default group if the stream
     ends undecided."""
+    said = [speech_of(s) for s in speech]
+    expires = expiry(services.clock(), services.settings.stream_parameters_s, said)
     return connect_stream_twiml(
-        [speech_of(s) for s in speech],
+        said,
         services.stream_url,
-        handoff.encode(services.settings.auth_token),
+        handoff.until(expires).encode(services.settings.auth_token),
         fallback=config.group(None).destination,
     )
 
