@@ -911,3 +911,163 @@ def test_stream_parameters_are_used_once_across_instances(
             while other.sessions and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not bot.server.sessions
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits after a signed upgrade (issue #26)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def _handshake(port: int, server: VoiceServer) -> socket.socket:
+    """A WebSocket upgrade by hand, so the client can then never read anything."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    signature = _signed_headers(server)[SIGNATURE_HEADER]
+    sock.sendall(
+        (
+            f"GET /twilio/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{SIGNATURE_HEADER}: {signature}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payload under 126 bytes)."""
+    mask = secrets.token_bytes(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def test_pings_from_a_client_that_never_reads_do_not_fill_the_servers_memory(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    """Each ping is answered by a pong; a client that never reads used to make the server
+    queue every pong (150 MB of pings: 154 MB more memory). Pongs are no longer queued
+    behind a full write buffer (RFC 6455 lets a server answer only the latest ping)."""
+    server, port = listening
+    ping = _client_frame(0x9, b"p" * 125)
+    burst = ping * 8000  # 1 MiB of pings
+    sock = _handshake(port, server)
+    try:
+        before = _rss_bytes()
+        sock.settimeout(30)  # the server reads on: only a loaded machine makes it slow
+        for _ in range(24):  # 24 MiB, never reading the pongs
+            sock.sendall(burst)
+        time.sleep(0.5)  # the server takes in what is in flight
+        grown = _rss_bytes() - before
+    finally:
+        sock.close()
+    assert grown < 12 * 2**20, f"the server's memory grew by {grown / 2**20:.0f} MiB"
+
+
+def test_a_socket_without_a_start_is_closed_however_many_messages_it_sends(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    """``connected`` every 100 ms used to reset the 0.5 s start timeout for ever."""
+    server, port = listening
+
+    async def chatter() -> float:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        started = time.monotonic()
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1"})
+            with contextlib.suppress(ConnectionClosed):
+                while time.monotonic() - started < 6:
+                    await ws.send(connected)
+                    await asyncio.sleep(0.1)
+        return time.monotonic() - started
+
+    assert asyncio.run(chatter()) < 3
+
+
+def test_junk_before_start_writes_a_few_warnings_then_the_socket_is_closed(
+    listening: tuple[VoiceServer, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """20,000 tiny frames before ``start`` used to write a warning each (3.3 MiB of log)."""
+    server, port = listening
+
+    async def junk() -> int:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        sent = 0
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(2000):
+                    await ws.send("x")
+                    sent += 1
+                await asyncio.wait_for(ws.recv(), 5)
+        return sent
+
+    with caplog.at_level("WARNING", logger="voicebot.telephony.app"):
+        asyncio.run(junk())
+    warnings = [r for r in caplog.records if "ignored stream message" in r.getMessage()]
+    assert 1 <= len(warnings) <= 11
+    assert server.metrics.errors["protocol"] <= server.settings.max_bad_messages + 1 + 64
+
+
+@pytest.mark.parametrize("kind", ["connected", "repeated frame", "mark", "binary"])
+def test_a_stream_without_media_progress_times_out_to_a_person(bot: Bot, kind: str) -> None:
+    """After its start, a stream sending only messages that carry no new audio used to stay
+    open for ever, since any message reset ``--stream-timeout``."""
+    call_sid = _new_sid()
+
+    async def no_progress() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            frame = _media(stream_sid, 2, SILENCE)
+            await ws.send(frame)
+            message: str | bytes = {
+                "connected": json.dumps(
+                    {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+                ),
+                "repeated frame": frame,
+                "mark": json.dumps(
+                    {
+                        "event": "mark",
+                        "sequenceNumber": "3",
+                        "streamSid": stream_sid,
+                        "mark": {"name": "x"},
+                    }
+                ),
+                "binary": b"\x00" * 160,
+            }[kind]
+            deadline = time.monotonic() + MEDIA_TIMEOUT_S + 8
+            with contextlib.suppress(ConnectionClosed):
+                while not bot.updates(call_sid) and time.monotonic() < deadline:
+                    await ws.send(message)
+                    await asyncio.sleep(0.1)  # 10 a second: under max_bad_messages in 3 s
+
+    asyncio.run(no_progress())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    _ended(bot, call_sid)
+
+
+def test_binary_frames_count_as_bad_messages(bot: Bot) -> None:
+    """Twilio sends text: a stream of binary frames ends with a person, as malformed text
+    frames do, once there are more than ``max_bad_messages``."""
+    call_sid = _new_sid()
+
+    async def binary() -> None:
+        async with _stream(bot, call_sid) as (ws, _stream_sid):
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(bot.server.settings.max_bad_messages + 20):
+                    await ws.send(b"\x00" * 160)
+                deadline = time.monotonic() + MEDIA_TIMEOUT_S - 1
+                while not bot.updates(call_sid) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+
+    started = time.monotonic()
+    asyncio.run(binary())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    assert time.monotonic() - started < MEDIA_TIMEOUT_S  # not the media timeout's doing
+    _ended(bot, call_sid)
