@@ -57,6 +57,7 @@ from voicebot.calllog.store import (
     Did,
     Ended,
     Happened,
+    Progressed,
     Record,
     SaltMismatch,
     Started,
@@ -224,6 +225,18 @@ class CallLog:
         batch = tuple(actions)
         if batch:
             self._put(Did(call_id, at, batch))
+
+    def call_progress(
+        self,
+        call_id: str,
+        at: dt.datetime,
+        intent: str | None,
+        served: tuple[str, ...],
+        after: str | None,
+        turns: int,
+    ) -> None:
+        """What the call has come to so far, into its row at once (see ``Progressed``)."""
+        self._put(Progressed(call_id, at, intent, served, after, turns))
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))

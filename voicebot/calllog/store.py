@@ -107,7 +107,21 @@ class Closed:
     outcome: Outcome
 
 
-Record: TypeAlias = Started | Happened | Did | Ended | Closed
+@dataclass(frozen=True, slots=True)
+class Progressed:
+    """What the call has come to so far (the intent asked for, what was served, the last
+    prompt, the questions asked), written into its open row as it changes: a call whose
+    process dies keeps it when the status callback closes the row (``Closed``)."""
+
+    call_id: str
+    at: dt.datetime
+    intent: str | None
+    served: tuple[str, ...]
+    after: str | None
+    turns: int
+
+
+Record: TypeAlias = Started | Happened | Did | Progressed | Ended | Closed
 
 # pg_try_advisory_xact_lock key for purge(): one instance of a cluster purges at a time.
 PURGE_LOCK_KEY = 0x766F_6963_6562_6F74 & 0x7FFF_FFFF_FFFF_FFFF  # "voicebot"
@@ -202,6 +216,12 @@ class Store:
                 self._row(conn, r.call_id, self._next(conn, r.call_id, seq), r.at, "action", action)
             if any(isinstance(a, _DECISIONS) for a in r.actions):
                 self._decided(conn, r.call_id, r.at)
+        elif isinstance(r, Progressed):
+            conn.execute(
+                "UPDATE calls SET intent = ?, served = ?, after_prompt = ?, turns = ? "
+                "WHERE call_id = ? AND ended_at IS NULL",
+                (r.intent, dumps(list(r.served)), r.after, r.turns, r.call_id),
+            )
         elif isinstance(r, Closed):
             self._ended(conn, r, only_open=True)
         else:
@@ -298,9 +318,17 @@ class Store:
         # Closed: the condition is in the UPDATE too. An instance's Ended committing between the
         # SELECT above and here would otherwise be overwritten (PostgreSQL re-checks the WHERE
         # of an UPDATE that waited for the row's lock, not an earlier SELECT).
+        # Closed knows only what Twilio reports: what the row has come to (``Progressed``)
+        # stays, rather than be blanked by an outcome without intent or service.
+        kept = (
+            "intent = COALESCE(intent, ?), after_prompt = COALESCE(after_prompt, ?), "
+            "turns = COALESCE(turns, ?), served = COALESCE(served, ?)"
+            if only_open
+            else "intent = ?, after_prompt = ?, turns = ?, served = ?"
+        )
         conn.execute(
-            "UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, intent = ?, "
-            "after_prompt = ?, turns = ?, served = ?, duration_s = ?, decision_s = ? "
+            f"UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, {kept}, "
+            "duration_s = ?, decision_s = ? "
             "WHERE call_id = ?" + (" AND ended_at IS NULL" if only_open else ""),
             (
                 ts(r.at),

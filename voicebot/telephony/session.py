@@ -143,6 +143,8 @@ class CallSession:
     # What a <Say> redirect could not carry (a call update holds 4,000 characters of TwiML):
     # spoken as soon as the stream it opens attaches, before the caller's turn.
     unsaid: list[Say | Play] = field(default_factory=list)
+    # (intent, served, after, turns) last passed to ``call_progress``
+    progress: tuple[str | None, tuple[str, ...], str | None, int] | None = None
 
     # -- state -----------------------------------------------------------------------------
 
@@ -574,7 +576,9 @@ class CallSession:
                 await close_socket(self.ws)
 
     def record(self) -> None:
-        """Pass the pipeline steps not yet observed on: each event, then the actions it caused."""
+        """Pass the pipeline steps not yet observed on: each event, then the actions it caused;
+        then what the call has come to, if that changed (the intent asked for, what was served:
+        written as it happens, so a row a crash leaves open still says it)."""
         observer = self.services.observer
         steps = self.pipeline.steps
         for step in steps[self.observed :]:
@@ -582,6 +586,11 @@ class CallSession:
             observer.event(self.call_sid, step.handled, match)
             observer.actions(self.call_sid, step.handled.at, step.actions)
         self.observed = len(steps)
+        state = self.pipeline.dialogue.state
+        progress = (state.intent, state.served, state.after or None, state.turns)
+        if progress != self.progress and self.state is not CallState.ENDED:
+            self.progress = progress
+            observer.call_progress(self.call_sid, self.pipeline.now, *progress)
 
 
 def stream_twiml(
