@@ -9,8 +9,10 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -1071,3 +1073,72 @@ def test_binary_frames_count_as_bad_messages(bot: Bot) -> None:
     assert parse_twiml(update).final == GENERAL
     assert time.monotonic() - started < MEDIA_TIMEOUT_S  # not the media timeout's doing
     _ended(bot, call_sid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reload storms (issue #26)
+
+
+def test_a_webhook_during_a_reload_storm_is_answered_promptly(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """25 SIGHUPs while a configuration takes a second to load used to take every thread that
+    answers webhooks (and the speech lock) for 25 s: a new call's webhook was answered after
+    Twilio's 15 s timeout, while /healthz said 200. Reloads are coalesced (one running, one
+    pending) on a thread of their own."""
+    import signal
+
+    from voicebot.cli.serve import install_reload_signal, without_signal_handling
+
+    config = tmp_path / "intents.yaml"
+    config.write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    loads: list[float] = []
+
+    def load(_config: object) -> SpeechModel:
+        if loads:  # not the first (start-up) load: each reload's takes a second
+            time.sleep(1.0)
+        loads.append(time.monotonic())
+        return ko_model
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = VoiceServer(
+        ServerSettings(public_url=url, auth_token=TOKEN),
+        ConfigHolder(config),
+        TwilioRest("AC" + "0" * 32, TOKEN, base_url="http://127.0.0.1:9"),
+        SpeechProvider(load),
+    )
+    server.prepare()
+    answered: list[float] = []
+
+    def webhook() -> None:
+        started = time.monotonic()
+        status, _ = _post(url + "/twilio/voice", _ringing(_new_sid()), TOKEN)
+        assert status == 200
+        answered.append(time.monotonic() - started)
+
+    async def storm() -> None:
+        loop = asyncio.get_running_loop()
+        uv = without_signal_handling(uvicorn_config(server, "127.0.0.1", port, log_config=None))
+        serving_task = asyncio.ensure_future(uv.serve())
+        restore = install_reload_signal(loop, server.reload)
+        try:
+            while not uv.started:
+                await asyncio.sleep(0.01)
+            for _ in range(25):
+                os.kill(os.getpid(), signal.SIGHUP)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # the storm is on
+            caller = threading.Thread(target=webhook)  # not from the server's thread pool
+            caller.start()
+            while caller.is_alive():
+                await asyncio.sleep(0.05)
+        finally:
+            restore()
+            uv.should_exit = True
+            await serving_task
+
+    asyncio.run(storm())
+    assert answered and answered[0] < 5.0, f"webhook answered in {answered[0]:.1f} s"
+    time.sleep(3)  # let the reloads still queued run out (coalesced: at most two)
+    assert 2 <= len(loads) <= 4, f"{len(loads) - 1} reloads for 25 SIGHUPs"

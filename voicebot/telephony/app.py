@@ -32,6 +32,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -92,7 +93,12 @@ def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome
 
 
 class SpeechProvider:
-    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
+    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects).
+
+    The lock guards the table only, never a build: a reload training the matchers of a new
+    configuration (a second or more) must not hold up a webhook that wants the kit of the
+    configuration in service, nor ``has``, which the event loop calls. Two threads wanting the
+    same new configuration share one build (the second waits for the first's)."""
 
     def __init__(
         self,
@@ -104,6 +110,7 @@ class SpeechProvider:
         self._train = train  # the product's matcher unless a benchmark swaps in another
         self._lock = threading.Lock()
         self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
+        self._building: dict[int, tuple[LanguageConfig, Future[SpeechKit]]] = {}
 
     def has(self, config: LanguageConfig) -> bool:
         """Whether ``get(config)`` is ready without building anything (safe on the loop)."""
@@ -117,11 +124,29 @@ class SpeechProvider:
             hit = self._kits.get(id(config))
             if hit is not None and hit[0] is config:
                 return hit[1]
+            building = self._building.get(id(config))
+            if building is not None and building[0] is config:
+                waiting: Future[SpeechKit] | None = building[1]
+            else:
+                waiting = None
+                built: Future[SpeechKit] = Future()
+                self._building[id(config)] = (config, built)
+        if waiting is not None:
+            return waiting.result()
+        try:
             kit = speech_kit(config, self._load_model(config), log.warning, train=self._train)
+        except BaseException as exc:
+            with self._lock:
+                del self._building[id(config)]
+            built.set_exception(exc)
+            raise
+        with self._lock:
+            del self._building[id(config)]
             self._kits[id(config)] = (config, kit)
             while len(self._kits) > 16:  # old configs of finished calls
                 self._kits.pop(next(iter(self._kits)))
-            return kit
+        built.set_result(kit)
+        return kit
 
 
 class VoiceServer:
