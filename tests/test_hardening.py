@@ -248,9 +248,12 @@ class Bot:
 MEDIA_TIMEOUT_S = 3.0
 
 
-@pytest.fixture(scope="module")
-def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    tmp = tmp_path_factory.mktemp("hardening")
+@contextlib.contextmanager
+def _running_bot(
+    tmp: Path, model: SpeechModel, config: Path, tts: Tts | None, **settings: Any
+) -> Iterator[Bot]:
+    """``config`` served as ``serve`` serves it (call log, REST API, the call log's checks of
+    repeated webhooks and streams), with a fake Twilio REST API and a SQLite call log."""
     log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
     fake = FakeTwilio(auth_token=TOKEN).start()
     port = free_port()
@@ -263,13 +266,12 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
         backoff_s=0.01,
         max_backoff_s=0.02,
     )
-    settings = ServerSettings(public_url=url, auth_token=TOKEN, media_timeout_s=MEDIA_TIMEOUT_S)
     server = VoiceServer(
-        settings,
-        ConfigHolder(CONFIG),
+        ServerSettings(public_url=url, auth_token=TOKEN, **settings),
+        ConfigHolder(config),
         rest,
-        SpeechProvider(lambda _config: ko_model),
-        tts=Tts(),
+        SpeechProvider(lambda _config: model),
+        tts=tts,
         observer=log,
     )
     server.known_call = log.has_call  # as serve sets it: every call here goes through the check
@@ -280,6 +282,13 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
     finally:
         fake.stop()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    tmp = tmp_path_factory.mktemp("hardening")
+    with _running_bot(tmp, ko_model, CONFIG, Tts(), media_timeout_s=MEDIA_TIMEOUT_S) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -324,30 +333,42 @@ def _media(stream_sid: str, seq: int, frame: bytes) -> str:
     )
 
 
-@contextlib.asynccontextmanager
-async def _stream(bot: Bot, call_sid: str) -> AsyncIterator[tuple[ClientConnection, str]]:
-    """A call's webhook, then its media stream up to "start": the caller's side, by hand."""
-    status, body = await asyncio.to_thread(bot.post, "/twilio/voice", _ringing(call_sid))
-    assert status == 200, body
-    twiml = parse_twiml(body)
-    assert twiml.stream_url is not None
-    headers = {SIGNATURE_HEADER: sign(twiml.stream_url, {}, TOKEN)}
-    stream_sid = "MZ" + secrets.token_hex(16)
-    async with connect(twiml.stream_url, additional_headers=headers) as ws:
-        start = {
+def _start(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
+    return json.dumps(
+        {
             "event": "start",
             "sequenceNumber": "1",
             "streamSid": stream_sid,
             "start": {
                 "streamSid": stream_sid,
                 "callSid": call_sid,
-                "accountSid": bot.fake.account_sid,
+                "accountSid": "AC" + "0" * 32,
                 "tracks": ["inbound"],
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": dict(twiml.parameters),
+                "customParameters": parameters,
             },
         }
-        await ws.send(json.dumps(start))
+    )
+
+
+def _webhook(bot: Bot, call_sid: str) -> dict[str, str]:
+    """The stream parameters the incoming-call webhook hands Twilio for ``call_sid``."""
+    status, body = bot.post("/twilio/voice", _ringing(call_sid))
+    assert status == 200, body
+    return dict(parse_twiml(body).parameters)
+
+
+@contextlib.asynccontextmanager
+async def _stream(
+    bot: Bot, call_sid: str, parameters: dict[str, str] | None = None
+) -> AsyncIterator[tuple[ClientConnection, str]]:
+    """A call's webhook (unless its stream ``parameters`` are given), then its media stream up
+    to "start": the caller's side, by hand."""
+    if parameters is None:
+        parameters = await asyncio.to_thread(_webhook, bot, call_sid)
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(bot.server.stream_url, additional_headers=_signed_headers(bot.server)) as ws:
+        await ws.send(_start(call_sid, stream_sid, parameters))
         yield ws, stream_sid
 
 
@@ -660,25 +681,8 @@ def long_bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) ->
     short = '"영업 시간은 평일 아홉 시부터 여섯 시까지입니다."'
     assert short in text
     config.write_text(text.replace(short, json.dumps(LONG_ANNOUNCEMENT)), encoding="utf-8")
-    log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
-    fake = FakeTwilio(auth_token=TOKEN).start()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    rest = TwilioRest(fake.account_sid, TOKEN, from_number="+15005550006", base_url=fake.url)
-    server = VoiceServer(
-        ServerSettings(public_url=url, auth_token=TOKEN),
-        ConfigHolder(config),
-        rest,
-        SpeechProvider(lambda _config: ko_model),
-        tts=None,
-        observer=log,
-    )
-    try:
-        with _listening(server, port):
-            yield Bot(server, fake, log, url)
-    finally:
-        fake.stop()
-        log.close()
+    with _running_bot(tmp, ko_model, config, None) as running:
+        yield running
 
 
 def test_a_prompt_too_long_for_one_call_update_is_spoken_in_parts(long_bot: Bot) -> None:
@@ -727,31 +731,6 @@ def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
 # Stream parameters: bound to the call and its stream, used once, expiring (issue #26)
 
 
-def _start(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
-    return json.dumps(
-        {
-            "event": "start",
-            "sequenceNumber": "1",
-            "streamSid": stream_sid,
-            "start": {
-                "streamSid": stream_sid,
-                "callSid": call_sid,
-                "accountSid": "AC" + "0" * 32,
-                "tracks": ["inbound"],
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": parameters,
-            },
-        }
-    )
-
-
-def _webhook(bot: Bot, call_sid: str) -> dict[str, str]:
-    """The stream parameters the incoming-call webhook hands Twilio for ``call_sid``."""
-    status, body = bot.post("/twilio/voice", _ringing(call_sid))
-    assert status == 200, body
-    return dict(parse_twiml(body).parameters)
-
-
 async def _refused(bot: Bot, call_sid: str, parameters: dict[str, str]) -> bool:
     """Whether a stream presenting ``parameters`` for ``call_sid`` (under a valid upgrade
     signature: it is captured once and valid for every call) is closed by the server at once,
@@ -793,10 +772,7 @@ def test_a_finished_calls_stream_parameters_are_refused(bot: Bot) -> None:
     parameters = _webhook(bot, call_sid)
 
     async def call() -> None:
-        url = bot.server.stream_url
-        async with connect(url, additional_headers=_signed_headers(bot.server)) as ws:
-            stream_sid = "MZ" + secrets.token_hex(16)
-            await ws.send(_start(call_sid, stream_sid, parameters))
+        async with _stream(bot, call_sid, parameters) as (ws, stream_sid):
             with contextlib.suppress(ConnectionClosed):
                 await _talk(ws, stream_sid, bot, call_sid)
 
@@ -858,10 +834,7 @@ def test_a_second_socket_cannot_take_over_a_live_call(bot: Bot) -> None:
     parameters = _webhook(bot, call_sid)
 
     async def hijack() -> bool:
-        url = bot.server.stream_url
-        async with connect(url, additional_headers=_signed_headers(bot.server)) as ws:
-            stream_sid = "MZ" + secrets.token_hex(16)
-            await ws.send(_start(call_sid, stream_sid, parameters))
+        async with _stream(bot, call_sid, parameters) as (ws, stream_sid):
             for seq in range(2, 20):
                 await ws.send(_media(stream_sid, seq, SILENCE))
             refused = await _refused(bot, call_sid, parameters)

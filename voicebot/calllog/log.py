@@ -63,7 +63,7 @@ from voicebot.calllog.store import (
     Started,
     Store,
 )
-from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
 from voicebot.errors import VoicebotError
 
@@ -226,17 +226,9 @@ class CallLog:
         if batch:
             self._put(Did(call_id, at, batch))
 
-    def call_progress(
-        self,
-        call_id: str,
-        at: dt.datetime,
-        intent: str | None,
-        served: tuple[str, ...],
-        after: str | None,
-        turns: int,
-    ) -> None:
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
         """What the call has come to so far, into its row at once (see ``Progressed``)."""
-        self._put(Progressed(call_id, at, intent, served, after, turns))
+        self._put(Progressed(call_id, at, progress))
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))

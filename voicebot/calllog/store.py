@@ -47,6 +47,7 @@ from voicebot.core.dialogue import (
     Event,
     HangUpCall,
     Outcome,
+    Progress,
     SendSms,
     Transfer,
     Utterance,
@@ -115,10 +116,7 @@ class Progressed:
 
     call_id: str
     at: dt.datetime
-    intent: str | None
-    served: tuple[str, ...]
-    after: str | None
-    turns: int
+    progress: Progress
 
 
 Record: TypeAlias = Started | Happened | Did | Progressed | Ended | Closed
@@ -217,10 +215,11 @@ class Store:
             if any(isinstance(a, _DECISIONS) for a in r.actions):
                 self._decided(conn, r.call_id, r.at)
         elif isinstance(r, Progressed):
+            p = r.progress
             conn.execute(
                 "UPDATE calls SET intent = ?, served = ?, after_prompt = ?, turns = ? "
                 "WHERE call_id = ? AND ended_at IS NULL",
-                (r.intent, dumps(list(r.served)), r.after, r.turns, r.call_id),
+                (p.intent, dumps(list(p.served)), p.after, p.turns, r.call_id),
             )
         elif isinstance(r, Closed):
             self._ended(conn, r, only_open=True)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
 
 __all__ = ["CallObserver", "GuardedObserver", "NoObserver"]
@@ -40,15 +40,7 @@ class CallObserver(Protocol):
 
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
 
-    def call_progress(
-        self,
-        call_id: str,
-        at: dt.datetime,
-        intent: str | None,
-        served: tuple[str, ...],
-        after: str | None,
-        turns: int,
-    ) -> None:
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
         """What the call has come to so far (intent, what was served, last prompt, turns),
         each time it changes: kept in the call's row if its process dies before the end."""
         ...
@@ -77,15 +69,7 @@ class NoObserver:
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None:
         pass
 
-    def call_progress(
-        self,
-        call_id: str,
-        at: dt.datetime,
-        intent: str | None,
-        served: tuple[str, ...],
-        after: str | None,
-        turns: int,
-    ) -> None:
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
         pass
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
@@ -124,17 +108,9 @@ class GuardedObserver:
         except Exception:
             log.exception("call observer actions failed")
 
-    def call_progress(
-        self,
-        call_id: str,
-        at: dt.datetime,
-        intent: str | None,
-        served: tuple[str, ...],
-        after: str | None,
-        turns: int,
-    ) -> None:
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
         try:
-            self.inner.call_progress(call_id, at, intent, served, after, turns)
+            self.inner.call_progress(call_id, at, progress)
         except Exception:
             log.exception("call observer call_progress failed")
 

@@ -38,6 +38,7 @@ from voicebot.core.dialogue import (
     Outcome,
     OutcomeKind,
     Play,
+    Progress,
     Say,
     SendSms,
     StopSpeaking,
@@ -143,8 +144,7 @@ class CallSession:
     # What a <Say> redirect could not carry (a call update holds 4,000 characters of TwiML):
     # spoken as soon as the stream it opens attaches, before the caller's turn.
     unsaid: list[Say | Play] = field(default_factory=list)
-    # (intent, served, after, turns) last passed to ``call_progress``
-    progress: tuple[str | None, tuple[str, ...], str | None, int] | None = None
+    progress: Progress | None = None  # last passed to ``call_progress``
 
     # -- state -----------------------------------------------------------------------------
 
@@ -586,11 +586,10 @@ class CallSession:
             observer.event(self.call_sid, step.handled, match)
             observer.actions(self.call_sid, step.handled.at, step.actions)
         self.observed = len(steps)
-        state = self.pipeline.dialogue.state
-        progress = (state.intent, state.served, state.after or None, state.turns)
+        progress = self.pipeline.dialogue.state.progress
         if progress != self.progress and self.state is not CallState.ENDED:
             self.progress = progress
-            observer.call_progress(self.call_sid, self.pipeline.now, *progress)
+            observer.call_progress(self.call_sid, self.pipeline.now, progress)
 
 
 def stream_twiml(
