@@ -699,6 +699,43 @@ def test_a_prompt_too_long_for_one_call_update_is_spoken_in_parts(long_bot: Bot)
     assert (row.outcome, row.intent) == ("announced", "hours")
 
 
+def test_a_prompt_a_stream_stops_taking_is_spoken_by_say_in_parts(long_bot: Bot) -> None:
+    """With TTS, a client that stops reading what the server sends (an 11-minute
+    announcement) makes the send time out; the prompt then goes by a <Say> redirect, which
+    used to be refused as "TwiML of 4866 characters is over 4000" and the caller was hung
+    up on after "goodbye". Now the redirect carries the first part, and the stream it opens
+    the rest."""
+    tts = Tts()
+    if not tts.available:
+        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
+    call_sid = _new_sid()
+    frames = split_frames(load_audio(AUDIO / "hours.wav")) + [SILENCE] * 3000
+
+    async def never_read() -> None:
+        # The client library reads only while fewer than 16 messages wait for ``recv``:
+        # never calling it, the client soon takes nothing more from the socket.
+        async with _stream(long_bot, call_sid) as (ws, stream_sid):
+            deadline = time.monotonic() + 90
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                for seq, frame in enumerate(frames, 2):
+                    await asyncio.wait_for(ws.send(_media(stream_sid, seq, frame)), 10)
+                    await asyncio.sleep(0.002)
+                    if long_bot.updates(call_sid) or time.monotonic() > deadline:
+                        break
+
+    long_bot.server.tts = tts
+    try:
+        asyncio.run(never_read())
+    finally:
+        long_bot.server.tts = None
+        _ended(long_bot, call_sid)
+    first = long_bot.updates(call_sid)[0]
+    assert len(first) <= 4000
+    twiml = parse_twiml(first)
+    assert twiml.stream_url is not None  # the rest follows on the next stream
+    assert twiml.said and "영업 시간은" in twiml.said[0]
+
+
 def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
     ko_model: SpeechModel,
 ) -> None:
