@@ -59,12 +59,13 @@ from voicebot.calllog.store import (
     Did,
     Ended,
     Happened,
+    Progressed,
     Record,
     SaltMismatch,
     Started,
     Store,
 )
-from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
 from voicebot.errors import VoicebotError
 
@@ -230,6 +231,10 @@ class CallLog:
         if batch:
             self._put(Did(call_id, at, batch))
 
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
+        """What the call has come to so far, into its row at once (see ``Progressed``)."""
+        self._put(Progressed(call_id, at, progress))
+
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))
 
@@ -321,6 +326,17 @@ class CallLog:
         the call as new rather than keep a caller waiting."""
         try:
             return self._call(lambda s: s.has_call(call_id), timeout)
+        except CallLogUnavailable:
+            return None
+
+    def claim_stream(self, call_id: str, stream: int, timeout: float = 0.5) -> bool | None:
+        """Claim stream ``stream`` of a call for the instance asking: False when an instance
+        sharing this log claimed it before (the parameters are replayed), None when the
+        database cannot say within about ``timeout`` (+1 s): the stream is then taken, as
+        with ``has_call``, rather than keep a caller waiting."""
+        at = dt.datetime.now(dt.UTC)
+        try:
+            return self._call(lambda s: s.claim_stream(call_id, stream, at), timeout)
         except CallLogUnavailable:
             return None
 

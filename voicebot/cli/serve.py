@@ -13,6 +13,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -328,6 +329,7 @@ def _serve(
     # Not ready (/healthz 503) until prepare() has loaded the models, in the background.
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
+    server.claim_stream = call_log.claim_stream  # stream parameters start one stream, anywhere
     try:
         dashboard = attach_dashboard(server, call_log, token)
     except ValueError as exc:  # a token too short to guard transcripts
@@ -356,12 +358,13 @@ def _serve(
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        restore = install_reload_signal(loop, server.reload)
+        reloader = Reloader(server.reload)
+        restore = install_reload_signal(loop, reloader)
         stop = StopSignals(loop)
         tasks = [asyncio.ensure_future(purge_every(call_log))]
         if args.watch:
             watcher = ConfigWatcher(args.config, server.reload)
-            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
+            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval, reloader.executor)))
         serving = asyncio.ensure_future(uv.serve(sockets=[sock]))
         stopping = asyncio.ensure_future(stop.first.wait())
         try:
@@ -450,18 +453,55 @@ def _reload_logged(reload: Callable[[], object]) -> None:
         log.exception("configuration reload failed")
 
 
+class Reloader:
+    """Configuration reloads, one at a time, on a thread of their own.
+
+    A reload blocks for as long as the configuration takes to load and its matchers to train
+    (a second or more). Run on the event loop's default thread pool, as they were, 25 SIGHUPs
+    took every thread that answers webhooks (``asyncio.to_thread``) for 25 s: a new call's
+    webhook was answered after Twilio's 15 s timeout. Here a request while one runs marks one
+    more as pending (all the requests that arrive meanwhile are served by it: it reads the
+    files as they are then), and the thread is ``executor``'s alone (``ConfigWatcher`` polls
+    on it too, so a watched change and a SIGHUP never reload at once)."""
+
+    def __init__(self, reload: Callable[[], object]) -> None:
+        self.reload = reload
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicebot-reload")
+        self.running = False
+        self.pending = False
+
+    def request(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reload now, or once the reload under way is done (call on ``loop``)."""
+        if self.running:
+            self.pending = True
+            return
+        self.running = True
+        done = loop.run_in_executor(self.executor, _reload_logged, self.reload)
+        done.add_done_callback(lambda _: self._finished(loop))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.running = False
+        if self.pending:
+            self.pending = False
+            self.request(loop)
+
+
 def install_reload_signal(
-    loop: asyncio.AbstractEventLoop, reload: Callable[[], object]
+    loop: asyncio.AbstractEventLoop, reload: Reloader | Callable[[], object]
 ) -> Callable[[], None]:
-    """Make SIGHUP reload the configuration (in a worker thread, the load blocks); returns the
-    function that puts the previous SIGHUP handling back."""
+    """Make SIGHUP reload the configuration (through ``Reloader``: coalesced, off the webhook
+    threads); returns the function that puts the previous SIGHUP handling back."""
     if not hasattr(signal, "SIGHUP"):  # Windows
         return lambda: None
+    reloader = reload if isinstance(reload, Reloader) else Reloader(reload)
     previous = signal.getsignal(signal.SIGHUP)
 
     def on_hangup() -> None:
-        log.info("SIGHUP: reloading the configuration")
-        loop.run_in_executor(None, _reload_logged, reload)
+        log.info(
+            "SIGHUP: %s",
+            "a reload is under way; one more follows it" if reloader.running else "reloading",
+        )
+        reloader.request(loop)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
@@ -520,8 +560,10 @@ class ConfigWatcher:
         _reload_logged(self.reload)
         return True
 
-    async def run(self, interval_s: float) -> None:
+    async def run(self, interval_s: float, executor: Executor | None = None) -> None:
+        """Poll every ``interval_s`` on ``executor`` (the ``Reloader``'s thread, so the reload
+        a change makes shares no thread with the webhooks and never runs beside a SIGHUP's)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval_s)
-            await loop.run_in_executor(None, self.poll)
+            await loop.run_in_executor(executor, self.poll)

@@ -217,6 +217,17 @@ class Outcome:
         return " ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a call has come to so far (``State.progress``): what a call log writes as it
+    changes, so a call whose process dies still says what the caller asked for and got."""
+
+    intent: str | None
+    served: tuple[str, ...]
+    after: str | None  # the last prompt
+    turns: int
+
+
 class Phase(StrEnum):
     NEW = "new"  # waiting for CallStarted
     ASKING = "asking"  # listening for why the caller calls
@@ -260,6 +271,10 @@ class State:
     @property
     def ended(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.intent, self.served, self.after or None, self.turns)
 
     @property
     def waiting_for(self) -> Awaiting | None:

@@ -33,6 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -94,7 +95,12 @@ def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome
 
 
 class SpeechProvider:
-    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
+    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects).
+
+    The lock guards the table only, never a build: a reload training the matchers of a new
+    configuration (a second or more) must not hold up a webhook that wants the kit of the
+    configuration in service, nor ``has``, which the event loop calls. Two threads wanting the
+    same new configuration share one build (the second waits for the first's)."""
 
     def __init__(
         self,
@@ -106,6 +112,7 @@ class SpeechProvider:
         self._train = train  # the product's matcher unless a benchmark swaps in another
         self._lock = threading.Lock()
         self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
+        self._building: dict[int, tuple[LanguageConfig, Future[SpeechKit]]] = {}
 
     def has(self, config: LanguageConfig) -> bool:
         """Whether ``get(config)`` is ready without building anything (safe on the loop)."""
@@ -119,11 +126,29 @@ class SpeechProvider:
             hit = self._kits.get(id(config))
             if hit is not None and hit[0] is config:
                 return hit[1]
+            building = self._building.get(id(config))
+            if building is not None and building[0] is config:
+                waiting: Future[SpeechKit] | None = building[1]
+            else:
+                waiting = None
+                built: Future[SpeechKit] = Future()
+                self._building[id(config)] = (config, built)
+        if waiting is not None:
+            return waiting.result()
+        try:
             kit = speech_kit(config, self._load_model(config), log.warning, train=self._train)
+        except BaseException as exc:
+            with self._lock:
+                del self._building[id(config)]
+            built.set_exception(exc)
+            raise
+        with self._lock:
+            del self._building[id(config)]
             self._kits[id(config)] = (config, kit)
             while len(self._kits) > 16:  # old configs of finished calls
                 self._kits.pop(next(iter(self._kits)))
-            return kit
+        built.set_result(kit)
+        return kit
 
 
 class VoiceServer:
@@ -147,13 +172,16 @@ class VoiceServer:
         self.draining = False
         self.holder = holder
         self.speech = speech
-        self.clock = clock
         self.sessions: dict[str, CallSession] = {}
         # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
         self.answered: dict[str, None] = {}
         # Whether the call log has a CallSid (``CallLog.has_call``; None: cannot tell), for
         # repeats of calls answered before a restart or by another instance.
         self.known_call: Callable[[str], bool | None] = lambda call_sid: False
+        # Claims a call's stream in the call log shared by the instances (``CallLog.
+        # claim_stream``): False when another claimed it first, None when there is no shared
+        # log or it cannot tell; then only this instance's memory (``UsedStreams``) refuses.
+        self.claim_stream: Callable[[str, int], bool | None] = lambda call_sid, stream: None
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -165,6 +193,7 @@ class VoiceServer:
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
             prompt_url=public_url(base + prompts.PROMPT_PATH, base),
+            clock=clock,
         )
         self.media_route = MediaRoute(self)
         self.app = Starlette(
@@ -203,6 +232,22 @@ class VoiceServer:
     @tts.setter
     def tts(self, tts: Tts | None) -> None:
         self.services.tts = tts
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        return self.services.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], dt.datetime]) -> None:
+        self.services.clock = clock
+
+    async def first_use(self, call_sid: str, stream: int) -> bool:
+        """Whether stream ``stream`` of the call starts here for the first time, on this
+        instance (checked and marked at once, before any await: two sockets racing cannot both
+        pass) and in the shared call log (unless it cannot tell in time)."""
+        if not self.services.used_streams.take(call_sid, stream):
+            return False
+        return await asyncio.to_thread(self.claim_stream, call_sid, stream) is not False
 
     @property
     def stream_url(self) -> str:
@@ -473,6 +518,9 @@ class VoiceServer:
             config = self.holder.current.for_number(normalize(params.get("To")))
             outcome = closed_outcome(params, config)
             self.services.observer.call_closed(call_sid, self.clock(), outcome)
+            # The call is over: its first stream's parameters (given out, maybe never used)
+            # must not start it again, here or on another instance.
+            await self.first_use(call_sid, 1)
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:

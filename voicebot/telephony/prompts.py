@@ -65,7 +65,9 @@ def speech(
     if isinstance(action, Play):
         return Speech(audio_url=action.url)
     if has_voice(action, config, tts) and not plain:
-        return Speech(audio_url=prompt_url(base_url, secret, action.language, action.text))
+        # the text rides along for what only reads it (the stream parameters' expiry)
+        url = prompt_url(base_url, secret, action.language, action.text)
+        return Speech(text=action.text, audio_url=url, language=action.language)
     return Speech(text=action.text, voice=action.voice, language=action.language)
 
 
