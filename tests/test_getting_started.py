@@ -186,6 +186,7 @@ class Session:
     env: dict[str, str]
     substitutions: list[tuple[str, str]]
     rest_port: int
+    ports: dict[str, int] = field(default_factory=dict)  # as written -> as run
     servers: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     outputs: list[tuple[str, str]] = field(default_factory=list)
 
@@ -209,7 +210,7 @@ class Session:
             ["bash", "-c", text],
             cwd=self.cwd,
             env=self.env,
-            input=stdin,
+            input=stdin or "",  # a command that reads its input gets an empty one
             capture_output=True,
             text=True,
             timeout=600,
@@ -228,6 +229,8 @@ class Session:
 
     def substitute(self, command: Command) -> str:
         text = command.text
+        if "\n" not in text:  # a comment at the end of the line, as bash would ignore it
+            text = re.sub(r"\s+#\s.*$", "", text)
         for old, new in self.substitutions:
             text = text.replace(old, new)
         if command.marker == "korean-line":
@@ -298,30 +301,39 @@ class Session:
             self.stop(port)
 
 
-@pytest.fixture
-def session(
-    tmp_path: Path, model_mirror: str, mirror_url: str, pg_server: PostgresServer
-) -> Iterator[Session]:
+def new_session(tmp_path: Path, ports: tuple[str, ...], env: dict[str, str]) -> Session:
+    """A terminal in a fresh folder that looks like a clone (what the commands read from it is
+    linked in) with its own home, and the given ports replaced by free ones."""
     cwd = tmp_path / "clone"
     cwd.mkdir()
-    (cwd / "examples").symlink_to(ROOT / "examples")  # what the guide reads from the clone
-    ports = {p: free_port() for p in ("8080", "8081", "8082")}
+    for name in ("examples", "grammars", "audio_fixtures", "tests"):
+        (cwd / name).symlink_to(ROOT / name)
+    free = {p: free_port() for p in ports}
     rest_port = free_port()
     keep = {k: v for k, v in os.environ.items() if not k.startswith(("VOICEBOT_", "TWILIO_"))}
     keep.pop("XDG_CACHE_HOME", None)
-    env = {
+    base = {
         **keep,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(tmp_path / "home"),
-        model_store.URL_BASE_ENV: mirror_url,
         API_BASE_URL_VAR: f"http://127.0.0.1:{rest_port}",
         "VOICEBOT_ENCODER_THREADS": "1",
     }
     substitutions = [
-        *((f":{p}", f":{port}") for p, port in ports.items()),
-        *((f"--port {p}", f"--port {port}") for p, port in ports.items()),
-        ("https://my-tunnel.example", f"http://127.0.0.1:{ports['8080']}"),
-        ("https://voice.example.org", f"http://127.0.0.1:{ports['8081']}"),
+        *((f":{p}", f":{port}") for p, port in free.items()),
+        *((f"--port {p}", f"--port {port}") for p, port in free.items()),
+    ]
+    return Session(cwd, {**base, **env}, substitutions, rest_port, ports=free)
+
+
+@pytest.fixture
+def session(
+    tmp_path: Path, model_mirror: str, mirror_url: str, pg_server: PostgresServer
+) -> Iterator[Session]:
+    shell = new_session(tmp_path, ("8080", "8081", "8082"), {model_store.URL_BASE_ENV: mirror_url})
+    shell.substitutions += [
+        ("https://my-tunnel.example", f"http://127.0.0.1:{shell.ports['8080']}"),
+        ("https://voice.example.org", f"http://127.0.0.1:{shell.ports['8081']}"),
         ("/media/usb", model_mirror),
         ("ACxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", DEV_ACCOUNT_SID),
         ("your-auth-token", DEV_AUTH_TOKEN),
@@ -330,7 +342,6 @@ def session(
             pg_server.create_database("getting_started"),
         ),
     ]
-    shell = Session(cwd, env, substitutions, rest_port)
     try:
         yield shell
     finally:
@@ -381,3 +392,45 @@ def test_commands_are_split_as_a_shell_reads_them() -> None:
         Command("voicebot a \\\n  --b", "m"),
         Command("cat > f <<'EOF'\nx\nEOF", "m"),
     ]
+
+
+TOUR = [
+    c
+    for c in guide_commands((ROOT / "README.md").read_text(encoding="utf-8"))
+    if c.marker == "tour"
+]
+TOUR_EXPECTED = {
+    "voicebot chat": "bot: Välkommen till medlemsservice.",
+    "voicebot check": "ok: 2 language(s)",
+    "voicebot eval": "route accuracy",
+    "voicebot replay": "as expected (100%)",
+    "voicebot simulate": "did: transfer enqueue billing",
+    "voicebot init": "bot: Hej! Berätta med några ord vad du ringer om.",
+}
+
+
+@pytest.fixture
+def tour(tmp_path: Path, ko_model_dir: Path) -> Iterator[Session]:
+    shell = new_session(tmp_path, ("8181",), {})
+    try:
+        yield shell
+    finally:
+        shell.close()
+
+
+def test_every_command_of_the_readme_tour_runs(tour: Session) -> None:
+    """The README's short tour, as a newcomer copies it, in a clone with the test extras."""
+    assert [" ".join(c.text.split()[:2]) for c in TOUR] == [
+        "voicebot chat",
+        "voicebot check",
+        "voicebot eval",
+        "voicebot replay",
+        "voicebot serve",
+        "voicebot simulate",
+        "voicebot init",
+    ]
+    for command in TOUR:
+        output = tour.run(command)
+        expected = TOUR_EXPECTED.get(" ".join(command.text.split()[:2]))
+        assert expected is None or expected in output, f"{command.text}:\n{output}"
+    assert (tour.cwd / "replay.xml").read_text(encoding="utf-8").startswith("<?xml")

@@ -16,7 +16,10 @@ from voicebot.loading.loader import load_deployment
 from voicebot.loading.starter import starter_files
 
 TUESDAY_MORNING = "2026-12-08T10:00+01:00"
-CHRISTMAS_EVE = "2026-12-24T10:00+01:00"
+# The closed days init writes are this season's (on 1 January, the season ending that day).
+_TODAY = dt.date.today()
+_SEASON = _TODAY.year - 1 if (_TODAY.month, _TODAY.day) == (1, 1) else _TODAY.year
+CHRISTMAS_EVE = f"{_SEASON}-12-24T10:00+01:00"
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
