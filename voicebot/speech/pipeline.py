@@ -80,9 +80,7 @@ def endpointing(speech: SpeechSettings) -> Endpointing:
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
     """The configured model, else the installed one for the language; ``ModelError`` says how
     to fix it in one sentence."""
-    if config.speech.model is not None:
-        return REGISTRY.get(config.speech.model)
-    return REGISTRY.get(models.require(config.language))
+    return REGISTRY.get(models.configured(config.speech.model, config.language))
 
 
 PhraseStarts = Mapping[str, Sequence[tuple[str, tuple[str, ...]]]]
