@@ -368,6 +368,7 @@ def test_serve_without_the_languages_model_says_how_to_get_it(
     [
         (["--public-url", "host.example"], "https://host.example"),
         (["--port", "99999"], "use 1 to 65535"),
+        (["--trusted-proxy", "haproxy.internal"], "is not an IP address or network"),
     ],
 )
 def test_serve_refuses_a_bad_url_or_port_before_starting(

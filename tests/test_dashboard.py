@@ -8,11 +8,13 @@ matcher decides what each sentence means), and the dashboard is mounted at ``/da
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import logging
 import re
 import shutil
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -107,11 +109,21 @@ def mounted(log: CallLog, deployment: Deployment, token: str | None = TOKEN) -> 
     return Starlette(routes=[Mount("/dashboard", app=dashboard)])
 
 
-def serve(app: Starlette, *, access_log: bool = False) -> AbstractContextManager[str]:
+def serve(
+    app: Starlette, *, access_log: bool = False, trusted_proxies: tuple[str, ...] = ()
+) -> AbstractContextManager[str]:
     """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL.
     With ``access_log``, uvicorn logs requests as ``voicebot serve`` configures it."""
     level = "info" if access_log else "warning"
-    return serving(server_config(app, host="127.0.0.1", port=0, log_level=level, lifespan="off"))
+    config = server_config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level=level,
+        lifespan="off",
+        trusted_proxies=trusted_proxies,
+    )
+    return serving(config)
 
 
 class AccessLines(logging.Handler):
@@ -271,11 +283,15 @@ class Clock:
 
 
 @contextmanager
-def clocked(log: CallLog, deployment: Deployment) -> Iterator[tuple[Client, Clock]]:
-    """A dashboard of its own (its own failure counts) on a clock the test moves."""
+def clocked(
+    log: CallLog, deployment: Deployment, trusted_proxies: tuple[str, ...] = ()
+) -> Iterator[tuple[Client, Clock]]:
+    """A dashboard of its own (its own failure counts) on a clock the test moves, served
+    as ``serve --trusted-proxy`` serves it."""
     clock = Clock()
     dashboard = dashboard_app(log, lambda: deployment, token=TOKEN, clock=clock)
-    with serve(Starlette(routes=[Mount("/dashboard", app=dashboard)])) as base:
+    app = Starlette(routes=[Mount("/dashboard", app=dashboard)])
+    with serve(app, trusted_proxies=trusted_proxies) as base:
         yield Client(base), clock
 
 
@@ -343,18 +359,118 @@ def test_wrong_tokens_are_slowed_per_client_and_logged(
         assert client.get("/dashboard/api/summary", headers=right).status_code == 200
         for _ in range(FREE_FAILURES + 1):  # the right token did reset the count
             assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
-        locked = client.get("/dashboard/api/summary", headers=right)
-        assert locked.status_code == 429  # even the right token waits: it is not even checked
+        locked = client.get("/dashboard/api/summary", headers=wrong)
+        assert locked.status_code == 429  # backing off: wrong tokens are told to wait
         wait = int(locked.headers["retry-after"])
         assert wait >= 1
-        form = client.post("/dashboard/login", data={"token": TOKEN})
+        form = client.post("/dashboard/login", data={"token": "wrong-token-wrong-token"})
         assert form.status_code == 429 and "Too many" in form.text
         clock.now += wait
-        assert client.get("/dashboard/api/summary", headers=right).status_code == 200
+        assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
     failures = [r for r in caplog.records if "failed dashboard login" in r.getMessage()]
-    assert len(failures) == 2 * FREE_FAILURES + 1
+    assert len(failures) == 2 * FREE_FAILURES + 2  # the ones refused while waiting are not
     assert "127.0.0.1" in failures[0].getMessage()
     assert TOKEN not in caplog.text and "wrong-token" not in caplog.text
+
+
+WRONG = {"token": "wrong-token-wrong-token"}
+
+
+def post_from(
+    base: str, source: str, path: str, body: str, headers: dict[str, str]
+) -> http.client.HTTPResponse:
+    """A form post from the loopback address ``source`` (127.0.0.2 ...): a second machine."""
+    url = urllib.parse.urlsplit(base)
+    assert url.hostname is not None
+    connection = http.client.HTTPConnection(
+        url.hostname, url.port, timeout=10, source_address=(source, 0)
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    connection.request("POST", path, body=body.encode(), headers=form)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_the_right_token_logs_in_after_six_wrong_ones(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with clocked(call_log, deployment) as (client, _clock):
+        statuses = [client.post("/dashboard/login", data=WRONG).status_code for _ in range(6)]
+        assert statuses[-1] == 429  # the wrong ones back off ...
+        login = client.post("/dashboard/login", data={"token": TOKEN})
+        assert login.status_code == 303  # ... the right one is never locked out
+        assert client.get("/dashboard/api/summary", params=RANGE).status_code == 200
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert Client(client.base).get("/dashboard/api/summary", headers=bearer).status_code == 200
+
+
+def test_rotating_x_forwarded_for_from_an_untrusted_client_does_not_reset_the_backoff(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    for proxies in ((), ("10.0.0.10",)):  # no proxy configured, or one that is not this client
+        with clocked(call_log, deployment, trusted_proxies=proxies) as (client, _clock):
+            statuses = [
+                client.post(
+                    "/dashboard/login", data=WRONG, headers={"X-Forwarded-For": f"203.0.113.{i}"}
+                ).status_code
+                for i in range(FREE_FAILURES + 3)
+            ]
+        assert statuses[FREE_FAILURES + 1 :] == [429, 429], (proxies, statuses)
+
+
+def test_a_forged_x_forwarded_for_cannot_lock_another_address_out(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with clocked(call_log, deployment) as (client, _clock):
+        for _ in range(FREE_FAILURES + 3):  # 127.0.0.1 poses as 127.0.0.2
+            client.post("/dashboard/login", data=WRONG, headers={"X-Forwarded-For": "127.0.0.2"})
+        victim = post_from(client.base, "127.0.0.2", "/dashboard/login", "token=typo", {})
+        assert victim.status == 401  # its own first mistake, not a lockout someone else made
+        assert client.post("/dashboard/login", data=WRONG).status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_browser_backs_off_on_its_own(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    """HAProxy's ``option forwardfor`` appends the browser's address to what it was sent."""
+    with clocked(call_log, deployment, trusted_proxies=("127.0.0.1",)) as (proxy, _clock):
+        a = {"X-Forwarded-For": "198.51.100.1"}
+        forged = {"X-Forwarded-For": "198.51.100.2, 198.51.100.1"}  # a poses as b, in vain
+        for _ in range(FREE_FAILURES + 1):
+            assert proxy.post("/dashboard/login", data=WRONG, headers=forged).status_code == 401
+        assert proxy.post("/dashboard/login", data=WRONG, headers=a).status_code == 429
+        b = {"X-Forwarded-For": "198.51.100.2"}
+        assert proxy.post("/dashboard/login", data=WRONG, headers=b).status_code == 401
+        assert proxy.post("/dashboard/login", data={"token": TOKEN}, headers=b).status_code == 303
+
+
+def test_a_cross_site_form_post_to_login_is_refused(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    """A foreign page can post a text/plain form (no CORS preflight) or an urlencoded one;
+    neither may count as a failure (locking the admin's address) nor log anyone in."""
+    with clocked(call_log, deployment) as (client, _clock):
+        text_plain = {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+        for _ in range(FREE_FAILURES + 3):
+            response = client.post(
+                "/dashboard/login", data="token=wrong-token-wrong-token", headers=text_plain
+            )
+            assert response.status_code == 403
+        cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        assert client.post("/dashboard/login", data=WRONG, headers=cross).status_code == 403
+        older = {"Origin": "https://evil.example"}  # a browser without Sec-Fetch-Site
+        assert client.post("/dashboard/login", data=WRONG, headers=older).status_code == 403
+        as_text = {"Content-Type": "text/plain"}
+        text = client.post("/dashboard/login", data=f"token={TOKEN}", headers=as_text)
+        assert text.status_code == 403 and COOKIE not in text.headers.get("set-cookie", "")
+        host = urllib.parse.urlsplit(client.base).netloc
+        own = {"Origin": client.base, "Sec-Fetch-Site": "same-origin", "Host": host}
+        assert client.post("/dashboard/login", data=WRONG, headers=own).status_code == 401
+        assert (
+            client.post("/dashboard/login", data={"token": TOKEN}, headers=own).status_code == 303
+        )
 
 
 def test_scripts_may_use_a_bearer_token(client: Client) -> None:
