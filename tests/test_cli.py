@@ -422,6 +422,20 @@ def test_import_out_an_unwritable_path_says_so_and_leaves_nothing_behind(
     assert list(tmp_path.rglob("*.tmp")) == []
 
 
+def test_import_does_not_write_through_a_symlink_planted_at_its_temporary_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    out_file = tmp_path / "intents.yaml"
+    (tmp_path / "intents.yaml.tmp").symlink_to(victim)  # the name it used to use
+    code, _, err = run([*_import_args(tmp_path), "--out", str(out_file)], capsys)
+    assert code == 0, err
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert "intents:" in out_file.read_text(encoding="utf-8")
+    assert out_file.stat().st_mode & 0o777 == 0o644  # readable like any file the user writes
+
+
 def test_check_a_file_with_a_nul_byte_names_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -102,3 +102,16 @@ def test_check_warns_about_words_the_model_does_not_know(
     assert main(["check", str(tmp_path / "intents.yaml")]) == 0
     out, _ = capsys.readouterr()
     assert "ko-KR: warning: 1 grammar words unknown to the model: 쀍쀍" in out
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_written_through(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "ko-KR").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    (out / "ko-KR" / "grammar.json.tmp").symlink_to(victim)  # the name it used to use
+    build(capsys, "--config", str(KO_CONFIG), "--out", str(out))
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert json.loads((out / "ko-KR" / "grammar.json").read_text(encoding="utf-8"))["phrases"]
