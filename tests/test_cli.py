@@ -447,6 +447,29 @@ def test_check_a_file_with_a_nul_byte_names_its_line(
     assert f"{path}:2:14: contains a NUL byte" in err
 
 
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("language: en-US\nintents: " + "[" * 5000 + "]" * 5000 + "\n", ":2:59: lists and"),
+        (
+            "language: en-US\nintents:\n  join:\n    phrases:\n"
+            + "      - phrase number 1234567 about my invoice\n" * 120_000,
+            ":106387: the file is 5.6 MB",
+        ),
+    ],
+    ids=["nested-5000-deep", "5.6-MB"],
+)
+def test_check_a_yaml_bomb_is_one_line_without_a_traceback(
+    text: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "intents.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, _, err = run(["check", str(path)], capsys)
+    assert code == 1
+    assert "Traceback" not in err and len(err.splitlines()) <= 2, err[:2000]
+    assert f"{path}{needle}" in err
+
+
 def test_report_on_a_file_that_is_not_a_database(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
