@@ -33,7 +33,7 @@ from voicebot.core.config import Deployment
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.dashboard.app import COOKIE, FREE_FAILURES, SESSION_S, dashboard_app
-from voicebot.dashboard.data import snippet
+from voicebot.dashboard.data import Snippet, snippet
 from voicebot.loading.loader import load_deployment, load_language, load_language_text
 from voicebot.telephony.access_log import server_config
 from voicebot.telephony.testing.serving import serving
@@ -702,3 +702,147 @@ def test_snippets_for_an_intent_without_phrases_and_for_a_flow_list() -> None:
     assert yaml.safe_load(flow.block) == {"invoice": {"phrases": ["my bill"]}}
     assert flow.duplicate_of is None
     assert snippet(config, "invoice", "The bill!").duplicate_of == "invoice"
+
+
+LAYOUT_HEAD = """\
+language: en-US
+default_group: members
+groups:
+  members:
+    queue: members
+intents:
+  other:
+    transfer: members
+    phrases: [something else]
+"""
+
+# (name, how the intent "invoice" is written); each must take one more phrase, nothing else
+LAYOUTS = {
+    "folded last phrase": """\
+  invoice:
+    transfer: members
+    phrases:
+      - my invoice
+      - >-
+        the bill I got
+        is wrong
+    label: invoices
+""",
+    "plain phrase over two lines": """\
+  invoice:
+    phrases:
+      - my invoice
+      - the bill I got
+        is wrong
+    transfer: members
+""",
+    "quoted phrase over two lines, then a blank line and a comment": """\
+  invoice:
+    phrases:
+      - "the bill I got
+        is wrong"
+
+      # more to come
+    transfer: members
+""",
+    "list at the key's indentation": """\
+  invoice:
+    phrases:
+    - my invoice
+    - my bill  # the common one
+    transfer: members
+""",
+    "flow list": """\
+  invoice:
+    phrases: [my invoice, "the bill, again"]
+    transfer: members
+""",
+    "flow list over two lines": """\
+  invoice:
+    phrases: [my invoice,
+      the bill]
+    transfer: members
+""",
+    "empty flow list": """\
+  invoice:
+    phrases: []
+    examples: [my invoice]
+    transfer: members
+""",
+    "no phrases yet": """\
+  invoice:
+    examples:
+      - my invoice
+    transfer: members
+""",
+    "empty phrases key": """\
+  invoice:
+    phrases:
+    examples: [my invoice]
+    transfer: members
+""",
+    "flow mapping": """\
+  invoice: {transfer: members, phrases: [my invoice]}
+""",
+    "merged from a mapping of its own": """\
+  invoice:
+    <<: {transfer: members, phrases: [my invoice]}
+    label: invoices
+""",
+}
+
+
+def pasted(text: str, s: Snippet) -> str:
+    """``text`` after doing what the page says: a line pasted below ``insert_after``, or the
+    snippet typed at ``insert_at``."""
+    lines = text.splitlines(keepends=True)
+    if s.insert_after is not None:
+        lines.insert(s.insert_after, s.snippet)
+    else:
+        assert s.insert_at is not None
+        line, column = s.insert_at
+        lines[line - 1] = lines[line - 1][: column - 1] + s.snippet + lines[line - 1][column - 1 :]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("phrase", ["where is my parcel", "a: b, [c] - 'd' #e"])
+def test_a_snippet_pasted_into_each_list_layout_adds_exactly_the_phrase(
+    layout: str, phrase: str
+) -> None:
+    text = LAYOUT_HEAD + LAYOUTS[layout]
+    before = load_language_text(text, "x.yaml")
+    s = snippet(before, "invoice", phrase)
+    after = load_language_text(pasted(text, s), "x.yaml")
+    assert after.intents["invoice"].phrases == (*before.intents["invoice"].phrases, phrase)
+    for name, intent in before.intents.items():
+        assert after.intents[name].examples == intent.examples
+        if name != "invoice":
+            assert after.intents[name].phrases == intent.phrases
+
+
+SHARED = (
+    LAYOUT_HEAD
+    + """\
+  invoice:
+    transfer: members
+    phrases: &money [my invoice, my bill]
+  payment:
+    transfer: members
+    phrases: *money
+  fees: &base
+    transfer: members
+    phrases: [the fee]
+  refund:
+    <<: *base
+    label: refunds
+"""
+)
+
+
+@pytest.mark.parametrize("intent", ["invoice", "payment", "fees", "refund"])
+def test_phrases_shared_by_an_alias_or_merge_get_no_paste_position(intent: str) -> None:
+    """Typing into a list an alias repeats would add the phrase to other intents as well."""
+    s = snippet(load_language_text(SHARED, "x.yaml"), intent, "where is my money")
+    assert (s.insert_after, s.insert_at, s.snippet) == (None, None, "")
+    assert yaml.safe_load(s.block) == {intent: {"phrases": ["where is my money"]}}

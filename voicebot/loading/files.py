@@ -24,7 +24,7 @@ import yaml
 from voicebot.core.config import Origin
 from voicebot.loading.keys import DEPLOYMENT_FILE, TOP_KEYS, YAML_SUFFIXES
 from voicebot.loading.problems import Problem
-from voicebot.loading.reader import MERGE_TAG, Reader, quote
+from voicebot.loading.reader import MERGE_TAG, Reader, mark_shared, quote
 
 __all__ = [
     "MAX_ALIAS_VALUES",
@@ -159,6 +159,8 @@ class _BoundedLoader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent):
             node = super().compose_node(parent, index)
             self._copied += self._weights.get(id(node), 1)
+            if node is not None and self._copied <= MAX_ALIAS_VALUES:  # bounded: marks < copies
+                mark_shared(node)
             if self._copied > MAX_ALIAS_VALUES:
                 raise _LimitExceeded(
                     event,
