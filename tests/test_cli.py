@@ -571,6 +571,7 @@ def test_serve_takes_the_number_salt_from_a_file(
     [
         (["--public-url", "host.example"], "https://host.example"),
         (["--port", "99999"], "use 1 to 65535"),
+        (["--trusted-proxy", "haproxy.internal"], "is not an IP address or network"),
     ],
 )
 def test_serve_refuses_a_bad_url_or_port_before_starting(
@@ -624,6 +625,20 @@ def test_import_out_an_unwritable_path_says_so_and_leaves_nothing_behind(
     assert list(tmp_path.rglob("*.tmp")) == []
 
 
+def test_import_does_not_write_through_a_symlink_planted_at_its_temporary_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    out_file = tmp_path / "intents.yaml"
+    (tmp_path / "intents.yaml.tmp").symlink_to(victim)  # the name it used to use
+    code, _, err = run([*_import_args(tmp_path), "--out", str(out_file)], capsys)
+    assert code == 0, err
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert "intents:" in out_file.read_text(encoding="utf-8")
+    assert out_file.stat().st_mode & 0o777 == 0o644  # readable like any file the user writes
+
+
 def test_check_a_file_with_a_nul_byte_names_its_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -633,6 +648,29 @@ def test_check_a_file_with_a_nul_byte_names_its_line(
     assert code == 1
     assert "Traceback" not in err
     assert f"{path}:2:14: contains a NUL byte" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("language: en-US\nintents: " + "[" * 5000 + "]" * 5000 + "\n", ":2:59: lists and"),
+        (
+            "language: en-US\nintents:\n  join:\n    phrases:\n"
+            + "      - phrase number 1234567 about my invoice\n" * 120_000,
+            ":106387: the file is 5.6 MB",
+        ),
+    ],
+    ids=["nested-5000-deep", "5.6-MB"],
+)
+def test_check_a_yaml_bomb_is_one_line_without_a_traceback(
+    text: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "intents.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, _, err = run(["check", str(path)], capsys)
+    assert code == 1
+    assert "Traceback" not in err and len(err.splitlines()) <= 2, err[:2000]
+    assert f"{path}{needle}" in err
 
 
 def test_report_on_a_file_that_is_not_a_database(

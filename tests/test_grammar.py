@@ -121,3 +121,16 @@ def test_check_says_when_a_language_has_no_model_and_how_to_get_it(
     assert "unzip a copy of vosk-model-small-sv-rhasspy-0.15.zip into that folder" in swedish
     assert str(tmp_path / "models") in swedish
     assert out.strip().splitlines()[-1] == "ok: 2 language(s), 0 warning(s)"
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_written_through(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    (out / "ko-KR").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    (out / "ko-KR" / "grammar.json.tmp").symlink_to(victim)  # the name it used to use
+    build(capsys, "--config", str(KO_CONFIG), "--out", str(out))
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert json.loads((out / "ko-KR" / "grammar.json").read_text(encoding="utf-8"))["phrases"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -264,6 +265,58 @@ def test_a_control_character_is_a_problem_with_its_line(
     problem = only(problems_of(tmp_path, f"language: en-US\nvoice: Polly{char}Joanna\n"), name)
     assert at(problem) == (2, 13)
     assert "remove it" in problem.message
+
+
+def merge_bomb(levels: int = 7, fan: int = 10) -> str:
+    """The probe of issue 26: each level merges ``fan`` copies of the one above (about 3 KB),
+    so reading the prompts means fan**levels copies of the first level's keys."""
+    lines = ["x0: &x0 {" + ", ".join(f"k{i}: v" for i in range(fan)) + "}"]
+    for level in range(1, levels + 1):
+        copies = ", ".join([f"*x{level - 1}"] * fan)
+        lines += [f"x{level}: &x{level}", f"  <<: [{copies}]", f"  y{level}: z"]
+    return MINIMAL + "\n".join(lines) + f"\nprompts:\n  <<: *x{levels}\n"
+
+
+def test_merge_keys_nested_seven_deep_are_one_problem_at_the_alias(tmp_path: Path) -> None:
+    text = merge_bomb()
+    assert len(text) < 4000
+    problems = problems_of(tmp_path, text)
+    problem = only(problems, "aliases")
+    assert len(problems) == 1 and "\n" not in str(problem)
+    assert text.splitlines()[problem.origin.line - 1].startswith("  <<: [*x")  # where it grew
+
+
+def test_brackets_nested_five_thousand_deep_are_one_problem(tmp_path: Path) -> None:
+    text = "language: en-US\nintents: " + "[" * 5000 + "]" * 5000 + "\n"
+    problems = problems_of(tmp_path, text)
+    problem = only(problems, "nest more than")
+    assert len(problems) == 1 and at(problem)[0] == 2
+
+
+def test_a_config_of_thirteen_megabytes_is_refused(tmp_path: Path) -> None:
+    phrases = "".join(f"      - phrase number {n} about my invoice\n" for n in range(330_000))
+    text = MINIMAL + "  big:\n    transfer: members\n    phrases:\n" + phrases
+    assert len(text) > 13_000_000
+    for problem in (
+        only(problems_of(tmp_path, text), "MB"),  # a file: not even read whole
+        only(problems_raised(lambda: load_language_text(text, "big.yaml")), "MB"),  # a text
+    ):
+        assert "over the 5 MB" in problem.message and "--max-examples" in problem.message
+        assert 100_000 < problem.origin.line < 140_000  # where the file passes 5 MB
+
+
+def problems_raised(load: Callable[[], object]) -> list[Problem]:
+    with pytest.raises(ConfigError) as info:
+        load()
+    return info.value.problems
+
+
+def test_an_anchor_used_often_within_the_limits_still_loads(tmp_path: Path) -> None:
+    common = ", ".join(f"phrase {i}" for i in range(100))
+    intents = "".join(f"  i{n}:\n    transfer: members\n    phrases: *common\n" for n in range(50))
+    text = MINIMAL + f"  first:\n    transfer: members\n    phrases: &common [{common}]\n" + intents
+    config = load_language(write(tmp_path, text))
+    assert len(config.intents) == 52 and len(config.intents["i49"].phrases) == 100
 
 
 def test_tabs_are_explained(tmp_path: Path) -> None:

@@ -56,6 +56,15 @@ def register(subparsers: Subparsers) -> None:
         help="local trials: dev credentials and the fake REST API of `voicebot simulate` unless "
         "TWILIO_* variables are set (signatures are still checked)",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a proxy in front of this server (e.g. HAProxy at 10.0.0.10, or a network "
+        "10.0.0.0/24), repeatable: only from these is X-Forwarded-For believed, so the "
+        "dashboard sees each browser's address (default: none, the header is ignored)",
+    )
     serve.add_argument("--watch", action="store_true", help="reload when config files change")
     serve.add_argument("--watch-interval", type=float, default=2.0, help="seconds (default 2)")
     serve.add_argument("--no-tts", action="store_true", help="speak prompts with Twilio <Say>")
@@ -129,6 +138,15 @@ def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> S
         stream_start_timeout_s=args.stream_timeout,
         media_timeout_s=args.stream_timeout,
     )
+
+
+def _check_proxies(args: argparse.Namespace) -> None:
+    from voicebot.telephony.access_log import parse_proxies
+
+    try:
+        parse_proxies(args.trusted_proxy)
+    except ValueError as exc:
+        raise UsageError(f"--trusted-proxy {exc}") from None
 
 
 def _check_limits(args: argparse.Namespace) -> None:
@@ -224,6 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging()
     _check_port(args.port)
     _check_limits(args)
+    _check_proxies(args)
     if args.public_url is not None:
         _check_public_url(args.public_url)
     env: Mapping[str, str] = os.environ
@@ -352,6 +371,7 @@ def _serve(
             args.host,
             args.port,
             log_level="info",
+            trusted_proxies=args.trusted_proxy,
             timeout_graceful_shutdown=5,  # the drain has already let the calls finish
         )
     )

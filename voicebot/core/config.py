@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from voicebot.core.phone import line_calling_code
@@ -156,6 +157,25 @@ def default_sms_text(said: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseSlot:
+    """Where one more phrase can be written by hand into an intent's source file (the
+    dashboard's snippet), from the layout of its YAML when it was read. Pasting below the
+    first line of the last phrase, as the snippet once did, changed that phrase when it spanned
+    two lines; a flow list (``[a, b]``) takes no ``- phrase`` line at all.
+
+    kind "block": paste ``- phrase`` below ``line`` (the last line of the last phrase), its
+    '-' at ``column``; "flow": insert ``, phrase`` (``phrase`` when ``empty``) at ``line``,
+    ``column``, where the list's ']' is; "key": the intent has no phrases: paste ``phrases:``
+    and the phrase below ``line`` (the intent's name), the key at ``column``. Columns are
+    1-based."""
+
+    kind: Literal["block", "flow", "key"]
+    line: int
+    column: int
+    empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     name: str
     label: str  # how the bot names it in "is it about A or B?"
@@ -167,6 +187,9 @@ class Intent:
     phrase_origins: tuple[Origin, ...] = ()
     example_origins: tuple[Origin, ...] = ()
     label_given: bool = True  # False when the YAML had no label and it was made from the name
+    # where a phrase can be added by hand; None when its phrases are not written in this
+    # intent alone (an alias or merge shares them) or the YAML came from no file
+    phrase_slot: PhraseSlot | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,16 @@ gets its own random session: an HttpOnly, SameSite=Strict cookie (Secure unless 
 served over plain http to this machine) that expires after ``SESSION_S`` and dies at "Log out".
 Sessions live in the call log database, as hashes, so every instance sharing it accepts them.
 Scripts may send ``Authorization: Bearer <token>``. Wrong tokens, by form or header, are counted
-per client and logged, and lock that client out for longer and longer (``limits``). ``?token=``
-is ignored. Without a configured token every path answers 404: the dashboard shows transcripts,
-so it is never open by default. The page is static HTML/JS/CSS from the package (no CDN), under
-a CSP that allows only those files; it builds every element from the JSON with ``textContent``.
+per client and logged, and answered 429 for longer and longer (``limits``); the right token is
+always let in, so nobody (a foreign page, a colleague mistyping behind the same proxy) can lock the
+admin out, and what makes guessing hopeless is the token's length (16+ characters). The client is
+the peer address, or behind ``serve --trusted-proxy`` the browser's as the proxy forwards it
+(``access_log.server_config``). The login form takes only urlencoded posts from its own origin: a
+foreign page's form (``text/plain``, or cross-site by ``Origin`` and ``Sec-Fetch-Site``) is refused
+before any token is read. ``?token=`` is ignored. Without a configured token every path answers
+404: the dashboard shows transcripts, so it is never open by default. The page is static
+HTML/JS/CSS from the package (no CDN), under a CSP that allows only those files; it builds every
+element from the JSON with ``textContent``.
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ _SECURITY_HEADERS = {
         "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not "no-referrer": that makes browsers send "Origin: null" with our own login form
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _ASSETS = {
@@ -154,31 +161,32 @@ class _Dashboard:
         return await run_in_threadpool(self.log.session_alive, _hash(cookie), self._now())
 
     async def _check_token(self, request: Request, given: str) -> int | None:
-        """None when ``given`` is the token; else the HTTP status to refuse with: 429 while
-        this client is locked out (the token is not even compared), 401 after a failure,
-        which is counted, logged and answered late."""
+        """None when ``given`` is the token, even from a client backing off; else the HTTP
+        status to refuse with, answered late: 429 while this client is backing off, 401 after
+        a failure, which is counted and logged."""
         client = _client(request)
-        if self.failures.retry_after(client):
-            return 429
         if hmac.compare_digest(
             hashlib.sha256(given.strip().encode()).digest(),
             hashlib.sha256(self.token.encode()).digest(),
         ):
             self.failures.succeeded(client)
             return None
+        if self.failures.retry_after(client):  # already told to wait: not logged again
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+            return 429
         count, lock = self.failures.failed(client)
         _logger.warning(
             "failed dashboard login from %s (%d in a row%s)",
             client,
             count,
-            f"; locked out for {lock:.0f} s" if lock else "",
+            f"; wrong tokens refused for {lock:.0f} s" if lock else "",
         )
         await asyncio.sleep(FAILED_LOGIN_DELAY_S)
         return 401
 
     def _locked(self, request: Request, *, page: bool) -> Response:
         wait = self.failures.retry_after(_client(request))
-        message = f"Too many wrong tokens from your address: try again in {max(1, wait)} s."
+        message = f"Too many wrong tokens from your address: wait {max(1, wait)} s."
         if page:
             response = _login_form(_base(request), message, status=429)
         else:
@@ -217,6 +225,12 @@ class _Dashboard:
         base = _base(request)
         if request.method == "GET":
             return _login_form(base, "")
+        foreign = _foreign_form(request)
+        if foreign:
+            _logger.warning(
+                "dashboard: refused a login post from %s: %s", _client(request), foreign
+            )
+            return _login_form(base, f"Refused: {foreign}.", status=403)
         given = await _form_field(request, "token")
         refused = await self._check_token(request, given or "")
         if refused is None:
@@ -248,6 +262,9 @@ class _Dashboard:
     async def logout(self, request: Request) -> Response:
         """Ends the session everywhere, not only in this browser."""
         base = _base(request)
+        foreign = _foreign_form(request, body=False)
+        if foreign:
+            return _login_form(base, f"Refused: {foreign}.", status=403)
         cookie = request.cookies.get(COOKIE, "")
         if cookie:
             await run_in_threadpool(self.log.close_session, _hash(cookie))
@@ -361,6 +378,27 @@ async def _form_field(request: Request, name: str, limit: int = 4096) -> str | N
             return None
     values = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get(name)
     return values[0] if values else None
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"  # what the login form sends
+
+
+def _foreign_form(request: Request, *, body: bool = True) -> str:
+    """Why a POST is not the dashboard's own form ("" when it is): another site's page can
+    post to /login (to lock admins out, or to log a browser in as someone else) but cannot
+    make the browser say it is same-origin. Browsers send ``Sec-Fetch-Site`` and ``Origin``;
+    scripts and curl send neither and are let through (they are not a browser being used)."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site is not None:  # set by the browser, never by a page: it decides
+        if site not in ("same-origin", "none"):
+            return f"a {site} form"
+    elif origin is not None and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
+        return f"a form from {origin[:100]}"
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if body and kind != FORM_TYPE:
+        return f"a {kind or 'untyped'} body, not {FORM_TYPE}"
+    return ""
 
 
 def _hash(session: str) -> str:

@@ -215,8 +215,9 @@ class Snippet:
     text: str
     file: str  # where the intent is written
     line: int
-    insert_after: int | None  # paste ``snippet`` below this line of ``file``; None: see ``block``
-    snippet: str  # the phrase line(s), indented for that spot
+    insert_after: int | None  # paste ``snippet`` below this line of ``file``
+    insert_at: tuple[int, int] | None  # or: type ``snippet`` at this line and column (a ']')
+    snippet: str  # what to paste there; "" when neither place is safe: see ``block``
     block: str  # the intent with only the new phrase, standalone YAML, for reading
     duplicate_of: str | None  # an intent that already has this phrase
 
@@ -224,9 +225,11 @@ class Snippet:
 def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
     """The YAML that adds ``text`` as a phrase of the intent, and where to paste it.
 
-    With a block list of phrases the new line goes below the last one, at its indentation; an
-    intent without phrases gets a ``phrases:`` key below its name. Flow lists (``[a, b]``) get no
-    position, only the standalone ``block``.
+    The place comes from the layout the loader saw (``Intent.phrase_slot``): below the last
+    line of a block list's last phrase (a phrase written over two lines stays whole), before
+    the ']' of a flow list, or a new ``phrases:`` key below the intent's name. Where no place
+    is safe (phrases shared through an alias or merge), there is no paste position, only the
+    standalone ``block`` to copy by hand.
     """
     intent = config.intents.get(intent_name)
     if intent is None:
@@ -236,18 +239,19 @@ def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
         raise SnippetError("the phrase is empty")
     if len(phrase) > MAX_PHRASE:
         raise SnippetError(f"the phrase is longer than {MAX_PHRASE} characters")
-    item = _dump([phrase])  # "- text\n", quoted when YAML needs it
-    origins = intent.phrase_origins
-    insert_after: int | None
-    if not origins:
-        indent = " " * (intent.origin.column + 1)
-        lines = f"{indent}phrases:\n{indent}  {item}"
-        insert_after = intent.origin.line if intent.origin.line > 0 else None
-    elif len({o.line for o in origins}) == len(origins) and origins[0].line > intent.origin.line:
-        lines = " " * max(0, origins[-1].column - 3) + item
-        insert_after = origins[-1].line
-    else:
-        lines, insert_after = item, None
+    slot = intent.phrase_slot
+    insert_after: int | None = None
+    insert_at: tuple[int, int] | None = None
+    lines = ""
+    if slot is not None and slot.kind == "flow":
+        flow = _dump([phrase], flow=True).strip()[1:-1]  # "[text]": quoted when YAML needs it
+        lines = flow if slot.empty else f", {flow}"
+        insert_at = (slot.line, slot.column)
+    elif slot is not None:
+        indent = " " * (slot.column - 1)
+        item = _dump([phrase])  # "- text\n", quoted when YAML needs it
+        lines = f"{indent}phrases:\n{indent}  {item}" if slot.kind == "key" else indent + item
+        insert_after = slot.line
     block = _dump({intent.name: {"phrases": [phrase]}})
     norm = normalize(phrase)
     duplicate = next(
@@ -261,15 +265,16 @@ def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
         file=intent.origin.file,
         line=intent.origin.line,
         insert_after=insert_after,
+        insert_at=insert_at,
         snippet=lines,
         block=block,
         duplicate_of=duplicate,
     )
 
 
-def _dump(value: object) -> str:
+def _dump(value: object, *, flow: bool = False) -> str:
     return yaml.safe_dump(
-        value, allow_unicode=True, default_flow_style=False, sort_keys=False, width=10_000
+        value, allow_unicode=True, default_flow_style=flow, sort_keys=False, width=10_000
     )
 
 

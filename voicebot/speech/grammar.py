@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicebot.atomic import write_bytes_atomic
 from voicebot.core.config import LanguageConfig
 from voicebot.speech.transcripts import UNK
 from voicebot.speech.vosk_model import SpeechModel
@@ -147,12 +148,10 @@ def grammar_path(config: LanguageConfig, out_dir: Path | None = None) -> Path:
 
 
 def write_grammar(config: LanguageConfig, out_dir: Path | None = None) -> Path:
-    """Write the grammar file atomically (a half-written file must never be read at runtime)."""
+    """Write the grammar file atomically (a half-written file must never be read at runtime),
+    through a temporary file nobody can have planted (``voicebot.atomic``)."""
     path = grammar_path(config, out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(grammar_json(config).encode("utf-8"))
-    tmp.replace(path)
+    write_bytes_atomic(path, grammar_json(config).encode("utf-8"))
     return path
 
 

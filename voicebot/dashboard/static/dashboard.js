@@ -393,11 +393,14 @@
       note.textContent = error.message;
       return;
     }
-    const where = s.insert_after
-      ? `Paste below line ${s.insert_after} of ${s.file} (the phrases of ${s.intent}, line ${s.line}).`
-      : `Add to the phrases of ${s.intent} in ${s.file}:${s.line}.`;
+    let where = `Add to the phrases of ${s.intent} in ${s.file}:${s.line} by hand (they are shared with other intents there).`;
+    if (s.insert_after) {
+      where = `Paste below line ${s.insert_after} of ${s.file} (the phrases of ${s.intent}, line ${s.line}).`;
+    } else if (s.insert_at) {
+      where = `Type at line ${s.insert_at[0]}, column ${s.insert_at[1]} of ${s.file}, just before the "]" that closes the phrases of ${s.intent}.`;
+    }
     const dup = s.duplicate_of ? ` Note: already a phrase of ${s.duplicate_of}.` : "";
-    const text = s.insert_after ? s.snippet : s.block;
+    const text = s.snippet || s.block;
     $("snippet-where").textContent = where + dup;
     $("snippet-text").value = text;
     $("snippet-box").hidden = false;

@@ -298,6 +298,8 @@ class Cluster:
                 database_url,
                 "--drain-timeout",
                 f"{drain_s:g}",
+                "--trusted-proxy",  # HAProxy, as docs/deployment.md's unit says
+                "127.0.0.1",
                 *serve_args,
             ]
             self.instances.append(Instance(name, port, argv, env, workdir / f"{name}.log"))
