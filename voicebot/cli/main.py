@@ -25,11 +25,25 @@ from voicebot.cli import (
     replay,
     serve,
     simulate,
+    suggest,
 )
 from voicebot.errors import VoicebotError
 
 # In the order ``voicebot --help`` lists them.
-COMMANDS = (check, chat, eval, import_, models, serve, simulate, replay, grammar, listen, calllog)
+COMMANDS = (
+    check,
+    chat,
+    eval,
+    import_,
+    models,
+    serve,
+    simulate,
+    replay,
+    grammar,
+    listen,
+    calllog,
+    suggest,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
