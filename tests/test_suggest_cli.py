@@ -80,12 +80,10 @@ def test_forget_and_the_date_range_apply(
     database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "test-salt")
-    code, out, _ = run(
-        ["suggest", "--database", database, "--since", "2026-11-24", "--json"], capsys
-    )
+    _, out, _ = run(["suggest", "--database", database, "--since", "2026-11-24", "--json"], capsys)
     assert said(json.loads(out))["where is my parcel"] == 1  # call C was the day before
     assert run(["forget", "--database", database, ALICE], capsys)[0] == 0
-    code, out, _ = run(["suggest", "--database", database, "--json"], capsys)
+    _, out, _ = run(["suggest", "--database", database, "--json"], capsys)
     body = json.loads(out)
     assert body["groups"] == []  # Alice's two parcel calls are gone: one caller is no topic
     assert said(body)["where is my parcel"] == 1
