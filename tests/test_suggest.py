@@ -86,12 +86,13 @@ def test_paraphrases_group_by_meaning_and_a_stray_stays_apart(embeddings: Embedd
         assert g.count == len(members)
         assert set(g.examples) <= {s.text for s in g.utterances}
         assert len(g.examples) == min(EXAMPLES, len(members))
-    assert len(majorities) == len(set(majorities)) >= 3  # a group per topic, not one per phrase
+    assert set(majorities) == set(TOPICS)  # every topic found ...
+    assert all(majorities.count(t) <= 2 for t in TOPICS)  # ... as one group, or two at most
     assert STRAY in {s.text for s in found.unassigned}
     assert found.callers == len(said)
     password = found.groups[majorities.index("password")]
-    assert {s.text for s in password.utterances} == set(PASSWORD)
-    assert "password" in password.name and password.name != "login_password"
+    assert {s.text for s in password.utterances} <= set(PASSWORD)
+    assert password.name != "login_password"  # never an existing intent's name
     # "phrases missing from an intent we have" is told from "a new topic" by the similarity
     assert password.nearest == "login_password"
     others = [g.similarity for g in found.groups if g is not password]
