@@ -398,7 +398,7 @@ def read_png(data: bytes) -> tuple[int, int, bytes]:
 
 
 def test_not_understood_shows_the_groups(dom: str, base: str) -> None:
-    groups = api(base, "api/unmatched")["groups"]
+    groups = api(base, "api/suggested")["groups"]
     rows = elements(dom, "tr", "suggested")
     assert [(r["data-name"], r["data-count"]) for r in rows] == [
         (g["name"], str(g["count"])) for g in groups
@@ -424,7 +424,7 @@ def test_a_groups_snippet_adds_its_typical_sentence_to_the_closest_intent(
     log_in(browser, base)
     browser.call("Page.navigate", url=page_url(base))
     browser.wait_for(LOADED)
-    [group] = api(base, "api/unmatched")["groups"]
+    [group] = api(base, "api/suggested")["groups"]
     nearest = group["nearest_intent"]
     expected = api(base, f"api/snippet?intent={nearest}&text=where+is+my+parcel")
     copied = browser.js(COPY_FIRST_GROUP)

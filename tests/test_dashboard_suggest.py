@@ -35,7 +35,13 @@ def test_the_dashboards_calls_make_one_group(tmp_path: Path, deployment: Deploym
     try:
         fill(log, deployment)
         with serve(mounted(log, deployment)) as base:
-            body = logged_in(base).get("/dashboard/api/unmatched", params=RANGE).json()
+            # the groups are behind the login, like everything else
+            assert Client(base).get("/dashboard/api/suggested").status_code == 401
+            client = logged_in(base)
+            body = client.get("/dashboard/api/suggested", params=RANGE).json()
+            plain = client.get("/dashboard/api/unmatched", params=RANGE).json()
+        with serve(mounted(log, deployment, token=None)) as base:
+            assert Client(base).get("/dashboard/api/suggested").status_code == 404
     finally:
         log.close()
     # three callers said where is my parcel; the dog (2), the whale (1) and the Swedish
@@ -45,7 +51,7 @@ def test_the_dashboards_calls_make_one_group(tmp_path: Path, deployment: Deploym
     assert group["examples"] == ["where is my parcel"]
     assert group["nearest_intent"] in deployment.language("en-US").intents
     assert 0 < group["similarity"] <= 1
-    assert len(body["unmatched"]) == 5  # the single sentences are still listed
+    assert len(plain["unmatched"]) == 5  # the single sentences are still listed
 
 
 @pytest.fixture
@@ -71,7 +77,7 @@ def test_paraphrases_are_one_group_and_forget_applies(
 ) -> None:
     log, base = paraphrases
     client = logged_in(base)
-    body = client.get("/dashboard/api/unmatched", params=RANGE).json()
+    body = client.get("/dashboard/api/suggested", params=RANGE).json()
     topic = {
         t: name
         for name, texts in (("parcel", PARCEL), ("password", PASSWORD), ("card", CARD))
@@ -96,6 +102,6 @@ def test_paraphrases_are_one_group_and_forget_applies(
     for k, text in enumerate(PARCEL + PASSWORD + CARD):
         if text in PASSWORD:
             log.forget(f"+4670000{k:04d}")
-    body = client.get("/dashboard/api/unmatched", params=RANGE).json()
+    body = client.get("/dashboard/api/suggested", params=RANGE).json()
     said = {e for g in body["groups"] for e in g["examples"]}
     assert not said & set(PASSWORD) and said & set(CARD)

@@ -351,7 +351,7 @@
 
   // Groups of sentences that mean the same thing; the snippet adds the group's most typical
   // sentence to the chosen intent (preselected: the closest one).
-  function groupsTable(tbody, body) {
+  function groupsTable(tbody, body, intents) {
     clear(tbody);
     if (!body.groups.length) {
       tbody.appendChild(
@@ -360,7 +360,7 @@
       return;
     }
     for (const g of body.groups) {
-      const select = intentSelect(body.intents[g.language], g.nearest_intent);
+      const select = intentSelect(intents[g.language], g.nearest_intent);
       const button = el("button", { type: "button" }, "Copy snippet");
       const note = el("span", { class: "note" });
       const typical = { language: g.language, text: g.examples[0] };
@@ -476,8 +476,19 @@
       barsChart($("chart-groups"), summary.transfers_by_group, "Transfers per group");
       barsChart($("chart-intents"), summary.intents, "Calls per intent");
       callsTable($("calls").tBodies[0], calls.calls);
-      groupsTable($("suggested").tBodies[0], unmatched);
       unmatchedTable($("unmatched").tBodies[0], unmatched);
+      // Grouping may first have to encode hundreds of sentences: the rest is drawn already.
+      const groups = $("suggested").tBodies[0];
+      clear(groups).appendChild(
+        el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Grouping what callers said…"))
+      );
+      try {
+        groupsTable(groups, await api("api/suggested", params), unmatched.intents);
+      } catch (error) {
+        clear(groups).appendChild(
+          el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Could not group: " + error.message))
+        );
+      }
       document.body.dataset.loaded = "true";
     } catch (error) {
       status("Could not load the dashboard: " + error.message);
