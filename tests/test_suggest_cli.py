@@ -72,8 +72,8 @@ def test_from_the_call_log(
 
     code, out, _ = run(["suggest", "--database", database], capsys)
     assert code == 0
-    assert "1 suggested intents from 7 utterances" in out
-    assert "3 callers" in out and "closest intent: " in out
+    assert out.startswith("1 suggested intent from 7 utterances (3 in groups, 4 fit no group)")
+    assert "3 callers, 1 way of saying it" in out and "closest intent: " in out
 
 
 def test_forget_and_the_date_range_apply(

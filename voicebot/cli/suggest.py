@@ -150,20 +150,25 @@ def render(found: Suggestions) -> str:
     if not found.groups and not found.unassigned:
         return "nothing to group: no utterances the bot did not understand\n"
     lines = [
-        f"{len(found.groups)} suggested intents from {found.callers} utterances "
+        f"{_n(len(found.groups), 'suggested intent')} from {_n(found.callers, 'utterance')} "
         f"({sum(g.count for g in found.groups)} in groups, "
         f"{sum(s.count for s in found.unassigned)} fit no group)"
     ]
     for g in found.groups:
-        lines += ["", f"{g.name}  {g.count} callers, {len(g.utterances)} ways of saying it"]
+        ways = len(g.utterances)
+        lines += ["", f"{g.name}  {_n(g.count, 'caller')}, {_n(ways, 'way')} of saying it"]
         lines.append(f"  closest intent: {_closest(g)}")
         lines += [f"    {text}" for text in g.examples]
     if found.unassigned:
-        lines += ["", f"unassigned ({len(found.unassigned)} different utterances)"]
+        lines += ["", f"unassigned ({_n(len(found.unassigned), 'different utterance')})"]
         lines += [f"  {s.count:>4}  {s.text}" for s in found.unassigned[:SHOWN_UNASSIGNED]]
         if len(found.unassigned) > SHOWN_UNASSIGNED:
             lines.append(f"  ... and {len(found.unassigned) - SHOWN_UNASSIGNED} more (--json)")
     return "\n".join(lines) + "\n"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _closest(g: Group) -> str:
