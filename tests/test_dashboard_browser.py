@@ -431,3 +431,13 @@ def test_a_groups_snippet_adds_its_typical_sentence_to_the_closest_intent(
     assert copied["intent"] == nearest  # preselected: the closest intent
     assert copied["snippet"] == expected["snippet"]
     assert copied["note"] == "Press Ctrl+C to copy the selected snippet."
+
+
+def test_call_times_are_the_lines_clock_and_lines_can_be_chosen(dom: str) -> None:
+    """Call A started at 10:00 UTC: on a Stockholm line that is 11:00, whatever the browser's
+    zone; the Line menu offers each language the lines answer in."""
+    found = re.search(r'data-call-id="A"[^>]*><td>([^<]*)</td>', dom)
+    assert found is not None and "11:00" in found.group(1), found
+    menu = re.search(r'<select id="language"[^>]*>(.*?)</select>', dom, re.S)
+    assert menu is not None
+    assert re.findall(r'<option value="([^"]*)"', menu.group(1)) == ["", "en-US", "sv-SE"]

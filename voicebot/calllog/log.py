@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar, cast
 
 from voicebot.calllog.db import (
@@ -49,6 +50,7 @@ from voicebot.calllog.records import (
     Rows,
     StoreNumbers,
     UtteranceRow,
+    read_salt_file,
     resolve_salt,
     salt_source,
 )
@@ -159,6 +161,7 @@ class CallLog:
         url: str | None = None,
         *,
         salt: str | None = None,
+        salt_file: Path | None = None,
         store_numbers: StoreNumbers | str = StoreNumbers.HASH,
         retention_days: int | None = DEFAULT_RETENTION_DAYS,
         max_queue: int = 10_000,
@@ -183,10 +186,12 @@ class CallLog:
                 f"--database the log that voicebot serve writes, or set {DATABASE_URL_ENV}"
             )
         directory = data_dir(env)
+        if salt is None and salt_file is not None:
+            salt, source = read_salt_file(salt_file), f"the file {salt_file}"
+        else:
+            source = salt_source(salt, directory, env)
         policy = NumberPolicy(
-            resolve_salt(salt, directory, env),
-            StoreNumbers(store_numbers),
-            salt_source=salt_source(salt, directory, env),
+            resolve_salt(salt, directory, env), StoreNumbers(store_numbers), salt_source=source
         )
         store = Store(target, policy, timeout_s=connect_timeout_s)
         try:

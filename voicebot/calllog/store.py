@@ -163,9 +163,10 @@ class Store:
             elif row[0] != mine:
                 raise SaltMismatch(
                     f"the call log {self.target} was written with another number salt than this "
-                    f"one (from {self.policy.salt_source}): set ${SALT_ENV} to the salt it was "
-                    f"written with (${SALT_ENV}, or the file {SALT_FILE} in the data folder of "
-                    "the host that wrote it), or callers' hashes would not match and forget "
+                    f"one (from {self.policy.salt_source}): give --number-salt-file or set "
+                    f"${SALT_ENV} to the salt it was written with (${SALT_ENV}, or the file "
+                    f"{SALT_FILE} in the data folder of the host that wrote it, or its "
+                    "--number-salt-file), or callers' hashes would not match and forget "
                     "could not find them"
                 )
 

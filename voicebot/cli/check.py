@@ -36,6 +36,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{code}: {len(config.intents)} intents, {len(config.groups)} agent groups,"
             f" {len(config.announcements)} announcements ({config.source})"
         )
+        escape = config.words.escape
+        print(f"{code}: escape phrases (a person at once): " + ", ".join(escape))
         unknown = unknown_grammar_words(config)
         if unknown:
             warnings += 1

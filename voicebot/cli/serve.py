@@ -6,16 +6,21 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from voicebot.calllog.records import StoreNumbers
+from voicebot.cli.calllog import number_salt_arg
 from voicebot.cli.common import Subparsers, UsageError
+from voicebot.errors import VoicebotError
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
@@ -66,6 +71,14 @@ def register(subparsers: Subparsers) -> None:
         metavar="S",
         help="on SIGTERM, let calls in progress finish for up to S seconds, then hand the rest "
         f"to the default group, flush the call log and exit 0 (default {DRAIN_TIMEOUT_S:g})",
+    )
+    number_salt_arg(serve)
+    serve.add_argument(
+        "--store-numbers",
+        choices=[mode.value for mode in StoreNumbers],
+        default=StoreNumbers.HASH.value,
+        help="how the call log keeps caller numbers: hash (only a salted hash, enough for "
+        "forget), mask (also +46******4567) or clear (also the number) (default: hash)",
     )
     serve.add_argument(
         "--retention-days",
@@ -225,22 +238,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     public = args.public_url
-    if public is None:
-        if not args.dev:
-            print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
-            return 2
-        public = f"http://{args.host}:{args.port}"
-    token = token_from_env(env)
-    retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
-    try:
-        call_log = CallLog.open(args.database, retention_days=retention, env=env)
-    except Exception as exc:  # bad URL, another number salt
-        print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+    if public is None and not args.dev:
+        print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
         return 2
+    # Bound before anything is loaded or opened: a port in use is one line, at once, instead of
+    # uvicorn's error and exit from inside the server after the models have loaded.
+    with listening_socket(args.host, args.port) as sock:
+        if public is None:
+            public = f"http://{args.host}:{sock.getsockname()[1]}"
+        token = token_from_env(env)
+        retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
+        try:
+            call_log = CallLog.open(
+                args.database,
+                salt_file=args.number_salt_file,
+                store_numbers=args.store_numbers,
+                retention_days=retention,
+                env=env,
+            )
+        except Exception as exc:  # bad URL, another number salt
+            print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return _serve(args, env, public, call_log, token, sock)
+        finally:
+            call_log.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound to ``host:port``; a port in use or a host that is not this
+    machine's is a ``VoicebotError`` (one line), not a traceback."""
     try:
-        return _serve(args, env, public, call_log, token)
-    finally:
-        call_log.close()
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        reason = exc.strerror
+        raise UsageError(f"--host {host!r} is not an address of this machine ({reason})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart beside TIME_WAIT
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise VoicebotError(
+                f"port {port} on {host} is already in use (another voicebot serve?); stop that "
+                "program or choose another --port"
+            ) from None
+        raise VoicebotError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _check_port(port: int) -> None:
@@ -264,6 +311,7 @@ def _serve(
     public: str,
     call_log: CallLog,
     token: str | None,
+    sock: socket.socket,
 ) -> int:
 
     from voicebot.loading.loader import ConfigHolder
@@ -314,7 +362,7 @@ def _serve(
         if args.watch:
             watcher = ConfigWatcher(args.config, server.reload)
             tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
-        serving = asyncio.ensure_future(uv.serve())
+        serving = asyncio.ensure_future(uv.serve(sockets=[sock]))
         stopping = asyncio.ensure_future(stop.first.wait())
         try:
             language = holder.language().language

@@ -36,7 +36,7 @@ def register(subparsers: Subparsers) -> None:
     _database(sug)
     sug.add_argument("--since", type=date_arg, help="first day, YYYY-MM-DD (default: all kept)")
     sug.add_argument("--until", type=date_arg, help="last day, inclusive (default: the last call)")
-    sug.add_argument("--tz", default="UTC", help="time zone of the days (default: UTC)")
+    sug.add_argument("--tz", help="time zone of the days (default: the line's timezone)")
     sug.add_argument(
         "--csv", type=Path, metavar="FILE", help="read utterances from a CSV (text, optional count)"
     )
@@ -86,22 +86,14 @@ def cmd_suggest(args: argparse.Namespace) -> int:
 
 
 def _from_log(args: argparse.Namespace, config: LanguageConfig) -> Counter[str]:
-    zone = _zone(args.tz)
+    zone = _zone(args.tz or config.timezone)
     since = _start_of(args.since, zone)
     until = _start_of(args.until + dt.timedelta(days=1), zone) if args.until else None
     with _open(args) as log:
-        rows = log.fetch(since, until)
-    # this language's calls (one logged without a language counts as the default language's)
-    calls = [
-        c
-        for c in rows.calls
-        if c.language == config.language or (c.language is None and args.lang is None)
-    ]
-    ids = {c.call_id for c in calls}
-    utterances = [u for u in rows.utterances if u.call_id in ids]
-    counts = report.not_understood(utterances)
+        rows = log.fetch(since, until).in_language(config.language)
+    counts = report.not_understood(rows.utterances)
     if args.include_retries:
-        counts.update(report.retried(calls, utterances))
+        counts.update(report.retried(rows.calls, rows.utterances))
     return counts
 
 

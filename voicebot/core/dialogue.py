@@ -407,7 +407,7 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
         return _silence(s, c) if s.phase in _LISTENING else (s, [])
     top = alternatives[0][0]
     s = replace(s, transcript=top)
-    if _says(top, c.config.words.escape):
+    if c.config.words.asks_for_person(top):
         return _route(s, c, None, TransferReason.ESCAPE, [])
     if s.phase is Phase.SMS_PENDING:
         return s, []
@@ -674,6 +674,10 @@ def _route(
         return _transfer(s, c, group, reason, actions)
     seen = (*visited, group.id)
     overflow = closed.transfer_to if closed.transfer_to not in seen else None  # no cycles
+    if overflow is not None and not _reaches_person(c, overflow, seen):
+        # "I'll put you through to member services" then "member services are closed" is two
+        # stories: when the overflow is closed too, the caller hears only where it ends
+        return _route(s, c, overflow, TransferReason.CLOSED_OVERFLOW, actions, seen)
     texting = closed.sms is not None and _can_text(s)
     if closed.sms and not texting and closed.say_without_sms:
         out = [*actions, c.say(closed.say_without_sms)]  # no text promised that cannot arrive
@@ -690,6 +694,17 @@ def _route(
         OutcomeKind.CLOSED, s.turns, reason.value, group.id, s.intent, s.after, s.served
     )
     return _end(s, outcome), out
+
+
+def _reaches_person(c: _Ctx, group_id: str, visited: tuple[str, ...]) -> bool:
+    """Whether routing to ``group_id`` now ends in a transfer (it, or its overflow, is open)."""
+    group = c.config.group(group_id)
+    closed = group.when_closed
+    if closed is None or group.is_open(c.at):
+        return True
+    seen = (*visited, group.id)
+    overflow = closed.transfer_to if closed.transfer_to not in seen else None
+    return overflow is not None and _reaches_person(c, overflow, seen)
 
 
 def _transfer(

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import logging
 import threading
 import time
@@ -54,6 +55,7 @@ from voicebot.speech.pipeline import (
 )
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony import prompts
 from voicebot.telephony.handoff import StreamParameters, health
 from voicebot.telephony.limits import BodyLimit
 from voicebot.telephony.media_route import MediaRoute
@@ -162,6 +164,7 @@ class VoiceServer:
             stream_url=public_url(base + "/twilio/media", base, websocket=True),
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
+            prompt_url=public_url(base + prompts.PROMPT_PATH, base),
         )
         self.media_route = MediaRoute(self)
         self.app = Starlette(
@@ -169,6 +172,7 @@ class VoiceServer:
                 Route("/twilio/voice", self.voice, methods=["POST"]),
                 Route("/twilio/status", self.status, methods=["POST"]),
                 Route("/twilio/whisper", self.whisper, methods=["GET", "POST"]),
+                Route(prompts.PROMPT_PATH, self.prompt_audio, methods=["GET", "HEAD"]),
                 WebSocketRoute("/twilio/media", self.media_route.serve),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
@@ -242,7 +246,7 @@ class VoiceServer:
         self.ready = True
 
     def _warm_prompts(self, config: LanguageConfig, *, wait: bool = False) -> None:
-        """Synthesise the mid-call prompts once per configuration, in one background thread:
+        """Synthesise the usual prompts once per configuration, in one background thread:
         what the intents announce or say after a text, and the usual follow-ups. (Warming three
         of them for every new call cost each call three espeak-ng runs until the cache filled,
         all at once when calls arrived together: 7% of the server's CPU at 15 calls; the
@@ -251,7 +255,12 @@ class VoiceServer:
         if tts is None or not tts.available:
             return
         p = config.prompts
-        texts = [p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        texts = [p.greeting, p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        # the transfer lines and closed messages Twilio fetches for <Play> at the end of a call
+        for group in config.groups.values():
+            texts.append(p.transfer.replace("{group}", group.name))
+            if group.when_closed is not None:
+                texts.append(group.when_closed.say)
         for intent in config.intents.values():
             texts += [t for t in (intent.action.text, intent.action.answer) if t]
         language = config.language
@@ -482,6 +491,27 @@ class VoiceServer:
         topic = intent.label if intent is not None else (query.get("reason") or "?")
         text = whisper_text(topic, await self._transcript(query.get("call") or ""))
         return Response(whisper_twiml(text, config.voice, config.language), media_type=TWIML)
+
+    async def prompt_audio(self, request: Request) -> Response:
+        """A prompt as audio for TwiML's <Play>: the same recording or engine audio the stream
+        plays (``prompts``). Only texts the server signed are spoken."""
+        query = request.query_params
+        language, text = query.get("lang", ""), query.get("text", "")
+        expected = prompts.signature(self.settings.auth_token, language, text)
+        if not hmac.compare_digest(expected, query.get("sig", "")):
+            return PlainTextResponse("invalid signature\n", status_code=403)
+        config = self.holder.current.languages.get(language)
+        if config is None:
+            return PlainTextResponse("no such language\n", status_code=404)
+        say = Say(text, config.voice, language)
+        try:
+            audio = await asyncio.to_thread(prompts.clip, say, config, self.tts)
+        except TtsError as exc:
+            log.warning("prompt audio for <Play> failed: %s", exc)
+            self.metrics.error("tts")
+            return PlainTextResponse("no audio for this prompt\n", status_code=503)
+        headers = {"Cache-Control": "public, max-age=86400"}  # Twilio may cache it
+        return Response(prompts.wav_of(audio), media_type="audio/wav", headers=headers)
 
     async def _transcript(self, call_sid: str) -> str | None:
         """What the caller said, for the agent: this instance's note of the transfer, else the

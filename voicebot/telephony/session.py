@@ -46,6 +46,7 @@ from voicebot.core.phone import mask
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony import prompts
 from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.media_stream import (
     DtmfMessage,
@@ -59,7 +60,7 @@ from voicebot.telephony.media_stream import (
 )
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver
-from voicebot.telephony.rest import RestResult, TwilioRest
+from voicebot.telephony.rest import MAX_TWIML_CHARS, RestResult, TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.twiml import (
     Speech,
@@ -69,7 +70,7 @@ from voicebot.telephony.twiml import (
 )
 from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
-__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
+__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "stream_twiml"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,18 @@ class CallServices:
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
     whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
+    prompt_url: str = ""  # where Twilio fetches prompt audio for <Play> (``prompts``)
+
+    def speech(
+        self, actions: Sequence[Action], config: LanguageConfig, *, plain: bool = False
+    ) -> list[Speech]:
+        """What TwiML plays for the Say/Play actions: one voice with the stream (``prompts``)."""
+        secret = self.settings.auth_token
+        return [
+            prompts.speech(a, config, self.tts, self.prompt_url, secret, plain=plain)
+            for a in actions
+            if isinstance(a, Say | Play)
+        ]
 
 
 @dataclass(eq=False)
@@ -388,10 +401,11 @@ class CallSession:
         if not speech:
             return
         tts = self.services.tts
-        if self.stream_sid is not None and tts is not None and tts.available:
+        voiced = all(isinstance(s, Say) and prompts.has_voice(s, self.config, tts) for s in speech)
+        if self.stream_sid is not None and voiced:
             try:
                 clips = [
-                    await asyncio.to_thread(tts.mulaw, s.text, s.language)
+                    await asyncio.to_thread(prompts.clip, s, self.config, tts)
                     for s in speech
                     if isinstance(s, Say)
                 ]
@@ -450,8 +464,17 @@ class CallSession:
                 await self.fail(f"{type(exc).__name__}: {exc}")
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
-        """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up."""
-        speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
+        """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up,
+        its words in the call's one voice; with <Say> if the prompt URLs would make it longer
+        than Twilio takes in a call update."""
+        twiml = self._final_twiml(actions, self.services.speech(actions, self.config))
+        if len(twiml) > MAX_TWIML_CHARS:
+            twiml = self._final_twiml(
+                actions, self.services.speech(actions, self.config, plain=True)
+            )
+        return twiml
+
+    def _final_twiml(self, actions: Sequence[Action], speech: Sequence[Speech]) -> str:
         for a in actions:
             if isinstance(a, Transfer):
                 # the caller's words go to the agent's screen (task) and whisper, never in a URL
@@ -539,21 +562,20 @@ def stream_twiml(
     handoff: StreamParameters,
     speech: Sequence[Say | Play],
 ) -> str:
-    """Speak ``speech``, then connect the media stream to whichever instance takes it, with
-    what it needs to resume the call (signed: see ``handoff``); the default group if the stream
-    ends undecided."""
-    return connect_stream_twiml(
-        [speech_of(s) for s in speech],
-        services.stream_url,
-        handoff.encode(services.settings.auth_token),
-        fallback=config.group(None).destination,
-    )
+    """Speak ``speech`` (in the call's one voice), then connect the media stream to whichever
+    instance takes it, with what it needs to resume the call (signed: see ``handoff``); the
+    default group if the stream ends undecided."""
 
+    def build(plain: bool) -> str:
+        return connect_stream_twiml(
+            services.speech(speech, config, plain=plain),
+            services.stream_url,
+            handoff.encode(services.settings.auth_token),
+            fallback=config.group(None).destination,
+        )
 
-def speech_of(action: Say | Play) -> Speech:
-    if isinstance(action, Play):
-        return Speech(audio_url=action.url)
-    return Speech(text=action.text, voice=action.voice, language=action.language)
+    twiml = build(plain=False)
+    return build(plain=True) if len(twiml) > MAX_TWIML_CHARS else twiml
 
 
 async def close_socket(ws: WebSocket) -> None:
