@@ -26,6 +26,7 @@ from voicebot.cli import (
     replay,
     serve,
     simulate,
+    suggest,
 )
 from voicebot.errors import VoicebotError
 
@@ -43,6 +44,7 @@ COMMANDS = (
     grammar,
     listen,
     calllog,
+    suggest,
 )
 
 

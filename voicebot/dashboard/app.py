@@ -33,7 +33,7 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,6 +47,8 @@ from voicebot.calllog.log import CallLog, CallLogUnavailable, Rows
 from voicebot.core.config import Deployment
 from voicebot.dashboard import data
 from voicebot.dashboard.limits import FREE_FAILURES, FailedLogins
+from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
+from voicebot.matching.suggest import Said, Suggestions, suggest
 
 __all__ = ["COOKIE", "FREE_FAILURES", "SESSION_S", "dashboard_app", "token_from_env"]
 
@@ -56,6 +58,8 @@ MIN_TOKEN_LENGTH = 16
 DEFAULT_DAYS = 30  # the range shown when the page gives none
 MAX_DAYS = 366
 MAX_CALLS = 500
+MAX_GROUPED = 300  # distinct not-understood sentences per language grouped (~10 s to encode
+# the first time on one core; the matcher's memory of recent utterances makes repeats free)
 FAILED_LOGIN_DELAY_S = 0.3  # each wrong token answers late, on top of the per-client lockout
 SESSION_S = 12 * 3600  # a working day; then log in again
 
@@ -89,11 +93,13 @@ def dashboard_app(
     *,
     token: str | None,
     clock: Callable[[], float] = time.time,
+    embeddings: Embeddings | None = None,
 ) -> Starlette:
     """The dashboard; ``configs`` returns the deployment now serving (e.g. a ConfigHolder's
     ``current``), so the snippet lines follow config reloads. A token shorter than 16
     characters is refused: the page is reachable wherever Twilio can reach the server.
-    ``clock`` (wall-clock seconds) times sessions and lockouts."""
+    ``clock`` (wall-clock seconds) times sessions and lockouts. ``embeddings`` groups what
+    was not understood (default: the matcher's, ``shared_embeddings()``)."""
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(
             f"{TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters; make one with: "
@@ -101,7 +107,7 @@ def dashboard_app(
         )
     if not token:
         return Starlette(routes=[Route("/{path:path}", _not_found, methods=["GET", "POST"])])
-    return _Dashboard(log, configs, token, clock).app()
+    return _Dashboard(log, configs, token, clock, embeddings).app()
 
 
 async def _not_found(request: Request) -> Response:
@@ -120,12 +126,14 @@ class _Dashboard:
         configs: Callable[[], Deployment],
         token: str,
         clock: Callable[[], float],
+        embeddings: Embeddings | None = None,
     ) -> None:
         self.log = log
         self.configs = configs
         self.token = token
         self.clock = clock
         self.failures = FailedLogins(clock)
+        self.embeddings = embeddings
 
     def app(self) -> Starlette:
         guard = self._guarded
@@ -140,6 +148,7 @@ class _Dashboard:
                 Route("/api/calls", guard(self.api_calls)),
                 Route("/api/calls/{call_id}", guard(self.api_call)),
                 Route("/api/unmatched", guard(self.api_unmatched)),
+                Route("/api/suggested", guard(self.api_suggested)),
                 Route("/api/snippet", guard(self.api_snippet)),
             ],
             exception_handlers={
@@ -315,6 +324,31 @@ class _Dashboard:
         rows = await self._fetch(tz, since, until, language)
         top = _int(request, "top", 20, 1, 200)
         return _json(data.unmatched(rows.calls, rows.utterances, self.configs(), top=top))
+
+    async def api_suggested(self, request: Request) -> Response:
+        """The not-understood sentences grouped by meaning: apart from ``api_unmatched``
+        because the first grouping of a long list takes seconds (the encoder), and the page
+        draws everything else meanwhile."""
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
+        deployment = self.configs()
+        said = data.not_understood(rows.calls, rows.utterances, deployment, limit=MAX_GROUPED)
+        found = await run_in_threadpool(self._group, said, deployment)
+        return _json({"groups": data.suggested(found)})
+
+    def _group(
+        self, said: Mapping[str, Sequence[Said]], deployment: Deployment
+    ) -> dict[str, Suggestions]:
+        """Suggested intents per language. Caller utterances are encoded in this process's
+        memory only (``Embeddings.queries``), a few at a time so calls keep the encoder."""
+        embeddings = self.embeddings or shared_embeddings()
+        out = {}
+        for lang, texts in said.items():
+            if lang in deployment.languages:
+                config = deployment.languages[lang]
+                intents = tuple(config.intents.values())
+                out[lang] = suggest(texts, intents, embeddings, stop=config.words.stop)
+        return out
 
     async def api_snippet(self, request: Request) -> Response:
         q = request.query_params

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from voicebot.calllog.records import NUMBER_FIELDS, CallRow, EventRow, Utterance
 from voicebot.core.config import Deployment, Intent, LanguageConfig
 from voicebot.core.phone import mask
 from voicebot.core.text import normalize
+from voicebot.matching.suggest import Said, Suggestions, tally
 
 MAX_PHRASE = 200  # characters; longer "phrases" are pasted transcripts of whole calls
 _MASKED = re.compile(r"^\+\d*\*+\d*$")
@@ -177,17 +178,10 @@ def unmatched(
 ) -> dict[str, Any]:
     """Top rejected transcripts per language (``report.summarize``'s ranking), merged by count,
     with each language's intents for the page's dropdown."""
-    language_of = {c.call_id: c.language or deployment.default_language for c in calls}
-    grouped: dict[str, tuple[list[CallRow], list[UtteranceRow]]] = defaultdict(lambda: ([], []))
-    for c in calls:
-        grouped[language_of[c.call_id]][0].append(c)
-    for u in utterances:
-        if u.call_id in language_of:
-            grouped[language_of[u.call_id]][1].append(u)
     ranked = sorted(
         (
             (n, text, lang)
-            for lang, (cs, us) in grouped.items()
+            for lang, (cs, us) in by_language(calls, utterances, deployment).items()
             for text, n in report.summarize(cs, us, top=top).top_unmatched
         ),
         key=lambda r: (-r[0], r[1], r[2]),
@@ -198,6 +192,53 @@ def unmatched(
         for code, cfg in deployment.languages.items()
     }
     return {"unmatched": rows[:top], "intents": intents}
+
+
+def by_language(
+    calls: Sequence[CallRow], utterances: Sequence[UtteranceRow], deployment: Deployment
+) -> dict[str, tuple[list[CallRow], list[UtteranceRow]]]:
+    """Calls and their utterances per language (a call logged without one: the default)."""
+    language_of = {c.call_id: c.language or deployment.default_language for c in calls}
+    grouped: dict[str, tuple[list[CallRow], list[UtteranceRow]]] = defaultdict(lambda: ([], []))
+    for c in calls:
+        grouped[language_of[c.call_id]][0].append(c)
+    for u in utterances:
+        if u.call_id in language_of:
+            grouped[language_of[u.call_id]][1].append(u)
+    return dict(grouped)
+
+
+def not_understood(
+    calls: Sequence[CallRow],
+    utterances: Sequence[UtteranceRow],
+    deployment: Deployment,
+    *,
+    limit: int,
+) -> dict[str, list[Said]]:
+    """Per language, the ``limit`` most frequent rejected transcripts, for grouping: each new
+    one costs the encoder ~35 ms, and the long tail said once seldom makes a topic."""
+    return {
+        lang: tally(report.not_understood(us).most_common(limit))
+        for lang, (_, us) in by_language(calls, utterances, deployment).items()
+    }
+
+
+def suggested(found: Mapping[str, Suggestions]) -> list[dict[str, Any]]:
+    """The groups of every language, most callers first, as the page shows them."""
+    rows = [
+        {
+            "language": lang,
+            "name": g.name,
+            "count": g.count,
+            "sentences": len(g.utterances),
+            "examples": list(g.examples),
+            "nearest_intent": g.nearest,
+            "similarity": g.similarity,
+        }
+        for lang, s in found.items()
+        for g in s.groups
+    ]
+    return sorted(rows, key=lambda r: (-r["count"], r["language"], r["name"]))
 
 
 def sorted_intents(config: LanguageConfig) -> list[Intent]:

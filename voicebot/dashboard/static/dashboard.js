@@ -350,6 +350,55 @@
   // ------------------------------------------------------------------------------------------
   // Unmatched utterances and snippets
 
+  function intentSelect(intents, chosen) {
+    const select = el("select", { "aria-label": "intent" });
+    select.appendChild(el("option", { value: "" }, "choose an intent…"));
+    for (const i of intents || []) {
+      select.appendChild(el("option", { value: i.name }, `${i.name} (${i.label})`));
+    }
+    if (chosen) select.value = chosen;
+    return select;
+  }
+
+  // Groups of sentences that mean the same thing; the snippet adds the group's most typical
+  // sentence to the chosen intent (preselected: the closest one).
+  function groupsTable(tbody, body, intents) {
+    clear(tbody);
+    if (!body.groups.length) {
+      tbody.appendChild(
+        el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No topic brought several callers."))
+      );
+      return;
+    }
+    for (const g of body.groups) {
+      const select = intentSelect(intents[g.language], g.nearest_intent);
+      const button = el("button", { type: "button" }, "Copy snippet");
+      const note = el("span", { class: "note" });
+      const typical = { language: g.language, text: g.examples[0] };
+      button.addEventListener("click", () => copySnippet(typical, select.value, note));
+      const examples = el("td", { class: "examples" });
+      for (const text of g.examples) examples.appendChild(el("span", { class: "utt" }, text));
+      const more = g.sentences - g.examples.length;
+      if (more > 0) examples.appendChild(el("span", { class: "more" }, `and ${more} more ways`));
+      const closest = g.nearest_intent
+        ? `${g.nearest_intent} (${g.similarity.toFixed(2)})`
+        : "";
+      tbody.appendChild(
+        el(
+          "tr",
+          { class: "suggested", "data-count": g.count, "data-name": g.name },
+          el("td", { class: "num" }, g.count),
+          el("td", {}, g.language),
+          el("td", { class: "name" }, g.name),
+          examples,
+          el("td", {}, closest),
+          el("td", {}, select),
+          el("td", {}, button, " ", note)
+        )
+      );
+    }
+  }
+
   function unmatchedTable(tbody, body) {
     clear(tbody);
     if (!body.unmatched.length) {
@@ -357,11 +406,7 @@
       return;
     }
     for (const u of body.unmatched) {
-      const select = el("select", { "aria-label": "intent" });
-      select.appendChild(el("option", { value: "" }, "choose an intent…"));
-      for (const i of body.intents[u.language] || []) {
-        select.appendChild(el("option", { value: i.name }, `${i.name} (${i.label})`));
-      }
+      const select = intentSelect(body.intents[u.language]);
       const button = el("button", { type: "button" }, "Copy snippet");
       const note = el("span", { class: "note" });
       button.addEventListener("click", () => copySnippet(u, select.value, note));
@@ -448,6 +493,18 @@
       barsChart($("chart-intents"), summary.intents, "Calls per intent");
       callsTable($("calls").tBodies[0], calls.calls);
       unmatchedTable($("unmatched").tBodies[0], unmatched);
+      // Grouping may first have to encode hundreds of sentences: the rest is drawn already.
+      const groups = $("suggested").tBodies[0];
+      clear(groups).appendChild(
+        el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Grouping what callers said…"))
+      );
+      try {
+        groupsTable(groups, await api("api/suggested", params), unmatched.intents);
+      } catch (error) {
+        clear(groups).appendChild(
+          el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Could not group: " + error.message))
+        );
+      }
       document.body.dataset.loaded = "true";
     } catch (error) {
       status("Could not load the dashboard: " + error.message);
