@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from voicebot.telephony.access_log import parse_proxies
 from voicebot.telephony.testing.cluster import haproxy_config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
@@ -29,3 +30,13 @@ def test_the_systemd_unit_drains_within_its_stop_timeout() -> None:
     stop = re.search(r"^TimeoutStopSec=(\d+)$", text, re.M)
     assert drain is not None and stop is not None
     assert int(stop.group(1)) > int(drain.group(1))  # systemd must not SIGKILL a drain
+
+
+def test_the_systemd_unit_trusts_haproxy_for_forwarded_addresses() -> None:
+    """Without it the dashboard sees every browser as HAProxy (one shared back-off)."""
+    text = DOC.read_text(encoding="utf-8")
+    unit = re.search(r"^ExecStart=(.*?)$\n^[A-Z]", text, re.M | re.S)
+    assert unit is not None
+    proxy = re.search(r"--trusted-proxy (\S+)", unit.group(1))
+    assert proxy is not None
+    assert parse_proxies([proxy.group(1)])

@@ -8,11 +8,13 @@ matcher decides what each sentence means), and the dashboard is mounted at ``/da
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import logging
 import re
 import shutil
 import time
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -31,7 +33,7 @@ from voicebot.core.config import Deployment
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.text import normalize
 from voicebot.dashboard.app import COOKIE, FREE_FAILURES, SESSION_S, dashboard_app
-from voicebot.dashboard.data import snippet
+from voicebot.dashboard.data import Snippet, snippet
 from voicebot.loading.loader import load_deployment, load_language, load_language_text
 from voicebot.telephony.access_log import server_config
 from voicebot.telephony.testing.serving import serving
@@ -107,11 +109,21 @@ def mounted(log: CallLog, deployment: Deployment, token: str | None = TOKEN) -> 
     return Starlette(routes=[Mount("/dashboard", app=dashboard)])
 
 
-def serve(app: Starlette, *, access_log: bool = False) -> AbstractContextManager[str]:
+def serve(
+    app: Starlette, *, access_log: bool = False, trusted_proxies: tuple[str, ...] = ()
+) -> AbstractContextManager[str]:
     """``app`` on a free local port in a thread, for real HTTP clients; yields its base URL.
     With ``access_log``, uvicorn logs requests as ``voicebot serve`` configures it."""
     level = "info" if access_log else "warning"
-    return serving(server_config(app, host="127.0.0.1", port=0, log_level=level, lifespan="off"))
+    config = server_config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level=level,
+        lifespan="off",
+        trusted_proxies=trusted_proxies,
+    )
+    return serving(config)
 
 
 class AccessLines(logging.Handler):
@@ -271,11 +283,15 @@ class Clock:
 
 
 @contextmanager
-def clocked(log: CallLog, deployment: Deployment) -> Iterator[tuple[Client, Clock]]:
-    """A dashboard of its own (its own failure counts) on a clock the test moves."""
+def clocked(
+    log: CallLog, deployment: Deployment, trusted_proxies: tuple[str, ...] = ()
+) -> Iterator[tuple[Client, Clock]]:
+    """A dashboard of its own (its own failure counts) on a clock the test moves, served
+    as ``serve --trusted-proxy`` serves it."""
     clock = Clock()
     dashboard = dashboard_app(log, lambda: deployment, token=TOKEN, clock=clock)
-    with serve(Starlette(routes=[Mount("/dashboard", app=dashboard)])) as base:
+    app = Starlette(routes=[Mount("/dashboard", app=dashboard)])
+    with serve(app, trusted_proxies=trusted_proxies) as base:
         yield Client(base), clock
 
 
@@ -343,18 +359,118 @@ def test_wrong_tokens_are_slowed_per_client_and_logged(
         assert client.get("/dashboard/api/summary", headers=right).status_code == 200
         for _ in range(FREE_FAILURES + 1):  # the right token did reset the count
             assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
-        locked = client.get("/dashboard/api/summary", headers=right)
-        assert locked.status_code == 429  # even the right token waits: it is not even checked
+        locked = client.get("/dashboard/api/summary", headers=wrong)
+        assert locked.status_code == 429  # backing off: wrong tokens are told to wait
         wait = int(locked.headers["retry-after"])
         assert wait >= 1
-        form = client.post("/dashboard/login", data={"token": TOKEN})
+        form = client.post("/dashboard/login", data={"token": "wrong-token-wrong-token"})
         assert form.status_code == 429 and "Too many" in form.text
         clock.now += wait
-        assert client.get("/dashboard/api/summary", headers=right).status_code == 200
+        assert client.get("/dashboard/api/summary", headers=wrong).status_code == 401
     failures = [r for r in caplog.records if "failed dashboard login" in r.getMessage()]
-    assert len(failures) == 2 * FREE_FAILURES + 1
+    assert len(failures) == 2 * FREE_FAILURES + 2  # the ones refused while waiting are not
     assert "127.0.0.1" in failures[0].getMessage()
     assert TOKEN not in caplog.text and "wrong-token" not in caplog.text
+
+
+WRONG = {"token": "wrong-token-wrong-token"}
+
+
+def post_from(
+    base: str, source: str, path: str, body: str, headers: dict[str, str]
+) -> http.client.HTTPResponse:
+    """A form post from the loopback address ``source`` (127.0.0.2 ...): a second machine."""
+    url = urllib.parse.urlsplit(base)
+    assert url.hostname is not None
+    connection = http.client.HTTPConnection(
+        url.hostname, url.port, timeout=10, source_address=(source, 0)
+    )
+    form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+    connection.request("POST", path, body=body.encode(), headers=form)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_the_right_token_logs_in_after_six_wrong_ones(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with clocked(call_log, deployment) as (client, _clock):
+        statuses = [client.post("/dashboard/login", data=WRONG).status_code for _ in range(6)]
+        assert statuses[-1] == 429  # the wrong ones back off ...
+        login = client.post("/dashboard/login", data={"token": TOKEN})
+        assert login.status_code == 303  # ... the right one is never locked out
+        assert client.get("/dashboard/api/summary", params=RANGE).status_code == 200
+        bearer = {"Authorization": f"Bearer {TOKEN}"}
+        assert Client(client.base).get("/dashboard/api/summary", headers=bearer).status_code == 200
+
+
+def test_rotating_x_forwarded_for_from_an_untrusted_client_does_not_reset_the_backoff(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    for proxies in ((), ("10.0.0.10",)):  # no proxy configured, or one that is not this client
+        with clocked(call_log, deployment, trusted_proxies=proxies) as (client, _clock):
+            statuses = [
+                client.post(
+                    "/dashboard/login", data=WRONG, headers={"X-Forwarded-For": f"203.0.113.{i}"}
+                ).status_code
+                for i in range(FREE_FAILURES + 3)
+            ]
+        assert statuses[FREE_FAILURES + 1 :] == [429, 429], (proxies, statuses)
+
+
+def test_a_forged_x_forwarded_for_cannot_lock_another_address_out(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    with clocked(call_log, deployment) as (client, _clock):
+        for _ in range(FREE_FAILURES + 3):  # 127.0.0.1 poses as 127.0.0.2
+            client.post("/dashboard/login", data=WRONG, headers={"X-Forwarded-For": "127.0.0.2"})
+        victim = post_from(client.base, "127.0.0.2", "/dashboard/login", "token=typo", {})
+        assert victim.status == 401  # its own first mistake, not a lockout someone else made
+        assert client.post("/dashboard/login", data=WRONG).status_code == 429
+
+
+def test_behind_a_trusted_proxy_each_browser_backs_off_on_its_own(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    """HAProxy's ``option forwardfor`` appends the browser's address to what it was sent."""
+    with clocked(call_log, deployment, trusted_proxies=("127.0.0.1",)) as (proxy, _clock):
+        a = {"X-Forwarded-For": "198.51.100.1"}
+        forged = {"X-Forwarded-For": "198.51.100.2, 198.51.100.1"}  # a poses as b, in vain
+        for _ in range(FREE_FAILURES + 1):
+            assert proxy.post("/dashboard/login", data=WRONG, headers=forged).status_code == 401
+        assert proxy.post("/dashboard/login", data=WRONG, headers=a).status_code == 429
+        b = {"X-Forwarded-For": "198.51.100.2"}
+        assert proxy.post("/dashboard/login", data=WRONG, headers=b).status_code == 401
+        assert proxy.post("/dashboard/login", data={"token": TOKEN}, headers=b).status_code == 303
+
+
+def test_a_cross_site_form_post_to_login_is_refused(
+    call_log: CallLog, deployment: Deployment
+) -> None:
+    """A foreign page can post a text/plain form (no CORS preflight) or an urlencoded one;
+    neither may count as a failure (locking the admin's address) nor log anyone in."""
+    with clocked(call_log, deployment) as (client, _clock):
+        text_plain = {"Content-Type": "text/plain", "Origin": "https://evil.example"}
+        for _ in range(FREE_FAILURES + 3):
+            response = client.post(
+                "/dashboard/login", data="token=wrong-token-wrong-token", headers=text_plain
+            )
+            assert response.status_code == 403
+        cross = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+        assert client.post("/dashboard/login", data=WRONG, headers=cross).status_code == 403
+        older = {"Origin": "https://evil.example"}  # a browser without Sec-Fetch-Site
+        assert client.post("/dashboard/login", data=WRONG, headers=older).status_code == 403
+        as_text = {"Content-Type": "text/plain"}
+        text = client.post("/dashboard/login", data=f"token={TOKEN}", headers=as_text)
+        assert text.status_code == 403 and COOKIE not in text.headers.get("set-cookie", "")
+        host = urllib.parse.urlsplit(client.base).netloc
+        own = {"Origin": client.base, "Sec-Fetch-Site": "same-origin", "Host": host}
+        assert client.post("/dashboard/login", data=WRONG, headers=own).status_code == 401
+        assert (
+            client.post("/dashboard/login", data={"token": TOKEN}, headers=own).status_code == 303
+        )
 
 
 def test_scripts_may_use_a_bearer_token(client: Client) -> None:
@@ -586,3 +702,171 @@ def test_snippets_for_an_intent_without_phrases_and_for_a_flow_list() -> None:
     assert yaml.safe_load(flow.block) == {"invoice": {"phrases": ["my bill"]}}
     assert flow.duplicate_of is None
     assert snippet(config, "invoice", "The bill!").duplicate_of == "invoice"
+
+
+LAYOUT_HEAD = """\
+language: en-US
+default_group: members
+groups:
+  members:
+    queue: members
+intents:
+  other:
+    transfer: members
+    phrases: [something else]
+"""
+
+# (name, how the intent "invoice" is written); each must take one more phrase, nothing else
+LAYOUTS = {
+    "folded last phrase": """\
+  invoice:
+    transfer: members
+    phrases:
+      - my invoice
+      - >-
+        the bill I got
+        is wrong
+    label: invoices
+""",
+    "plain phrase over two lines": """\
+  invoice:
+    phrases:
+      - my invoice
+      - the bill I got
+        is wrong
+    transfer: members
+""",
+    "quoted phrase over two lines, then a blank line and a comment": """\
+  invoice:
+    phrases:
+      - "the bill I got
+        is wrong"
+
+      # more to come
+    transfer: members
+""",
+    "list at the key's indentation": """\
+  invoice:
+    phrases:
+    - my invoice
+    - my bill  # the common one
+    transfer: members
+""",
+    "flow list": """\
+  invoice:
+    phrases: [my invoice, "the bill, again"]
+    transfer: members
+""",
+    "flow list over two lines": """\
+  invoice:
+    phrases: [my invoice,
+      the bill]
+    transfer: members
+""",
+    "empty flow list": """\
+  invoice:
+    phrases: []
+    examples: [my invoice]
+    transfer: members
+""",
+    "no phrases yet": """\
+  invoice:
+    examples:
+      - my invoice
+    transfer: members
+""",
+    "empty phrases key": """\
+  invoice:
+    phrases:
+    examples: [my invoice]
+    transfer: members
+""",
+    "flow mapping": """\
+  invoice: {transfer: members, phrases: [my invoice]}
+""",
+    "merged from a mapping of its own": """\
+  invoice:
+    <<: {transfer: members, phrases: [my invoice]}
+    label: invoices
+""",
+}
+
+
+def pasted(text: str, s: Snippet) -> str:
+    """``text`` after doing what the page says: a line pasted below ``insert_after``, or the
+    snippet typed at ``insert_at``."""
+    lines = text.splitlines(keepends=True)
+    if s.insert_after is not None:
+        lines.insert(s.insert_after, s.snippet)
+    else:
+        assert s.insert_at is not None
+        line, column = s.insert_at
+        lines[line - 1] = lines[line - 1][: column - 1] + s.snippet + lines[line - 1][column - 1 :]
+    return "".join(lines)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("phrase", ["where is my parcel", "a: b, [c] - 'd' #e"])
+def test_a_snippet_pasted_into_each_list_layout_adds_exactly_the_phrase(
+    layout: str, phrase: str
+) -> None:
+    text = LAYOUT_HEAD + LAYOUTS[layout]
+    before = load_language_text(text, "x.yaml")
+    s = snippet(before, "invoice", phrase)
+    after = load_language_text(pasted(text, s), "x.yaml")
+    assert after.intents["invoice"].phrases == (*before.intents["invoice"].phrases, phrase)
+    for name, intent in before.intents.items():
+        assert after.intents[name].examples == intent.examples
+        if name != "invoice":
+            assert after.intents[name].phrases == intent.phrases
+
+
+SHARED = (
+    LAYOUT_HEAD
+    + """\
+  invoice:
+    transfer: members
+    phrases: &money [my invoice, my bill]
+  payment:
+    transfer: members
+    phrases: *money
+  fees: &base
+    transfer: members
+    phrases: [the fee]
+  refund:
+    <<: *base
+    label: refunds
+"""
+)
+
+
+@pytest.mark.parametrize("intent", ["invoice", "payment", "fees", "refund"])
+def test_phrases_shared_by_an_alias_or_merge_get_no_paste_position(intent: str) -> None:
+    """Typing into a list an alias repeats would add the phrase to other intents as well."""
+    s = snippet(load_language_text(SHARED, "x.yaml"), intent, "where is my money")
+    assert (s.insert_after, s.insert_at, s.snippet) == (None, None, "")
+    assert yaml.safe_load(s.block) == {intent: {"phrases": ["where is my money"]}}
+
+
+def test_the_figures_calls_and_unmatched_can_be_shown_for_one_language(
+    logged_in: Client,
+) -> None:
+    """Each line answers in its own language: the Swedish line's figures on their own."""
+
+    def get(path: str, language: str) -> Any:
+        response = logged_in.get(f"/dashboard/api/{path}", params=RANGE | {"language": language})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    swedish, english = get("summary", "sv-SE"), get("summary", "en-US")
+    assert (swedish["calls"], english["calls"]) == (1, 10)
+    assert swedish["language"] == "sv-SE" and swedish["languages"] == ["en-US", "sv-SE"]
+    calls = get("calls", "sv-SE")["calls"]
+    assert [c["call_id"] for c in calls] == ["S"]
+    unmatched = get("unmatched", "sv-SE")
+    assert "var är mitt paket" in json.dumps(unmatched, ensure_ascii=False)
+    assert "parcel" not in json.dumps(unmatched)
+    everything = logged_in.get("/dashboard/api/summary", params=RANGE).json()
+    assert everything["calls"] == 11 and everything["language"] is None
+    bad = logged_in.get("/dashboard/api/summary", params=RANGE | {"language": "xx-XX"})
+    assert bad.status_code == 400 and "sv-SE" in bad.text

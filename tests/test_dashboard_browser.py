@@ -395,3 +395,49 @@ def read_png(data: bytes) -> tuple[int, int, bytes]:
         else:
             out += line
     return width, height, bytes(out)
+
+
+def test_not_understood_shows_the_groups(dom: str, base: str) -> None:
+    groups = api(base, "api/suggested")["groups"]
+    rows = elements(dom, "tr", "suggested")
+    assert [(r["data-name"], r["data-count"]) for r in rows] == [
+        (g["name"], str(g["count"])) for g in groups
+    ]
+    assert [r["data-count"] for r in rows] == ["3"]  # where is my parcel, three callers
+    assert re.search(r'<td class="examples"><span class="utt">where is my parcel</span></td>', dom)
+
+
+COPY_FIRST_GROUP = """(async () => {
+  const row = document.querySelector("#suggested tr.suggested");
+  const intent = row.querySelector("select").value;
+  row.querySelector("button").click();
+  const note = row.querySelector(".note");
+  for (let i = 0; i < 250 && !note.textContent; i++) await new Promise(r => setTimeout(r, 20));
+  return {intent: intent, note: note.textContent,
+          snippet: document.getElementById("snippet-text").value};
+})()"""
+
+
+def test_a_groups_snippet_adds_its_typical_sentence_to_the_closest_intent(
+    base: str, browser: DevTools
+) -> None:
+    log_in(browser, base)
+    browser.call("Page.navigate", url=page_url(base))
+    browser.wait_for(LOADED)
+    [group] = api(base, "api/suggested")["groups"]
+    nearest = group["nearest_intent"]
+    expected = api(base, f"api/snippet?intent={nearest}&text=where+is+my+parcel")
+    copied = browser.js(COPY_FIRST_GROUP)
+    assert copied["intent"] == nearest  # preselected: the closest intent
+    assert copied["snippet"] == expected["snippet"]
+    assert copied["note"] == "Press Ctrl+C to copy the selected snippet."
+
+
+def test_call_times_are_the_lines_clock_and_lines_can_be_chosen(dom: str) -> None:
+    """Call A started at 10:00 UTC: on a Stockholm line that is 11:00, whatever the browser's
+    zone; the Line menu offers each language the lines answer in."""
+    found = re.search(r'data-call-id="A"[^>]*><td>([^<]*)</td>', dom)
+    assert found is not None and "11:00" in found.group(1), found
+    menu = re.search(r'<select id="language"[^>]*>(.*?)</select>', dom, re.S)
+    assert menu is not None
+    assert re.findall(r'<option value="([^"]*)"', menu.group(1)) == ["", "en-US", "sv-SE"]

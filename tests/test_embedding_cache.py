@@ -4,7 +4,9 @@ restart encodes nothing again; a damaged cache file is rebuilt, never fatal."""
 from __future__ import annotations
 
 import io
+import os
 import threading
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,8 +14,14 @@ import numpy as np
 import pytest
 from test_matcher import SUPPORT
 
+from voicebot.cli.main import main
 from voicebot.core.config import Thresholds
-from voicebot.matching.embedding_cache import Embeddings, cache_file
+from voicebot.matching.embedding_cache import (
+    Embeddings,
+    cache_file,
+    shared_embeddings,
+    use_shared_embeddings,
+)
 from voicebot.matching.encoder import Encoder, default_encoder
 from voicebot.matching.matcher import Matcher
 
@@ -125,3 +133,66 @@ def test_a_long_first_build_shows_a_progress_bar_only_on_a_terminal(tmp_path: Pa
     quiet = io.StringIO()  # not a terminal, and short: nothing at all
     Embeddings(default_encoder(), cache_file("b", tmp_path), progress=quiet).texts(texts)
     assert quiet.getvalue() == ""
+
+
+def planted_bomb(path: Path, rows: int = 4_000_000_000) -> None:
+    """A few hundred bytes whose vectors header claims ``rows`` x 16 floats (59.6 GiB at 4e9):
+    what a truncated copy, a disk error or a hostile hand can leave in the data folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = io.BytesIO()
+    np.save(keys, np.zeros((1, 16), np.uint8))
+    vectors = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        vectors, {"descr": "<f4", "fortran_order": False, "shape": (rows, 16)}
+    )
+    vectors.write(b"\0" * 64)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("keys.npy", keys.getvalue())
+        archive.writestr("vectors.npy", vectors.getvalue())
+    assert path.stat().st_size < 1000
+
+
+def test_a_cache_whose_header_claims_a_huge_shape_is_rebuilt_without_allocating(
+    tmp_path: Path,
+) -> None:
+    path = cache_file("test", tmp_path)
+    planted_bomb(path)
+    warnings: list[str] = []
+    vectors = Embeddings(default_encoder(), path, warn=warnings.append).texts(["hello"])
+    assert vectors.shape == (1, default_encoder().dim)
+    assert len(warnings) == 1 and "rebuilding" in warnings[0] and "\n" not in warnings[0]
+    assert path.with_suffix(".corrupt").exists()  # set aside for a look
+    again = Counting(default_encoder())
+    Embeddings(again, path, warn=warnings.append).texts(["hello"])
+    assert again.encoded == 0 and len(warnings) == 1  # the rebuilt file reads
+
+
+def test_eval_survives_a_cache_whose_header_claims_a_huge_shape(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``voicebot eval`` (and ``serve``, which builds its matcher the same way) carry on."""
+    path = cache_file(default_encoder().id, tmp_path)
+    planted_bomb(path)
+    labelled = tmp_path / "calls.csv"
+    labelled.write_text("text,intent\nI forgot my password,login_password\n", encoding="utf-8")
+    previous = shared_embeddings()
+    use_shared_embeddings(Embeddings(default_encoder(), path))
+    try:
+        code = main(["eval", str(labelled)])
+    finally:
+        use_shared_embeddings(previous)
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    assert "embedding cache" in err and "Traceback" not in err
+
+
+def test_a_symlink_planted_at_the_temporary_name_is_not_written_through(tmp_path: Path) -> None:
+    path = cache_file("test", tmp_path)
+    path.parent.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n", encoding="utf-8")
+    planted = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # the name it used to use
+    planted.symlink_to(victim)
+    Embeddings(default_encoder(), path).texts(["hello"])
+    assert victim.read_text(encoding="utf-8") == "precious\n"
+    assert Embeddings(default_encoder(), path).texts(["hello"]).shape[0] == 1

@@ -371,6 +371,51 @@ def test_a_file_that_is_not_utf8_is_reported(tmp_path: Path) -> None:
         read_rows(path)
 
 
+def test_mixed_encodings_are_reported_on_the_lines_that_are_not_utf8(tmp_path: Path) -> None:
+    """A spreadsheet that was appended to from another program: UTF-8 first, then Latin-1."""
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(
+        "text,intent\nfaktura för medlemsavgift,invoice\n".encode()
+        + "min faktura är fel,invoice\n".encode("latin-1")
+        + "jag vill gå med,join\n".encode()
+        + "var är mitt kort,card\n".encode("latin-1")
+    )
+    with pytest.raises(LabelledFileError) as info:
+        read_rows(path)
+    assert [line for line, _ in info.value.problems] == [3, 5]
+    assert all("not UTF-8" in message for _, message in info.value.problems)
+    assert str(info.value).splitlines()[0].startswith(f"{path}:3: ")
+
+
+def test_a_star_label_does_not_take_the_routes_catch_all(tmp_path: Path) -> None:
+    history = "text,intent\nmy invoice,invoice\nwhatever,*\nI want to join,join\n"
+    routes = 'routes:\n  invoice: billing\n  "*": members\n'
+    with pytest.raises(ConfigError) as info:
+        import_labelled(*files(tmp_path, history, routes), notice=lambda _: None)
+    (line,) = problems(info).splitlines()
+    assert "routes.yaml:3:" in line
+    assert "history.csv line 3" in line and "catch-all" in line
+    assert "no route for" not in line  # not the misleading error of before
+    routed = routes + "  intent: billing\n"  # what the error suggests
+    text = import_labelled(*files(tmp_path, history, routed), notice=lambda _: None)
+    config = load_language_text(text)
+    assert config.intents["intent"].action.group == "billing"
+    assert config.intents["join"].action.group == "members"  # the catch-all still holds
+
+
+def test_a_star_label_without_a_catch_all_is_renamed_and_routed_by_its_new_name(
+    tmp_path: Path,
+) -> None:
+    history = "text,intent\nmy invoice,invoice\nwhatever,*\n"
+    routes = "routes:\n  invoice: billing\n  intent: members\n"
+    said: list[str] = []
+    text = import_labelled(*files(tmp_path, history, routes), notice=said.append)
+    config = load_language_text(text)
+    assert config.intents["intent"].examples == ("whatever",)
+    assert config.intents["intent"].action.group == "members"
+    assert "'*' -> intent" in said[0]
+
+
 # --- round trip of arbitrary text --------------------------------------------------------------
 
 _TEXT = st.text(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from voicebot.core.config import ActionKind, DestinationKind, SmsFallback
@@ -263,6 +265,58 @@ def test_a_control_character_is_a_problem_with_its_line(
     problem = only(problems_of(tmp_path, f"language: en-US\nvoice: Polly{char}Joanna\n"), name)
     assert at(problem) == (2, 13)
     assert "remove it" in problem.message
+
+
+def merge_bomb(levels: int = 7, fan: int = 10) -> str:
+    """The probe of issue 26: each level merges ``fan`` copies of the one above (about 3 KB),
+    so reading the prompts means fan**levels copies of the first level's keys."""
+    lines = ["x0: &x0 {" + ", ".join(f"k{i}: v" for i in range(fan)) + "}"]
+    for level in range(1, levels + 1):
+        copies = ", ".join([f"*x{level - 1}"] * fan)
+        lines += [f"x{level}: &x{level}", f"  <<: [{copies}]", f"  y{level}: z"]
+    return MINIMAL + "\n".join(lines) + f"\nprompts:\n  <<: *x{levels}\n"
+
+
+def test_merge_keys_nested_seven_deep_are_one_problem_at_the_alias(tmp_path: Path) -> None:
+    text = merge_bomb()
+    assert len(text) < 4000
+    problems = problems_of(tmp_path, text)
+    problem = only(problems, "aliases")
+    assert len(problems) == 1 and "\n" not in str(problem)
+    assert text.splitlines()[problem.origin.line - 1].startswith("  <<: [*x")  # where it grew
+
+
+def test_brackets_nested_five_thousand_deep_are_one_problem(tmp_path: Path) -> None:
+    text = "language: en-US\nintents: " + "[" * 5000 + "]" * 5000 + "\n"
+    problems = problems_of(tmp_path, text)
+    problem = only(problems, "nest more than")
+    assert len(problems) == 1 and at(problem)[0] == 2
+
+
+def test_a_config_of_thirteen_megabytes_is_refused(tmp_path: Path) -> None:
+    phrases = "".join(f"      - phrase number {n} about my invoice\n" for n in range(330_000))
+    text = MINIMAL + "  big:\n    transfer: members\n    phrases:\n" + phrases
+    assert len(text) > 13_000_000
+    for problem in (
+        only(problems_of(tmp_path, text), "MB"),  # a file: not even read whole
+        only(problems_raised(lambda: load_language_text(text, "big.yaml")), "MB"),  # a text
+    ):
+        assert "over the 5 MB" in problem.message and "--max-examples" in problem.message
+        assert 100_000 < problem.origin.line < 140_000  # where the file passes 5 MB
+
+
+def problems_raised(load: Callable[[], object]) -> list[Problem]:
+    with pytest.raises(ConfigError) as info:
+        load()
+    return info.value.problems
+
+
+def test_an_anchor_used_often_within_the_limits_still_loads(tmp_path: Path) -> None:
+    common = ", ".join(f"phrase {i}" for i in range(100))
+    intents = "".join(f"  i{n}:\n    transfer: members\n    phrases: *common\n" for n in range(50))
+    text = MINIMAL + f"  first:\n    transfer: members\n    phrases: &common [{common}]\n" + intents
+    config = load_language(write(tmp_path, text))
+    assert len(config.intents) == 52 and len(config.intents["i49"].phrases) == 100
 
 
 def test_tabs_are_explained(tmp_path: Path) -> None:
@@ -985,3 +1039,75 @@ def test_holder_start_fails_loudly(tmp_path: Path) -> None:
     write(tmp_path / "en-US", "language: en-US\n")
     with pytest.raises(ConfigError):
         ConfigHolder(tmp_path)
+
+
+HOLIDAY_LINE = """\
+language: {language}
+timezone: Europe/Stockholm
+default_group: members
+groups:
+  members:
+    number: "+46101234567"
+    hours:
+      mon-fri: "08:00-17:00"
+      closed_days: {closed}
+    when_closed: {{say: closed}}
+intents:
+  invoice: {{label: invoices, transfer: members, phrases: [my invoice]}}
+"""
+
+
+def _open_on(text: str, day: str) -> bool:
+    config = load_language_text(text, "t.yaml")
+    at = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(10), STOCKHOLM)
+    return config.group("members").is_open(at)
+
+
+@pytest.mark.parametrize(
+    ("language", "closed", "day", "is_open"),
+    [
+        ("sv-SE", "public_holidays", "2026-06-18", True),  # a Thursday
+        ("sv-SE", "public_holidays", "2026-06-19", False),  # Midsummer Eve
+        ("sv-SE", "[public_holidays, 2026-06-18]", "2026-06-18", False),  # and days of its own
+        ("sv-SE", "public_holidays", "2027-03-26", False),  # Good Friday: Easter moves
+        ("sv-SE", "public_holidays", "2027-05-17", True),  # Norway's national day
+        ("sv-SE", "public_holidays NO", "2027-05-17", False),
+        ("en-US", "public_holidays", "2026-11-26", False),  # Thanksgiving
+        ("en-GB", "[public_holidays SE]", "2026-06-19", False),
+    ],
+)
+def test_closed_days_take_the_countrys_public_holidays(
+    language: str, closed: str, day: str, is_open: bool
+) -> None:
+    text = HOLIDAY_LINE.format(language=language, closed=closed)
+    assert _open_on(text, day) is is_open
+
+
+def test_public_holidays_of_an_unknown_country_is_one_line_with_its_place() -> None:
+    text = HOLIDAY_LINE.format(language="sv-SE", closed="[public_holidays XX]")
+    with pytest.raises(ConfigError) as info:
+        load_language_text(text, "t.yaml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("t.yaml:9:")
+    assert "no public-holiday calendar for 'XX'" in problem.message
+
+
+def test_recordings_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    from voicebot.speech.audio import write_wav
+
+    write_wav(tmp_path / "hello.wav", np.zeros(800, dtype=np.int16), 8000)
+    (tmp_path / "broken.wav").write_bytes(b"not a wav")
+    text = MINIMAL + (
+        "recordings:\n"
+        "  greeting: hello.wav\n"
+        "  goodbye: missing.wav\n"
+        "  error: broken.wav\n"
+        "  transfer: hello.wav\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert at(only(problems, "missing.wav")) == (13, 12)
+    assert "is not a WAV file" in only(problems, "missing.wav").message
+    assert at(only(problems, "broken.wav")) == (14, 10)
+    assert "filled in on each call" in only(problems, "prompts.transfer").message
+    good = load_language(write(tmp_path, MINIMAL + "recordings:\n  greeting: hello.wav\n"))
+    assert good.recordings == {good.prompts.greeting: str((tmp_path / "hello.wav").resolve())}

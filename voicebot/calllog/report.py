@@ -88,11 +88,7 @@ def summarize(
     intents: Counter[str] = Counter()
     for c in ended:
         intents.update({*c.served, *([c.intent] if c.intent else [])})
-    unmatched = Counter(
-        text
-        for u in judged
-        if u.verdict == "reject" and u.transcript and (text := normalize(u.transcript))
-    )
+    unmatched = not_understood(judged)
     return Report(
         calls=len(calls),
         ended=len(ended),
@@ -115,6 +111,38 @@ def summarize(
         intents=_sorted(intents),
         top_unmatched=tuple(sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
     )
+
+
+def not_understood(utterances: Iterable[UtteranceRow]) -> Counter[str]:
+    """Rejected transcripts after ``text.normalize``, counted (purged ones are gone)."""
+    return Counter(
+        text
+        for u in utterances
+        if u.verdict == "reject" and u.transcript and (text := normalize(u.transcript))
+    )
+
+
+def retried(calls: Iterable[CallRow], utterances: Iterable[UtteranceRow]) -> Counter[str]:
+    """What callers said in calls that ended in a transfer after a clarification ("is it A or
+    B?") or a second try (a rejection, then more): the bot may have picked an intent and still
+    failed the caller.
+    Rejected transcripts are left to ``not_understood``; counted after ``text.normalize``."""
+    transferred = {c.call_id for c in calls if c.outcome == "transferred"}
+    per_call: dict[str, list[UtteranceRow]] = {}
+    for u in utterances:
+        if u.call_id in transferred and u.verdict is not None:
+            per_call.setdefault(u.call_id, []).append(u)
+    out: Counter[str] = Counter()
+    for said in per_call.values():
+        verdicts = [u.verdict for u in sorted(said, key=lambda u: u.seq)]
+        if "clarify" not in verdicts and "reject" not in verdicts[:-1]:
+            continue  # understood at the first try: a transfer the caller asked for
+        out.update(
+            text
+            for u in said
+            if u.verdict != "reject" and u.transcript and (text := normalize(u.transcript))
+        )
+    return out
 
 
 def daily(

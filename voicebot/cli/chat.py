@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 
-from voicebot.cli.common import Subparsers, caller_arg, config_args, datetime_arg, language
+from voicebot.cli.common import (
+    Subparsers,
+    UsageError,
+    caller_arg,
+    config_args,
+    datetime_arg,
+    in_line_zone,
+    language,
+)
+from voicebot.core import phone
 
 
 def register(subparsers: Subparsers) -> None:
@@ -15,9 +23,19 @@ def register(subparsers: Subparsers) -> None:
     chat.add_argument(
         "--caller",
         default="+46701234567",
-        help="caller's number, or 'withheld' (default: a Swedish mobile number)",
+        help="caller's number, +46701234567 or national (0701234567, read with the line's "
+        "country), or 'withheld' (default: a Swedish mobile number)",
     )
-    chat.add_argument("--at", type=datetime_arg, help="time of the call, ISO 8601 (default: now)")
+    chat.add_argument(
+        "--at",
+        type=datetime_arg,
+        help="time of the call, ISO 8601; without an offset, in the line's timezone (default: now)",
+    )
+    chat.add_argument(
+        "--explain",
+        action="store_true",
+        help="after each utterance, show the top intents and their scores and the verdict",
+    )
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
     chat.set_defaults(run=cmd_chat)
 
@@ -30,12 +48,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     caller = caller_arg(args.caller)
-    at = args.at or dt.datetime.now().astimezone()
+    if caller is not None:
+        try:  # as the telephone network gives it: E.164, so SMS and opening rules see a number
+            caller = phone.parse(caller, config.calling_code)
+        except phone.NotANumber as exc:
+            raise UsageError(f"--caller: {exc}, or 'withheld'") from None
+    at = in_line_zone(args.at, config)
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     interactive = sys.stdin.isatty()
     if interactive:
         print(f"voicebot chat ({config.language}, {config.source}), caller {caller or 'withheld'}")
         print(HELP)
-    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails)
+    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails, explain=args.explain)
     run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt="you> " if interactive else "")
     return 0

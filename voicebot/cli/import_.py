@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from pathlib import Path
 
+from voicebot.atomic import write_bytes_atomic
 from voicebot.cli.common import Subparsers, UsageError
 from voicebot.errors import VoicebotError
 
@@ -52,15 +52,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def _write(out: Path, text: str) -> None:
     """Write through a temporary file renamed over ``out``, so a reader never sees half a file;
-    on failure nothing is left behind."""
-    tmp = out.with_name(out.name + ".tmp")
+    on failure nothing is left behind (``voicebot.atomic``: no planted temporary file)."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        write_bytes_atomic(out, text.encode("utf-8"))
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         reason = exc.strerror or str(exc)
         raise CannotWrite(
             f"cannot write {out}: {reason}; give --out a file in a folder you can write to"

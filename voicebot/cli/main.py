@@ -20,16 +20,32 @@ from voicebot.cli import (
     eval,
     grammar,
     import_,
+    init,
     listen,
     models,
     replay,
     serve,
     simulate,
+    suggest,
 )
 from voicebot.errors import VoicebotError
 
 # In the order ``voicebot --help`` lists them.
-COMMANDS = (check, chat, eval, import_, models, serve, simulate, replay, grammar, listen, calllog)
+COMMANDS = (
+    init,
+    check,
+    chat,
+    eval,
+    import_,
+    models,
+    serve,
+    simulate,
+    replay,
+    grammar,
+    listen,
+    calllog,
+    suggest,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,11 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
+
+from voicebot.core.phone import line_calling_code
+from voicebot.core.text import says_phrase
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +157,25 @@ def default_sms_text(said: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class PhraseSlot:
+    """Where one more phrase can be written by hand into an intent's source file (the
+    dashboard's snippet), from the layout of its YAML when it was read. Pasting below the
+    first line of the last phrase, as the snippet once did, changed that phrase when it spanned
+    two lines; a flow list (``[a, b]``) takes no ``- phrase`` line at all.
+
+    kind "block": paste ``- phrase`` below ``line`` (the last line of the last phrase), its
+    '-' at ``column``; "flow": insert ``, phrase`` (``phrase`` when ``empty``) at ``line``,
+    ``column``, where the list's ']' is; "key": the intent has no phrases: paste ``phrases:``
+    and the phrase below ``line`` (the intent's name), the key at ``column``. Columns are
+    1-based."""
+
+    kind: Literal["block", "flow", "key"]
+    line: int
+    column: int
+    empty: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Intent:
     name: str
     label: str  # how the bot names it in "is it about A or B?"
@@ -164,6 +187,9 @@ class Intent:
     phrase_origins: tuple[Origin, ...] = ()
     example_origins: tuple[Origin, ...] = ()
     label_given: bool = True  # False when the YAML had no label and it was made from the name
+    # where a phrase can be added by hand; None when its phrases are not written in this
+    # intent alone (an alias or merge shares them) or the YAML came from no file
+    phrase_slot: PhraseSlot | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +224,9 @@ class Prompts:
 class Words:
     """Word lists the dialogue understands outside the intents."""
 
-    escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
+    # "agent", "kan jag få prata med någon", ... → transfer to the default group at once;
+    # matched loosely (``asks_for_person``)
+    escape: tuple[str, ...]
     yes: tuple[str, ...]
     no: tuple[str, ...]
     # Answers to "is it about A or B?" that pick by position ("the first one", "the latter"),
@@ -207,6 +235,12 @@ class Words:
     first: tuple[str, ...] = ()
     second: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
+    # Inflection endings an escape word may carry ("n", "en": "människan", "handläggaren").
+    endings: tuple[str, ...] = ()
+
+    def asks_for_person(self, text: str) -> bool:
+        """Whether ``text`` holds one of the escape phrases (see ``text.says_phrase``)."""
+        return any(says_phrase(text, phrase, self.endings) for phrase in self.escape)
 
 
 class SpeechMode(StrEnum):
@@ -274,9 +308,17 @@ class LanguageConfig:
     numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
     number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
     overflow: Overflow = Overflow()
+    # Recorded prompts: the prompt's text -> its WAV file, played instead of a voice engine
+    # (in the media stream and by TwiML <Play>), so a call can sound like one person.
+    recordings: Mapping[str, str] = field(default_factory=dict)
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]
+
+    @property
+    def calling_code(self) -> str | None:
+        """The country calling code ("46") a national number typed for this line is read with."""
+        return line_calling_code(self.numbers, self.language)
 
     def today(self, at: dt.datetime) -> dt.date:
         return _as_aware(at).astimezone(ZoneInfo(self.timezone)).date()
@@ -302,6 +344,12 @@ class Deployment:
 
     def language(self, code: str | None = None) -> LanguageConfig:
         return self.languages[code or self.default_language]
+
+    @property
+    def calling_code(self) -> str | None:
+        """The calling code all languages' lines share; None when they differ or are unknown."""
+        codes = {config.calling_code for config in self.languages.values()}
+        return codes.pop() if len(codes) == 1 else None
 
     def for_number(self, called: str | None) -> LanguageConfig:
         """The language of the line that was called (E.164), else the default language."""

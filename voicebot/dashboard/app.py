@@ -7,10 +7,16 @@ gets its own random session: an HttpOnly, SameSite=Strict cookie (Secure unless 
 served over plain http to this machine) that expires after ``SESSION_S`` and dies at "Log out".
 Sessions live in the call log database, as hashes, so every instance sharing it accepts them.
 Scripts may send ``Authorization: Bearer <token>``. Wrong tokens, by form or header, are counted
-per client and logged, and lock that client out for longer and longer (``limits``). ``?token=``
-is ignored. Without a configured token every path answers 404: the dashboard shows transcripts,
-so it is never open by default. The page is static HTML/JS/CSS from the package (no CDN), under
-a CSP that allows only those files; it builds every element from the JSON with ``textContent``.
+per client and logged, and answered 429 for longer and longer (``limits``); the right token is
+always let in, so nobody (a foreign page, a colleague mistyping behind the same proxy) can lock the
+admin out, and what makes guessing hopeless is the token's length (16+ characters). The client is
+the peer address, or behind ``serve --trusted-proxy`` the browser's as the proxy forwards it
+(``access_log.server_config``). The login form takes only urlencoded posts from its own origin: a
+foreign page's form (``text/plain``, or cross-site by ``Origin`` and ``Sec-Fetch-Site``) is refused
+before any token is read. ``?token=`` is ignored. Without a configured token every path answers
+404: the dashboard shows transcripts, so it is never open by default. The page is static
+HTML/JS/CSS from the package (no CDN), under a CSP that allows only those files; it builds every
+element from the JSON with ``textContent``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import os
 import secrets
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +47,8 @@ from voicebot.calllog.log import CallLog, CallLogUnavailable, Rows
 from voicebot.core.config import Deployment
 from voicebot.dashboard import data
 from voicebot.dashboard.limits import FREE_FAILURES, FailedLogins
+from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
+from voicebot.matching.suggest import Said, Suggestions, suggest
 
 __all__ = ["COOKIE", "FREE_FAILURES", "SESSION_S", "dashboard_app", "token_from_env"]
 
@@ -50,6 +58,8 @@ MIN_TOKEN_LENGTH = 16
 DEFAULT_DAYS = 30  # the range shown when the page gives none
 MAX_DAYS = 366
 MAX_CALLS = 500
+MAX_GROUPED = 300  # distinct not-understood sentences per language grouped (~10 s to encode
+# the first time on one core; the matcher's memory of recent utterances makes repeats free)
 FAILED_LOGIN_DELAY_S = 0.3  # each wrong token answers late, on top of the per-client lockout
 SESSION_S = 12 * 3600  # a working day; then log in again
 
@@ -61,7 +71,8 @@ _SECURITY_HEADERS = {
         "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # not "no-referrer": that makes browsers send "Origin: null" with our own login form
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 _ASSETS = {
@@ -82,11 +93,13 @@ def dashboard_app(
     *,
     token: str | None,
     clock: Callable[[], float] = time.time,
+    embeddings: Embeddings | None = None,
 ) -> Starlette:
     """The dashboard; ``configs`` returns the deployment now serving (e.g. a ConfigHolder's
     ``current``), so the snippet lines follow config reloads. A token shorter than 16
     characters is refused: the page is reachable wherever Twilio can reach the server.
-    ``clock`` (wall-clock seconds) times sessions and lockouts."""
+    ``clock`` (wall-clock seconds) times sessions and lockouts. ``embeddings`` groups what
+    was not understood (default: the matcher's, ``shared_embeddings()``)."""
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
         raise ValueError(
             f"{TOKEN_ENV} must be at least {MIN_TOKEN_LENGTH} characters; make one with: "
@@ -94,7 +107,7 @@ def dashboard_app(
         )
     if not token:
         return Starlette(routes=[Route("/{path:path}", _not_found, methods=["GET", "POST"])])
-    return _Dashboard(log, configs, token, clock).app()
+    return _Dashboard(log, configs, token, clock, embeddings).app()
 
 
 async def _not_found(request: Request) -> Response:
@@ -113,12 +126,14 @@ class _Dashboard:
         configs: Callable[[], Deployment],
         token: str,
         clock: Callable[[], float],
+        embeddings: Embeddings | None = None,
     ) -> None:
         self.log = log
         self.configs = configs
         self.token = token
         self.clock = clock
         self.failures = FailedLogins(clock)
+        self.embeddings = embeddings
 
     def app(self) -> Starlette:
         guard = self._guarded
@@ -133,6 +148,7 @@ class _Dashboard:
                 Route("/api/calls", guard(self.api_calls)),
                 Route("/api/calls/{call_id}", guard(self.api_call)),
                 Route("/api/unmatched", guard(self.api_unmatched)),
+                Route("/api/suggested", guard(self.api_suggested)),
                 Route("/api/snippet", guard(self.api_snippet)),
             ],
             exception_handlers={
@@ -154,31 +170,32 @@ class _Dashboard:
         return await run_in_threadpool(self.log.session_alive, _hash(cookie), self._now())
 
     async def _check_token(self, request: Request, given: str) -> int | None:
-        """None when ``given`` is the token; else the HTTP status to refuse with: 429 while
-        this client is locked out (the token is not even compared), 401 after a failure,
-        which is counted, logged and answered late."""
+        """None when ``given`` is the token, even from a client backing off; else the HTTP
+        status to refuse with, answered late: 429 while this client is backing off, 401 after
+        a failure, which is counted and logged."""
         client = _client(request)
-        if self.failures.retry_after(client):
-            return 429
         if hmac.compare_digest(
             hashlib.sha256(given.strip().encode()).digest(),
             hashlib.sha256(self.token.encode()).digest(),
         ):
             self.failures.succeeded(client)
             return None
+        if self.failures.retry_after(client):  # already told to wait: not logged again
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)
+            return 429
         count, lock = self.failures.failed(client)
         _logger.warning(
             "failed dashboard login from %s (%d in a row%s)",
             client,
             count,
-            f"; locked out for {lock:.0f} s" if lock else "",
+            f"; wrong tokens refused for {lock:.0f} s" if lock else "",
         )
         await asyncio.sleep(FAILED_LOGIN_DELAY_S)
         return 401
 
     def _locked(self, request: Request, *, page: bool) -> Response:
         wait = self.failures.retry_after(_client(request))
-        message = f"Too many wrong tokens from your address: try again in {max(1, wait)} s."
+        message = f"Too many wrong tokens from your address: wait {max(1, wait)} s."
         if page:
             response = _login_form(_base(request), message, status=429)
         else:
@@ -217,6 +234,12 @@ class _Dashboard:
         base = _base(request)
         if request.method == "GET":
             return _login_form(base, "")
+        foreign = _foreign_form(request)
+        if foreign:
+            _logger.warning(
+                "dashboard: refused a login post from %s: %s", _client(request), foreign
+            )
+            return _login_form(base, f"Refused: {foreign}.", status=403)
         given = await _form_field(request, "token")
         refused = await self._check_token(request, given or "")
         if refused is None:
@@ -248,6 +271,9 @@ class _Dashboard:
     async def logout(self, request: Request) -> Response:
         """Ends the session everywhere, not only in this browser."""
         base = _base(request)
+        foreign = _foreign_form(request, body=False)
+        if foreign:
+            return _login_form(base, f"Refused: {foreign}.", status=403)
         cookie = request.cookies.get(COOKIE, "")
         if cookie:
             await run_in_threadpool(self.log.close_session, _hash(cookie))
@@ -273,16 +299,16 @@ class _Dashboard:
     # API
 
     async def api_summary(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         top = _int(request, "top", 10, 1, 100)
-        return _json(
-            data.summary(rows.calls, rows.utterances, tz=tz, since=since, until=until, top=top)
-        )
+        body = data.summary(rows.calls, rows.utterances, tz=tz, since=since, until=until, top=top)
+        body.update(language=language, languages=sorted(self.configs().languages))
+        return _json(body)
 
     async def api_calls(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         limit = _int(request, "limit", 50, 1, MAX_CALLS)
         return _json({"calls": data.recent_calls(rows.calls, rows.utterances, limit=limit)})
 
@@ -294,10 +320,35 @@ class _Dashboard:
         return _json({"call_id": call_id, "timeline": data.timeline(events)})
 
     async def api_unmatched(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         top = _int(request, "top", 20, 1, 200)
         return _json(data.unmatched(rows.calls, rows.utterances, self.configs(), top=top))
+
+    async def api_suggested(self, request: Request) -> Response:
+        """The not-understood sentences grouped by meaning: apart from ``api_unmatched``
+        because the first grouping of a long list takes seconds (the encoder), and the page
+        draws everything else meanwhile."""
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
+        deployment = self.configs()
+        said = data.not_understood(rows.calls, rows.utterances, deployment, limit=MAX_GROUPED)
+        found = await run_in_threadpool(self._group, said, deployment)
+        return _json({"groups": data.suggested(found)})
+
+    def _group(
+        self, said: Mapping[str, Sequence[Said]], deployment: Deployment
+    ) -> dict[str, Suggestions]:
+        """Suggested intents per language. Caller utterances are encoded in this process's
+        memory only (``Embeddings.queries``), a few at a time so calls keep the encoder."""
+        embeddings = self.embeddings or shared_embeddings()
+        out = {}
+        for lang, texts in said.items():
+            if lang in deployment.languages:
+                config = deployment.languages[lang]
+                intents = tuple(config.intents.values())
+                out[lang] = suggest(texts, intents, embeddings, stop=config.words.stop)
+        return out
 
     async def api_snippet(self, request: Request) -> Response:
         q = request.query_params
@@ -308,11 +359,17 @@ class _Dashboard:
             return _json({"error": str(exc)}, 400)
         return _json(data.as_dict(found))
 
-    def _range(self, request: Request) -> tuple[str, dt.date, dt.date]:
-        """Local days [since, until] from the query, by default the last 30 days; the zone is
-        ``tz`` or the default language's."""
+    def _range(self, request: Request) -> tuple[str, dt.date, dt.date, str | None]:
+        """Local days [since, until] from the query, by default the last 30 days, and the
+        ``language`` (line) to show, default all; the zone is ``tz``, else that language's,
+        else the default language's."""
         q = request.query_params
-        tz = q.get("tz") or self.configs().language().timezone
+        deployment = self.configs()
+        language = q.get("language") or None
+        if language is not None and language not in deployment.languages:
+            known = ", ".join(sorted(deployment.languages))
+            raise _BadRequest(f"no language {language!r} (the lines answer in: {known})")
+        tz = q.get("tz") or deployment.language(language).timezone
         try:
             zone = ZoneInfo(tz)
             until = _day(q.get("until")) or dt.datetime.now(zone).date()
@@ -321,13 +378,16 @@ class _Dashboard:
             raise _BadRequest(str(exc)) from None
         if since > until or (until - since).days >= MAX_DAYS:
             raise _BadRequest(f"since must be before until, at most {MAX_DAYS} days apart")
-        return tz, since, until
+        return tz, since, until, language
 
-    async def _fetch(self, tz: str, since: dt.date, until: dt.date) -> Rows:
+    async def _fetch(
+        self, tz: str, since: dt.date, until: dt.date, language: str | None = None
+    ) -> Rows:
         zone = ZoneInfo(tz)
         start = dt.datetime.combine(since, dt.time(), zone)
         end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), zone)
-        return await run_in_threadpool(self.log.fetch, start, end)
+        rows = await run_in_threadpool(self.log.fetch, start, end)
+        return rows.in_language(language)
 
 
 class _BadRequest(ValueError):
@@ -352,6 +412,27 @@ async def _form_field(request: Request, name: str, limit: int = 4096) -> str | N
             return None
     values = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get(name)
     return values[0] if values else None
+
+
+FORM_TYPE = "application/x-www-form-urlencoded"  # what the login form sends
+
+
+def _foreign_form(request: Request, *, body: bool = True) -> str:
+    """Why a POST is not the dashboard's own form ("" when it is): another site's page can
+    post to /login (to lock admins out, or to log a browser in as someone else) but cannot
+    make the browser say it is same-origin. Browsers send ``Sec-Fetch-Site`` and ``Origin``;
+    scripts and curl send neither and are let through (they are not a browser being used)."""
+    site = request.headers.get("sec-fetch-site")
+    origin = request.headers.get("origin")
+    if site is not None:  # set by the browser, never by a page: it decides
+        if site not in ("same-origin", "none"):
+            return f"a {site} form"
+    elif origin is not None and urllib.parse.urlsplit(origin).netloc != request.headers.get("host"):
+        return f"a form from {origin[:100]}"
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if body and kind != FORM_TYPE:
+        return f"a {kind or 'untyped'} body, not {FORM_TYPE}"
+    return ""
 
 
 def _hash(session: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from voicebot.calllog.records import NUMBER_FIELDS, CallRow, EventRow, Utterance
 from voicebot.core.config import Deployment, Intent, LanguageConfig
 from voicebot.core.phone import mask
 from voicebot.core.text import normalize
+from voicebot.matching.suggest import Said, Suggestions, tally
 
 MAX_PHRASE = 200  # characters; longer "phrases" are pasted transcripts of whole calls
 _MASKED = re.compile(r"^\+\d*\*+\d*$")
@@ -180,17 +181,10 @@ def unmatched(
 ) -> dict[str, Any]:
     """Top rejected transcripts per language (``report.summarize``'s ranking), merged by count,
     with each language's intents for the page's dropdown."""
-    language_of = {c.call_id: c.language or deployment.default_language for c in calls}
-    grouped: dict[str, tuple[list[CallRow], list[UtteranceRow]]] = defaultdict(lambda: ([], []))
-    for c in calls:
-        grouped[language_of[c.call_id]][0].append(c)
-    for u in utterances:
-        if u.call_id in language_of:
-            grouped[language_of[u.call_id]][1].append(u)
     ranked = sorted(
         (
             (n, text, lang)
-            for lang, (cs, us) in grouped.items()
+            for lang, (cs, us) in by_language(calls, utterances, deployment).items()
             for text, n in report.summarize(cs, us, top=top).top_unmatched
         ),
         key=lambda r: (-r[0], r[1], r[2]),
@@ -201,6 +195,53 @@ def unmatched(
         for code, cfg in deployment.languages.items()
     }
     return {"unmatched": rows[:top], "intents": intents}
+
+
+def by_language(
+    calls: Sequence[CallRow], utterances: Sequence[UtteranceRow], deployment: Deployment
+) -> dict[str, tuple[list[CallRow], list[UtteranceRow]]]:
+    """Calls and their utterances per language (a call logged without one: the default)."""
+    language_of = {c.call_id: c.language or deployment.default_language for c in calls}
+    grouped: dict[str, tuple[list[CallRow], list[UtteranceRow]]] = defaultdict(lambda: ([], []))
+    for c in calls:
+        grouped[language_of[c.call_id]][0].append(c)
+    for u in utterances:
+        if u.call_id in language_of:
+            grouped[language_of[u.call_id]][1].append(u)
+    return dict(grouped)
+
+
+def not_understood(
+    calls: Sequence[CallRow],
+    utterances: Sequence[UtteranceRow],
+    deployment: Deployment,
+    *,
+    limit: int,
+) -> dict[str, list[Said]]:
+    """Per language, the ``limit`` most frequent rejected transcripts, for grouping: each new
+    one costs the encoder ~35 ms, and the long tail said once seldom makes a topic."""
+    return {
+        lang: tally(report.not_understood(us).most_common(limit))
+        for lang, (_, us) in by_language(calls, utterances, deployment).items()
+    }
+
+
+def suggested(found: Mapping[str, Suggestions]) -> list[dict[str, Any]]:
+    """The groups of every language, most callers first, as the page shows them."""
+    rows = [
+        {
+            "language": lang,
+            "name": g.name,
+            "count": g.count,
+            "sentences": len(g.utterances),
+            "examples": list(g.examples),
+            "nearest_intent": g.nearest,
+            "similarity": g.similarity,
+        }
+        for lang, s in found.items()
+        for g in s.groups
+    ]
+    return sorted(rows, key=lambda r: (-r["count"], r["language"], r["name"]))
 
 
 def sorted_intents(config: LanguageConfig) -> list[Intent]:
@@ -218,8 +259,9 @@ class Snippet:
     text: str
     file: str  # where the intent is written
     line: int
-    insert_after: int | None  # paste ``snippet`` below this line of ``file``; None: see ``block``
-    snippet: str  # the phrase line(s), indented for that spot
+    insert_after: int | None  # paste ``snippet`` below this line of ``file``
+    insert_at: tuple[int, int] | None  # or: type ``snippet`` at this line and column (a ']')
+    snippet: str  # what to paste there; "" when neither place is safe: see ``block``
     block: str  # the intent with only the new phrase, standalone YAML, for reading
     duplicate_of: str | None  # an intent that already has this phrase
 
@@ -227,9 +269,11 @@ class Snippet:
 def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
     """The YAML that adds ``text`` as a phrase of the intent, and where to paste it.
 
-    With a block list of phrases the new line goes below the last one, at its indentation; an
-    intent without phrases gets a ``phrases:`` key below its name. Flow lists (``[a, b]``) get no
-    position, only the standalone ``block``.
+    The place comes from the layout the loader saw (``Intent.phrase_slot``): below the last
+    line of a block list's last phrase (a phrase written over two lines stays whole), before
+    the ']' of a flow list, or a new ``phrases:`` key below the intent's name. Where no place
+    is safe (phrases shared through an alias or merge), there is no paste position, only the
+    standalone ``block`` to copy by hand.
     """
     intent = config.intents.get(intent_name)
     if intent is None:
@@ -239,18 +283,19 @@ def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
         raise SnippetError("the phrase is empty")
     if len(phrase) > MAX_PHRASE:
         raise SnippetError(f"the phrase is longer than {MAX_PHRASE} characters")
-    item = _dump([phrase])  # "- text\n", quoted when YAML needs it
-    origins = intent.phrase_origins
-    insert_after: int | None
-    if not origins:
-        indent = " " * (intent.origin.column + 1)
-        lines = f"{indent}phrases:\n{indent}  {item}"
-        insert_after = intent.origin.line if intent.origin.line > 0 else None
-    elif len({o.line for o in origins}) == len(origins) and origins[0].line > intent.origin.line:
-        lines = " " * max(0, origins[-1].column - 3) + item
-        insert_after = origins[-1].line
-    else:
-        lines, insert_after = item, None
+    slot = intent.phrase_slot
+    insert_after: int | None = None
+    insert_at: tuple[int, int] | None = None
+    lines = ""
+    if slot is not None and slot.kind == "flow":
+        flow = _dump([phrase], flow=True).strip()[1:-1]  # "[text]": quoted when YAML needs it
+        lines = flow if slot.empty else f", {flow}"
+        insert_at = (slot.line, slot.column)
+    elif slot is not None:
+        indent = " " * (slot.column - 1)
+        item = _dump([phrase])  # "- text\n", quoted when YAML needs it
+        lines = f"{indent}phrases:\n{indent}  {item}" if slot.kind == "key" else indent + item
+        insert_after = slot.line
     block = _dump({intent.name: {"phrases": [phrase]}})
     norm = normalize(phrase)
     duplicate = next(
@@ -264,15 +309,16 @@ def snippet(config: LanguageConfig, intent_name: str, text: str) -> Snippet:
         file=intent.origin.file,
         line=intent.origin.line,
         insert_after=insert_after,
+        insert_at=insert_at,
         snippet=lines,
         block=block,
         duplicate_of=duplicate,
     )
 
 
-def _dump(value: object) -> str:
+def _dump(value: object, *, flow: bool = False) -> str:
     return yaml.safe_dump(
-        value, allow_unicode=True, default_flow_style=False, sort_keys=False, width=10_000
+        value, allow_unicode=True, default_flow_style=flow, sort_keys=False, width=10_000
     )
 
 

@@ -4,9 +4,11 @@ A token is long, but nothing should let anyone try a thousand a second. A few mi
 (people mistype); after that each further failure locks that client out for twice as long as the
 last (1 s, 2 s, 4 s ... up to ``MAX_LOCK_S``), and while it is locked no token it sends is even
 checked, so parallel requests gain nothing. A success or an hour without failures forgets the
-client. The count is per instance and per client address: behind a proxy configure uvicorn's
-forwarded headers so the address is the browser's, not the proxy's. Sessions that are already
-logged in are never locked out: only token checks are.
+client. The count is per instance and per client address: behind a proxy, ``serve
+--trusted-proxy`` makes the address the browser's, not the proxy's (and only a trusted proxy's
+``X-Forwarded-For`` counts, so nobody can pose as another address). A lock refuses wrong
+tokens only: the right one always logs in (``app._check_token``), so a lock is never a way to
+shut the admin out.
 """
 
 from __future__ import annotations

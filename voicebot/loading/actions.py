@@ -15,6 +15,7 @@ from voicebot.core.config import (
     Intent,
     IntentAction,
     Origin,
+    PhraseSlot,
     SmsFallback,
     default_sms_text,
 )
@@ -27,7 +28,15 @@ from voicebot.loading.keys import (
     NAME_RE,
     SMS_KEYS,
 )
-from voicebot.loading.reader import Pair, Reader, describe, did_you_mean, is_null, quote
+from voicebot.loading.reader import (
+    Pair,
+    Reader,
+    describe,
+    did_you_mean,
+    is_null,
+    is_shared,
+    quote,
+)
 from voicebot.loading.refs import Ref, References
 
 __all__ = ["read_action", "read_announcements", "read_intents"]
@@ -106,7 +115,33 @@ def _intent(
         phrase_origins=tuple(o for _, o in phrases),
         example_origins=tuple(o for _, o in examples),
         label_given="label" in pairs,
+        phrase_slot=_phrase_slot(vnode, pairs.get("phrases"), ctx.at(knode)),
     )
+
+
+def _phrase_slot(body: yaml.Node, phrases: Pair | None, name: Origin) -> PhraseSlot | None:
+    """Where one more phrase can be typed into this intent (``PhraseSlot``), from the nodes'
+    marks: the end of the last phrase, not its start, so a phrase over two lines stays whole.
+    None when an alias or merge shares the place (an edit there would change other intents too)
+    or the phrases come from outside this intent's own text."""
+    if not isinstance(body, yaml.MappingNode) or is_shared(body):
+        return None
+    if phrases is None:  # a new 'phrases:' key below the name, where the body's keys start
+        flow = body.flow_style is True  # {examples: [...], ...}: no line of its own to add
+        return None if flow else PhraseSlot("key", name.line, body.start_mark.column + 1)
+    key, node = phrases
+    if not body.start_mark.line <= key.start_mark.line <= body.end_mark.line or is_shared(node):
+        return None  # merged in from elsewhere
+    if isinstance(node, yaml.SequenceNode) and node.flow_style is True:
+        end = node.end_mark  # just after the ']'
+        return PhraseSlot("flow", end.line + 1, end.column, empty=not node.value)
+    if isinstance(node, yaml.SequenceNode) and node.value:
+        end = node.value[-1].end_mark  # a block scalar ends at the start of the next line
+        last = end.line if end.column == 0 else end.line + 1
+        return PhraseSlot("block", last, node.start_mark.column + 1)
+    if is_null(node):  # 'phrases:' with nothing yet: the list goes below it, indented
+        return PhraseSlot("block", key.start_mark.line + 1, key.start_mark.column + 3)
+    return None
 
 
 def read_action(

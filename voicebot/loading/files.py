@@ -2,6 +2,13 @@
 
 A file that cannot be read (not UTF-8, a syntax error, a duplicate key) becomes a ``Problem`` with
 its line, never an exception; a key defined in two files of one language folder is a problem too.
+
+A few kilobytes of YAML can ask for unbounded work, so three limits hold, each a one-line problem
+at the line where it is crossed: a file's size (``MAX_FILE_BYTES``: the 13 MB probe took minutes),
+its nesting (``MAX_DEPTH``: PyYAML composes recursively, and 5,000 ``[`` printed a RecursionError
+of 3,000 lines) and what its aliases add (``MAX_ALIAS_VALUES``: ``*name`` and ``<<: *name`` are
+copies for everything that reads the tree, so ten merges of ten merges, seven deep, was 10^7
+keys to read). Real configurations stay far below all three.
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ import yaml
 from voicebot.core.config import Origin
 from voicebot.loading.keys import DEPLOYMENT_FILE, TOP_KEYS, YAML_SUFFIXES
 from voicebot.loading.problems import Problem
-from voicebot.loading.reader import MERGE_TAG, Reader, quote
+from voicebot.loading.reader import MERGE_TAG, Reader, mark_shared, quote
 
 __all__ = [
+    "MAX_ALIAS_VALUES",
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
     "Entry",
     "add_entries",
     "collect_language",
@@ -59,9 +69,29 @@ def _syntax_message(error: yaml.MarkedYAMLError) -> str:
     return f"YAML syntax error: {problem}{hint}"
 
 
+MAX_FILE_BYTES = 5_000_000  # 5x an import of SNIPS' 13,000 training sentences
+MAX_DEPTH = 50  # lists and mappings inside each other; a configuration needs about 6
+MAX_ALIAS_VALUES = 100_000  # values that '*name' and '<<: *name' copy, counted as copies
+
+
+def _too_big(display: str, line: int, size: int) -> Problem:
+    return Problem(
+        Origin(display, line, 0),
+        f"the file is {size / 1e6:.1f} MB, over the {MAX_FILE_BYTES / 1e6:g} MB a configuration "
+        "may have (it passes the limit here); split it into files in a language folder, or "
+        "import fewer examples (voicebot import --max-examples)",
+    )
+
+
 def read_yaml(path: Path, display: str, problems: list[Problem]) -> yaml.Node | None:
     """Compose one file into nodes, or record why it cannot be read; empty files give None."""
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:  # not even read into memory whole
+            with path.open("rb") as handle:
+                line = handle.read(MAX_FILE_BYTES).count(b"\n") + 1
+            problems.append(_too_big(display, line, size))
+            return None
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         problems.append(
@@ -80,9 +110,17 @@ def compose_yaml(text: str, display: str, problems: list[Problem]) -> yaml.Node 
     if bad is not None:  # PyYAML refuses these before parsing, with an offset instead of a line
         problems.append(Problem(_origin_of(text, bad.start(), display), _bad_character(bad[0])))
         return None
-    loader = yaml.SafeLoader(text)
+    size = len(text.encode("utf-8"))
+    if size > MAX_FILE_BYTES:
+        line = text.count("\n", 0, MAX_FILE_BYTES) + 1
+        problems.append(_too_big(display, line, size))
+        return None
+    loader = _BoundedLoader(text)
     try:
         node = loader.get_single_node()
+    except _LimitExceeded as exc:
+        problems.append(Problem(Origin(display, exc.line, exc.column), exc.message))
+        return None
     except yaml.MarkedYAMLError as exc:
         problems.append(_syntax_problem(exc, text, display))
         return None
@@ -94,6 +132,68 @@ def compose_yaml(text: str, display: str, problems: list[Problem]) -> yaml.Node 
     if node is not None:
         _check_duplicate_keys(Reader(display, problems), node)
     return node
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, event: yaml.Event, message: str) -> None:
+        super().__init__(message)
+        mark = event.start_mark
+        self.line, self.column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        self.message = message
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing with the nesting and alias limits: it stops at the node
+    that crosses one, long before Python's recursion limit or the work an alias bomb asks for.
+    Each node's weight is what reading it costs: 1, plus its children's weights, where an alias
+    weighs what the node it names does."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self._depth = 0
+        self._copied = 0
+        self._weights: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._copied += self._weights.get(id(node), 1)
+            if node is not None and self._copied <= MAX_ALIAS_VALUES:  # bounded: marks < copies
+                mark_shared(node)
+            if self._copied > MAX_ALIAS_VALUES:
+                raise _LimitExceeded(
+                    event,
+                    f"the aliases ('*name', '<<: *name') up to here copy over "
+                    f"{MAX_ALIAS_VALUES:,} values; write the entries out instead of nesting "
+                    "copies of copies",
+                )
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise _LimitExceeded(
+                event,
+                f"lists and mappings nest more than {MAX_DEPTH} deep here; a configuration "
+                "needs a handful of levels (is a '[' or '{' never closed?)",
+            )
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is None:
+            return None
+        self._weights[id(node)] = 1 + sum(
+            self._weights.get(id(child), 1) for child in _children(node)
+        )
+        return node
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 # What PyYAML's reader rejects (its NON_PRINTABLE set): control characters other than tab and

@@ -55,6 +55,7 @@ class _Tally:
     oos: int = 0
     repeats: int = 0
     renamed: dict[str, str] = field(default_factory=dict)  # CSV label -> intent name
+    first_line: dict[str, int] = field(default_factory=dict)  # renamed label -> its first row
 
 
 def _print_notice(message: str) -> None:
@@ -85,7 +86,13 @@ def import_labelled(
     routes = _Routes.read(routes_path, problems)
     if problems or routes is None:
         raise ConfigError(problems)
-    routes.routes = {tally.renamed.get(k, k): v for k, v in routes.routes.items()}
+    _check_star_label(routes, tally, csv_path, problems)
+    if problems:
+        raise ConfigError(problems)
+    # a route may name a label as the CSV spells it; "*" is always the catch-all, never a label
+    routes.routes = {
+        k if k == _STAR else tally.renamed.get(k, k): v for k, v in routes.routes.items()
+    }
     if tally.renamed:
         notice(
             f"{csv_path.name}: labels that are not usable intent names were renamed: "
@@ -106,6 +113,23 @@ def import_labelled(
     # The promise is a file that loads; check it here so a bug shows up as an error, not a file.
     load_language_text(text, f"<intents generated from {routes_path.name}>")
     return text
+
+
+def _check_star_label(
+    routes: _Routes, tally: _Tally, csv_path: Path, problems: list[Problem]
+) -> None:
+    """A CSV label ``*`` is renamed like any label that is no name, but in the routes file
+    ``"*"`` means every other intent: which one it is meant for cannot be guessed, so say so
+    (it used to become the renamed label's route, silently leaving the rest unrouted)."""
+    renamed = tally.renamed.get(_STAR)
+    if renamed is not None and _STAR in routes.routes and renamed not in routes.routes:
+        knode, _ = routes.routes[_STAR]
+        routes.ctx.fail(
+            knode,
+            f'routes: "{_STAR}" is the catch-all for every other intent, but {csv_path.name} '
+            f"line {tally.first_line[_STAR]} also has rows labelled '{_STAR}' (imported as "
+            f"{renamed!r}); rename that label in the CSV, or route it by the name {renamed!r}",
+        )
 
 
 def _header(
@@ -171,6 +195,7 @@ def _read_csv(path: Path, problems: list[Problem]) -> tuple[dict[str, _Intent], 
         if not NAME_RE.match(name):
             if name not in tally.renamed:
                 tally.renamed[name] = _usable_name(name, taken)
+                tally.first_line[name] = row.line
                 taken.add(tally.renamed[name])
             name = tally.renamed[name]
         norm = normalize(row.text)

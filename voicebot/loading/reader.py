@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import string
+import weakref
 from collections.abc import Collection, Iterable, Sequence
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -30,7 +31,9 @@ __all__ = [
     "describe",
     "did_you_mean",
     "is_null",
+    "is_shared",
     "listing",
+    "mark_shared",
     "quote",
     "say_where",
     "suggest",
@@ -44,6 +47,29 @@ MERGE_TAG = "tag:yaml.org,2002:merge"
 _NUMBERS = yaml.constructor.SafeConstructor()
 
 Pair = tuple[yaml.ScalarNode, yaml.Node]
+
+# Nodes an alias ('*name', '<<: *name') repeats, and everything inside them: one text in the
+# file that stands for several places, so an edit there changes all of them. Marked by the
+# loader (``files._BoundedLoader``); weak, so a file's nodes go when the file is read.
+_SHARED: weakref.WeakSet[yaml.Node] = weakref.WeakSet()
+
+
+def mark_shared(node: yaml.Node) -> None:
+    """Mark ``node`` and everything below it as repeated by an alias."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if item in _SHARED:
+            continue
+        _SHARED.add(item)
+        if isinstance(item, yaml.SequenceNode):
+            stack.extend(item.value)
+        elif isinstance(item, yaml.MappingNode):
+            stack.extend(part for pair in item.value for part in pair)
+
+
+def is_shared(node: yaml.Node) -> bool:
+    return node in _SHARED
 
 
 def quote(text: str, limit: int = 60) -> str:

@@ -9,17 +9,19 @@ and looked up by a hash of the text; only texts not seen before are encoded.
 Only config texts (phrases, examples) are stored, never what callers said: caller utterances are
 encoded on the fly and kept in memory only.
 
-The file is replaced atomically (written beside it, then renamed), so a crash or two processes
-writing at once can lose the newest additions but never leave a half-written file. A file that
-cannot be read all the same (truncated copy, wrong format, another encoder's size) is set aside
-with a warning and rebuilt: a cache never stops the bot from starting.
+The file is replaced atomically (written beside it under a random name, then renamed:
+``voicebot.atomic``), so a crash or two processes writing at once can lose the newest additions
+but never leave a half-written file, and a symlink planted beside it is never written through.
+A file that cannot be read all the same (truncated copy, wrong format, another encoder's size, a
+header claiming more rows than the file holds) is set aside with a warning and rebuilt: a cache
+never stops the bot from starting. Array headers are checked against the bytes the file really
+has before anything is allocated (``_check_sizes``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import sys
 import threading
 import time
@@ -27,11 +29,12 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 import numpy.typing as npt
 
+from voicebot.atomic import write_atomic
 from voicebot.calllog.db import data_dir
 from voicebot.matching.encoder import Encoder, default_encoder
 
@@ -118,6 +121,7 @@ class Embeddings:
         if not self.path.exists():
             return self._index
         try:
+            _check_sizes(self.path, self.dim)
             with np.load(self.path, allow_pickle=False) as data:
                 keys = np.asarray(data["keys"])
                 vectors = np.asarray(data["vectors"], dtype=np.float32)
@@ -130,7 +134,7 @@ class Embeddings:
                 or not np.isfinite(vectors).all()
             ):
                 raise ValueError("unexpected contents")
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
             self._warn(f"warning: embedding cache {self.path} is unreadable ({exc}); rebuilding it")
             self._set_aside()
             return self._index
@@ -160,16 +164,10 @@ class Embeddings:
 
     def _save(self) -> None:
         """Write the whole cache beside the old file, then rename over it (atomic)."""
+        keys = np.frombuffer(b"".join(self._keys), np.uint8).reshape(-1, KEY_BYTES)
+        vectors = self._matrix()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            with tmp.open("wb") as handle:
-                np.savez(
-                    handle,
-                    keys=np.frombuffer(b"".join(self._keys), np.uint8).reshape(-1, KEY_BYTES),
-                    vectors=self._matrix(),
-                )
-            tmp.replace(self.path)
+            write_atomic(self.path, lambda handle: np.savez(handle, keys=keys, vectors=vectors))
         except OSError as exc:  # read-only data folder: keep working, just without the cache
             self._warn(f"warning: cannot write embedding cache {self.path}: {exc}")
 
@@ -196,6 +194,47 @@ class Embeddings:
                 while len(self._queries) > QUERY_MEMORY:
                     self._queries.popitem(last=False)
         return out
+
+
+# member -> (dtype, width; 0: the encoder's dimension)
+_ARRAYS: dict[str, tuple[np.dtype[Any], int]] = {
+    "keys.npy": (np.dtype(np.uint8), KEY_BYTES),
+    "vectors.npy": (np.dtype(np.float32), 0),
+}
+
+
+def _check_sizes(path: Path, dim: int) -> None:
+    """Raise ``ValueError`` unless the file holds exactly the two arrays ``_save`` writes, each
+    with the dtype and width expected and a shape that fits the bytes it really has. The shape
+    is a line of text in a header: believed, a 468-byte file claiming (4e9, 16) made numpy ask
+    for 59.6 GiB and stopped ``serve`` and ``eval``."""
+    size = path.stat().st_size
+    rows = set()
+    with zipfile.ZipFile(path) as archive:
+        members = {info.filename: info for info in archive.infolist()}
+        if set(members) != set(_ARRAYS):
+            raise ValueError(f"holds {sorted(members)[:4]}, not keys and vectors")
+        for name, (dtype, width) in _ARRAYS.items():
+            info = members[name]
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
+                raise ValueError(f"{name} claims {info.file_size} bytes in a {size}-byte file")
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                if version == (1, 0):
+                    shape, fortran, found = np.lib.format.read_array_header_1_0(member)
+                elif version == (2, 0):
+                    shape, fortran, found = np.lib.format.read_array_header_2_0(member)
+                else:
+                    raise ValueError(f"{name} has an unknown header version {version}")
+                data_bytes = info.file_size - member.tell()
+            want = (shape[0] if len(shape) == 2 else -1, width or dim)
+            if found != dtype or fortran or tuple(shape) != want:
+                raise ValueError(f"{name} is {found} {shape}, not {dtype} (n, {want[1]})")
+            if shape[0] * want[1] * dtype.itemsize != data_bytes:
+                raise ValueError(f"{name} claims {shape} but holds {data_bytes} bytes")
+            rows.add(shape[0])
+    if len(rows) != 1:
+        raise ValueError("keys and vectors differ in length")
 
 
 class _Progress:

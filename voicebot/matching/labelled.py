@@ -11,7 +11,9 @@ their line instead. All bad rows are reported at once.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,19 +58,15 @@ def read_rows(path: Path) -> list[LabelledRow]:
     """Rows with their line numbers; raises LabelledFileError listing every bad row."""
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        raw = path.read_bytes()
     except OSError as exc:
         raise LabelledFileError(path, [(0, f"cannot be read: {exc.strerror or exc}")]) from None
+    handle = io.StringIO(_decode(path, raw), newline="")
     problems: list[tuple[int, str]] = []
     rows: list[LabelledRow] = []
     with handle:
-        try:
-            delimiter = _delimiter(handle.readline())
-            handle.seek(0)
-        except UnicodeDecodeError as exc:
-            raise LabelledFileError(
-                path, [(1, f"is not UTF-8 text ({exc.reason}); save it as UTF-8")]
-            ) from None
+        delimiter = _delimiter(handle.readline())
+        handle.seek(0)
         reader = csv.reader(handle, delimiter=delimiter)
         try:
             header = [cell.strip().lower() for cell in next(reader, [])]
@@ -99,10 +97,6 @@ def read_rows(path: Path) -> list[LabelledRow]:
                     continue
                 text = " ".join(cells[text_col].split())
                 rows.append(LabelledRow(text, " ".join(cells[intent_col].split()), start))
-        except UnicodeDecodeError as exc:
-            problems.append(
-                (reader.line_num + 1, f"is not UTF-8 text ({exc.reason}); save it as UTF-8")
-            )
         except csv.Error as exc:
             problems.append((reader.line_num, f"is not valid CSV: {exc}"))
     if not rows and not problems:
@@ -110,6 +104,26 @@ def read_rows(path: Path) -> list[LabelledRow]:
     if problems:
         raise LabelledFileError(path, problems, rows)
     return rows
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text; a ``LabelledFileError`` naming every line that is not UTF-8. Decoded
+    whole, not through a buffered reader: that fails at the first block it reads, so a file
+    saved as UTF-8 and then appended to in Latin-1 was reported at line 1."""
+    raw = raw.removeprefix(codecs.BOM_UTF8)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    problems = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.append(
+                (number, f"is not UTF-8 text ({exc.reason}); save the whole file as UTF-8")
+            )
+    raise LabelledFileError(path, problems)
 
 
 def _delimiter(first_line: str) -> str:

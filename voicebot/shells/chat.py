@@ -8,7 +8,7 @@ hours and announcement windows behave as on a real call made at ``--at``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -31,6 +31,7 @@ from voicebot.core.dialogue import (
     Transfer,
     Utterance,
 )
+from voicebot.core.match import Match
 from voicebot.matching.matcher import Matcher
 
 SECONDS_PER_TURN = 6
@@ -46,6 +47,8 @@ class ChatOptions:
     caller: str | None
     at: dt.datetime
     sms_works: bool = True  # False simulates an SMS gateway failure
+    explain: bool = False  # print the matcher's top intents and scores for each utterance
+    top: int = 3  # how many intents ``explain`` shows
 
 
 def describe(action: Action) -> str:
@@ -71,6 +74,13 @@ def describe(action: Action) -> str:
     return repr(action)
 
 
+def explain(match: Match, top: int = 3) -> str:
+    """One line on how an utterance was understood: the verdict and the best intents' scores,
+    so a tester sees how close the runner-up was and which phrase to add where."""
+    ranked = "  ".join(f"{s.intent} {s.score:.2f}" for s in match.ranked[:top]) or "no intent"
+    return f"  (matched {match.text!r}: {match.verdict.value}; {ranked})"
+
+
 def line_to_event(line: str, at: dt.datetime) -> Event | None:
     """Parse one typed line; None for a command the chat handles itself."""
     text = line.strip()
@@ -94,7 +104,14 @@ def run_chat(
     prompt: str = "",
 ) -> Dialogue:
     """Drive one call from typed lines until it ends or input runs out (which hangs up)."""
-    dialogue = Dialogue(config, matcher.match_alternatives)
+    matched: list[Match] = []
+
+    def classify(alternatives: Sequence[tuple[str, float]]) -> Match:
+        match = matcher.match_alternatives(alternatives)
+        matched.append(match)
+        return match
+
+    dialogue = Dialogue(config, classify)
     at = options.at
     emit(dialogue.start(CallStarted(at=at, caller=options.caller)), dialogue, options, out)
     iterator = iter(lines)
@@ -115,7 +132,12 @@ def run_chat(
             for digit in line.strip():
                 emit(dialogue.handle(Dtmf(digit=digit, at=at)), dialogue, options, out)
             continue
-        emit(dialogue.handle(event), dialogue, options, out)
+        actions = dialogue.handle(event)
+        if options.explain:
+            for match in matched:
+                out.write(explain(match, options.top) + "\n")
+        matched.clear()
+        emit(actions, dialogue, options, out)
     if dialogue.outcome is not None:
         out.write(f"outcome: {dialogue.outcome}\n")
     return dialogue

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicebot.atomic import write_bytes_atomic
 from voicebot.core.config import LanguageConfig
 from voicebot.speech.transcripts import UNK
 from voicebot.speech.vosk_model import SpeechModel
@@ -39,6 +40,7 @@ __all__ = [
     "source_hash",
     "unknown_grammar_words",
     "unknown_words",
+    "vocabulary_gaps",
     "write_grammar",
 ]
 
@@ -146,12 +148,10 @@ def grammar_path(config: LanguageConfig, out_dir: Path | None = None) -> Path:
 
 
 def write_grammar(config: LanguageConfig, out_dir: Path | None = None) -> Path:
-    """Write the grammar file atomically (a half-written file must never be read at runtime)."""
+    """Write the grammar file atomically (a half-written file must never be read at runtime),
+    through a temporary file nobody can have planted (``voicebot.atomic``)."""
     path = grammar_path(config, out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(grammar_json(config).encode("utf-8"))
-    tmp.replace(path)
+    write_bytes_atomic(path, grammar_json(config).encode("utf-8"))
     return path
 
 
@@ -192,16 +192,19 @@ def runtime_grammar(config: LanguageConfig, warn: Callable[[str], None] | None =
 def unknown_grammar_words(config: LanguageConfig) -> list[str] | None:
     """Grammar words the language's installed model does not know (Vosk would drop them
     silently); None when no model is installed to ask."""
+    from voicebot.speech.model_store import ModelError
+
+    try:
+        return vocabulary_gaps(config)
+    except ModelError:
+        return None
+
+
+def vocabulary_gaps(config: LanguageConfig) -> list[str]:
+    """Grammar words the language's model does not know; ``ModelError`` saying how to get the
+    model when there is none, so ``voicebot check`` can tell ops the check was not made."""
     from voicebot.speech import model_store as models
     from voicebot.speech.vosk_model import REGISTRY
 
-    if config.speech.model is not None:
-        where = Path(config.speech.model)
-    else:
-        try:
-            where = models.path(config.language)
-        except models.ModelError:
-            return None
-    if not models.is_model_dir(where):
-        return None
+    where = models.configured(config.speech.model, config.language)
     return unknown_words(REGISTRY.get(where), compile_grammar(config))

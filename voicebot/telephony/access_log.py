@@ -10,13 +10,15 @@ names the call, not what was said), but a URL is whatever a client sends: an old
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import uvicorn
 
-__all__ = ["RedactQueries", "redact_query", "server_config"]
+__all__ = ["RedactQueries", "parse_proxies", "redact_query", "server_config"]
 
 ACCESS_LOGGER = "uvicorn.access"
 REDACTED = "..."
@@ -44,13 +46,40 @@ class RedactQueries(logging.Filter):
         return True
 
 
-def server_config(app: Any, **options: Any) -> uvicorn.Config:
-    """``uvicorn.Config(app, **options)`` with the access log's query values redacted.
+def parse_proxies(addresses: Iterable[str]) -> list[str]:
+    """Trusted proxy addresses or networks (``10.0.0.10``, ``10.0.0.0/24``, ``::1``), checked
+    and normalised; a ``ValueError`` names the first that is not one."""
+    parsed = []
+    for address in addresses:
+        try:
+            parsed.append(str(ipaddress.ip_network(address.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(
+                f"{address!r} is not an IP address or network (e.g. 10.0.0.10 or 10.0.0.0/24)"
+            ) from None
+    return parsed
+
+
+def server_config(
+    app: Any, *, trusted_proxies: Iterable[str] = (), **options: Any
+) -> uvicorn.Config:
+    """``uvicorn.Config(app, **options)`` with the access log's query values redacted, and
+    ``X-Forwarded-For``/``-Proto`` believed only from ``trusted_proxies`` (addresses or
+    networks, see ``parse_proxies``).
+
+    uvicorn on its own believes those headers from 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``), so
+    any local client could pose as any address and defeat, or aim, the dashboard's per-client
+    lockout. With proxies given, the client is the right-most address in the chain that is not
+    a trusted proxy (what HAProxy's ``option forwardfor`` appended), so a forged left part
+    changes nothing. Without, the headers are ignored and the client is the peer address.
 
     The filter goes on after the Config is made, because making it (re)configures uvicorn's
     loggers; it is added once however many servers a process starts.
     """
-    config = uvicorn.Config(app, **options)
+    proxies = parse_proxies(trusted_proxies)
+    config = uvicorn.Config(
+        app, proxy_headers=bool(proxies), forwarded_allow_ips=proxies or None, **options
+    )
     logger = logging.getLogger(ACCESS_LOGGER)
     if not any(isinstance(f, RedactQueries) for f in logger.filters):
         logger.addFilter(RedactQueries())

@@ -179,7 +179,7 @@ def refuse(
         threading.Thread(
             target=services.rest.send_sms, args=(sms.to, sms.body), daemon=True
         ).start()
-    return decision_twiml(services, call_sid, actions)
+    return decision_twiml(services, call_sid, config, actions)
 
 
 async def serve_agent(host: str, port: int, weight: Callable[[], int]) -> asyncio.Server:

@@ -62,9 +62,13 @@
     return s === null || s === undefined ? "–" : s.toFixed(1) + " s";
   }
 
+  // Times are the line's clock (its timezone, as the days are), not the browser's.
+  let lineZone;
+
   function when(iso) {
     if (!iso) return "";
-    return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+    const style = { dateStyle: "short", timeStyle: "short", timeZone: lineZone };
+    return new Date(iso).toLocaleString(undefined, style);
   }
 
   function status(message) {
@@ -76,10 +80,17 @@
 
   function range() {
     const params = {};
-    for (const name of ["since", "until"]) {
+    for (const name of ["since", "until", "language"]) {
       if ($(name).value) params[name] = $(name).value;
     }
     return params;
+  }
+
+  // The languages the lines answer in (each line answers in its own), after "all languages".
+  function languages(select, codes, chosen) {
+    while (select.options.length > 1) select.remove(1);
+    for (const code of codes) select.append(el("option", { value: code }, code));
+    select.value = chosen || "";
   }
 
   async function api(path, params) {
@@ -329,7 +340,7 @@
       const body = await api("api/calls/" + encodeURIComponent(callId));
       pre.textContent = body.timeline
         .map((e) => {
-          const t = new Date(e.at).toLocaleTimeString([], { hour12: false });
+          const t = new Date(e.at).toLocaleTimeString([], { hour12: false, timeZone: lineZone });
           return `${t}  ${e.kind.padEnd(6)} ${e.type.padEnd(16)} ${JSON.stringify(e.payload)}`;
         })
         .join("\n");
@@ -341,6 +352,55 @@
   // ------------------------------------------------------------------------------------------
   // Unmatched utterances and snippets
 
+  function intentSelect(intents, chosen) {
+    const select = el("select", { "aria-label": "intent" });
+    select.appendChild(el("option", { value: "" }, "choose an intent…"));
+    for (const i of intents || []) {
+      select.appendChild(el("option", { value: i.name }, `${i.name} (${i.label})`));
+    }
+    if (chosen) select.value = chosen;
+    return select;
+  }
+
+  // Groups of sentences that mean the same thing; the snippet adds the group's most typical
+  // sentence to the chosen intent (preselected: the closest one).
+  function groupsTable(tbody, body, intents) {
+    clear(tbody);
+    if (!body.groups.length) {
+      tbody.appendChild(
+        el("tr", {}, el("td", { colspan: 7, class: "empty" }, "No topic brought several callers."))
+      );
+      return;
+    }
+    for (const g of body.groups) {
+      const select = intentSelect(intents[g.language], g.nearest_intent);
+      const button = el("button", { type: "button" }, "Copy snippet");
+      const note = el("span", { class: "note" });
+      const typical = { language: g.language, text: g.examples[0] };
+      button.addEventListener("click", () => copySnippet(typical, select.value, note));
+      const examples = el("td", { class: "examples" });
+      for (const text of g.examples) examples.appendChild(el("span", { class: "utt" }, text));
+      const more = g.sentences - g.examples.length;
+      if (more > 0) examples.appendChild(el("span", { class: "more" }, `and ${more} more ways`));
+      const closest = g.nearest_intent
+        ? `${g.nearest_intent} (${g.similarity.toFixed(2)})`
+        : "";
+      tbody.appendChild(
+        el(
+          "tr",
+          { class: "suggested", "data-count": g.count, "data-name": g.name },
+          el("td", { class: "num" }, g.count),
+          el("td", {}, g.language),
+          el("td", { class: "name" }, g.name),
+          examples,
+          el("td", {}, closest),
+          el("td", {}, select),
+          el("td", {}, button, " ", note)
+        )
+      );
+    }
+  }
+
   function unmatchedTable(tbody, body) {
     clear(tbody);
     if (!body.unmatched.length) {
@@ -348,11 +408,7 @@
       return;
     }
     for (const u of body.unmatched) {
-      const select = el("select", { "aria-label": "intent" });
-      select.appendChild(el("option", { value: "" }, "choose an intent…"));
-      for (const i of body.intents[u.language] || []) {
-        select.appendChild(el("option", { value: i.name }, `${i.name} (${i.label})`));
-      }
+      const select = intentSelect(body.intents[u.language]);
       const button = el("button", { type: "button" }, "Copy snippet");
       const note = el("span", { class: "note" });
       button.addEventListener("click", () => copySnippet(u, select.value, note));
@@ -384,11 +440,14 @@
       note.textContent = error.message;
       return;
     }
-    const where = s.insert_after
-      ? `Paste below line ${s.insert_after} of ${s.file} (the phrases of ${s.intent}, line ${s.line}).`
-      : `Add to the phrases of ${s.intent} in ${s.file}:${s.line}.`;
+    let where = `Add to the phrases of ${s.intent} in ${s.file}:${s.line} by hand (they are shared with other intents there).`;
+    if (s.insert_after) {
+      where = `Paste below line ${s.insert_after} of ${s.file} (the phrases of ${s.intent}, line ${s.line}).`;
+    } else if (s.insert_at) {
+      where = `Type at line ${s.insert_at[0]}, column ${s.insert_at[1]} of ${s.file}, just before the "]" that closes the phrases of ${s.intent}.`;
+    }
     const dup = s.duplicate_of ? ` Note: already a phrase of ${s.duplicate_of}.` : "";
-    const text = s.insert_after ? s.snippet : s.block;
+    const text = s.snippet || s.block;
     $("snippet-where").textContent = where + dup;
     $("snippet-text").value = text;
     $("snippet-box").hidden = false;
@@ -423,8 +482,10 @@
         api("api/calls", Object.assign({ limit: 50 }, params)),
         api("api/unmatched", params),
       ]);
+      lineZone = summary.tz;
       $("since").value = summary.since;
       $("until").value = summary.until;
+      languages($("language"), summary.languages, summary.language);
       kpis($("kpis"), summary);
       legend($("legend-calls"), KINDS);
       callsChart($("chart-calls"), summary.series);
@@ -434,6 +495,18 @@
       barsChart($("chart-intents"), summary.intents, "Calls per intent");
       callsTable($("calls").tBodies[0], calls.calls);
       unmatchedTable($("unmatched").tBodies[0], unmatched);
+      // Grouping may first have to encode hundreds of sentences: the rest is drawn already.
+      const groups = $("suggested").tBodies[0];
+      clear(groups).appendChild(
+        el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Grouping what callers said…"))
+      );
+      try {
+        groupsTable(groups, await api("api/suggested", params), unmatched.intents);
+      } catch (error) {
+        clear(groups).appendChild(
+          el("tr", {}, el("td", { colspan: 7, class: "empty" }, "Could not group: " + error.message))
+        );
+      }
       document.body.dataset.loaded = "true";
     } catch (error) {
       status("Could not load the dashboard: " + error.message);
@@ -443,6 +516,11 @@
   const query = new URLSearchParams(window.location.search);
   for (const name of ["since", "until"]) {
     if (query.get(name)) $(name).value = query.get(name);
+  }
+  if (query.get("language")) {
+    // not an option until the summary lists the languages: keep it for the first load
+    $("language").append(el("option", { value: query.get("language") }, query.get("language")));
+    $("language").value = query.get("language");
   }
   $("range").addEventListener("submit", (event) => {
     event.preventDefault();

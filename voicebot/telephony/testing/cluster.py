@@ -315,6 +315,8 @@ class Cluster:
                 f"{drain_s:g}",
                 "--agent-port",
                 str(agent_port),
+                "--trusted-proxy",  # HAProxy, as docs/deployment.md's unit says
+                "127.0.0.1",
                 *serve_args,
                 *(instance_args or {}).get(name, ()),
             ]
