@@ -5,7 +5,13 @@ intent the right intent may get 0.4, with a hundred 0.95, so one fixed line woul
 most callers of a small config to a person or let a large config route what it has never seen.
 Instead part of every intent's texts is held out, the matcher trains a first model without them,
 and its scores are raised to the power that puts the REJECT_QUANTILE of those unseen but in-scope
-texts at the config's reject threshold. Out-of-scope examples are never needed.
+texts at REFERENCE, the default reject threshold. Out-of-scope examples are never needed.
+
+The power does not depend on the config's own ``thresholds.reject``, on purpose: the scores are
+then the same whatever the thresholds, and raising ``reject`` above REFERENCE rejects more
+callers, lowering it fewer, on every config size. (Until issue #22 the power put the calibrated
+point at the config's own ``reject``, so the line stayed where it was whatever ops set, and a
+higher ``reject`` only raised every score, which made the bot accept more.)
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from voicebot.core.config import Thresholds
+
 __all__ = ["MIN_CALIBRATION", "exponent", "held_out", "typical_low"]
 
 F64 = npt.NDArray[np.float64]
@@ -22,6 +30,7 @@ I64 = npt.NDArray[np.int64]
 
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
 REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under the reject line
+REFERENCE = Thresholds().reject  # score given to the calibrated point: the default reject line
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
 DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
 SEED = 20240611
@@ -50,7 +59,7 @@ def typical_low(log_confidence: F64, y: I64) -> float:
     return min(float(np.quantile(pool, REJECT_QUANTILE)), -1e-3)
 
 
-def exponent(reject: float, low: float = DEFAULT_LOW) -> float:
-    """The power that takes the log-confidence ``low`` (< 0) to the ``reject`` threshold,
-    bounded so that one odd config cannot make every score 0 or 1."""
-    return float(min(max(math.log(reject) / low, 0.15), 2.0))
+def exponent(low: float = DEFAULT_LOW) -> float:
+    """The power that takes the log-confidence ``low`` (< 0) to the score REFERENCE, bounded so
+    that one odd config cannot make every score 0 or 1."""
+    return float(min(max(math.log(REFERENCE) / low, 0.15), 2.0))

@@ -214,13 +214,13 @@ class Matcher:
         model; and that model's regression, which the final one starts from."""
         held = calibration.held_out(data.y, len(self._names))
         if held.sum() < calibration.MIN_CALIBRATION:
-            return calibration.exponent(self._thresholds.reject), None
+            return calibration.exponent(), None
         first = self._fit(grams, data.take(~held), None, FIRST_ITER)
         test = data.take(held)
         log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
         low = calibration.typical_low(log_c, test.y)
         start = None if first.views is None else first.views[0]
-        return calibration.exponent(self._thresholds.reject, low), start
+        return calibration.exponent(low), start
 
     # -- scoring -------------------------------------------------------------------------------
 
