@@ -1,6 +1,6 @@
-"""The reject line as ops meet it: ``thresholds.reject`` moves it the way its name says, on an
-adopter's small Swedish config as on the shipped example, and a few-shot config rejects what it
-does not cover."""
+"""The matcher on the kind of config an adopter starts with (Swedish, 3 groups, 8 intents, 4-6
+phrases each): ``thresholds.reject`` moves the line the way its name says (here and on the
+shipped example), and questions are asked only when the answer changes where the caller goes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
-from voicebot.core.match import Verdict
+from voicebot.core.match import Scored, Verdict, decide
 from voicebot.loading.loader import load_deployment
 from voicebot.matching.matcher import Matcher
 
@@ -173,3 +175,43 @@ def test_the_scores_do_not_depend_on_the_thresholds() -> None:
     strict = Matcher(ADOPTER, replace(Thresholds(), reject=0.45, accept=0.6))
     for text in ("fakturan är fel", "jag vill beställa en taxi"):
         assert (default.scores(text) == strict.scores(text)).all()
+
+
+@pytest.fixture(scope="module")
+def adopter() -> Matcher:
+    return Matcher(ADOPTER, Thresholds())
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["en fråga om pengar", "jag har en fråga om pengar", "det gäller en betalning på fakturan"],
+)
+def test_a_lukewarm_money_question_goes_to_ekonomi_without_a_question(
+    adopter: Matcher, text: str
+) -> None:
+    # Was "fakturor eller betalningar?" (or a question naming an intent under the reject line):
+    # both go to ekonomi, so the answer would change nothing.
+    result = adopter.match(text)
+    assert result.verdict is Verdict.ACCEPT, result
+    assert result.intent in ("fakturor", "betalningar")
+
+
+def test_the_shipped_swedish_example_does_not_ask_about_money() -> None:
+    # "en fråga om pengar" was "Gäller det fakturor och medlemsavgifter eller ett problem med
+    # en betalning?": both go to the billing team.
+    swedish = load_deployment(ROOT / "grammars").languages["sv-SE"]
+    result = Matcher(tuple(swedish.intents.values()), swedish.thresholds).match(
+        "en fråga om pengar"
+    )
+    assert result.verdict is Verdict.ACCEPT, result
+    assert swedish.intents[str(result.intent)].action.group == "billing"
+
+
+def test_an_intent_under_the_reject_line_is_never_offered() -> None:
+    routes = {"a": "group:x", "b": "group:y"}
+    lukewarm = (Scored("a", 0.45), Scored("b", 0.2))
+    assert decide(lukewarm, Thresholds(), routes) is Verdict.ACCEPT
+    both = (Scored("a", 0.45), Scored("b", 0.35))
+    assert decide(both, Thresholds(), routes) is Verdict.CLARIFY
+    same = (Scored("a", 0.45), Scored("b", 0.44))
+    assert decide(same, Thresholds(), {"a": "group:x", "b": "group:x"}) is Verdict.ACCEPT
