@@ -12,7 +12,9 @@ import pytest
 
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
 from voicebot.core.match import Scored, Verdict, decide
-from voicebot.loading.loader import load_deployment
+from voicebot.loading.importer import import_labelled
+from voicebot.loading.loader import load_deployment, load_language_text
+from voicebot.matching.labelled import read_labelled
 from voicebot.matching.matcher import Matcher
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,3 +217,29 @@ def test_an_intent_under_the_reject_line_is_never_offered() -> None:
     assert decide(both, Thresholds(), routes) is Verdict.CLARIFY
     same = (Scored("a", 0.45), Scored("b", 0.44))
     assert decide(same, Thresholds(), {"a": "group:x", "b": "group:x"}) is Verdict.ACCEPT
+
+
+def test_a_four_phrase_config_rejects_what_it_does_not_cover(adopter: Matcher) -> None:
+    rejected = [t for t in OFF_TOPIC if adopter.match(t).verdict is Verdict.REJECT]
+    assert {"vad blir det för väder i morgon", "kan du spela lite musik"} <= set(rejected)
+    assert len(rejected) >= 8, rejected
+    routed = [t for t, name in IN_SCOPE if adopter.match(t).intent == name]
+    assert len(routed) >= len(IN_SCOPE) - 1, routed
+
+
+def test_a_27_intent_four_example_line_rejects_far_requests_and_still_routes() -> None:
+    # bench/data/sv-support (27 intents x 4 examples) against the Swedish far out-of-scope
+    # requests: 13 of 24 were rejected while the line sat at the lowest held-out text.
+    folder = ROOT / "bench" / "data" / "sv-support"
+    config = load_language_text(
+        import_labelled(folder / "train.csv", ROOT / "bench/routes/sv-support.yaml"), "<sv>"
+    )
+    matcher = Matcher(tuple(config.intents.values()), config.thresholds)
+    lines = (folder / "far_oos.txt").read_text(encoding="utf-8").splitlines()
+    far = [t for t in lines if t and not t.startswith("#")]
+    rejected = sum(matcher.match(t).verdict is Verdict.REJECT for t in far)
+    assert rejected >= 0.7 * len(far), rejected
+    test = read_labelled(folder / "test.csv")
+    routes = {name: intent.route for name, intent in config.intents.items()}
+    routed = sum(routes.get(str(matcher.match(t).intent)) == routes[name] for t, name in test)
+    assert routed >= 0.78 * len(test), routed

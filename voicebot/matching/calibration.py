@@ -31,6 +31,7 @@ I64 = npt.NDArray[np.int64]
 HOLDOUT = 0.2  # share of each intent's texts held out to calibrate scores
 REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under the reject line
 REFERENCE = Thresholds().reject  # score given to the calibrated point: the default reject line
+MIN_BELOW = 2.0  # held-out texts that must lie under the line: a line set by one text is noise
 MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
 DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
 SEED = 20240611
@@ -52,11 +53,19 @@ def held_out(y: I64, intents: int) -> npt.NDArray[np.bool_]:
 def typical_low(log_confidence: F64, y: I64) -> float:
     """The REJECT_QUANTILE of the held-out texts' top log-confidence (per text and intent in
     ``log_confidence``, of the first model). Texts that model gets wrong are better rejected
-    anyway, so the quantile is taken over the ones it routes right when there are enough."""
+    anyway, so the quantile is taken over the ones it routes right when there are enough.
+
+    With fewer than MIN_BELOW / REJECT_QUANTILE texts (200) the 1% quantile is the lowest text
+    or below it: one phrase that happens to score badly without itself would set the line, and
+    a four-phrase config would then accept almost anything. So the quantile is at least the one
+    that puts MIN_BELOW texts under the line (2 of 30 held-out texts: 6.7%). Held-out texts are
+    scored by a model that lacks them (with four phrases, a quarter of their intent's), so
+    callers' in-scope requests fare better than this share says."""
     top = log_confidence.max(axis=1)
     right = log_confidence.argmax(axis=1) == y
     pool = top[right] if right.sum() >= MIN_CALIBRATION else top
-    return min(float(np.quantile(pool, REJECT_QUANTILE)), -1e-3)
+    share = max(REJECT_QUANTILE, MIN_BELOW / len(pool))
+    return min(float(np.quantile(pool, share)), -1e-3)
 
 
 def exponent(low: float = DEFAULT_LOW) -> float:

@@ -251,6 +251,9 @@ class Matcher:
         rows, top = np.arange(n), p.argmax(axis=1)
         same = self._route[None, :] == self._route[top][:, None]
         p[rows, top] += ROUTE_POOL * ((p * same).sum(axis=1) - p[rows, top])
+        # An ops-written phrase said (nearly) word for word is familiar whatever its neighbours:
+        # an intent with one phrase next to one with hundreds would else average those in.
+        familiarity = np.maximum(familiarity, pulls[rows, top])
         out = np.log(np.maximum(p, 1e-30)) + NOVELTY_POWER * np.log(familiarity)[:, None]
         return out
 
