@@ -191,6 +191,17 @@ class Intent:
     # intent alone (an alias or merge shares them) or the YAML came from no file
     phrase_slot: PhraseSlot | None = None
 
+    @property
+    def route(self) -> str:
+        """Where the intent sends the caller: intents with the same route end the same way for
+        the caller (the same group, the same link), so choosing between them changes nothing."""
+        action = self.action
+        if action.kind is ActionKind.TRANSFER:
+            return f"group:{action.group}"
+        if action.kind is ActionKind.SMS:
+            return f"sms:{action.link}"
+        return f"announce:{self.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:

@@ -28,7 +28,7 @@ from voicebot.core.config import (
     SmsFallback,
     default_sms_text,
 )
-from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.match import Match, Scored, Verdict, option
 from voicebot.core.phone import can_receive_sms
 from voicebot.core.text import contains_phrase, words
 
@@ -430,6 +430,9 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
         return _clarify_answer(s, alternatives, c)
     if s.phase is Phase.ANYTHING_ELSE:
         return _anything_else_answer(s, alternatives, c)
+    if _only(top, c.config.words.yes):
+        # A bare "yes" to "what are you calling about?" names no request, whatever it scores.
+        return _failed(_answered(s), c, TransferReason.NO_MATCH)
     s, m = _classify(s, alternatives, c)
     return _request(s, m, c)
 
@@ -459,11 +462,18 @@ def _request(s: State, m: Match, c: _Ctx) -> Transition:
     """A fresh request: serve a clear winner, ask about a close pair, else count a failure."""
     best = m.best
     if best is not None and m.verdict is not Verdict.REJECT:
-        other = next((r for r in m.ranked[1:] if r.intent != best.intent), None)
+        other = _option(m, c.config)
         if m.verdict is Verdict.CLARIFY and other is not None:
             return _clarify(replace(s, options=(best, other)), c, [])
         return _serve(s, c, best)
     return _failed(s, c, TransferReason.NO_MATCH)
+
+
+def _option(m: Match, config: LanguageConfig) -> Scored | None:
+    """The second option of "A or B?", if one is worth asking about (``match.option``): the
+    matcher's verdict may come from a matcher that did not look at routes."""
+    routes = {name: intent.route for name, intent in config.intents.items()}
+    return option(m.ranked, config.thresholds, routes)
 
 
 def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Transition:
@@ -471,6 +481,8 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
     picked = _pick(top, s.options, c.config)
     if picked is not None:
         return _serve(s, c, s.options[picked])
+    if _only(top, c.config.words.yes):  # "yes" to "A or B?" names neither: ask which one
+        return _failed(_answered(s), c, TransferReason.NO_MATCH, clarify_again=True)
     s, m = _classify(s, alternatives, c)
     best, runner = m.best, m.runner_up
     names = {o.intent for o in s.options}
@@ -482,10 +494,9 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
         return _serve(s, c, best)  # the fresh answer favours one of the two
     if _says(top, c.config.words.no):  # neither: ask openly again
         return _failed(_answered(s), c, TransferReason.NO_MATCH)
-    if _says(top, c.config.words.yes):  # "yes" to "A or B?" names neither: ask which one
-        return _failed(_answered(s), c, TransferReason.NO_MATCH, clarify_again=True)
-    if clarified and best is not None and runner is not None and runner.intent != best.intent:
-        s = replace(s, options=(best, runner))  # a different close pair: ask about that instead
+    other = _option(m, c.config)
+    if clarified and best is not None and other is not None:
+        s = replace(s, options=(best, other))  # a different close pair: ask about that instead
     return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
 
 
@@ -540,6 +551,13 @@ def _same_word(a: str, b: str) -> bool:
 
 def _says(text: str, phrases: Sequence[str]) -> bool:
     return any(contains_phrase(text, p) for p in phrases)
+
+
+def _only(text: str, phrases: Sequence[str]) -> bool:
+    """True when every word of ``text`` is a word of ``phrases`` ("ja", "ja ja", "yes right")."""
+    said = words(text)
+    known = {w for p in phrases for w in words(p)}
+    return bool(said) and all(w in known for w in said)
 
 
 # ---------------------------------------------------------------------------------------------
