@@ -25,6 +25,7 @@ def register(subparsers: Subparsers) -> None:
 def cmd_chat(args: argparse.Namespace) -> int:
     from voicebot.matching.matcher import Matcher
     from voicebot.shells.chat import HELP, ChatOptions, run_chat
+    from voicebot.shells.lookup import lookup_secret
 
     config = language(args)
     if config is None:
@@ -36,6 +37,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if interactive:
         print(f"voicebot chat ({config.language}, {config.source}), caller {caller or 'withheld'}")
         print(HELP)
-    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails)
+    options = ChatOptions(
+        caller=caller, at=at, sms_works=not args.sms_fails, lookup_secret=lookup_secret()
+    )
     run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt="you> " if interactive else "")
     return 0

@@ -124,6 +124,7 @@ class ActionKind(StrEnum):
     ANNOUNCE = "announce"
     SMS = "sms"
     TRANSFER = "transfer"
+    LOOKUP = "lookup"  # ask the organisation's own system (see ``voicebot.core.lookup``)
 
 
 class SmsFallback(StrEnum):
@@ -142,8 +143,11 @@ class IntentAction:
     sms_text: str | None = None  # body; "{link}" is replaced; default: ``default_sms_text``
     fallback: SmsFallback = SmsFallback.TRANSFER
     answer: str | None = None  # read aloud when fallback is "read"
-    # transfer (and sms fallback): the agent group id
+    # transfer (and sms fallback): the agent group id; lookup: the ``otherwise`` group
     group: str | None = None
+    # lookup: the endpoint POSTed to, and how long the caller waits for it at most
+    url: str | None = None
+    timeout_s: float = 2.0
 
 
 def default_sms_text(said: str) -> str:
@@ -192,6 +196,10 @@ class Prompts:
     sms_failed: str  # said before the fallback when an SMS cannot be sent
     goodbye: str
     error: str  # said when the bot fails internally, before the transfer
+    # Needed only by what uses them (the loader asks for them then): the filler while a
+    # lookup runs, and the question to a recalled caller ("{label}": the last call's intent).
+    lookup_wait: str = ""
+    recall: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +246,14 @@ class SpeechSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallSettings:
+    """Repeat-caller recall: a caller whose last call within ``days`` went to an intent the
+    robot did not solve is asked whether they call about it again."""
+
+    days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageConfig:
     """One language's complete intent set: everything a call in that language needs."""
 
@@ -256,6 +272,7 @@ class LanguageConfig:
     speech: SpeechSettings = SpeechSettings()
     numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
     number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
+    recall: RecallSettings | None = None  # off unless the YAML has ``recall:``
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]

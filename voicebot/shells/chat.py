@@ -31,7 +31,9 @@ from voicebot.core.dialogue import (
     Transfer,
     Utterance,
 )
+from voicebot.core.lookup import Lookup
 from voicebot.matching.matcher import Matcher
+from voicebot.shells.lookup import lookup
 
 SECONDS_PER_TURN = 6
 
@@ -46,6 +48,7 @@ class ChatOptions:
     caller: str | None
     at: dt.datetime
     sms_works: bool = True  # False simulates an SMS gateway failure
+    lookup_secret: str | None = None  # signs lookups (``voicebot.shells.lookup``)
 
 
 def describe(action: Action) -> str:
@@ -68,6 +71,8 @@ def describe(action: Action) -> str:
             )
         case HangUpCall(reason=reason):
             return f"HANG UP ({reason})"
+        case Lookup(url=url, intent=intent):
+            return f"LOOKUP {intent}: POST {url}"
     return repr(action)
 
 
@@ -122,10 +127,15 @@ def run_chat(
 
 
 def emit(actions: list[Action], dialogue: Dialogue, options: ChatOptions, out: TextIO) -> None:
-    """Print actions; an SMS is "sent" by the chat and its result fed back to the core after."""
+    """Print actions; an SMS is "sent" by the chat and its result fed back to the core after;
+    a lookup is made for real and its result (or why it failed) shown and fed back."""
     sms = [a for a in actions if isinstance(a, SendSms)]
     for action in actions:
         out.write(describe(action) + "\n")
+    for request in (a for a in actions if isinstance(a, Lookup)):
+        looked = lookup(request, dialogue.config, options.at, secret=options.lookup_secret)
+        out.write(f"(lookup {'answered' if looked.ok else 'failed: ' + looked.error})\n")
+        emit(dialogue.handle(looked), dialogue, options, out)
     for _ in sms:
         detail = "sent" if options.sms_works else "simulated gateway failure"
         result = SmsResult(ok=options.sms_works, detail=detail, at=options.at)

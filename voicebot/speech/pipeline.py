@@ -39,6 +39,7 @@ from voicebot.core.dialogue import (
     SmsResult,
     Utterance,
 )
+from voicebot.core.lookup import LookupResult
 from voicebot.core.match import Match, Verdict
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
@@ -167,6 +168,7 @@ class StepEvent(StrEnum):
     BARGE_IN = "barge_in"
     DTMF = "dtmf"
     SMS = "sms"
+    LOOKUP = "lookup"
     HANG_UP = "hang_up"
     FAILURE = "failure"
 
@@ -319,6 +321,12 @@ class CallPipeline:
         with self._lock:
             event = SmsResult(ok=ok, detail=detail, at=self.now)
             return self._handle(event, StepEvent.SMS, detail=detail)
+
+    def lookup_result(self, result: LookupResult) -> list[Action]:
+        """The outcome of the ``Lookup`` the dialogue asked for (``voicebot.shells.lookup``)."""
+        with self._lock:
+            detail = "answered" if result.ok else result.error
+            return self._handle(result, StepEvent.LOOKUP, detail=detail)
 
     def hang_up(self) -> list[Action]:
         with self._lock:

@@ -42,7 +42,9 @@ from voicebot.core.dialogue import (
     StopSpeaking,
     Transfer,
 )
+from voicebot.core.lookup import Lookup
 from voicebot.core.phone import mask
+from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
@@ -331,6 +333,11 @@ class CallSession:
                 speech = []
                 self._left()
                 self._spawn(self.send_sms(a))
+            elif isinstance(a, Lookup):
+                await self.speak(speech)  # the filler plays while the endpoint answers
+                speech = []
+                self._left()
+                self._spawn(self.look_up(a))
         await self.speak(speech)
         self.arm_when_quiet()  # no prompt audio in the stream: the caller's turn now
 
@@ -447,6 +454,30 @@ class CallSession:
                 await self.carry_out(actions, time.perf_counter())
             except Exception as exc:
                 log.exception("call %s: error after the SMS", self.call_sid)
+                await self.fail(f"{type(exc).__name__}: {exc}")
+
+    async def look_up(self, request: Lookup) -> None:
+        """Ask the organisation's endpoint (off the event loop), then tell the dialogue; a
+        failure is a result like any other: the dialogue transfers to ``otherwise``."""
+        result = await asyncio.to_thread(
+            lookup, request, self.config, self.pipeline.now, secret=lookup_secret()
+        )
+        log.info(
+            "call %s: lookup %s %s",
+            self.call_sid,
+            request.intent,
+            "answered" if result.ok else f"failed: {result.error}",
+        )
+        if not result.ok:
+            self.services.metrics.error("lookup")
+        async with self.lock:
+            if self.done:
+                return
+            try:
+                actions = self.pipeline.lookup_result(result)
+                await self.carry_out(actions, time.perf_counter())
+            except Exception as exc:
+                log.exception("call %s: error after the lookup", self.call_sid)
                 await self.fail(f"{type(exc).__name__}: {exc}")
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
