@@ -26,7 +26,10 @@ class CallerHistory:
     last_solved: bool  # the robot answered the last call's intent (announcement, SMS, lookup)
 
     def summary(self) -> str:
-        """One line for an agent's screen and the chat: "2 calls, last 2026-05-04 (invoice)"."""
+        """One line for an agent's screen and the chat: "2 calls, last 2026-05-04 (invoice)",
+        or "none"."""
+        if self.calls == 0:
+            return "none"
         when = self.last_at.date().isoformat() if self.last_at is not None else "?"
         about = f" ({self.last_intent})" if self.last_intent else ""
         return f"{self.calls} call{'s' if self.calls != 1 else ''}, last {when}{about}"

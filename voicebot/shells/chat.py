@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
+from voicebot.calllog.log import CallLog
+from voicebot.calllog.scripted import LoggedDialogue
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
@@ -32,6 +34,7 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.lookup import Lookup
+from voicebot.core.recall import CallerHistory
 from voicebot.matching.matcher import Matcher
 from voicebot.shells.lookup import lookup
 
@@ -49,6 +52,8 @@ class ChatOptions:
     at: dt.datetime
     sms_works: bool = True  # False simulates an SMS gateway failure
     lookup_secret: str | None = None  # signs lookups (``voicebot.shells.lookup``)
+    call_id: str = ""
+    history: CallerHistory | None = None  # the caller's recent calls (``--database``, recall)
 
 
 def describe(action: Action) -> str:
@@ -65,9 +70,15 @@ def describe(action: Action) -> str:
         case SendSms(to=to, body=body):
             return f"SMS to {to}: {body}"
         case Transfer(group=group, destination=destination, context=context):
+            recent = ""
+            if context.recent_calls is not None:
+                recent = (
+                    f" recent_calls={context.recent_calls}"
+                    f" last_intent={context.last_intent or '-'} last_call={context.last_call}"
+                )
             return (
                 f"TRANSFER to {group} ({destination}) reason={context.reason}"
-                f" intent={context.intent or '-'}"
+                f" intent={context.intent or '-'}{recent}"
             )
         case HangUpCall(reason=reason):
             return f"HANG UP ({reason})"
@@ -97,11 +108,20 @@ def run_chat(
     lines: Iterable[str],
     out: TextIO,
     prompt: str = "",
+    log: CallLog | None = None,
 ) -> Dialogue:
-    """Drive one call from typed lines until it ends or input runs out (which hangs up)."""
-    dialogue = Dialogue(config, matcher.match_alternatives)
+    """Drive one call from typed lines until it ends or input runs out (which hangs up); with
+    ``log``, the call is recorded in that call log as the server records a phone call."""
+    classify = matcher.match_alternatives
     at = options.at
-    emit(dialogue.start(CallStarted(at=at, caller=options.caller)), dialogue, options, out)
+    dialogue = Dialogue(config, classify)
+    if log is not None:
+        dialogue = LoggedDialogue(config, classify, log, options.call_id)
+        log.call_started(options.call_id, at, config.language, options.caller)
+    if options.history is not None:
+        out.write(f"(caller's recent calls: {options.history.summary()})\n")
+    started = CallStarted(at, options.caller, options.call_id, options.history)
+    emit(dialogue.start(started), dialogue, options, out)
     iterator = iter(lines)
     while not dialogue.ended:
         if prompt:
@@ -123,6 +143,8 @@ def run_chat(
         emit(dialogue.handle(event), dialogue, options, out)
     if dialogue.outcome is not None:
         out.write(f"outcome: {dialogue.outcome}\n")
+        if log is not None:
+            log.call_ended(options.call_id, at, dialogue.outcome)
     return dialogue
 
 

@@ -41,6 +41,7 @@ from voicebot.core.dialogue import (
 )
 from voicebot.core.lookup import LookupResult
 from voicebot.core.match import Match, Verdict
+from voicebot.core.recall import CallerHistory
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
@@ -213,6 +214,7 @@ class CallPipeline:
         call_rate: int = 8000,
         call_id: str = "",
         wait_for_prompts: bool = False,
+        history: CallerHistory | None = None,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
@@ -224,6 +226,7 @@ class CallPipeline:
         self.start_at = start_at
         self.caller = caller
         self.call_id = call_id
+        self.history = history  # the caller's recent calls, for recall (``core.recall``)
         self.recognizer = Recognizer(
             kit.model,
             mode=speech.mode.value,
@@ -281,7 +284,7 @@ class CallPipeline:
             self.recognizer.arm_no_speech(self.time_s if at_s is None else at_s)
 
     def start(self) -> list[Action]:
-        event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
+        event = CallStarted(self.now, self.caller, self.call_id, self.history)
         with self._lock:
             return self._handle(event, StepEvent.START)
 

@@ -23,6 +23,8 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
+from voicebot.core.recall import CallerHistory
+
 __all__ = ["StreamParameters", "health"]
 
 
@@ -34,12 +36,15 @@ class StreamParameters:
     caller: str | None  # E.164, None when withheld
     started_at: dt.datetime
     stream: int = 1  # 1: the webhook's stream; n: after n - 1 redirects
+    # What the webhook's instance read from the call log for recall, so the stream's instance
+    # starts the very same dialogue without reading it again (None: recall off or no number).
+    history: CallerHistory | None = None
 
     def next_stream(self) -> StreamParameters:
         return replace(self, stream=self.stream + 1)
 
     def token(self, secret: str) -> str:
-        fields = (
+        fields: tuple[str, ...] = (
             self.call_sid,
             self.language,
             self.line,
@@ -47,6 +52,8 @@ class StreamParameters:
             self.started_at.isoformat(),
             str(self.stream),
         )
+        if self.history is not None:  # only then: tokens of calls without it stay as they were
+            fields = (*fields, _history_text(self.history))
         digest = hmac.new(secret.encode(), "\n".join(fields).encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
@@ -60,6 +67,7 @@ class StreamParameters:
             "startedAt": self.started_at.isoformat(),
             "stream": str(self.stream),
             "token": self.token(secret),
+            **({"history": _history_text(self.history)} if self.history is not None else {}),
         }
 
     @classmethod
@@ -74,6 +82,7 @@ class StreamParameters:
                 caller=custom.get("caller") or None,
                 started_at=dt.datetime.fromisoformat(custom["startedAt"]),
                 stream=int(custom.get("stream", "1")),
+                history=_read_history(custom["history"]) if "history" in custom else None,
             )
         except (KeyError, ValueError):
             return None
@@ -82,6 +91,24 @@ class StreamParameters:
         if not hmac.compare_digest(custom.get("token", ""), params.token(secret)):
             return None
         return params
+
+
+def _history_text(history: CallerHistory) -> str:
+    """``calls|last intent|last start|solved``: intent names have no ``|`` (``NAME_RE``)."""
+    last = history.last_at.isoformat() if history.last_at is not None else ""
+    solved = "1" if history.last_solved else "0"
+    return f"{history.calls}|{history.last_intent or ''}|{last}|{solved}"
+
+
+def _read_history(text: str) -> CallerHistory:
+    """``_history_text`` back; ValueError when it is not one."""
+    calls, intent, last, solved = text.split("|")
+    return CallerHistory(
+        int(calls),
+        intent or None,
+        dt.datetime.fromisoformat(last) if last else None,
+        last_solved=solved == "1",
+    )
 
 
 def health(*, ready: bool, draining: bool, overloaded: str | None, calls: int) -> tuple[int, str]:
