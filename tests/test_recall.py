@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -36,27 +38,34 @@ def deployment(tmp_path: Path, recall: str = "recall:\n  days: 30\n") -> Path:
     return folder
 
 
+@dataclass
+class Chats:
+    """`voicebot chat --database` calls into one SQLite call log, as ops would type them."""
+
+    tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def database(self) -> str:
+        return f"sqlite:///{self.tmp_path / 'calls.sqlite3'}"
+
+    def __call__(self, config: Path, lines: list[str], at: str, caller: str = CALLER) -> str:
+        stdin = io.StringIO("".join(line + "\n" for line in lines))
+        self.monkeypatch.setattr(sys, "stdin", stdin)
+        argv = ["chat", "--config", str(config), "--database", self.database, "--caller", caller]
+        code = main([*argv, "--at", at])
+        out = self.capsys.readouterr().out
+        assert code == 0, out
+        return out
+
+
 @pytest.fixture
-def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "data"))  # the number salt lives here
-    return f"sqlite:///{tmp_path / 'calls.sqlite3'}"
-
-
 def chat(
-    config: Path,
-    database: str,
-    lines: list[str],
-    at: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    caller: str = CALLER,
-) -> str:
-    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(line + "\n" for line in lines)))
-    argv = ["chat", "--config", str(config), "--database", database, "--caller", caller]
-    code = main([*argv, "--at", at])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return out
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Chats:
+    monkeypatch.setenv("VOICEBOT_DATA_DIR", str(tmp_path / "data"))  # the number salt lives here
+    return Chats(tmp_path, monkeypatch, capsys)
 
 
 def first_bot_line(out: str) -> str:
@@ -64,15 +73,12 @@ def first_bot_line(out: str) -> str:
 
 
 def test_a_repeat_caller_is_asked_about_the_last_unsolved_intent_and_yes_routes_at_once(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    chat: Chats, tmp_path: Path
 ) -> None:
     config = deployment(tmp_path)
-    out = chat(config, database, ["I have a question about my invoice"], DAY1, monkeypatch, capsys)
+    out = chat(config, ["I have a question about my invoice"], DAY1)
     assert "TRANSFER to billing" in out and "recent_calls=0" in out
-    out = chat(config, database, ["yes"], DAY2, monkeypatch, capsys)
+    out = chat(config, ["yes"], DAY2)
     assert "(caller's recent calls: 1 call, last 2026-11-24 (invoice))" in out
     assert first_bot_line(out) == QUESTION
     lines = out.splitlines()
@@ -83,116 +89,80 @@ def test_a_repeat_caller_is_asked_about_the_last_unsolved_intent_and_yes_routes_
     )
     assert "recalled=invoice:yes" in out
     # the call log keeps what recall did, for the report
-    with CallLog.open(database) as log:
+    with CallLog.open(chat.database) as log:
         calls = log.fetch().calls
     assert [(c.recalled, c.recall_answer) for c in calls] == [(None, None), ("invoice", "yes")]
 
 
-def test_no_or_anything_else_takes_the_normal_path(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_no_or_anything_else_takes_the_normal_path(chat: Chats, tmp_path: Path) -> None:
     config = deployment(tmp_path)
-    chat(config, database, ["I have a question about my invoice"], DAY1, monkeypatch, capsys)
-    out = chat(config, database, ["no", "home insurance"], DAY2, monkeypatch, capsys)
+    chat(config, ["I have a question about my invoice"], DAY1)
+    out = chat(config, ["no", "home insurance"], DAY2)
     bot = [line for line in out.splitlines() if line.startswith("bot: ")]
     assert bot[0] == QUESTION
     assert bot[1].startswith("bot: Welcome to member support")  # the open question
     assert "TRANSFER to insurance" in out and "recalled=invoice:no" in out
     # A request instead of yes or no is matched as usual.
-    out = chat(config, database, ["home insurance"], DAY3, monkeypatch, capsys)
+    out = chat(config, ["home insurance"], DAY3)
     assert first_bot_line(out) == "bot: Hello! Are you calling about insurance again?"
-    out = chat(config, database, ["I can't log in", "no"], DAY3, monkeypatch, capsys)
+    out = chat(config, ["I can't log in", "no"], DAY3)
     assert "SMS to" in out and "recalled=insurance:other" in out
 
 
-def test_a_call_the_robot_solved_is_not_recalled(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_call_the_robot_solved_is_not_recalled(chat: Chats, tmp_path: Path) -> None:
     config = deployment(tmp_path)
-    chat(config, database, ["when are you open", "no"], DAY1, monkeypatch, capsys)
-    out = chat(config, database, ["/hangup"], DAY2, monkeypatch, capsys)
+    chat(config, ["when are you open", "no"], DAY1)
+    out = chat(config, ["/hangup"], DAY2)
     assert "(caller's recent calls: 1 call, last 2026-11-24 (opening_hours))" in out
     assert first_bot_line(out).startswith("bot: Welcome to member support")
 
 
-def test_recall_reaches_back_only_recall_days(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_recall_reaches_back_only_recall_days(chat: Chats, tmp_path: Path) -> None:
     config = deployment(tmp_path, "recall:\n  days: 7\n")
-    chat(config, database, ["I have a question about my invoice"], DAY1, monkeypatch, capsys)
-    out = chat(config, database, ["/hangup"], "2026-12-02T11:00+01:00", monkeypatch, capsys)
+    chat(config, ["I have a question about my invoice"], DAY1)
+    out = chat(config, ["/hangup"], "2026-12-02T11:00+01:00")
     assert "(caller's recent calls: none)" in out  # 8 days later
     assert first_bot_line(out).startswith("bot: Welcome")
     # 6 days later (the call above is later still, so not counted)
-    out = chat(config, database, ["/hangup"], "2026-11-30T10:00+01:00", monkeypatch, capsys)
+    out = chat(config, ["/hangup"], "2026-11-30T10:00+01:00")
     assert first_bot_line(out) == QUESTION
 
 
-def test_withheld_numbers_and_other_callers_are_never_recalled(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_withheld_numbers_and_other_callers_are_never_recalled(chat: Chats, tmp_path: Path) -> None:
     config = deployment(tmp_path)
     for at in (DAY1, DAY2):
-        out = chat(config, database, ["my invoice"], at, monkeypatch, capsys, caller="withheld")
+        out = chat(config, ["my invoice"], at, caller="withheld")
         assert first_bot_line(out).startswith("bot: Welcome") and "recent calls" not in out
-    chat(config, database, ["my invoice"], DAY1, monkeypatch, capsys)
-    out = chat(config, database, ["/hangup"], DAY2, monkeypatch, capsys, caller="+46709999999")
+    chat(config, ["my invoice"], DAY1)
+    out = chat(config, ["/hangup"], DAY2, caller="+46709999999")
     assert first_bot_line(out).startswith("bot: Welcome")
 
 
-def test_with_recall_off_nothing_is_read_or_recalled(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_with_recall_off_nothing_is_read_or_recalled(chat: Chats, tmp_path: Path) -> None:
     config = deployment(tmp_path, "")
-    chat(config, database, ["my invoice"], DAY1, monkeypatch, capsys)
-    out = chat(config, database, ["my invoice"], DAY2, monkeypatch, capsys)
+    chat(config, ["my invoice"], DAY1)
+    out = chat(config, ["my invoice"], DAY2)
     assert "recent calls" not in out and "recent_calls" not in out
     assert first_bot_line(out).startswith("bot: Welcome")
-    with CallLog.open(database) as log:
+    with CallLog.open(chat.database) as log:
         assert all(c.recalled is None for c in log.fetch().calls)
 
 
 @pytest.mark.parametrize("erase", ["forget", "purge"])
-def test_forget_and_purge_reach_what_recall_reads(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    erase: str,
-) -> None:
+def test_forget_and_purge_reach_what_recall_reads(chat: Chats, tmp_path: Path, erase: str) -> None:
     config = deployment(tmp_path)
-    chat(config, database, ["my invoice"], DAY1, monkeypatch, capsys)
-    with CallLog.open(database, retention_days=0) as log:
+    chat(config, ["my invoice"], DAY1)
+    with CallLog.open(chat.database, retention_days=0) as log:
         if erase == "forget":
             assert log.forget(CALLER).calls == 1
         else:
             assert log.purge(now=dt.datetime(2026, 11, 24, 12, tzinfo=dt.UTC)).callers == 1
-    out = chat(config, database, ["/hangup"], DAY2, monkeypatch, capsys)
+    out = chat(config, ["/hangup"], DAY2)
     assert "(caller's recent calls: none)" in out
     assert first_bot_line(out).startswith("bot: Welcome")
 
 
-def test_swedish_has_a_built_in_recall_question(
-    tmp_path: Path,
-    database: str,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_swedish_has_a_built_in_recall_question(chat: Chats, tmp_path: Path) -> None:
     folder = tmp_path / "sv-SE"
     folder.mkdir()
     text = (ROOT / "grammars" / "sv-SE" / "intents.yaml").read_text(encoding="utf-8")
@@ -200,10 +170,10 @@ def test_swedish_has_a_built_in_recall_question(
     (folder / "intents.yaml").write_text(
         text.replace("\ndefault_group", "\nrecall:\n  days: 30\ndefault_group", 1)
     )
-    out = chat(folder, database, ["min faktura"], DAY1, monkeypatch, capsys)
+    out = chat(folder, ["min faktura"], DAY1)
     intent = re.search(r"intent=(\w+)", out)
     assert intent is not None and "TRANSFER" in out, out
-    out = chat(folder, database, ["ja"], DAY2, monkeypatch, capsys)
+    out = chat(folder, ["ja"], DAY2)
     assert re.match(r"bot: Hej! Ringer du om .+ igen\?$", first_bot_line(out)), out
     assert f"recalled={intent.group(1)}:yes" in out
 
@@ -244,3 +214,21 @@ def test_the_agents_whisper_url_carries_the_recent_calls_not_the_callers_words()
     query = whisper_context("CA1", context)
     assert query["recent_calls"] == "2" and query["last_call"] == "2026-11-24"
     assert "my invoice again" not in query.values()
+
+
+def test_taskrouter_attributes_carry_the_recent_calls() -> None:
+    from dataclasses import asdict
+
+    from voicebot.core.config import Destination, DestinationKind
+    from voicebot.telephony.twiml import transfer_twiml
+
+    context = TransferContext(
+        "invoice", "my invoice", 0.9, "en-US", TransferReason.INTENT, 2, "invoice", "2026-11-24"
+    )
+    workflow = Destination(DestinationKind.WORKFLOW, "WW" + "0" * 32)
+    twiml = transfer_twiml(workflow, context=asdict(context))
+    task = re.search(r"<Task>(.*?)</Task>", twiml)
+    assert task is not None, twiml
+    attributes = json.loads(task.group(1).replace("&quot;", '"'))
+    assert attributes["recent_calls"] == 2 and attributes["last_intent"] == "invoice"
+    assert attributes["last_call"] == "2026-11-24"

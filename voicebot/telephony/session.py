@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 
@@ -216,6 +216,9 @@ class CallSession:
             state.intent,
             state.after or None,
             state.served,
+            lookups=state.lookups,
+            recalled=state.recalled,
+            recall_answer=state.recall_answer,
         )
 
     def stream_gone(self, ws: WebSocket) -> None:
@@ -446,14 +449,19 @@ class CallSession:
         )
         if not result.ok:
             self.services.metrics.error("sms")
+        detail = result.status or str(result)
+        await self._continue("the SMS", lambda: self.pipeline.sms_result(result.ok, detail))
+
+    async def _continue(self, after: str, step: Callable[[], list[Action]]) -> None:
+        """Feed the result of something done off the call path (an SMS, a lookup) to the
+        dialogue and carry out what it decides, unless the call was decided meanwhile."""
         async with self.lock:
             if self.done:
                 return
             try:
-                actions = self.pipeline.sms_result(result.ok, result.status or str(result))
-                await self.carry_out(actions, time.perf_counter())
+                await self.carry_out(step(), time.perf_counter())
             except Exception as exc:
-                log.exception("call %s: error after the SMS", self.call_sid)
+                log.exception("call %s: error after %s", self.call_sid, after)
                 await self.fail(f"{type(exc).__name__}: {exc}")
 
     async def look_up(self, request: Lookup) -> None:
@@ -470,15 +478,7 @@ class CallSession:
         )
         if not result.ok:
             self.services.metrics.error("lookup")
-        async with self.lock:
-            if self.done:
-                return
-            try:
-                actions = self.pipeline.lookup_result(result)
-                await self.carry_out(actions, time.perf_counter())
-            except Exception as exc:
-                log.exception("call %s: error after the lookup", self.call_sid)
-                await self.fail(f"{type(exc).__name__}: {exc}")
+        await self._continue("the lookup", lambda: self.pipeline.lookup_result(result))
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
         """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up."""
