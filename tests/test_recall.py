@@ -232,3 +232,27 @@ def test_taskrouter_attributes_carry_the_recent_calls() -> None:
     attributes = json.loads(task.group(1).replace("&quot;", '"'))
     assert attributes["recent_calls"] == 2 and attributes["last_intent"] == "invoice"
     assert attributes["last_call"] == "2026-11-24"
+
+
+def test_the_loader_checks_recall_and_asks_for_the_prompts_a_language_lacks() -> None:
+    from voicebot.loading.loader import load_language_text
+    from voicebot.loading.problems import ConfigError
+
+    def problems(text: str) -> str:
+        with pytest.raises(ConfigError) as failed:
+            load_language_text(text, "intents.yaml")
+        return str(failed.value)
+
+    english = (ROOT / "grammars" / "en-US" / "intents.yaml").read_text(encoding="utf-8")
+    bad_days = english.replace("\nmax_turns", "\nrecall:\n  days: 0\nmax_turns", 1)
+    assert "recall: 'days' must be between 1 and 366" in problems(bad_days)
+    typo = english.replace("\nmax_turns", "\nrecall:\n  dayz: 3\nmax_turns", 1)
+    assert "recall: unknown key 'dayz' (did you mean 'days'?)" in problems(typo)
+    korean = (ROOT / "tests" / "data" / "ko-KR" / "intents.yaml").read_text(encoding="utf-8")
+    assert load_language_text(korean).recall is None  # off by default
+    on = korean.replace("\ndefault_group:", "\nrecall:\n  days: 30\ndefault_group:", 1)
+    assert "there is no built-in 'recall' prompt for ko-KR" in problems(on)
+    fixed = on.replace("  error:", '  recall: "{label}?"\n  error:', 1)
+    assert load_language_text(fixed).recall is not None
+    no_label = on.replace("  error:", '  recall: "again?"\n  error:', 1)
+    assert "label" in problems(no_label)

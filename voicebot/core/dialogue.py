@@ -237,7 +237,7 @@ class Outcome:
     # (intent, answered) per lookup made: False when it failed and the caller was handed over
     lookups: tuple[tuple[str, bool], ...] = ()
     recalled: str | None = None  # the intent a repeat caller was asked about
-    recall_answer: str | None = None  # "yes", "no" or "other" (a request, a key, silence)
+    recall_answer: str | None = None  # "yes", "no", "other" (a request); None: no answer
 
     def __str__(self) -> str:
         parts = [self.kind.value, f"turns={self.turns}"]

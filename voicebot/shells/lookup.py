@@ -88,7 +88,7 @@ def lookup(
     worker.start()
     worker.join(request.timeout_s)
     if not outcome:
-        return LookupResult(None, f"no answer within {request.timeout_s:g} s", at)
+        return LookupResult(None, _late(request.timeout_s), at)
     return outcome[0]
 
 
@@ -102,10 +102,16 @@ def _exchange(
         return LookupResult(None, f"HTTP {exc.code}", at)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):  # the socket's own timeout beat the join's
+            return LookupResult(None, _late(timeout_s), at)
         return LookupResult(None, f"request failed: {reason}", at)
     if len(raw) > MAX_ANSWER_BYTES:
         return LookupResult(None, f"answer larger than {MAX_ANSWER_BYTES} bytes", at)
     return parse_answer(raw, config, at)
+
+
+def _late(timeout_s: float) -> str:
+    return f"no answer within {timeout_s:g} s"
 
 
 def parse_answer(raw: bytes, config: LanguageConfig, at: dt.datetime) -> LookupResult:
