@@ -1,4 +1,4 @@
-"""Make docs/dashboard.png, the dashboard screenshot in the README.
+"""Make docs/dashboard.png, the dashboard screenshot in docs/deployment.md.
 
 Fills a throwaway SQLite call log with two weeks of made-up calls on the example deployment (the
 real dialogue, a scripted matcher, a fixed random seed), serves the dashboard on a local port and

@@ -132,6 +132,25 @@ def test_chat_withheld_number_gets_the_sms_fallback(
     assert "TRANSFER" in out or "bot:" in out.split("I forgot")[-1]
 
 
+def test_chat_reads_a_national_caller_number_with_the_lines_country(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0701234567 on a Swedish line is the mobile +46701234567: it gets its SMS."""
+    args = ("--at", WEEKDAY_MORNING, "--caller", "070-123 45 67")
+    code, out = chat(["I forgot my password", "no"], monkeypatch, capsys, *args)
+    assert code == 0
+    assert any(line.startswith("SMS to +46701234567: ") for line in out.splitlines()), out
+
+
+def test_chat_refuses_a_caller_that_is_not_a_number(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "stdin", __import__("io").StringIO("hello\n"))
+    code, out, err = run(["chat", "--caller", "seven"], capsys)
+    assert code == 2 and out == ""
+    assert "'seven' is not a phone number" in one_line(err) and "withheld" in err
+
+
 def test_chat_escape_word_and_dtmf_zero_reach_a_person(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -139,6 +158,79 @@ def test_chat_escape_word_and_dtmf_zero_reach_a_person(
     assert "TRANSFER to members" in out and "reason=escape" in out
     _, out = chat(["0"], monkeypatch, capsys, "--at", WEEKDAY_MORNING)
     assert "TRANSFER to members" in out and "reason=dtmf" in out
+
+
+SWEDISH_ASKING_FOR_A_PERSON = [
+    "kundtjänst",
+    "jag vill prata med kundtjänst",
+    "kan jag få prata med någon",
+    "kan jag få tala med någon",
+    "koppla mig vidare",
+    "kan du koppla mig till någon",
+    "jag vill inte prata med en robot",
+    "jag vill prata med en människa",
+    "en riktig människa tack",
+    "får jag prata med en riktig person",
+    "jag vill prata med en handläggare",
+    "handläggaren",
+    "kan jag få prata med någon på kundservice",
+]
+ENGLISH_ASKING_FOR_A_PERSON = [
+    "can I speak to someone",
+    "I want to talk to somebody",
+    "real person please",
+    "customer service",
+    "I don't want to talk to a robot",
+    "put me through to an agent",
+    "connect me to a live representative",
+]
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("sv-SE", s) for s in SWEDISH_ASKING_FOR_A_PERSON]
+    + [("en-US", s) for s in ENGLISH_ASKING_FOR_A_PERSON],
+)
+def test_chat_the_ways_callers_ask_for_a_person_reach_one(
+    lang: str, said: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Asking for a person, however it is put, is a transfer at once: not "Gäller det ...?"."""
+    args = ("--lang", lang, "--at", WEEKDAY_MORNING)
+    _, out = chat([said], monkeypatch, capsys, *args)
+    transfers = [line for line in out.splitlines() if line.startswith("TRANSFER")]
+    assert len(transfers) == 1 and "reason=escape" in transfers[0], out
+
+
+@pytest.mark.parametrize(
+    ("lang", "said", "intent"),
+    [
+        ("sv-SE", "jag har en fråga om min faktura", "invoice"),
+        ("en-US", "my invoice is wrong", "invoice"),
+        ("en-US", "I need to update my personal details", None),
+    ],
+)
+def test_chat_requests_that_only_look_like_asking_for_a_person_are_not(
+    lang: str,
+    said: str,
+    intent: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out = chat([said], monkeypatch, capsys, "--lang", lang, "--at", WEEKDAY_MORNING)
+    assert "reason=escape" not in out
+    if intent is not None:
+        assert f"intent={intent}" in out
+
+
+def test_check_lists_the_escape_phrases_of_each_language(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(["check", str(REPO / "grammars")], capsys)
+    assert code == 0
+    lines = {ln.split(":")[0]: ln for ln in out.splitlines() if "escape phrases" in ln}
+    assert set(lines) == {"en-US", "sv-SE"}
+    assert "kundtjänst" in lines["sv-SE"] and "prata med någon" in lines["sv-SE"]
+    assert "customer service" in lines["en-US"] and "speak to someone" in lines["en-US"]
 
 
 def test_chat_two_failures_end_in_a_transfer(
@@ -163,6 +255,29 @@ def test_chat_in_swedish(
     )
     assert out.startswith("bot: ")
     assert "TRANSFER" in out and "intent=invoice" in out
+
+
+def test_chat_at_without_an_offset_is_the_lines_local_time(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Course booking is open 13:00-16:00 in Stockholm: a Tuesday 15:30 call goes through (read
+    as UTC it would be 16:30 there, and closed)."""
+    _, out = chat(["I want to book a course"], monkeypatch, capsys, "--at", "2026-11-24T15:30")
+    assert "TRANSFER to courses" in out, out
+    _, out = chat(["I want to book a course"], monkeypatch, capsys, "--at", "2026-11-24T16:30")
+    assert "TRANSFER to courses" not in out and "closed" in out.lower()
+
+
+def test_an_overflow_to_a_group_that_is_closed_too_tells_the_caller_one_story(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a Sunday the invoice team's overflow (member services) is closed as well: the caller
+    is not promised "I'll put you through to member services" and then told it is closed."""
+    _, out = chat(["my invoice is wrong"], monkeypatch, capsys, "--at", SUNDAY)
+    said = [line for line in out.splitlines() if line.startswith("bot: ")][1:]
+    assert not any("put you through" in line for line in said), out
+    assert said[0].startswith("bot: Member services are closed right now.")
+    assert "TRANSFER" not in out and "outcome: closed" in out
 
 
 def test_chat_follows_opening_hours(
@@ -314,6 +429,56 @@ def test_eval_against_the_previous_config_lists_what_an_edit_fixed(
     assert "route accuracy 66.7% is below 90%" in err
 
 
+def test_eval_lists_the_misrouted_utterances_with_scores_and_the_clarification_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What ops tune with: which utterances went wrong, where to, how sure the matcher was,
+    and how often callers were asked "A or B?"."""
+    config = tmp_path / "intents.yaml"
+    config.write_text(BEFORE, encoding="utf-8")
+    calls = tmp_path / "calls.csv"
+    calls.write_text(
+        "text,intent\nmy bill is wrong,invoice\nbook a course,invoice\n", encoding="utf-8"
+    )
+    code, out, err = run(["eval", str(calls), "--config", str(config), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert [(m["text"], m["expected"], m["predicted"]) for m in report["misrouted"]] == [
+        ("book a course", "invoice", "course")
+    ]
+    wrong = report["misrouted"][0]
+    assert wrong["verdict"] == "accept" and 0.5 <= wrong["score"] <= 1.0
+    assert report["clarification_rate"] == 0.0
+
+    code, out, _ = run(["eval", str(calls), "--config", str(config)], capsys)
+    assert code == 0
+    assert "clarification     0.0%" in out
+    assert (
+        f"misrouted (1): score  expected -> got  text\n  {wrong['score']:>5.2f}  invoice -> " in out
+    )
+    assert out.rstrip().endswith("invoice -> course  'book a course'")
+
+    # "something about money" is between two intents: the caller is asked, and routed right
+    calls.write_text("text,intent\nsomething about money,invoice\n", encoding="utf-8")
+    code, out, _ = run(["eval", str(calls), "--json"], capsys)
+    asked = json.loads(out)
+    assert asked["clarification_rate"] == 1.0 and asked["misrouted"] == []
+
+
+def test_chat_explain_shows_the_top_intents_and_scores_of_each_turn(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    turns = ["something about money", "the second one"]
+    _, out = chat(turns, monkeypatch, capsys, "--explain", "--at", WEEKDAY_MORNING)
+    explained = [line for line in out.splitlines() if line.startswith("  (matched ")]
+    assert len(explained) == 1, out  # "the second one" picks a label, without the matcher
+    first = explained[0]
+    assert first.startswith("  (matched 'something about money': clarify; payment_problem 0.")
+    assert first.count(" 0.") == 3  # the three best intents with their scores
+    _, plain = chat(turns, monkeypatch, capsys, "--at", WEEKDAY_MORNING)
+    assert "(matched" not in plain
+
+
 def test_import_with_max_examples_is_reproducible(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -361,6 +526,44 @@ def test_serve_without_the_languages_model_says_how_to_get_it(
     assert "Traceback" not in err
     errors = [ln for ln in err.splitlines() if ln.startswith("voicebot: ")]
     assert len(errors) == 1 and "voicebot models download en-US" in errors[0], err
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line_before_loading_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another program (an earlier `serve`) holds the port: one line, no traceback, and nothing
+    opened (not even the call log), rather than a failure after the models have loaded."""
+    import socket
+
+    monkeypatch.setenv("VOICEBOT_MODEL_DIR", str(tmp_path / "models"))
+    database = tmp_path / "calls.sqlite3"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["serve", "--dev", "--database", str(database), "--port", str(port)]
+        code, out, err = run(argv, capsys)
+    assert code == 1 and "Traceback" not in err + out
+    assert err == (
+        f"voicebot: port {port} on 127.0.0.1 is already in use (another voicebot serve?); "
+        "stop that program or choose another --port\n"
+    )
+    assert not database.exists()
+
+
+def test_serve_takes_the_number_salt_from_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A salt file that is missing is one line, never a new salt made up in its place."""
+    missing = tmp_path / "secrets" / "number_salt"
+    argv = ["serve", "--dev", "--port", "0", "--database", str(tmp_path / "calls.sqlite3")]
+    code, _, err = run([*argv, "--number-salt-file", str(missing)], capsys)
+    assert code == 2
+    assert one_line(err) == (
+        f"voicebot: cannot open the call log: cannot read the number salt file {missing}: "
+        "No such file or directory\n"
+    )
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(

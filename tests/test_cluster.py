@@ -173,6 +173,44 @@ def test_killed_instance_leaves_its_caller_with_a_person(
     cluster.haproxy.wait_state(killed.name, "UP")
 
 
+def test_a_killed_call_keeps_its_intent_and_the_text_it_was_sent(
+    cluster: Cluster, fake: FakeTwilio, pg_server: PostgresServer
+) -> None:
+    """The caller asked for the login link, got the SMS, and the instance died while asking
+    "anything else?". The row the status callback closes says what the caller asked for and
+    what was served, as it happened, not just "fallback"."""
+    import psycopg
+
+    sid = _sid(300)
+    caller = "+821055500300"
+    texts_before = sum(m.to == caller for m in fake.messages())
+
+    async def scenario() -> Instance:
+        options = _options(cluster, fake, realtime=True, caller=caller)
+        turns = [load_audio(AUDIO / "password.wav")]
+        call = asyncio.ensure_future(simulate_call(turns, options, fake, call_sid=sid))
+        holder = await _until_attached(cluster, sid)
+        deadline = time.monotonic() + 30
+        while sum(m.to == caller for m in fake.messages()) == texts_before:
+            assert time.monotonic() < deadline, "no SMS was sent"
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # the sms_sent prompt is playing: the caller is served
+        holder.signal(signal.SIGKILL)
+        report = await call
+        assert report.decision == f"fallback {GENERAL}", format_report(report)
+        return holder
+
+    killed = asyncio.run(scenario())
+    assert killed.wait(10) == -signal.SIGKILL
+    row = _row(pg_server, sid, "general")
+    assert (row["outcome"], row["reason"], row["group"]) == ("transferred", "fallback", "general")
+    assert row["intent"] == "password"
+    with psycopg.connect(pg_server.url("cluster")) as conn:
+        (served,) = conn.execute("SELECT served FROM calls WHERE call_id = %s", (sid,)).fetchone()
+    assert served == '["password"]'
+    cluster.restart(killed)
+
+
 def test_sigterm_drains_the_call_in_progress_and_sends_new_calls_elsewhere(
     cluster: Cluster, fake: FakeTwilio, pg_server: PostgresServer
 ) -> None:

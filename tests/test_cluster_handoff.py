@@ -21,6 +21,7 @@ CALL = StreamParameters(
     line="+82212340000",
     caller="+821012345678",
     started_at=dt.datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=dt.UTC),
+    expires=dt.datetime(2026, 12, 1, 9, 31, 20, tzinfo=dt.UTC),
 )
 
 
@@ -28,7 +29,7 @@ def test_parameters_come_back_as_they_were_sent() -> None:
     custom = CALL.encode(SECRET)
     assert all(isinstance(v, str) for v in custom.values())  # TwiML attributes are strings
     assert StreamParameters.read(CALL.call_sid, custom, SECRET) == CALL
-    withheld = StreamParameters(CALL.call_sid, "ko-KR", "", None, CALL.started_at)
+    withheld = StreamParameters(CALL.call_sid, "ko-KR", "", None, CALL.started_at, 1, CALL.expires)
     assert StreamParameters.read(CALL.call_sid, withheld.encode(SECRET), SECRET) == withheld
 
 
@@ -39,6 +40,8 @@ def test_altered_or_foreign_parameters_are_refused() -> None:
         ("caller", "+821099999999"),
         ("startedAt", "2026-12-01T09:00:00+00:00"),
         ("stream", "2"),
+        ("expires", "2026-12-01T10:31:20+00:00"),  # a later expiry
+        ("expires", ""),  # none
         ("token", ""),
     ):
         assert StreamParameters.read(CALL.call_sid, {**custom, name: value}, SECRET) is None, name

@@ -586,3 +586,27 @@ def test_snippets_for_an_intent_without_phrases_and_for_a_flow_list() -> None:
     assert yaml.safe_load(flow.block) == {"invoice": {"phrases": ["my bill"]}}
     assert flow.duplicate_of is None
     assert snippet(config, "invoice", "The bill!").duplicate_of == "invoice"
+
+
+def test_the_figures_calls_and_unmatched_can_be_shown_for_one_language(
+    logged_in: Client,
+) -> None:
+    """Each line answers in its own language: the Swedish line's figures on their own."""
+
+    def get(path: str, language: str) -> Any:
+        response = logged_in.get(f"/dashboard/api/{path}", params=RANGE | {"language": language})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    swedish, english = get("summary", "sv-SE"), get("summary", "en-US")
+    assert (swedish["calls"], english["calls"]) == (1, 10)
+    assert swedish["language"] == "sv-SE" and swedish["languages"] == ["en-US", "sv-SE"]
+    calls = get("calls", "sv-SE")["calls"]
+    assert [c["call_id"] for c in calls] == ["S"]
+    unmatched = get("unmatched", "sv-SE")
+    assert "var är mitt paket" in json.dumps(unmatched, ensure_ascii=False)
+    assert "parcel" not in json.dumps(unmatched)
+    everything = logged_in.get("/dashboard/api/summary", params=RANGE).json()
+    assert everything["calls"] == 11 and everything["language"] is None
+    bad = logged_in.get("/dashboard/api/summary", params=RANGE | {"language": "xx-XX"})
+    assert bad.status_code == 400 and "sv-SE" in bad.text

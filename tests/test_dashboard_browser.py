@@ -395,3 +395,13 @@ def read_png(data: bytes) -> tuple[int, int, bytes]:
         else:
             out += line
     return width, height, bytes(out)
+
+
+def test_call_times_are_the_lines_clock_and_lines_can_be_chosen(dom: str) -> None:
+    """Call A started at 10:00 UTC: on a Stockholm line that is 11:00, whatever the browser's
+    zone; the Line menu offers each language the lines answer in."""
+    found = re.search(r'data-call-id="A"[^>]*><td>([^<]*)</td>', dom)
+    assert found is not None and "11:00" in found.group(1), found
+    menu = re.search(r'<select id="language"[^>]*>(.*?)</select>', dom, re.S)
+    assert menu is not None
+    assert re.findall(r'<option value="([^"]*)"', menu.group(1)) == ["", "en-US", "sv-SE"]

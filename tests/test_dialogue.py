@@ -902,3 +902,24 @@ def test_a_language_without_built_in_words_can_pick_by_position(answer: str, int
     call = Call(config=config, classify=classify)
     assert said(call.say("geld")) == ["Geht es um die Rechnung oder die Zahlung?"]
     assert transfer_of(call.say(answer)).context.intent == intent
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "expected"),
+    [
+        ("kan jag få prata lite med någon", "prata med någon", True),
+        ("prata med dem eller någon", "prata med någon", True),  # two words between
+        ("prata med dem eller kanske någon", "prata med någon", False),  # three
+        ("någon prata med", "prata med någon", False),  # order matters
+        ("en riktig människan", "människa", False),  # no endings given
+        ("kundtjänsten", "kundtjänst", True),  # "en" is one of the endings below
+        ("medarbetarna", "medarbetare", False),  # an ending that is not in the list
+    ],
+)
+def test_escape_phrases_match_in_order_with_small_gaps_and_endings(
+    text: str, phrase: str, expected: bool
+) -> None:
+    from voicebot.core.text import says_phrase
+
+    endings = ("en",) if phrase == "kundtjänst" else ()
+    assert says_phrase(text, phrase, endings) is expected

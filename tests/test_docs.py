@@ -130,3 +130,105 @@ def test_skipped_tests_say_why_in_the_output() -> None:
     options = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     addopts = options["tool"]["pytest"]["ini_options"]["addopts"].split()
     assert any(o.startswith("-r") and "s" in o[2:] for o in addopts)
+
+
+def test_the_readme_chat_example_is_what_chat_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The first thing a newcomer compares against: the transcript must be the real one."""
+    import io
+    import shlex
+    import sys
+
+    from voicebot.cli.main import main
+
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"<!-- chat-example -->\n```text\n(.*?)```", text, re.S)
+    assert block is not None, "README.md lacks the chat-example block"
+    command, *transcript = block.group(1).splitlines()
+    assert command.startswith("$ voicebot chat ")
+    said = [line.removeprefix("you> ") for line in transcript if line.startswith("you> ")]
+    printed = [line for line in transcript if not line.startswith("you> ")]
+    monkeypatch.setattr(sys, "stdin", io.StringIO("".join(s + "\n" for s in said)))
+    assert main(shlex.split(command.removeprefix("$ voicebot "))) == 0
+    assert capsys.readouterr().out.splitlines() == printed
+
+
+def _figures() -> list[tuple[str, str, str]]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("\n## Figures") :].split("\n## ", 2)[1]
+    rows = [line.split(" | ") for line in section.splitlines() if line.startswith("| ")]
+    return [(what.lstrip("| "), figure, command.rstrip(" |")) for what, figure, command in rows[1:]]
+
+
+def test_the_readme_figures_are_the_measured_ones_with_their_command() -> None:
+    """Each headline figure is one measured in docs/benchmarks.md, next to the command given."""
+    figures = _figures()
+    assert [what.split(",")[0] for what, _, _ in figures] == [
+        "routing",
+        "routing",
+        "capacity",
+        "caller wait",
+    ]
+    benchmarks = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    sections = benchmarks.split("\n## ")
+    for what, figure, command in figures:
+        script = re.fullmatch(r"`(python bench/\w+\.py)( [^`]*)?`", command)
+        assert script is not None, f"{what}: no bench command: {command}"
+        assert (ROOT / script.group(1).split()[1]).is_file()
+        numbers = re.findall(r"\d+(?:\.\d+)?%?(?= ms| calls|%|\b)", figure)
+        assert numbers, what
+        # Some section of the benchmarks page runs that script and states every number (as
+        # measured: a bracketed figure there is the older matcher's).
+        stated = [re.compile(rf"(?<![(\d.]){re.escape(n)}(?![\d.]\d)") for n in numbers]
+        assert any(
+            script.group(1) in part and all(p.search(part) for p in stated) for part in sections
+        ), f"{what}: {numbers} with {script.group(1)} not in docs/benchmarks.md"
+
+
+def test_every_dependency_is_named_with_its_reason() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = [
+        re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)  # type: ignore[union-attr]
+        for requirement in [*project["dependencies"], *project["optional-dependencies"]["test"]]
+    ]
+    page = (ROOT / "docs" / "dependencies.md").read_text(encoding="utf-8").lower()
+    missing = [name for name in names if name.lower() not in page]
+    assert not missing, f"docs/dependencies.md does not name {missing}"
+    readme = README.read_text(encoding="utf-8").lower()
+    runtime = [re.split(r"[\[<>=]", r)[0].lower() for r in project["dependencies"]]
+    assert [name for name in runtime if name not in readme] == []
+
+
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize(
+    "page",
+    ["README.md", "bench/README.md", *sorted(p.name for p in (ROOT / "docs").glob("*.md"))],
+)
+def test_every_link_between_the_pages_leads_somewhere(page: str) -> None:
+    """Content moved between the README and docs/: a link to a page or heading that is not
+    there any more would leave a reader stranded."""
+    path = ROOT / page if "/" in page or page == "README.md" else ROOT / "docs" / page
+    broken = []
+    for target in _LINK.findall(path.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        file, _, anchor = target.partition("#")
+        linked = (path.parent / file).resolve() if file else path
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and linked.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", linked.read_text(encoding="utf-8"), re.M)
+            if anchor not in {_slug(h) for h in headings}:
+                broken.append(target)
+    assert not broken, f"{page}: links that lead nowhere: {broken}"

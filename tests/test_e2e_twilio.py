@@ -17,14 +17,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from voicebot.core.dialogue import Say
 from voicebot.loading.loader import ConfigHolder
+from voicebot.speech.audio import read_wav, ulaw_encode, write_wav
 from voicebot.speech.pipeline import CallPipeline, load_speech_model
 from voicebot.speech.tts import Tts
 from voicebot.speech.vosk_model import SpeechModel
+from voicebot.telephony import prompts
 from voicebot.telephony.app import SpeechProvider, VoiceServer
 from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
@@ -131,7 +135,7 @@ def _clean(live: Live) -> Iterator[None]:
 def test_request_routed_to_its_queue(live: Live) -> None:
     report = live.call("billing.wav")
     assert report.decision == "transfer enqueue billing"
-    assert report.said[0].startswith("<Say ko-KR> 안녕하세요")  # greeting from the webhook TwiML
+    assert report.said[0].startswith("<Play ko-KR> 안녕하세요")  # greeting from the webhook TwiML
     assert "요금 팀" in report.said[-1]  # "putting you through to the billing team"
     assert len(live.updates(report)) == 1
 
@@ -200,7 +204,8 @@ def test_sms_answer_is_texted_to_the_caller_then_goodbye(live: Live) -> None:
     ]
     assert any(s.startswith("(stream) prompt") for s in report.said)  # "sent; anything else?"
     assert report.decision == "hangup"
-    assert "감사합니다" in live.updates(report)[-1]  # goodbye said before hanging up
+    (goodbye,) = parse_twiml(live.updates(report)[-1]).said  # said before hanging up
+    assert goodbye.startswith("<Play ko-KR> ") and "감사합니다" in goodbye
     # The caller's reaction time is to the SMS and its prompt, not to the goodbye that follows
     # the 5 s no-speech timeout.
     assert report.latency_s is not None and report.latency_s < 5.0, format_report(report)
@@ -420,6 +425,72 @@ def test_prompts_fall_back_to_say_and_a_new_stream_without_tts(live: Live) -> No
     assert report.streams == 2  # <Say> through a REST redirect, then a new stream
     assert any("영업 시간은" in s for s in report.said)  # the announcement via <Say>
     assert report.decision == "transfer enqueue billing"
+    # one voice: without the stream's engine every prompt is Twilio's <Say>, the greeting too
+    assert report.said[0].startswith("<Say ko-KR> 안녕하세요")
+    assert all(s.startswith("<Say ko-KR> ") for s in report.said), report.said
+
+
+def _played_urls(twiml: str) -> list[str]:
+    return [u.replace("&amp;", "&") for u in re.findall(r"<Play>([^<]+)</Play>", twiml)]
+
+
+def _get(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url) as response:
+            return response.status, response.headers.get("Content-Type", ""), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, "", b""
+
+
+def test_one_voice_the_greeting_and_the_transfer_line_are_the_streams_engine(
+    live: Live,
+) -> None:
+    """The greeting (before the stream), the prompts in the stream and the transfer line (after
+    it) are all espeak-ng: the TwiML plays the server's own audio of the same text."""
+    report = live.call("hours.wav", "billing.wav")
+    assert report.decision == "transfer enqueue billing"
+    assert not any(s.startswith("<Say") for s in report.said), report.said
+    assert report.said[0].startswith("<Play ko-KR> 안녕하세요")
+    assert any(s.startswith("(stream) prompt") for s in report.said)
+    (url,) = _played_urls(live.updates(report)[-1])  # "putting you through to the billing team"
+    status, kind, body = _get(url)
+    assert (status, kind) == (200, "audio/wav")
+    text = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))["text"]
+    assert "요금 팀" in text
+    assert body == prompts.wav_of(Tts().mulaw(text, "ko-KR"))  # what the stream would play
+    forged = url.replace(urllib.parse.quote_plus(text), urllib.parse.quote_plus("다른 말"))
+    assert forged != url and _get(forged)[0] == 403  # only texts the server signed
+
+
+def test_recorded_prompts_are_played_before_in_and_after_the_stream(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """Ops' recordings replace the engine wherever the prompt is played: the greeting's by
+    <Play> (served from the WAV), "anything else?" in the stream."""
+    tone = (0.3 * np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000)).astype(np.float32)
+    write_wav(tmp_path / "hello.wav", tone, 16000)
+    write_wav(tmp_path / "more.wav", tone[:8000], 16000)
+    config = tmp_path / "intents.yaml"
+    config.write_text(
+        CONFIG.read_text(encoding="utf-8")
+        + "\nrecordings:\n  greeting: hello.wav\n  anything_else: more.wav\n",
+        encoding="utf-8",
+    )
+    with _serving(config, SpeechProvider(lambda _c: ko_model)) as live:
+        report = live.call("hours.wav", "billing.wav")
+        assert report.decision == "transfer enqueue billing"
+        loaded = live.server.holder.current.language()
+        greeting = urllib.parse.quote_plus(loaded.prompts.greeting)
+        url = f"{live.server.services.prompt_url}?lang=ko-KR&text={greeting}"
+        sig = prompts.signature(live.fake.auth_token, "ko-KR", loaded.prompts.greeting)
+        status, kind, body = _get(f"{url}&sig={sig}")
+        assert (status, kind) == (200, "audio/wav")
+        recorded = ulaw_encode(read_wav(tmp_path / "hello.wav").resampled(8000).samples)
+        assert body == prompts.wav_of(recorded)
+        more = Say(loaded.prompts.anything_else, loaded.voice, "ko-KR")
+        expected = ulaw_encode(read_wav(tmp_path / "more.wav").resampled(8000).samples)
+        assert prompts.clip(more, loaded, None) == expected  # in the stream, even without TTS
+    assert report.said[0].startswith("<Play ko-KR> 안녕하세요")
 
 
 def test_numbers_never_logged_unmasked(live: Live, caplog: pytest.LogCaptureFixture) -> None:
@@ -472,9 +543,9 @@ def test_each_line_answers_in_its_own_language(
         swedish_call = lines.call("billing.wav", to=SWEDISH_LINE)
         other_call = lines.call(dtmf="0", to="+82299999999")
         assert not lines.server.sessions
-    assert swedish_call.said[0].startswith("<Say sv-SE>")
+    assert swedish_call.said[0].startswith("<Play sv-SE>")
     assert swedish_call.decision == "transfer enqueue billing"
-    assert other_call.said[0].startswith("<Say ko-KR>")  # not a listed line: the default
+    assert other_call.said[0].startswith("<Play ko-KR>")  # not a listed line: the default
     assert other_call.context == {
         "language": "ko-KR",
         "reason": "dtmf",

@@ -102,3 +102,22 @@ def test_check_warns_about_words_the_model_does_not_know(
     assert main(["check", str(tmp_path / "intents.yaml")]) == 0
     out, _ = capsys.readouterr()
     assert "ko-KR: warning: 1 grammar words unknown to the model: 쀍쀍" in out
+    assert "not checked" not in out  # the model is installed: the check was made
+
+
+def test_check_says_when_a_language_has_no_model_and_how_to_get_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the model the vocabulary check cannot be made; a silent skip would read as
+    "every phrase word is known", so check names the model and the two ways to install it."""
+    monkeypatch.setenv("VOICEBOT_MODEL_DIR", str(tmp_path / "models"))
+    assert main(["check", str(ROOT / "grammars"), "--today", "2026-11-25"]) == 0
+    out, _ = capsys.readouterr()
+    notes = [line for line in out.splitlines() if "not checked against the speech model" in line]
+    assert len(notes) == 2, out
+    swedish = next(line for line in notes if line.startswith("sv-SE: note:"))
+    assert "vosk-model-small-sv-rhasspy-0.15" in swedish
+    assert "voicebot models download sv-SE" in swedish
+    assert "unzip a copy of vosk-model-small-sv-rhasspy-0.15.zip into that folder" in swedish
+    assert str(tmp_path / "models") in swedish
+    assert out.strip().splitlines()[-1] == "ok: 2 language(s), 0 warning(s)"

@@ -9,8 +9,10 @@ import base64
 import contextlib
 import datetime as dt
 import json
+import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
@@ -246,9 +248,12 @@ class Bot:
 MEDIA_TIMEOUT_S = 3.0
 
 
-@pytest.fixture(scope="module")
-def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    tmp = tmp_path_factory.mktemp("hardening")
+@contextlib.contextmanager
+def _running_bot(
+    tmp: Path, model: SpeechModel, config: Path, tts: Tts | None, **settings: Any
+) -> Iterator[Bot]:
+    """``config`` served as ``serve`` serves it (call log, REST API, the call log's checks of
+    repeated webhooks and streams), with a fake Twilio REST API and a SQLite call log."""
     log = CallLog.open(f"sqlite:///{tmp / 'calls.sqlite3'}", salt="salt", env={})
     fake = FakeTwilio(auth_token=TOKEN).start()
     port = free_port()
@@ -261,22 +266,29 @@ def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iter
         backoff_s=0.01,
         max_backoff_s=0.02,
     )
-    settings = ServerSettings(public_url=url, auth_token=TOKEN, media_timeout_s=MEDIA_TIMEOUT_S)
     server = VoiceServer(
-        settings,
-        ConfigHolder(CONFIG),
+        ServerSettings(public_url=url, auth_token=TOKEN, **settings),
+        ConfigHolder(config),
         rest,
-        SpeechProvider(lambda _config: ko_model),
-        tts=Tts(),
+        SpeechProvider(lambda _config: model),
+        tts=tts,
         observer=log,
     )
     server.known_call = log.has_call  # as serve sets it: every call here goes through the check
+    server.claim_stream = log.claim_stream  # as serve sets it: stream parameters used once
     try:
         with _listening(server, port):
             yield Bot(server, fake, log, url)
     finally:
         fake.stop()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    tmp = tmp_path_factory.mktemp("hardening")
+    with _running_bot(tmp, ko_model, CONFIG, Tts(), media_timeout_s=MEDIA_TIMEOUT_S) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)
@@ -321,30 +333,42 @@ def _media(stream_sid: str, seq: int, frame: bytes) -> str:
     )
 
 
-@contextlib.asynccontextmanager
-async def _stream(bot: Bot, call_sid: str) -> AsyncIterator[tuple[ClientConnection, str]]:
-    """A call's webhook, then its media stream up to "start": the caller's side, by hand."""
-    status, body = await asyncio.to_thread(bot.post, "/twilio/voice", _ringing(call_sid))
-    assert status == 200, body
-    twiml = parse_twiml(body)
-    assert twiml.stream_url is not None
-    headers = {SIGNATURE_HEADER: sign(twiml.stream_url, {}, TOKEN)}
-    stream_sid = "MZ" + secrets.token_hex(16)
-    async with connect(twiml.stream_url, additional_headers=headers) as ws:
-        start = {
+def _start(call_sid: str, stream_sid: str, parameters: dict[str, str]) -> str:
+    return json.dumps(
+        {
             "event": "start",
             "sequenceNumber": "1",
             "streamSid": stream_sid,
             "start": {
                 "streamSid": stream_sid,
                 "callSid": call_sid,
-                "accountSid": bot.fake.account_sid,
+                "accountSid": "AC" + "0" * 32,
                 "tracks": ["inbound"],
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
-                "customParameters": dict(twiml.parameters),
+                "customParameters": parameters,
             },
         }
-        await ws.send(json.dumps(start))
+    )
+
+
+def _webhook(bot: Bot, call_sid: str) -> dict[str, str]:
+    """The stream parameters the incoming-call webhook hands Twilio for ``call_sid``."""
+    status, body = bot.post("/twilio/voice", _ringing(call_sid))
+    assert status == 200, body
+    return dict(parse_twiml(body).parameters)
+
+
+@contextlib.asynccontextmanager
+async def _stream(
+    bot: Bot, call_sid: str, parameters: dict[str, str] | None = None
+) -> AsyncIterator[tuple[ClientConnection, str]]:
+    """A call's webhook (unless its stream ``parameters`` are given), then its media stream up
+    to "start": the caller's side, by hand."""
+    if parameters is None:
+        parameters = await asyncio.to_thread(_webhook, bot, call_sid)
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(bot.server.stream_url, additional_headers=_signed_headers(bot.server)) as ws:
+        await ws.send(_start(call_sid, stream_sid, parameters))
         yield ws, stream_sid
 
 
@@ -622,9 +646,11 @@ def test_a_webhook_replayed_after_a_restart_leaves_the_call_alone(tmp_path: Path
         assert log.timeline("CAold") == timeline
 
 
-def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> None:
+def test_a_prompt_that_cannot_be_delivered_puts_the_caller_through_to_a_person(bot: Bot) -> None:
     """Without TTS a prompt is a REST redirect to <Say>; when it fails the caller hears
-    nothing of it, and the call's timeline says so next to the Say the bot meant."""
+    nothing of it. The bot must not go on as if it had been heard (it used to wait, say
+    goodbye and log the call as announced): the stream closes, the TwiML's <Dial> puts the
+    caller through, and the log says so, next to the Say the bot meant."""
     tts, bot.server.tts = bot.server.tts, None
     try:
         bot.fake.fail_next(3)  # every attempt of the announcement's redirect
@@ -633,8 +659,81 @@ def test_a_prompt_the_caller_never_heard_is_logged_as_a_failure(bot: Bot) -> Non
         bot.server.tts = tts
         bot.fake.fail_next(0)
     assert not any("영업 시간은" in s for s in report.said)  # the announcement was not heard
+    assert report.decision == f"fallback {GENERAL}"
+    row = bot.row(report.call_sid)
+    assert (row.outcome, row.group, row.reason) == ("transferred", "general", "fallback")
+    assert row.intent == "hours"
     failures = [e for e in bot.log.timeline(report.call_sid) if e.type == "Failure"]
     assert failures and "prompt" in failures[0].payload["error"]
+    assert not [u for u in bot.fake.call_updates() if u.call_sid == report.call_sid][3:]
+
+
+LONG_ANNOUNCEMENT = "영업 시간은 평일 아홉 시부터 여섯 시까지입니다. " * 150  # ~4,800 characters
+
+
+@pytest.fixture(scope="module")
+def long_bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    """A bot whose hours announcement is longer than one call update may carry (4,000
+    characters of TwiML), speaking with <Say> (``serve --no-tts``)."""
+    tmp = tmp_path_factory.mktemp("long")
+    config = tmp / "intents.yaml"
+    text = CONFIG.read_text(encoding="utf-8")
+    short = '"영업 시간은 평일 아홉 시부터 여섯 시까지입니다."'
+    assert short in text
+    config.write_text(text.replace(short, json.dumps(LONG_ANNOUNCEMENT)), encoding="utf-8")
+    with _running_bot(tmp, ko_model, config, None) as running:
+        yield running
+
+
+def test_a_prompt_too_long_for_one_call_update_is_spoken_in_parts(long_bot: Bot) -> None:
+    """Twilio refuses a call update over 4,000 characters of TwiML: the announcement is split
+    over several redirects (each a <Say> then the stream again), and the caller hears all of
+    it, in order, instead of being hung up on."""
+    report = long_bot.call("hours.wav", max_wait_s=30.0)
+    updates = long_bot.updates(report.call_sid)
+    assert len(updates) >= 3 and all(len(u) <= 4000 for u in updates)
+    heard = " ".join(s.split("> ", 1)[1] for s in report.said if "영업" in s)
+    assert heard.split() == LONG_ANNOUNCEMENT.split()
+    assert report.decision == "hangup"  # goodbye after "anything else?" went unanswered
+    row = long_bot.row(report.call_sid)
+    assert (row.outcome, row.intent) == ("announced", "hours")
+
+
+def test_a_prompt_a_stream_stops_taking_is_spoken_by_say_in_parts(long_bot: Bot) -> None:
+    """With TTS, a client that stops reading what the server sends (an 11-minute
+    announcement) makes the send time out; the prompt then goes by a <Say> redirect, which
+    used to be refused as "TwiML of 4866 characters is over 4000" and the caller was hung
+    up on after "goodbye". Now the redirect carries the first part, and the stream it opens
+    the rest."""
+    tts = Tts()
+    if not tts.available:
+        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
+    call_sid = _new_sid()
+    frames = split_frames(load_audio(AUDIO / "hours.wav")) + [SILENCE] * 3000
+
+    async def never_read() -> None:
+        # The client library reads only while fewer than 16 messages wait for ``recv``:
+        # never calling it, the client soon takes nothing more from the socket.
+        async with _stream(long_bot, call_sid) as (ws, stream_sid):
+            deadline = time.monotonic() + 90
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                for seq, frame in enumerate(frames, 2):
+                    await asyncio.wait_for(ws.send(_media(stream_sid, seq, frame)), 10)
+                    await asyncio.sleep(0.002)
+                    if long_bot.updates(call_sid) or time.monotonic() > deadline:
+                        break
+
+    long_bot.server.tts = tts
+    try:
+        asyncio.run(never_read())
+    finally:
+        long_bot.server.tts = None
+        _ended(long_bot, call_sid)
+    first = long_bot.updates(call_sid)[0]
+    assert len(first) <= 4000
+    twiml = parse_twiml(first)
+    assert twiml.stream_url is not None  # the rest follows on the next stream
+    assert twiml.said and "영업 시간은" in twiml.said[0]
 
 
 def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
@@ -663,3 +762,393 @@ def test_at_start_up_the_server_is_ready_only_with_its_prompts_synthesised(
     for text in (prompts.anything_else, prompts.goodbye, prompts.sms_sent):
         tts.mulaw(text, config.language)
     assert tts.synthesised == warmed  # all three were cache hits
+
+
+# ---------------------------------------------------------------------------------------------
+# Stream parameters: bound to the call and its stream, used once, expiring (issue #26)
+
+
+async def _refused(bot: Bot, call_sid: str, parameters: dict[str, str]) -> bool:
+    """Whether a stream presenting ``parameters`` for ``call_sid`` (under a valid upgrade
+    signature: it is captured once and valid for every call) is closed by the server at once,
+    while it keeps sending audio."""
+    url = bot.server.stream_url
+    headers = {SIGNATURE_HEADER: sign(url, {}, TOKEN)}
+    stream_sid = "MZ" + secrets.token_hex(16)
+    async with connect(url, additional_headers=headers) as ws:
+        await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
+        await ws.send(_start(call_sid, stream_sid, parameters))
+        try:
+            for seq in range(2, 150):  # 3 s of silence
+                await ws.send(_media(stream_sid, seq, SILENCE))
+                await asyncio.sleep(0.02)
+        except ConnectionClosed:
+            return True
+    return False
+
+
+async def _talk(ws: ClientConnection, stream_sid: str, bot: Bot, call_sid: str) -> None:
+    """Say "billing" on ``ws`` and wait for the bot's decision."""
+    frames = split_frames(load_audio(AUDIO / "billing.wav")) + [SILENCE] * 500
+    for seq, frame in enumerate(frames, 100):
+        await ws.send(_media(stream_sid, seq, frame))
+        await asyncio.sleep(0.002)
+        if bot.updates(call_sid):
+            break
+
+
+def _ended(bot: Bot, call_sid: str) -> None:
+    params = {**_ringing(call_sid), "CallStatus": "completed", "CallDuration": "20"}
+    assert bot.post("/twilio/status", params)[0] == 204
+
+
+def test_a_finished_calls_stream_parameters_are_refused(bot: Bot) -> None:
+    """Replaying a finished call's parameters used to run the call again (more events, texts,
+    a rewritten outcome): now the stream is closed and the call log is left alone."""
+    call_sid = _new_sid()
+    parameters = _webhook(bot, call_sid)
+
+    async def call() -> None:
+        async with _stream(bot, call_sid, parameters) as (ws, stream_sid):
+            with contextlib.suppress(ConnectionClosed):
+                await _talk(ws, stream_sid, bot, call_sid)
+
+    asyncio.run(call())
+    _ended(bot, call_sid)
+    assert bot.log.flush()
+    row, timeline = bot.row(call_sid), bot.log.timeline(call_sid)
+    assert row.group == "billing"
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert bot.log.flush()
+    assert bot.row(call_sid) == row
+    assert bot.log.timeline(call_sid) == timeline
+    assert len(bot.updates(call_sid)) == 1
+
+
+def test_a_call_that_ended_before_its_stream_refuses_its_parameters(bot: Bot) -> None:
+    """The caller hung up during the greeting: the parameters were never used, and still
+    must not start the call afterwards."""
+    call_sid = _new_sid()
+    parameters = _webhook(bot, call_sid)
+    _ended(bot, call_sid)
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert not bot.server.sessions
+
+
+def test_expired_stream_parameters_are_refused(bot: Bot) -> None:
+    """Parameters a webhook gave out 16 minutes ago were accepted and rewrote the call."""
+    call_sid = _new_sid()
+    clock = bot.server.clock
+    bot.server.clock = lambda: clock() - dt.timedelta(minutes=16)
+    try:
+        parameters = _webhook(bot, call_sid)
+    finally:
+        bot.server.clock = clock
+    assert asyncio.run(_refused(bot, call_sid, parameters))
+    assert not bot.server.sessions
+
+
+def test_one_calls_parameters_do_not_start_another_call(bot: Bot) -> None:
+    first, second = _new_sid(), _new_sid()
+    parameters = _webhook(bot, first)
+    _webhook(bot, second)
+    assert asyncio.run(_refused(bot, second, parameters))  # A's parameters, B's CallSid
+    altered = {**parameters, "callSid": second}
+    assert asyncio.run(_refused(bot, second, altered))
+    for name, value in (("stream", "2"), ("expires", "2099-01-01T00:00:00+00:00")):
+        assert asyncio.run(_refused(bot, first, {**parameters, name: value}))
+    assert not bot.server.sessions
+    _ended(bot, first)
+    _ended(bot, second)
+
+
+def test_a_second_socket_cannot_take_over_a_live_call(bot: Bot) -> None:
+    """A second socket presenting a live call's parameters used to close the real stream and
+    drive the call. It is refused; the real stream goes on and the caller is routed."""
+    call_sid = _new_sid()
+    before = bot.server.metrics.errors["stream_replayed"]
+
+    parameters = _webhook(bot, call_sid)
+
+    async def hijack() -> bool:
+        async with _stream(bot, call_sid, parameters) as (ws, stream_sid):
+            for seq in range(2, 20):
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            refused = await _refused(bot, call_sid, parameters)
+            await _talk(ws, stream_sid, bot, call_sid)  # the real stream still works
+            return refused
+
+    assert asyncio.run(hijack())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == "enqueue billing"
+    assert bot.server.metrics.errors["stream_replayed"] == before + 1
+    _ended(bot, call_sid)
+
+
+def test_stream_parameters_are_used_once_across_instances(
+    bot: Bot, ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """Two instances share the call log (as behind HAProxy): the stream of a call answered by
+    one lands on the other; the same parameters presented to the first are then refused,
+    although the first holds nothing of the call in memory."""
+    url = str(bot.log.store.target)
+    with CallLog.open(url, salt="salt", env={}) as shared:
+        port = free_port()
+        other = VoiceServer(
+            ServerSettings(public_url=bot.url, auth_token=TOKEN),  # same public URL (the LB)
+            ConfigHolder(CONFIG),
+            bot.server.rest,
+            SpeechProvider(lambda _config: ko_model),
+            observer=shared,
+        )
+        other.claim_stream = shared.claim_stream
+        call_sid = _new_sid()
+        parameters = _webhook(bot, call_sid)
+        with _listening(other, port):
+
+            async def on_other() -> None:
+                url = f"ws://127.0.0.1:{port}/twilio/media"
+                headers = _signed_headers(bot.server)
+                async with connect(url, additional_headers=headers) as ws:
+                    await ws.send(_start(call_sid, "MZ" + secrets.token_hex(16), parameters))
+                    for seq in range(2, 30):
+                        await ws.send(_media("MZx", seq, SILENCE))
+                        await asyncio.sleep(0.02)
+                    assert call_sid in other.sessions  # the other instance took the call
+                    assert await _refused(bot, call_sid, parameters)
+
+            asyncio.run(on_other())
+            _ended(bot, call_sid)
+            deadline = time.monotonic() + 10
+            while other.sessions and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not bot.server.sessions
+
+
+# ---------------------------------------------------------------------------------------------
+# Limits after a signed upgrade (issue #26)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def _handshake(port: int, server: VoiceServer) -> socket.socket:
+    """A WebSocket upgrade by hand, so the client can then never read anything."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(secrets.token_bytes(16)).decode()
+    signature = _signed_headers(server)[SIGNATURE_HEADER]
+    sock.sendall(
+        (
+            f"GET /twilio/media HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{SIGNATURE_HEADER}: {signature}\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def _client_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payload under 126 bytes)."""
+    mask = secrets.token_bytes(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
+def test_pings_from_a_client_that_never_reads_do_not_fill_the_servers_memory(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    """Each ping is answered by a pong; a client that never reads used to make the server
+    queue every pong (150 MB of pings: 154 MB more memory). Pongs are no longer queued
+    behind a full write buffer (RFC 6455 lets a server answer only the latest ping)."""
+    server, port = listening
+    ping = _client_frame(0x9, b"p" * 125)
+    burst = ping * 8000  # 1 MiB of pings
+    sock = _handshake(port, server)
+    try:
+        before = _rss_bytes()
+        sock.settimeout(30)  # the server reads on: only a loaded machine makes it slow
+        for _ in range(24):  # 24 MiB, never reading the pongs
+            sock.sendall(burst)
+        time.sleep(0.5)  # the server takes in what is in flight
+        grown = _rss_bytes() - before
+    finally:
+        sock.close()
+    assert grown < 12 * 2**20, f"the server's memory grew by {grown / 2**20:.0f} MiB"
+
+
+def test_a_socket_without_a_start_is_closed_however_many_messages_it_sends(
+    listening: tuple[VoiceServer, int],
+) -> None:
+    """``connected`` every 100 ms used to reset the 0.5 s start timeout for ever."""
+    server, port = listening
+
+    async def chatter() -> float:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        started = time.monotonic()
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            connected = json.dumps({"event": "connected", "protocol": "Call", "version": "1"})
+            with contextlib.suppress(ConnectionClosed):
+                while time.monotonic() - started < 6:
+                    await ws.send(connected)
+                    await asyncio.sleep(0.1)
+        return time.monotonic() - started
+
+    assert asyncio.run(chatter()) < 3
+
+
+def test_junk_before_start_writes_a_few_warnings_then_the_socket_is_closed(
+    listening: tuple[VoiceServer, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """20,000 tiny frames before ``start`` used to write a warning each (3.3 MiB of log)."""
+    server, port = listening
+
+    async def junk() -> int:
+        url = f"ws://127.0.0.1:{port}/twilio/media"
+        sent = 0
+        async with connect(url, additional_headers=_signed_headers(server)) as ws:
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(2000):
+                    await ws.send("x")
+                    sent += 1
+                await asyncio.wait_for(ws.recv(), 5)
+        return sent
+
+    with caplog.at_level("WARNING", logger="voicebot.telephony.app"):
+        asyncio.run(junk())
+    warnings = [r for r in caplog.records if "ignored stream message" in r.getMessage()]
+    assert 1 <= len(warnings) <= 11
+    assert server.metrics.errors["protocol"] <= server.settings.max_bad_messages + 1 + 64
+
+
+@pytest.mark.parametrize("kind", ["connected", "repeated frame", "mark", "binary"])
+def test_a_stream_without_media_progress_times_out_to_a_person(bot: Bot, kind: str) -> None:
+    """After its start, a stream sending only messages that carry no new audio used to stay
+    open for ever, since any message reset ``--stream-timeout``."""
+    call_sid = _new_sid()
+
+    async def no_progress() -> None:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            frame = _media(stream_sid, 2, SILENCE)
+            await ws.send(frame)
+            message: str | bytes = {
+                "connected": json.dumps(
+                    {"event": "connected", "protocol": "Call", "version": "1.0.0"}
+                ),
+                "repeated frame": frame,
+                "mark": json.dumps(
+                    {
+                        "event": "mark",
+                        "sequenceNumber": "3",
+                        "streamSid": stream_sid,
+                        "mark": {"name": "x"},
+                    }
+                ),
+                "binary": b"\x00" * 160,
+            }[kind]
+            deadline = time.monotonic() + MEDIA_TIMEOUT_S + 8
+            with contextlib.suppress(ConnectionClosed):
+                while not bot.updates(call_sid) and time.monotonic() < deadline:
+                    await ws.send(message)
+                    await asyncio.sleep(0.1)  # 10 a second: under max_bad_messages in 3 s
+
+    asyncio.run(no_progress())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    _ended(bot, call_sid)
+
+
+def test_binary_frames_count_as_bad_messages(bot: Bot) -> None:
+    """Twilio sends text: a stream of binary frames ends with a person, as malformed text
+    frames do, once there are more than ``max_bad_messages``."""
+    call_sid = _new_sid()
+
+    async def binary() -> None:
+        async with _stream(bot, call_sid) as (ws, _stream_sid):
+            with contextlib.suppress(ConnectionClosed):
+                for _ in range(bot.server.settings.max_bad_messages + 20):
+                    await ws.send(b"\x00" * 160)
+                deadline = time.monotonic() + MEDIA_TIMEOUT_S - 1
+                while not bot.updates(call_sid) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+
+    started = time.monotonic()
+    asyncio.run(binary())
+    (update,) = bot.updates(call_sid)
+    assert parse_twiml(update).final == GENERAL
+    assert time.monotonic() - started < MEDIA_TIMEOUT_S  # not the media timeout's doing
+    _ended(bot, call_sid)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reload storms (issue #26)
+
+
+def test_a_webhook_during_a_reload_storm_is_answered_promptly(
+    ko_model: SpeechModel, tmp_path: Path
+) -> None:
+    """25 SIGHUPs while a configuration takes a second to load used to take every thread that
+    answers webhooks (and the speech lock) for 25 s: a new call's webhook was answered after
+    Twilio's 15 s timeout, while /healthz said 200. Reloads are coalesced (one running, one
+    pending) on a thread of their own."""
+    import signal
+
+    from voicebot.cli.serve import install_reload_signal, without_signal_handling
+
+    config = tmp_path / "intents.yaml"
+    config.write_text(CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
+    loads: list[float] = []
+
+    def load(_config: object) -> SpeechModel:
+        if loads:  # not the first (start-up) load: each reload's takes a second
+            time.sleep(1.0)
+        loads.append(time.monotonic())
+        return ko_model
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = VoiceServer(
+        ServerSettings(public_url=url, auth_token=TOKEN),
+        ConfigHolder(config),
+        TwilioRest("AC" + "0" * 32, TOKEN, base_url="http://127.0.0.1:9"),
+        SpeechProvider(load),
+    )
+    server.prepare()
+    answered: list[float] = []
+
+    def webhook() -> None:
+        started = time.monotonic()
+        status, _ = _post(url + "/twilio/voice", _ringing(_new_sid()), TOKEN)
+        assert status == 200
+        answered.append(time.monotonic() - started)
+
+    async def storm() -> None:
+        loop = asyncio.get_running_loop()
+        uv = without_signal_handling(uvicorn_config(server, "127.0.0.1", port, log_config=None))
+        serving_task = asyncio.ensure_future(uv.serve())
+        restore = install_reload_signal(loop, server.reload)
+        try:
+            while not uv.started:
+                await asyncio.sleep(0.01)
+            for _ in range(25):
+                os.kill(os.getpid(), signal.SIGHUP)
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.5)  # the storm is on
+            caller = threading.Thread(target=webhook)  # not from the server's thread pool
+            caller.start()
+            while caller.is_alive():
+                await asyncio.sleep(0.05)
+        finally:
+            restore()
+            uv.should_exit = True
+            await serving_task
+
+    asyncio.run(storm())
+    assert answered and answered[0] < 5.0, f"webhook answered in {answered[0]:.1f} s"
+    time.sleep(3)  # let the reloads still queued run out (coalesced: at most two)
+    assert 2 <= len(loads) <= 4, f"{len(loads) - 1} reloads for 25 SIGHUPs"

@@ -266,3 +266,28 @@ def test_check_prints_warnings_with_file_line_and_column(
     out = capsys.readouterr().out
     assert "intents.yaml:8:3: warning: intent 'invoice' has no label" in out
     assert "1 warning(s)" in out
+
+
+def test_check_today_warns_when_every_closed_day_is_in_the_past(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    group = """\
+        groups:
+          members:
+            number: "+46101234567"
+            hours:
+              mon-fri: "08:00-17:00"
+              closed_days: [2026-06-19, 2026-12-24..2026-12-26]
+            when_closed: {say: We are closed.}
+        intents:
+          invoice: {label: invoices, transfer: members, phrases: [my invoice]}
+        """
+    path = tmp_path / "intents.yaml"
+    path.write_text(config_with(group, base=HEAD), encoding="utf-8")
+    assert main(["check", str(path), "--today", "2026-12-20"]) == 0
+    assert ": warning: " not in capsys.readouterr().out
+    assert main(["check", str(path), "--today", "2027-01-10"]) == 0
+    (warning,) = [ln for ln in capsys.readouterr().out.splitlines() if ": warning: " in ln]
+    assert warning.startswith(f"{path}:5:")  # the group's line
+    assert "every closed day is in the past (the last was 2026-12-26)" in warning
+    assert "public_holidays" in warning

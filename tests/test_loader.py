@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from voicebot.core.config import ActionKind, DestinationKind, SmsFallback
@@ -985,3 +986,75 @@ def test_holder_start_fails_loudly(tmp_path: Path) -> None:
     write(tmp_path / "en-US", "language: en-US\n")
     with pytest.raises(ConfigError):
         ConfigHolder(tmp_path)
+
+
+HOLIDAY_LINE = """\
+language: {language}
+timezone: Europe/Stockholm
+default_group: members
+groups:
+  members:
+    number: "+46101234567"
+    hours:
+      mon-fri: "08:00-17:00"
+      closed_days: {closed}
+    when_closed: {{say: closed}}
+intents:
+  invoice: {{label: invoices, transfer: members, phrases: [my invoice]}}
+"""
+
+
+def _open_on(text: str, day: str) -> bool:
+    config = load_language_text(text, "t.yaml")
+    at = dt.datetime.combine(dt.date.fromisoformat(day), dt.time(10), STOCKHOLM)
+    return config.group("members").is_open(at)
+
+
+@pytest.mark.parametrize(
+    ("language", "closed", "day", "is_open"),
+    [
+        ("sv-SE", "public_holidays", "2026-06-18", True),  # a Thursday
+        ("sv-SE", "public_holidays", "2026-06-19", False),  # Midsummer Eve
+        ("sv-SE", "[public_holidays, 2026-06-18]", "2026-06-18", False),  # and days of its own
+        ("sv-SE", "public_holidays", "2027-03-26", False),  # Good Friday: Easter moves
+        ("sv-SE", "public_holidays", "2027-05-17", True),  # Norway's national day
+        ("sv-SE", "public_holidays NO", "2027-05-17", False),
+        ("en-US", "public_holidays", "2026-11-26", False),  # Thanksgiving
+        ("en-GB", "[public_holidays SE]", "2026-06-19", False),
+    ],
+)
+def test_closed_days_take_the_countrys_public_holidays(
+    language: str, closed: str, day: str, is_open: bool
+) -> None:
+    text = HOLIDAY_LINE.format(language=language, closed=closed)
+    assert _open_on(text, day) is is_open
+
+
+def test_public_holidays_of_an_unknown_country_is_one_line_with_its_place() -> None:
+    text = HOLIDAY_LINE.format(language="sv-SE", closed="[public_holidays XX]")
+    with pytest.raises(ConfigError) as info:
+        load_language_text(text, "t.yaml")
+    (problem,) = info.value.problems
+    assert str(problem).startswith("t.yaml:9:")
+    assert "no public-holiday calendar for 'XX'" in problem.message
+
+
+def test_recordings_are_checked_where_they_are_written(tmp_path: Path) -> None:
+    from voicebot.speech.audio import write_wav
+
+    write_wav(tmp_path / "hello.wav", np.zeros(800, dtype=np.int16), 8000)
+    (tmp_path / "broken.wav").write_bytes(b"not a wav")
+    text = MINIMAL + (
+        "recordings:\n"
+        "  greeting: hello.wav\n"
+        "  goodbye: missing.wav\n"
+        "  error: broken.wav\n"
+        "  transfer: hello.wav\n"
+    )
+    problems = problems_of(tmp_path, text)
+    assert at(only(problems, "missing.wav")) == (13, 12)
+    assert "is not a WAV file" in only(problems, "missing.wav").message
+    assert at(only(problems, "broken.wav")) == (14, 10)
+    assert "filled in on each call" in only(problems, "prompts.transfer").message
+    good = load_language(write(tmp_path, MINIMAL + "recordings:\n  greeting: hello.wav\n"))
+    assert good.recordings == {good.prompts.greeting: str((tmp_path / "hello.wav").resolve())}

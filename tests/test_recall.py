@@ -182,8 +182,9 @@ def test_a_stream_on_another_instance_gets_the_same_history() -> None:
     """The webhook's instance read the call log; the stream's (any instance) must start the
     same dialogue, so the history travels in the signed stream parameters."""
     history = CallerHistory(3, "invoice", dt.datetime(2026, 11, 20, 9, tzinfo=dt.UTC), False)
+    start = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
     params = StreamParameters(
-        "CA1", "en-US", "+4610", CALLER, dt.datetime(2026, 11, 24, tzinfo=dt.UTC), 1, history
+        "CA1", "en-US", "+4610", CALLER, start, expires=start, history=history
     )
     encoded = params.encode("token")
     assert StreamParameters.read("CA1", encoded, "token") == params

@@ -169,9 +169,18 @@ def _cli(*argv: str) -> int:
     return main(list(argv))
 
 
-def _log_a_call(log: CallLog, call_id: str, day: int, caller: str, said: str, kind: str) -> None:
-    start = dt.datetime(2026, 11, day, 10, 0, tzinfo=dt.UTC)
-    log.call_started(call_id, start, "en-US", caller)
+def _log_a_call(
+    log: CallLog,
+    call_id: str,
+    day: int,
+    caller: str,
+    said: str,
+    kind: str,
+    at: dt.time = dt.time(10, 0),
+    language: str = "en-US",
+) -> None:
+    start = dt.datetime.combine(dt.date(2026, 11, day), at, dt.UTC)
+    log.call_started(call_id, start, language, caller)
     verdict = Verdict.ACCEPT if kind == "sms_sent" else Verdict.REJECT
     match = Match(said, (Scored("login_password", 0.9 if kind == "sms_sent" else 0.1),), verdict)
     log.event(call_id, Utterance(((said, 0.9),), start + dt.timedelta(seconds=3)), match)
@@ -219,6 +228,107 @@ def test_forget_and_purge_commands(database: str, capsys: pytest.CaptureFixture[
     assert _cli("report", "--database", database, "--json") == 0
     data = json.loads(capsys.readouterr().out)
     assert data["calls"] == 1 and data["top_unmatched"] == []  # the aggregate survives
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_report_days_are_the_lines_days_unless_tz_says_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A call at 23:30 UTC on the 23rd rang at 00:30 on the 24th on a Stockholm line: the
+    report counts it on the 24th, as the dashboard does."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "cli-test-salt")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url) as log:
+        _log_a_call(log, "late", 23, "+46701234567", "blah", "transferred", dt.time(23, 30))
+    day = ("--database", url, "--since", "2026-11-24", "--until", "2026-11-24", "--json")
+    config = ("--config", str(REPO / "grammars"))
+    for extra in ((), config, ("--tz", "Europe/Stockholm")):
+        assert _cli("report", *day, *extra) == 0
+        assert json.loads(capsys.readouterr().out)["calls"] == 1, extra
+    assert _cli("report", *day, "--tz", "UTC") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 0
+
+
+def test_report_for_one_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each line answers in its own language: `--lang` reports one line's calls."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "cli-test-salt")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url) as log:
+        _log_a_call(log, "en", 23, "+46701234567", "I forgot my password", "sms_sent")
+        _log_a_call(log, "sv", 23, "+46701234567", "min faktura", "transferred", language="sv-SE")
+        log.call_started("sv2", dt.datetime(2026, 11, 24, 9, tzinfo=dt.UTC), "sv-SE", None)
+    assert _cli("report", "--database", url, "--json", "--lang", "sv-SE") == 0
+    swedish = json.loads(capsys.readouterr().out)
+    assert swedish["calls"] == 2 and swedish["top_unmatched"] == [
+        {"text": "min faktura", "count": 1}
+    ]
+    assert _cli("report", "--database", url, "--json", "--lang", "en-US") == 0
+    english = json.loads(capsys.readouterr().out)
+    assert english["calls"] == 1 and english["solved_by_robot"] == 1
+    assert _cli("report", "--database", url, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 3
+
+
+def test_forget_reads_a_national_number_with_the_lines_country(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GDPR request written as the caller says their number (070-123 45 67) on a Swedish line
+    (its numbers are +46) finds the calls stored as +46701234567."""
+    config = str(REPO / "grammars" / "sv-SE")
+    assert _cli("forget", "--database", database, "--config", config, "070-123 45 67") == 0
+    assert capsys.readouterr().out == "forgot 2 calls (2 timeline entries, 2 utterances)\n"
+
+
+@pytest.mark.parametrize(
+    ("number", "says"),
+    [
+        ("0701234567", "is a national number and the line's country is not known"),
+        ("hello", "'hello' is not a phone number"),
+        ("anonymous", "'anonymous' is not a phone number"),
+        ("+46", "'+46' is not a phone number"),
+    ],
+)
+def test_forget_refuses_a_number_it_cannot_read_and_deletes_nothing(
+    number: str, says: str, database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Never "forgot 0 calls" for a number it could not read: the request would be missed."""
+    assert _cli("forget", "--database", database, number) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("voicebot: ") and says in err and "+46701234567" in err
+    assert _cli("forget", "--database", database, "+46701234567") == 0
+    assert capsys.readouterr().out.startswith("forgot 2 calls")  # nothing was deleted before
+
+
+def test_the_number_salt_can_be_given_as_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ops keep the salt as a secret file (``--number-salt-file``); without it the commands say
+    the log has another salt rather than forget nobody."""
+    monkeypatch.setenv("VOICEBOT_NUMBER_SALT", "not-the-one")
+    secret = tmp_path / "salt"
+    secret.write_text("ops-secret\n")
+    url = f"sqlite:///{tmp_path / 'calls.sqlite3'}"
+    with CallLog.open(url, salt="ops-secret") as log:
+        _log_a_call(log, "a", 23, "+46701234567", "I forgot my password", "sms_sent")
+    assert _cli("forget", "--database", url, "+46701234567") == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "another number salt" in err
+    assert "--number-salt-file" in err
+    salt = ("--number-salt-file", str(secret))
+    assert _cli("report", "--database", url, *salt, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["calls"] == 1
+    assert _cli("forget", "--database", url, *salt, "+46701234567") == 0
+    assert capsys.readouterr().out.startswith("forgot 1 calls")
+    missing = ("--number-salt-file", str(tmp_path / "nope"))
+    assert _cli("purge", "--database", url, *missing) == 1
+    err = capsys.readouterr().err
+    nope = tmp_path / "nope"
+    assert err == f"voicebot: cannot read the number salt file {nope}: No such file or directory\n"
 
 
 def test_purge_refuses_a_negative_retention_period(

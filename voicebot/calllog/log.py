@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar, cast
 
 from voicebot.calllog.db import (
@@ -49,6 +50,7 @@ from voicebot.calllog.records import (
     Rows,
     StoreNumbers,
     UtteranceRow,
+    read_salt_file,
     resolve_salt,
     salt_source,
 )
@@ -57,12 +59,13 @@ from voicebot.calllog.store import (
     Did,
     Ended,
     Happened,
+    Progressed,
     Record,
     SaltMismatch,
     Started,
     Store,
 )
-from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
 from voicebot.core.recall import CallerHistory
 from voicebot.errors import VoicebotError
@@ -160,6 +163,7 @@ class CallLog:
         url: str | None = None,
         *,
         salt: str | None = None,
+        salt_file: Path | None = None,
         store_numbers: StoreNumbers | str = StoreNumbers.HASH,
         retention_days: int | None = DEFAULT_RETENTION_DAYS,
         max_queue: int = 10_000,
@@ -184,10 +188,12 @@ class CallLog:
                 f"--database the log that voicebot serve writes, or set {DATABASE_URL_ENV}"
             )
         directory = data_dir(env)
+        if salt is None and salt_file is not None:
+            salt, source = read_salt_file(salt_file), f"the file {salt_file}"
+        else:
+            source = salt_source(salt, directory, env)
         policy = NumberPolicy(
-            resolve_salt(salt, directory, env),
-            StoreNumbers(store_numbers),
-            salt_source=salt_source(salt, directory, env),
+            resolve_salt(salt, directory, env), StoreNumbers(store_numbers), salt_source=source
         )
         store = Store(target, policy, timeout_s=connect_timeout_s)
         try:
@@ -225,6 +231,10 @@ class CallLog:
         batch = tuple(actions)
         if batch:
             self._put(Did(call_id, at, batch))
+
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
+        """What the call has come to so far, into its row at once (see ``Progressed``)."""
+        self._put(Progressed(call_id, at, progress))
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         self._put(Ended(call_id, at, outcome))
@@ -317,6 +327,17 @@ class CallLog:
         the call as new rather than keep a caller waiting."""
         try:
             return self._call(lambda s: s.has_call(call_id), timeout)
+        except CallLogUnavailable:
+            return None
+
+    def claim_stream(self, call_id: str, stream: int, timeout: float = 0.5) -> bool | None:
+        """Claim stream ``stream`` of a call for the instance asking: False when an instance
+        sharing this log claimed it before (the parameters are replayed), None when the
+        database cannot say within about ``timeout`` (+1 s): the stream is then taken, as
+        with ``has_call``, rather than keep a caller waiting."""
+        at = dt.datetime.now(dt.UTC)
+        try:
+            return self._call(lambda s: s.claim_stream(call_id, stream, at), timeout)
         except CallLogUnavailable:
             return None
 

@@ -84,6 +84,20 @@ def _read_salt(path: Path) -> str:
     return salt
 
 
+def read_salt_file(path: Path) -> str:
+    """The salt kept in a file ops chose (``--number-salt-file``, e.g. a secret the service
+    manager mounts): unlike the data folder's own file it is never created, since a missing
+    secret must not silently become a new salt that ``forget`` cannot match."""
+    try:
+        salt = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "it is not text"
+        raise SaltFileError(f"cannot read the number salt file {path}: {reason}") from None
+    if not salt:
+        raise SaltFileError(f"the number salt file {path} is empty; write the salt into it")
+    return salt
+
+
 def salt_fingerprint(salt: str) -> str:
     """Stored in the database so opening it with another salt fails loudly, not silently."""
     return hmac.new(salt.encode(), b"voicebot call log salt check", hashlib.sha256).hexdigest()[:16]
@@ -234,6 +248,14 @@ class EventRow:
 class Rows:
     calls: list[CallRow]
     utterances: list[UtteranceRow]
+
+    def in_language(self, language: str | None) -> Rows:
+        """Only the calls answered in ``language`` (each line answers in its own; None: all)."""
+        if language is None:
+            return self
+        calls = [c for c in self.calls if c.language == language]
+        ids = {c.call_id for c in calls}
+        return Rows(calls, [u for u in self.utterances if u.call_id in ids])
 
 
 @dataclass(frozen=True, slots=True)

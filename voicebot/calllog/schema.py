@@ -109,6 +109,21 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         4,
+        "media streams started",
+        (
+            # One row per (call, stream number) that started a media stream on any instance:
+            # the stream parameters in a call's TwiML start one stream only, so a replayed or
+            # hijacking socket is refused wherever it lands. No number, no text.
+            """CREATE TABLE stream_claims (
+                call_id TEXT NOT NULL,
+                stream INTEGER NOT NULL,
+                claimed_at TEXT NOT NULL,
+                PRIMARY KEY (call_id, stream)
+            )""",
+        ),
+    ),
+    Migration(
+        5,
         "lookups and repeat-caller recall per call",
         (
             # Anonymous like the other outcome columns, so purge keeps them for long-term

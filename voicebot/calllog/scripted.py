@@ -1,7 +1,8 @@
 """Scripted text calls into the call log, logged step by step the way the server logs a call.
 
-Demo data, the dashboard tests and the README screenshot fill a log this way: the real dialogue
-decides, only the caller's lines (and the matcher behind ``classify``) are made up.
+Demo data, the dashboard tests and the dashboard screenshot (docs/deployment.md) fill a log this
+way: the real dialogue decides, only the caller's lines (and the matcher behind ``classify``) are
+made up.
 """
 
 from __future__ import annotations

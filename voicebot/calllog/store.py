@@ -47,6 +47,7 @@ from voicebot.core.dialogue import (
     Event,
     HangUpCall,
     Outcome,
+    Progress,
     SendSms,
     Transfer,
     Utterance,
@@ -57,6 +58,7 @@ from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
 FORGOTTEN_MARKER_KEPT = dt.timedelta(days=2)  # longer than any call lasts
+STREAM_CLAIMS_KEPT = dt.timedelta(days=1)  # far beyond any stream parameters' expiry
 
 log = logging.getLogger("voicebot.calllog.store")
 
@@ -107,7 +109,18 @@ class Closed:
     outcome: Outcome
 
 
-Record: TypeAlias = Started | Happened | Did | Ended | Closed
+@dataclass(frozen=True, slots=True)
+class Progressed:
+    """What the call has come to so far (the intent asked for, what was served, the last
+    prompt, the questions asked), written into its open row as it changes: a call whose
+    process dies keeps it when the status callback closes the row (``Closed``)."""
+
+    call_id: str
+    at: dt.datetime
+    progress: Progress
+
+
+Record: TypeAlias = Started | Happened | Did | Progressed | Ended | Closed
 
 # pg_try_advisory_xact_lock key for purge(): one instance of a cluster purges at a time.
 PURGE_LOCK_KEY = 0x766F_6963_6562_6F74 & 0x7FFF_FFFF_FFFF_FFFF  # "voicebot"
@@ -164,9 +177,10 @@ class Store:
             elif row[0] != mine:
                 raise SaltMismatch(
                     f"the call log {self.target} was written with another number salt than this "
-                    f"one (from {self.policy.salt_source}): set ${SALT_ENV} to the salt it was "
-                    f"written with (${SALT_ENV}, or the file {SALT_FILE} in the data folder of "
-                    "the host that wrote it), or callers' hashes would not match and forget "
+                    f"one (from {self.policy.salt_source}): give --number-salt-file or set "
+                    f"${SALT_ENV} to the salt it was written with (${SALT_ENV}, or the file "
+                    f"{SALT_FILE} in the data folder of the host that wrote it, or its "
+                    "--number-salt-file), or callers' hashes would not match and forget "
                     "could not find them"
                 )
 
@@ -202,6 +216,13 @@ class Store:
                 self._row(conn, r.call_id, self._next(conn, r.call_id, seq), r.at, "action", action)
             if any(isinstance(a, _DECISIONS) for a in r.actions):
                 self._decided(conn, r.call_id, r.at)
+        elif isinstance(r, Progressed):
+            p = r.progress
+            conn.execute(
+                "UPDATE calls SET intent = ?, served = ?, after_prompt = ?, turns = ? "
+                "WHERE call_id = ? AND ended_at IS NULL",
+                (p.intent, dumps(list(p.served)), p.after, p.turns, r.call_id),
+            )
         elif isinstance(r, Closed):
             self._ended(conn, r, only_open=True)
         else:
@@ -298,10 +319,17 @@ class Store:
         # Closed: the condition is in the UPDATE too. An instance's Ended committing between the
         # SELECT above and here would otherwise be overwritten (PostgreSQL re-checks the WHERE
         # of an UPDATE that waited for the row's lock, not an earlier SELECT).
+        # Closed knows only what Twilio reports: what the row has come to (``Progressed``)
+        # stays, rather than be blanked by an outcome without intent or service.
+        kept = (
+            "intent = COALESCE(intent, ?), after_prompt = COALESCE(after_prompt, ?), "
+            "turns = COALESCE(turns, ?), served = COALESCE(served, ?)"
+            if only_open
+            else "intent = ?, after_prompt = ?, turns = ?, served = ?"
+        )
         conn.execute(
-            "UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, intent = ?, "
-            "after_prompt = ?, turns = ?, served = ?, duration_s = ?, decision_s = ?, "
-            "lookups = ?, recalled = ?, recall_answer = ? "
+            f"UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, {kept}, "
+            "duration_s = ?, decision_s = ?, lookups = ?, recalled = ?, recall_answer = ? "
             "WHERE call_id = ?" + (" AND ended_at IS NULL" if only_open else ""),
             (
                 ts(r.at),
@@ -396,6 +424,15 @@ class Store:
         transcript = json.loads(row[0]).get("context", {}).get("transcript")
         return transcript if isinstance(transcript, str) else None
 
+    def claim_stream(self, call_id: str, stream: int, at: dt.datetime) -> bool:
+        """Record that stream ``stream`` of the call started; False if one already had."""
+        cursor = self.connection().execute(
+            "INSERT INTO stream_claims (call_id, stream, claimed_at) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            (call_id, stream, ts(at)),
+        )
+        return cursor.rowcount == 1
+
     # -----------------------------------------------------------------------------------------
     # Dashboard sessions (see migration 3)
 
@@ -456,6 +493,10 @@ class Store:
             conn.execute(  # sessions nobody logged out of
                 "DELETE FROM dashboard_sessions WHERE expires_at < ?",
                 (ts(dt.datetime.now(dt.UTC)),),
+            )
+            conn.execute(  # stream claims outlive their parameters' expiry (minutes), then go
+                "DELETE FROM stream_claims WHERE claimed_at < ?",
+                (ts(dt.datetime.now(dt.UTC) - STREAM_CLAIMS_KEPT),),
             )
         self._scrub(conn)
         return Purged(events, transcripts, callers)

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import sys
 import uuid
 from dataclasses import replace
 
-from voicebot.cli.common import Subparsers, caller_arg, config_args, datetime_arg, language
+from voicebot.cli.common import (
+    Subparsers,
+    UsageError,
+    caller_arg,
+    config_args,
+    datetime_arg,
+    in_line_zone,
+    language,
+)
+from voicebot.core import phone
 
 
 def register(subparsers: Subparsers) -> None:
@@ -17,9 +25,19 @@ def register(subparsers: Subparsers) -> None:
     chat.add_argument(
         "--caller",
         default="+46701234567",
-        help="caller's number, or 'withheld' (default: a Swedish mobile number)",
+        help="caller's number, +46701234567 or national (0701234567, read with the line's "
+        "country), or 'withheld' (default: a Swedish mobile number)",
     )
-    chat.add_argument("--at", type=datetime_arg, help="time of the call, ISO 8601 (default: now)")
+    chat.add_argument(
+        "--at",
+        type=datetime_arg,
+        help="time of the call, ISO 8601; without an offset, in the line's timezone (default: now)",
+    )
+    chat.add_argument(
+        "--explain",
+        action="store_true",
+        help="after each utterance, show the top intents and their scores and the verdict",
+    )
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
     chat.add_argument(
         "--database",
@@ -40,7 +58,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if config is None:
         return 1
     caller = caller_arg(args.caller)
-    at = args.at or dt.datetime.now().astimezone()
+    if caller is not None:
+        try:  # as the telephone network gives it: E.164, so SMS and opening rules see a number
+            caller = phone.parse(caller, config.calling_code)
+        except phone.NotANumber as exc:
+            raise UsageError(f"--caller: {exc}, or 'withheld'") from None
+    at = in_line_zone(args.at, config)
     matcher = Matcher(tuple(config.intents.values()), config.thresholds)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -50,6 +73,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         caller=caller,
         at=at,
         sms_works=not args.sms_fails,
+        explain=args.explain,
         lookup_secret=lookup_secret(),
         call_id=f"chat-{uuid.uuid4().hex[:16]}",
     )

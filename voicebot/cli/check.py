@@ -20,7 +20,8 @@ def register(subparsers: Subparsers) -> None:
 def cmd_check(args: argparse.Namespace) -> int:
     from voicebot.loading.lint import lint
     from voicebot.shells.lookup import LOOKUP_SECRET_ENV, lookup_secret
-    from voicebot.speech.grammar import unknown_grammar_words
+    from voicebot.speech.grammar import vocabulary_gaps
+    from voicebot.speech.model_store import ModelError
 
     deployment = load(args.path)
     if deployment is None:
@@ -37,7 +38,13 @@ def cmd_check(args: argparse.Namespace) -> int:
             f"{code}: {len(config.intents)} intents, {len(config.groups)} agent groups,"
             f" {len(config.announcements)} announcements ({config.source})"
         )
-        unknown = unknown_grammar_words(config)
+        escape = config.words.escape
+        print(f"{code}: escape phrases (a person at once): " + ", ".join(escape))
+        try:
+            unknown = vocabulary_gaps(config)
+        except ModelError as exc:  # say so: a silent skip reads as "every word is known"
+            print(f"{code}: note: phrase words not checked against the speech model: {exc}")
+            unknown = []
         if unknown:
             warnings += 1
             print(

@@ -12,6 +12,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 from typing import TypeAlias
+from zoneinfo import ZoneInfo
 
 from voicebot.core.config import Deployment, LanguageConfig
 from voicebot.errors import VoicebotError
@@ -24,6 +25,7 @@ __all__ = [
     "date_arg",
     "datetime_arg",
     "fail",
+    "in_line_zone",
     "language",
     "load",
     "usage",
@@ -72,6 +74,15 @@ def datetime_arg(text: str) -> dt.datetime:
         raise argparse.ArgumentTypeError(
             f"not a date and time (e.g. 2026-05-04T09:30): {text!r}"
         ) from None
+
+
+def in_line_zone(at: dt.datetime | None, config: LanguageConfig) -> dt.datetime:
+    """A ``--at`` time as the line means it: without an offset it is the line's own clock (its
+    ``timezone``, where opening hours are read), not UTC nor this machine's; None is now."""
+    zone = ZoneInfo(config.timezone)
+    if at is None:
+        return dt.datetime.now(zone)
+    return at if at.tzinfo is not None else at.replace(tzinfo=zone)
 
 
 def caller_arg(text: str) -> str | None:

@@ -20,6 +20,7 @@ from voicebot.cli import (
     eval,
     grammar,
     import_,
+    init,
     listen,
     models,
     replay,
@@ -29,7 +30,20 @@ from voicebot.cli import (
 from voicebot.errors import VoicebotError
 
 # In the order ``voicebot --help`` lists them.
-COMMANDS = (check, chat, eval, import_, models, serve, simulate, replay, grammar, listen, calllog)
+COMMANDS = (
+    init,
+    check,
+    chat,
+    eval,
+    import_,
+    models,
+    serve,
+    simulate,
+    replay,
+    grammar,
+    listen,
+    calllog,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

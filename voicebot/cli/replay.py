@@ -10,7 +10,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
 from voicebot.cli.common import (
     Subparsers,
@@ -19,6 +18,7 @@ from voicebot.cli.common import (
     config_args,
     datetime_arg,
     fail,
+    in_line_zone,
     language,
 )
 
@@ -71,9 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not files:
         return fail("no WAV files found in " + ", ".join(map(str, args.paths)))
     caller = caller_arg(args.caller)
-    at = args.at or dt.datetime.fromisoformat(DEFAULT_AT)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo(config.timezone))
+    at = in_line_zone(args.at or dt.datetime.fromisoformat(DEFAULT_AT), config)
     kit = speech_kit(config, model, lambda m: _warn(m))
 
     def one(path: Path) -> FileResult:

@@ -6,16 +6,22 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from voicebot.calllog.records import StoreNumbers
+from voicebot.cli.calllog import number_salt_arg
 from voicebot.cli.common import Subparsers, UsageError
+from voicebot.errors import VoicebotError
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
@@ -66,6 +72,14 @@ def register(subparsers: Subparsers) -> None:
         metavar="S",
         help="on SIGTERM, let calls in progress finish for up to S seconds, then hand the rest "
         f"to the default group, flush the call log and exit 0 (default {DRAIN_TIMEOUT_S:g})",
+    )
+    number_salt_arg(serve)
+    serve.add_argument(
+        "--store-numbers",
+        choices=[mode.value for mode in StoreNumbers],
+        default=StoreNumbers.HASH.value,
+        help="how the call log keeps caller numbers: hash (only a salted hash, enough for "
+        "forget), mask (also +46******4567) or clear (also the number) (default: hash)",
     )
     serve.add_argument(
         "--retention-days",
@@ -225,22 +239,56 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         return 2
     public = args.public_url
-    if public is None:
-        if not args.dev:
-            print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
-            return 2
-        public = f"http://{args.host}:{args.port}"
-    token = token_from_env(env)
-    retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
-    try:
-        call_log = CallLog.open(args.database, retention_days=retention, env=env)
-    except Exception as exc:  # bad URL, another number salt
-        print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+    if public is None and not args.dev:
+        print("voicebot: --public-url is required (Twilio signs that URL)", file=sys.stderr)
         return 2
+    # Bound before anything is loaded or opened: a port in use is one line, at once, instead of
+    # uvicorn's error and exit from inside the server after the models have loaded.
+    with listening_socket(args.host, args.port) as sock:
+        if public is None:
+            public = f"http://{args.host}:{sock.getsockname()[1]}"
+        token = token_from_env(env)
+        retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
+        try:
+            call_log = CallLog.open(
+                args.database,
+                salt_file=args.number_salt_file,
+                store_numbers=args.store_numbers,
+                retention_days=retention,
+                env=env,
+            )
+        except Exception as exc:  # bad URL, another number salt
+            print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
+            return 2
+        try:
+            return _serve(args, env, public, call_log, token, sock)
+        finally:
+            call_log.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound to ``host:port``; a port in use or a host that is not this
+    machine's is a ``VoicebotError`` (one line), not a traceback."""
     try:
-        return _serve(args, env, public, call_log, token)
-    finally:
-        call_log.close()
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        reason = exc.strerror
+        raise UsageError(f"--host {host!r} is not an address of this machine ({reason})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart beside TIME_WAIT
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise VoicebotError(
+                f"port {port} on {host} is already in use (another voicebot serve?); stop that "
+                "program or choose another --port"
+            ) from None
+        raise VoicebotError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _check_port(port: int) -> None:
@@ -264,6 +312,7 @@ def _serve(
     public: str,
     call_log: CallLog,
     token: str | None,
+    sock: socket.socket,
 ) -> int:
 
     from voicebot.loading.loader import ConfigHolder
@@ -280,6 +329,7 @@ def _serve(
     # Not ready (/healthz 503) until prepare() has loaded the models, in the background.
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
+    server.claim_stream = call_log.claim_stream  # stream parameters start one stream, anywhere
     server.caller_history = call_log.caller_history  # recall (a language's `recall:`)
     try:
         dashboard = attach_dashboard(server, call_log, token)
@@ -309,13 +359,14 @@ def _serve(
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        restore = install_reload_signal(loop, server.reload)
+        reloader = Reloader(server.reload)
+        restore = install_reload_signal(loop, reloader)
         stop = StopSignals(loop)
         tasks = [asyncio.ensure_future(purge_every(call_log))]
         if args.watch:
             watcher = ConfigWatcher(args.config, server.reload)
-            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval)))
-        serving = asyncio.ensure_future(uv.serve())
+            tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval, reloader.executor)))
+        serving = asyncio.ensure_future(uv.serve(sockets=[sock]))
         stopping = asyncio.ensure_future(stop.first.wait())
         try:
             language = holder.language().language
@@ -403,18 +454,55 @@ def _reload_logged(reload: Callable[[], object]) -> None:
         log.exception("configuration reload failed")
 
 
+class Reloader:
+    """Configuration reloads, one at a time, on a thread of their own.
+
+    A reload blocks for as long as the configuration takes to load and its matchers to train
+    (a second or more). Run on the event loop's default thread pool, as they were, 25 SIGHUPs
+    took every thread that answers webhooks (``asyncio.to_thread``) for 25 s: a new call's
+    webhook was answered after Twilio's 15 s timeout. Here a request while one runs marks one
+    more as pending (all the requests that arrive meanwhile are served by it: it reads the
+    files as they are then), and the thread is ``executor``'s alone (``ConfigWatcher`` polls
+    on it too, so a watched change and a SIGHUP never reload at once)."""
+
+    def __init__(self, reload: Callable[[], object]) -> None:
+        self.reload = reload
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="voicebot-reload")
+        self.running = False
+        self.pending = False
+
+    def request(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Reload now, or once the reload under way is done (call on ``loop``)."""
+        if self.running:
+            self.pending = True
+            return
+        self.running = True
+        done = loop.run_in_executor(self.executor, _reload_logged, self.reload)
+        done.add_done_callback(lambda _: self._finished(loop))
+
+    def _finished(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.running = False
+        if self.pending:
+            self.pending = False
+            self.request(loop)
+
+
 def install_reload_signal(
-    loop: asyncio.AbstractEventLoop, reload: Callable[[], object]
+    loop: asyncio.AbstractEventLoop, reload: Reloader | Callable[[], object]
 ) -> Callable[[], None]:
-    """Make SIGHUP reload the configuration (in a worker thread, the load blocks); returns the
-    function that puts the previous SIGHUP handling back."""
+    """Make SIGHUP reload the configuration (through ``Reloader``: coalesced, off the webhook
+    threads); returns the function that puts the previous SIGHUP handling back."""
     if not hasattr(signal, "SIGHUP"):  # Windows
         return lambda: None
+    reloader = reload if isinstance(reload, Reloader) else Reloader(reload)
     previous = signal.getsignal(signal.SIGHUP)
 
     def on_hangup() -> None:
-        log.info("SIGHUP: reloading the configuration")
-        loop.run_in_executor(None, _reload_logged, reload)
+        log.info(
+            "SIGHUP: %s",
+            "a reload is under way; one more follows it" if reloader.running else "reloading",
+        )
+        reloader.request(loop)
 
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
 
@@ -473,8 +561,10 @@ class ConfigWatcher:
         _reload_logged(self.reload)
         return True
 
-    async def run(self, interval_s: float) -> None:
+    async def run(self, interval_s: float, executor: Executor | None = None) -> None:
+        """Poll every ``interval_s`` on ``executor`` (the ``Reloader``'s thread, so the reload
+        a change makes shares no thread with the webhooks and never runs beside a SIGHUP's)."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval_s)
-            await loop.run_in_executor(None, self.poll)
+            await loop.run_in_executor(executor, self.poll)

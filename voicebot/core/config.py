@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
+from voicebot.core.phone import line_calling_code
+from voicebot.core.text import says_phrase
+
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -206,7 +209,9 @@ class Prompts:
 class Words:
     """Word lists the dialogue understands outside the intents."""
 
-    escape: tuple[str, ...]  # "agent", "human", ... → transfer to the default group at once
+    # "agent", "kan jag få prata med någon", ... → transfer to the default group at once;
+    # matched loosely (``asks_for_person``)
+    escape: tuple[str, ...]
     yes: tuple[str, ...]
     no: tuple[str, ...]
     # Answers to "is it about A or B?" that pick by position ("the first one", "the latter"),
@@ -215,6 +220,12 @@ class Words:
     first: tuple[str, ...] = ()
     second: tuple[str, ...] = ()
     stop: tuple[str, ...] = ()
+    # Inflection endings an escape word may carry ("n", "en": "människan", "handläggaren").
+    endings: tuple[str, ...] = ()
+
+    def asks_for_person(self, text: str) -> bool:
+        """Whether ``text`` holds one of the escape phrases (see ``text.says_phrase``)."""
+        return any(says_phrase(text, phrase, self.endings) for phrase in self.escape)
 
 
 class SpeechMode(StrEnum):
@@ -272,10 +283,18 @@ class LanguageConfig:
     speech: SpeechSettings = SpeechSettings()
     numbers: tuple[str, ...] = ()  # E.164 numbers of the lines that answer in this language
     number_origins: tuple[Origin, ...] = ()  # where each number was written (same order)
+    # Recorded prompts: the prompt's text -> its WAV file, played instead of a voice engine
+    # (in the media stream and by TwiML <Play>), so a call can sound like one person.
+    recordings: Mapping[str, str] = field(default_factory=dict)
     recall: RecallSettings | None = None  # off unless the YAML has ``recall:``
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]
+
+    @property
+    def calling_code(self) -> str | None:
+        """The country calling code ("46") a national number typed for this line is read with."""
+        return line_calling_code(self.numbers, self.language)
 
     def today(self, at: dt.datetime) -> dt.date:
         return _as_aware(at).astimezone(ZoneInfo(self.timezone)).date()
@@ -301,6 +320,12 @@ class Deployment:
 
     def language(self, code: str | None = None) -> LanguageConfig:
         return self.languages[code or self.default_language]
+
+    @property
+    def calling_code(self) -> str | None:
+        """The calling code all languages' lines share; None when they differ or are unknown."""
+        codes = {config.calling_code for config in self.languages.values()}
+        return codes.pop() if len(codes) == 1 else None
 
     def for_number(self, called: str | None) -> LanguageConfig:
         """The language of the line that was called (E.164), else the default language."""

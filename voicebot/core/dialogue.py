@@ -256,6 +256,17 @@ class Outcome:
         return " ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a call has come to so far (``State.progress``): what a call log writes as it
+    changes, so a call whose process dies still says what the caller asked for and got."""
+
+    intent: str | None
+    served: tuple[str, ...]
+    after: str | None  # the last prompt
+    turns: int
+
+
 class Phase(StrEnum):
     NEW = "new"  # waiting for CallStarted
     ASKING = "asking"  # listening for why the caller calls
@@ -307,6 +318,10 @@ class State:
     @property
     def ended(self) -> bool:
         return self.outcome is not None
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(self.intent, self.served, self.after or None, self.turns)
 
     @property
     def waiting_for(self) -> Awaiting | None:
@@ -459,7 +474,7 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
     top = alternatives[0][0]
     previous = s.transcript
     s = replace(s, transcript=top)
-    if _says(top, c.config.words.escape):
+    if c.config.words.asks_for_person(top):
         return _route(s, c, None, TransferReason.ESCAPE, [])
     if s.phase is Phase.SMS_PENDING:
         return s, []
@@ -740,6 +755,10 @@ def _route(
         return _transfer(s, c, group, reason, actions)
     seen = (*visited, group.id)
     overflow = closed.transfer_to if closed.transfer_to not in seen else None  # no cycles
+    if overflow is not None and not _reaches_person(c, overflow, seen):
+        # "I'll put you through to member services" then "member services are closed" is two
+        # stories: when the overflow is closed too, the caller hears only where it ends
+        return _route(s, c, overflow, TransferReason.CLOSED_OVERFLOW, actions, seen)
     texting = closed.sms is not None and _can_text(s)
     if closed.sms and not texting and closed.say_without_sms:
         out = [*actions, c.say(closed.say_without_sms)]  # no text promised that cannot arrive
@@ -756,6 +775,17 @@ def _route(
         OutcomeKind.CLOSED, s.turns, reason.value, group.id, s.intent, s.after, s.served
     )
     return _end(s, outcome), out
+
+
+def _reaches_person(c: _Ctx, group_id: str, visited: tuple[str, ...]) -> bool:
+    """Whether routing to ``group_id`` now ends in a transfer (it, or its overflow, is open)."""
+    group = c.config.group(group_id)
+    closed = group.when_closed
+    if closed is None or group.is_open(c.at):
+        return True
+    seen = (*visited, group.id)
+    overflow = closed.transfer_to if closed.transfer_to not in seen else None
+    return overflow is not None and _reaches_person(c, overflow, seen)
 
 
 def _transfer(

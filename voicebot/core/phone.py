@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 
 # E.164: "+", a country code that does not start with 0, and at most 15 digits in all; 7 is the
 # shortest in use (small countries' numbers). Caller numbers, the lines a language answers and
@@ -73,6 +74,27 @@ MOBILE_PREFIXES: dict[str, tuple[str, ...]] = {
 }
 
 
+# ISO 3166 region (the second subtag of a language code: sv-SE -> SE) -> calling code, for a line
+# whose configuration lists no number of its own to take the country from. Only the regions a
+# line is likely to be in; a region not here leaves national numbers unreadable (the commands then
+# ask for the +form rather than guess).
+REGION_CALLING_CODES: dict[str, str] = {
+    "SE": "46", "NO": "47", "DK": "45", "FI": "358", "IS": "354", "AX": "358",
+    "GB": "44", "IE": "353", "DE": "49", "AT": "43", "CH": "41", "NL": "31", "BE": "32",
+    "FR": "33", "ES": "34", "PT": "351", "IT": "39", "PL": "48", "EE": "372", "LV": "371",
+    "LT": "370", "US": "1", "CA": "1", "AU": "61", "NZ": "64",
+}  # fmt: skip
+
+
+class NotANumber(ValueError):
+    """A text that cannot be read as one phone number; ``str()`` says why and what to give.
+    ``national`` is True for a national number whose country was not known."""
+
+    def __init__(self, message: str, *, national: bool = False) -> None:
+        super().__init__(message)
+        self.national = national
+
+
 def country_code(e164: str) -> str | None:
     """The calling code of an E.164 number ("46" for +46 8 ...), or None if it is not E.164."""
     if not E164.match(e164):
@@ -109,6 +131,42 @@ def normalize(number: str | None, default_country: str | None = None) -> str | N
     if cleaned in WITHHELD or not E164.match(cleaned):
         return None
     return cleaned
+
+
+def line_calling_code(numbers: Iterable[str], language: str | None = None) -> str | None:
+    """The calling code a line's national numbers are read with: that of the line's own numbers
+    when they agree on one, else the region of its language code (sv-SE: 46), else None."""
+    codes = {cc for n in numbers if (cc := country_code(n)) is not None}
+    if len(codes) == 1:
+        return codes.pop()
+    if codes:
+        return None  # numbers in several countries: a national number is ambiguous
+    region = (language or "").partition("-")[2].upper()
+    return REGION_CALLING_CODES.get(region)
+
+
+def parse(text: str, default_country: str | None) -> str:
+    """The E.164 form of a number a person typed, or ``NotANumber`` saying what to type instead.
+
+    Unlike ``normalize`` (which answers None), it tells a national number it cannot place
+    (``default_country`` unknown) from text that is no phone number at all, so a command can say
+    which mistake was made.
+    """
+    e164 = normalize(text, default_country)
+    if e164 is not None:
+        return e164
+    cleaned = _SEPARATORS.sub("", text.strip())
+    national = cleaned.isdigit() and cleaned.startswith("0") and not cleaned.startswith("00")
+    if national and default_country is None:
+        raise NotANumber(
+            f"{text!r} is a national number and the line's country is not known; give it "
+            "in international form, '+', the country code and the number (e.g. +46701234567)",
+            national=True,
+        )
+    raise NotANumber(
+        f"{text!r} is not a phone number; give it as '+', the country code and the number "
+        f"(e.g. +46701234567), {MIN_DIGITS} to {MAX_DIGITS} digits"
+    )
 
 
 def mask(number: str | None) -> str:

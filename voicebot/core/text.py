@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _NON_WORD = re.compile(r"[^\w']+|_")
 _SPACES = re.compile(r"\s+")
@@ -31,3 +32,37 @@ def contains_phrase(text: str, phrase: str) -> bool:
     haystack = f" {normalize(text)} "
     needle = normalize(phrase)
     return bool(needle) and f" {needle} " in haystack
+
+
+# Words a caller may put between the words of a phrase that asks for a person: "prata med
+# någon" is also "prata lite med någon", "koppla mig vidare" also "koppla mig genast vidare".
+MAX_GAP = 2
+MIN_STEM = 4  # shorter words take no endings: "med" + "en" is not "meden"
+
+
+def says_phrase(text: str, phrase: str, endings: Sequence[str] = ()) -> bool:
+    """Loose phrase matching, for what callers say in many ways (asking for a person).
+
+    The phrase's words occur in ``text`` in order, with at most ``MAX_GAP`` other words between
+    two of them; a word of the phrase also matches itself plus one of the language's inflection
+    ``endings`` ("människa" matches "människan" with ["n"]). Stricter than a bag of words (order
+    matters, so "inte" must come before what it negates) and looser than ``contains_phrase``.
+    """
+    said, wanted = words(text), words(phrase)
+    return bool(wanted) and _from(said, wanted, 0, 0, tuple(endings))
+
+
+def _from(said: list[str], wanted: list[str], i: int, j: int, endings: tuple[str, ...]) -> bool:
+    if j == len(wanted):
+        return True
+    stop = len(said) if j == 0 else min(len(said), i + MAX_GAP + 1)
+    return any(
+        _same_word(said[k], wanted[j], endings) and _from(said, wanted, k + 1, j + 1, endings)
+        for k in range(i, stop)
+    )
+
+
+def _same_word(heard: str, word: str, endings: tuple[str, ...]) -> bool:
+    if heard == word:
+        return True
+    return len(word) >= MIN_STEM and heard.startswith(word) and heard[len(word) :] in endings

@@ -273,16 +273,16 @@ class _Dashboard:
     # API
 
     async def api_summary(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         top = _int(request, "top", 10, 1, 100)
-        return _json(
-            data.summary(rows.calls, rows.utterances, tz=tz, since=since, until=until, top=top)
-        )
+        body = data.summary(rows.calls, rows.utterances, tz=tz, since=since, until=until, top=top)
+        body.update(language=language, languages=sorted(self.configs().languages))
+        return _json(body)
 
     async def api_calls(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         limit = _int(request, "limit", 50, 1, MAX_CALLS)
         return _json({"calls": data.recent_calls(rows.calls, rows.utterances, limit=limit)})
 
@@ -294,8 +294,8 @@ class _Dashboard:
         return _json({"call_id": call_id, "timeline": data.timeline(events)})
 
     async def api_unmatched(self, request: Request) -> Response:
-        tz, since, until = self._range(request)
-        rows = await self._fetch(tz, since, until)
+        tz, since, until, language = self._range(request)
+        rows = await self._fetch(tz, since, until, language)
         top = _int(request, "top", 20, 1, 200)
         return _json(data.unmatched(rows.calls, rows.utterances, self.configs(), top=top))
 
@@ -308,11 +308,17 @@ class _Dashboard:
             return _json({"error": str(exc)}, 400)
         return _json(data.as_dict(found))
 
-    def _range(self, request: Request) -> tuple[str, dt.date, dt.date]:
-        """Local days [since, until] from the query, by default the last 30 days; the zone is
-        ``tz`` or the default language's."""
+    def _range(self, request: Request) -> tuple[str, dt.date, dt.date, str | None]:
+        """Local days [since, until] from the query, by default the last 30 days, and the
+        ``language`` (line) to show, default all; the zone is ``tz``, else that language's,
+        else the default language's."""
         q = request.query_params
-        tz = q.get("tz") or self.configs().language().timezone
+        deployment = self.configs()
+        language = q.get("language") or None
+        if language is not None and language not in deployment.languages:
+            known = ", ".join(sorted(deployment.languages))
+            raise _BadRequest(f"no language {language!r} (the lines answer in: {known})")
+        tz = q.get("tz") or deployment.language(language).timezone
         try:
             zone = ZoneInfo(tz)
             until = _day(q.get("until")) or dt.datetime.now(zone).date()
@@ -321,13 +327,16 @@ class _Dashboard:
             raise _BadRequest(str(exc)) from None
         if since > until or (until - since).days >= MAX_DAYS:
             raise _BadRequest(f"since must be before until, at most {MAX_DAYS} days apart")
-        return tz, since, until
+        return tz, since, until, language
 
-    async def _fetch(self, tz: str, since: dt.date, until: dt.date) -> Rows:
+    async def _fetch(
+        self, tz: str, since: dt.date, until: dt.date, language: str | None = None
+    ) -> Rows:
         zone = ZoneInfo(tz)
         start = dt.datetime.combine(since, dt.time(), zone)
         end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), zone)
-        return await run_in_threadpool(self.log.fetch, start, end)
+        rows = await run_in_threadpool(self.log.fetch, start, end)
+        return rows.in_language(language)
 
 
 class _BadRequest(ValueError):

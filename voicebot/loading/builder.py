@@ -45,6 +45,7 @@ from voicebot.loading.keys import (
 from voicebot.loading.problems import Problem
 from voicebot.loading.reader import is_null, quote
 from voicebot.loading.refs import Ref, References
+from voicebot.speech.audio import AudioError, read_wav
 
 __all__ = ["Builder"]
 
@@ -133,11 +134,13 @@ class Builder:
         thresholds = self._thresholds(get("thresholds"))
         speech = self._speech(get("speech"))
         prompts = self._prompts(get("prompts"), primary, whole, language)
+        recordings = self._recordings(get("recordings"), prompts)
         words = self._words(get("words"), primary, whole, language)
 
         groups: dict[str, AgentGroup] | None = None
         if (e := get("groups")) is not None:
-            groups = read_groups(e, timezone or "UTC", timezone_given, self.refs)
+            region = (language or "").partition("-")[2].upper() or None
+            groups = read_groups(e, timezone or "UTC", timezone_given, self.refs, region)
 
         default_group: str | None = None
         if (e := get("default_group")) is not None:
@@ -169,7 +172,7 @@ class Builder:
         assert max_turns is not None and thresholds is not None and prompts is not None
         assert words is not None and groups is not None and default_group is not None
         assert intents is not None and announcements is not None and speech is not None
-        assert numbers is not None
+        assert numbers is not None and recordings is not None
         return LanguageConfig(
             language=language,
             voice=voice,
@@ -186,6 +189,7 @@ class Builder:
             speech=speech,
             numbers=tuple(n for n, _ in numbers),
             number_origins=tuple(o for _, o in numbers),
+            recordings=MappingProxyType(recordings),
             recall=recall,
         )
 
@@ -407,6 +411,37 @@ class Builder:
         if self._no_defaults(e, whole, language, missing, "prompts", "prompts"):
             return None
         return Prompts(**values) if ok and not missing else None
+
+    def _recordings(self, e: Entry | None, prompts: Prompts | None) -> dict[str, str] | None:
+        """``recordings: {greeting: hello.wav}``: prompt key -> WAV file (relative to the file
+        that names it), keyed by the prompt's text, which is what the dialogue says."""
+        if e is None:
+            return {}
+        pairs = e.ctx.mapping(e.value, "recordings", "'recordings'", PROMPT_KEYS, owner=e.key)
+        if pairs is None or prompts is None:
+            return None
+        out: dict[str, str] = {}
+        for key, (_, vnode) in pairs.items():
+            name = e.ctx.text(vnode, "recordings", quote(key))
+            if name is None:
+                continue
+            text = getattr(prompts, key)
+            if "{" in text:
+                e.ctx.fail(
+                    vnode,
+                    f"recordings: prompts.{key} is filled in on each call ({text!r}), so one "
+                    "recording cannot say it; leave it to the voice engine",
+                )
+                continue
+            path = Path(e.ctx.at(vnode).file).parent / name
+            try:
+                read_wav(path)
+            except (OSError, AudioError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                e.ctx.fail(vnode, f"recordings: {quote(key)}: {path} is not a WAV file ({reason})")
+                continue
+            out[text] = str(path.resolve())
+        return out if len(out) == len(pairs) else None
 
     def _words(
         self, e: Entry | None, primary: str, whole: Origin, language: str | None

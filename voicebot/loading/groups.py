@@ -30,13 +30,16 @@ _QUEUE_MAX = 64
 
 
 def read_groups(
-    e: Entry, timezone: str, timezone_given: bool, refs: References
+    e: Entry, timezone: str, timezone_given: bool, refs: References, country: str | None = None
 ) -> dict[str, AgentGroup] | None:
+    """``country`` (ISO, from the language code) is where ``public_holidays`` are taken from."""
     groups, ids = read_named(
         e,
         "'groups'",
         "agent group",
-        lambda gid, knode, vnode: _group(e.ctx, gid, knode, vnode, timezone, timezone_given, refs),
+        lambda gid, knode, vnode: _group(
+            e.ctx, gid, knode, vnode, (timezone, timezone_given, country), refs
+        ),
     )
     if ids is not None:
         refs.known_groups = ids
@@ -48,10 +51,10 @@ def _group(
     gid: str,
     knode: yaml.ScalarNode,
     vnode: yaml.Node,
-    timezone: str,
-    timezone_given: bool,
+    zone: tuple[str, bool, str | None],
     refs: References,
 ) -> AgentGroup | None:
+    timezone, timezone_given, country = zone
     where = f"group {quote(gid)}"
     before = len(ctx.problems)
     if not NAME_RE.match(gid):
@@ -78,7 +81,7 @@ def _group(
     hours = OpeningHours(timezone=timezone)
     if "hours" in pairs:
         hk, hv = pairs["hours"]
-        parsed = read_hours(ctx, where, hk, hv, timezone, timezone_given)
+        parsed = read_hours(ctx, where, hk, hv, timezone, timezone_given, country)
         if parsed is not None:
             hours = parsed
 

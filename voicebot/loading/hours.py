@@ -7,6 +7,7 @@ checked here with a message that shows the fix; the result is a frozen ``Opening
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from types import MappingProxyType
@@ -17,7 +18,15 @@ from voicebot.core.config import WEEKDAYS, OpeningHours, TimeRange
 from voicebot.loading.keys import HOURS_EXTRA_KEYS
 from voicebot.loading.reader import Reader, describe, did_you_mean, is_null, quote
 
-__all__ = ["read_hours"]
+__all__ = ["PUBLIC_HOLIDAYS", "public_holidays", "read_hours"]
+
+# ``closed_days: [public_holidays]``: the country's public holidays (and the days it treats as
+# such in practice, Sweden's Midsummer, Christmas and New Year's Eves), from the ``holidays``
+# package, so ops need not work out Easter each year. The core stays free of the package: the
+# dates are worked out here, for the years a loaded configuration can be in use.
+PUBLIC_HOLIDAYS = "public_holidays"
+_HOLIDAY_CATEGORIES = ("public", "de_facto")
+_YEARS_BACK, _YEARS_AHEAD = 1, 5  # a configuration is reloaded far more often than that
 
 _TIME_RANGE_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*[-\u2013]\s*(\d{1,2}):(\d{2})$")  # - or en dash
 _MAX_CLOSED_WINDOW_DAYS = 366
@@ -30,6 +39,7 @@ def read_hours(
     hv: yaml.Node,
     timezone: str,
     timezone_given: bool,
+    country: str | None = None,
 ) -> OpeningHours | None:
     """A group's ``hours:`` mapping; without day keys it is open all week (closed days apply)."""
     where = f"{where} hours"
@@ -52,7 +62,7 @@ def read_hours(
 
     closed: set[dt.date] = set()
     if "closed_days" in pairs:
-        days = _closed_days(ctx, where, pairs["closed_days"][1])
+        days = _closed_days(ctx, where, pairs["closed_days"][1], country)
         if days is None:
             ok = False
         else:
@@ -173,7 +183,9 @@ def _range(ctx: Reader, where: str, key: str, node: yaml.Node, text: str) -> Tim
     return TimeRange(start, end)
 
 
-def _closed_days(ctx: Reader, where: str, node: yaml.Node) -> set[dt.date] | None:
+def _closed_days(
+    ctx: Reader, where: str, node: yaml.Node, country: str | None
+) -> set[dt.date] | None:
     items = ctx.texts(node, where, "'closed_days'", single_ok=True)
     if items is None:
         return None
@@ -181,7 +193,11 @@ def _closed_days(ctx: Reader, where: str, node: yaml.Node) -> set[dt.date] | Non
     days: set[dt.date] = set()
     ok = True
     for (text, _), item in zip(items, nodes, strict=False):
-        if ".." in text:
+        if text.split()[:1] == [PUBLIC_HOLIDAYS]:
+            holidays = _public_holidays(ctx, where, item, text, country)
+            ok = ok and holidays is not None
+            days.update(holidays or ())
+        elif ".." in text:
             first_text, _, last_text = text.partition("..")
             first = ctx.parse_date(first_text.strip(), item, where, "the closed window start")
             last = ctx.parse_date(last_text.strip(), item, where, "the closed window end")
@@ -202,3 +218,38 @@ def _closed_days(ctx: Reader, where: str, node: yaml.Node) -> set[dt.date] | Non
             else:
                 days.add(day)
     return days if ok else None
+
+
+def _public_holidays(
+    ctx: Reader, where: str, node: yaml.Node, text: str, country: str | None
+) -> frozenset[dt.date] | None:
+    """``public_holidays`` (the language's country, sv-SE: SE) or ``public_holidays SE``."""
+    parts = text.split()
+    code = parts[1].upper() if len(parts) == 2 else country if len(parts) == 1 else None
+    if len(parts) > 2 or code is None:
+        ctx.fail(
+            node,
+            f"{where}: {quote(text)}: write 'public_holidays' followed by the country, e.g. "
+            "'public_holidays SE' (the language code names none)",
+        )
+        return None
+    try:
+        return public_holidays(code, dt.date.today().year)
+    except (NotImplementedError, KeyError):
+        ctx.fail(
+            node,
+            f"{where}: {quote(text)}: there is no public-holiday calendar for {quote(code)}; "
+            "use a two-letter country code such as SE, NO, DK, FI, GB or US",
+        )
+        return None
+
+
+@functools.cache
+def public_holidays(country: str, year: int) -> frozenset[dt.date]:
+    """The holidays of ``country`` from the year before ``year`` to five years after."""
+    import holidays
+
+    kind = holidays.country_holidays(country)
+    categories = tuple(c for c in _HOLIDAY_CATEGORIES if c in kind.supported_categories)
+    years = range(year - _YEARS_BACK, year + _YEARS_AHEAD + 1)
+    return frozenset(holidays.country_holidays(country, years=years, categories=categories))

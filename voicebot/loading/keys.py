@@ -22,6 +22,7 @@ TOP_KEYS = (
     "max_turns",
     "numbers",
     "prompts",
+    "recordings",
     "words",
     "thresholds",
     "speech",

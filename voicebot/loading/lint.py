@@ -58,8 +58,28 @@ def lint(
     warnings += _near_duplicates(texts, max_reported)
     warnings += _labels(config)
     warnings += _groups(config)
+    warnings += _closed_days(config, today)
     warnings += _announcements(config, today)
     return warnings
+
+
+def _closed_days(config: LanguageConfig, today: dt.date) -> list[ConfigWarning]:
+    """Closed days written by hand run out: when the last one has passed, the group is open
+    on this year's holidays, which nobody notices until a caller is put through to no one."""
+    found: list[ConfigWarning] = []
+    for group in config.groups.values():
+        days = group.hours.closed_days
+        if days and max(days) < today:
+            found.append(
+                ConfigWarning(
+                    group.origin,
+                    f"group '{group.id}': every closed day is in the past (the last was "
+                    f"{max(days).isoformat()}), so it is open on this year's holidays; add "
+                    "them, or write 'public_holidays' under closed_days",
+                    "closed-days-past",
+                )
+            )
+    return found
 
 
 def _texts(config: LanguageConfig) -> Iterator[_Text]:

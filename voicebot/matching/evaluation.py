@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from voicebot.core.config import LanguageConfig
-from voicebot.core.match import Match
+from voicebot.core.match import Match, Verdict
 from voicebot.errors import VoicebotError
 from voicebot.matching.labelled import OOS, read_labelled
 from voicebot.matching.matcher import route_key
@@ -54,9 +54,14 @@ class Judged:
     expected: str
     predicted: str  # an intent, or "oos" for the fallback
     routed: bool  # the caller reached the same destination as the label's
+    score: float | None = None  # the top intent's score (also when it was rejected)
+    verdict: str | None = None  # accept, clarify (the caller was asked "A or B?") or reject
 
     def to_json(self) -> dict[str, str]:
         return {"text": self.text, "expected": self.expected, "predicted": self.predicted}
+
+    def to_json_scored(self) -> dict[str, Any]:
+        return {**self.to_json(), "score": self.score, "verdict": self.verdict}
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,18 @@ class EvalReport:
     confusions: list[dict[str, Any]]  # {expected, predicted, count}, most frequent first
     judged: tuple[Judged, ...] = ()  # row by row, in the CSV's order
 
+    @property
+    def clarification_rate(self) -> float:
+        """Share of utterances answered with "is it about A or B?": each costs the caller a
+        turn, so tuning that raises accuracy by asking more is visible."""
+        asked = sum(j.verdict == Verdict.CLARIFY for j in self.judged)
+        return asked / len(self.judged) if self.judged else 0.0
+
+    @property
+    def misrouted(self) -> tuple[Judged, ...]:
+        """The utterances whose caller ended up somewhere else than the label says."""
+        return tuple(j for j in self.judged if not j.routed)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "n": self.n,
@@ -77,8 +94,10 @@ class EvalReport:
             "route_accuracy": self.route_accuracy,
             "in_scope_accuracy": self.in_scope_accuracy,
             "oos_recall": self.oos_recall,
+            "clarification_rate": self.clarification_rate,
             "per_intent": self.per_intent,
             "confusions": self.confusions,
+            "misrouted": [j.to_json_scored() for j in self.misrouted],
         }
 
 
@@ -99,8 +118,11 @@ def evaluate(
         )
     routes = {**route_of, OOS: FALLBACK}
     pairs: list[tuple[str, str]] = []
+    matches: list[Match] = []
     for text, expected in rows:
-        found = matcher.match(text).intent
+        match = matcher.match(text)
+        matches.append(match)
+        found = match.intent
         pairs.append((expected, found if found is not None else OOS))
 
     n = len(pairs)
@@ -126,8 +148,15 @@ def evaluate(
         for (e, p), c in sorted(mistakes.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     judged = tuple(
-        Judged(text, e, p, routes.get(e) == routes.get(p))
-        for (text, _), (e, p) in zip(rows, pairs, strict=True)
+        Judged(
+            text,
+            e,
+            p,
+            routes.get(e) == routes.get(p),
+            m.best.score if m.best is not None else None,
+            m.verdict.value,
+        )
+        for (text, _), (e, p), m in zip(rows, pairs, matches, strict=True)
     )
     return EvalReport(
         n=n,
@@ -179,14 +208,16 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def format_report(report: EvalReport, max_confusions: int = 10) -> str:
-    """The headline numbers, then a per-intent table, worst first, then the top confusions."""
+def format_report(report: EvalReport, max_confusions: int = 10, max_rows: int = 20) -> str:
+    """The headline numbers, then a per-intent table, worst first, the top confusions, and the
+    misrouted utterances themselves (what ops add phrases for)."""
     lines = [
         f"utterances        {report.n}",
         f"route accuracy    {_pct(report.route_accuracy)}",
         f"intent accuracy   {_pct(report.intent_accuracy)}",
         f"in-scope accuracy {_pct(report.in_scope_accuracy)}",
         f"oos recall        {_pct(report.oos_recall)}",
+        f"clarification     {_pct(report.clarification_rate)} (asked 'is it about A or B?')",
         "",
     ]
     width = max([len("intent"), *(len(k) for k in report.per_intent)])
@@ -201,6 +232,14 @@ def format_report(report: EvalReport, max_confusions: int = 10) -> str:
         lines += ["", "most frequent confusions (expected -> predicted):"]
         for c in report.confusions[:max_confusions]:
             lines.append(f"  {c['count']:>4}  {c['expected']} -> {c['predicted']}")
+    wrong = report.misrouted
+    if wrong:
+        lines += ["", f"misrouted ({len(wrong)}): score  expected -> got  text"]
+        for j in wrong[:max_rows]:
+            score = "-" if j.score is None else f"{j.score:.2f}"
+            lines.append(f"  {score:>5}  {j.expected} -> {j.predicted}  {j.text!r}")
+        if len(wrong) > max_rows:
+            lines.append(f"  ... and {len(wrong) - max_rows} more (--json lists them all)")
     return "\n".join(lines)
 
 

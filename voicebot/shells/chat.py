@@ -8,7 +8,7 @@ hours and announcement windows behave as on a real call made at ``--at``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -34,6 +34,7 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.lookup import Lookup
+from voicebot.core.match import Match
 from voicebot.core.recall import CallerHistory
 from voicebot.matching.matcher import Matcher
 from voicebot.shells.lookup import lookup
@@ -51,6 +52,8 @@ class ChatOptions:
     caller: str | None
     at: dt.datetime
     sms_works: bool = True  # False simulates an SMS gateway failure
+    explain: bool = False  # print the matcher's top intents and scores for each utterance
+    top: int = 3  # how many intents ``explain`` shows
     lookup_secret: str | None = None  # signs lookups (``voicebot.shells.lookup``)
     call_id: str = ""
     history: CallerHistory | None = None  # the caller's recent calls (``--database``, recall)
@@ -87,6 +90,13 @@ def describe(action: Action) -> str:
     return repr(action)
 
 
+def explain(match: Match, top: int = 3) -> str:
+    """One line on how an utterance was understood: the verdict and the best intents' scores,
+    so a tester sees how close the runner-up was and which phrase to add where."""
+    ranked = "  ".join(f"{s.intent} {s.score:.2f}" for s in match.ranked[:top]) or "no intent"
+    return f"  (matched {match.text!r}: {match.verdict.value}; {ranked})"
+
+
 def line_to_event(line: str, at: dt.datetime) -> Event | None:
     """Parse one typed line; None for a command the chat handles itself."""
     text = line.strip()
@@ -112,7 +122,13 @@ def run_chat(
 ) -> Dialogue:
     """Drive one call from typed lines until it ends or input runs out (which hangs up); with
     ``log``, the call is recorded in that call log as the server records a phone call."""
-    classify = matcher.match_alternatives
+    matched: list[Match] = []
+
+    def classify(alternatives: Sequence[tuple[str, float]]) -> Match:
+        match = matcher.match_alternatives(alternatives)
+        matched.append(match)
+        return match
+
     at = options.at
     dialogue = Dialogue(config, classify)
     if log is not None:
@@ -140,7 +156,12 @@ def run_chat(
             for digit in line.strip():
                 emit(dialogue.handle(Dtmf(digit=digit, at=at)), dialogue, options, out)
             continue
-        emit(dialogue.handle(event), dialogue, options, out)
+        actions = dialogue.handle(event)
+        if options.explain:
+            for match in matched:
+                out.write(explain(match, options.top) + "\n")
+        matched.clear()
+        emit(actions, dialogue, options, out)
     if dialogue.outcome is not None:
         out.write(f"outcome: {dialogue.outcome}\n")
         if log is not None:

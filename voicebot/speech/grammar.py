@@ -39,6 +39,7 @@ __all__ = [
     "source_hash",
     "unknown_grammar_words",
     "unknown_words",
+    "vocabulary_gaps",
     "write_grammar",
 ]
 
@@ -192,16 +193,19 @@ def runtime_grammar(config: LanguageConfig, warn: Callable[[str], None] | None =
 def unknown_grammar_words(config: LanguageConfig) -> list[str] | None:
     """Grammar words the language's installed model does not know (Vosk would drop them
     silently); None when no model is installed to ask."""
+    from voicebot.speech.model_store import ModelError
+
+    try:
+        return vocabulary_gaps(config)
+    except ModelError:
+        return None
+
+
+def vocabulary_gaps(config: LanguageConfig) -> list[str]:
+    """Grammar words the language's model does not know; ``ModelError`` saying how to get the
+    model when there is none, so ``voicebot check`` can tell ops the check was not made."""
     from voicebot.speech import model_store as models
     from voicebot.speech.vosk_model import REGISTRY
 
-    if config.speech.model is not None:
-        where = Path(config.speech.model)
-    else:
-        try:
-            where = models.path(config.language)
-        except models.ModelError:
-            return None
-    if not models.is_model_dir(where):
-        return None
+    where = models.configured(config.speech.model, config.language)
     return unknown_words(REGISTRY.get(where), compile_grammar(config))

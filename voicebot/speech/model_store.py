@@ -36,6 +36,7 @@ __all__ = [
     "ModelError",
     "Progress",
     "UnknownLanguageError",
+    "configured",
     "download",
     "entry",
     "is_model_dir",
@@ -143,8 +144,15 @@ def require(lang: str | CatalogueEntry) -> Path:
         return p
     raise MissingModelError(
         f"The {e.lang} speech model ({e.name}) is not installed in {p.parent}; "
-        f"download it with: voicebot models download {e.lang}"
+        f"download it with: voicebot models download {e.lang} (without internet: unzip a "
+        f"copy of {e.name}.zip into that folder)"
     )
+
+
+def configured(model: str | None, lang: str) -> Path:
+    """The model a language's calls use: its ``speech.model`` folder when the YAML sets one,
+    else the installed model for ``lang`` (``MissingModelError`` saying how to get it)."""
+    return Path(model).expanduser() if model is not None else require(lang)
 
 
 def is_model_dir(p: Path) -> bool:

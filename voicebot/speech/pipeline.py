@@ -82,9 +82,7 @@ def endpointing(speech: SpeechSettings) -> Endpointing:
 def load_speech_model(config: LanguageConfig) -> SpeechModel:
     """The configured model, else the installed one for the language; ``ModelError`` says how
     to fix it in one sentence."""
-    if config.speech.model is not None:
-        return REGISTRY.get(config.speech.model)
-    return REGISTRY.get(models.require(config.language))
+    return REGISTRY.get(models.configured(config.speech.model, config.language))
 
 
 PhraseStarts = Mapping[str, Sequence[tuple[str, tuple[str, ...]]]]
@@ -362,7 +360,7 @@ class CallPipeline:
         said = words(_without_unk(partial))
         if not said:
             return False
-        if any(w in said for w in self._escape_words()):
+        if self.config.words.asks_for_person(" ".join(said)):
             return True
         # The phrase test first: it is cheap, and most pauses hold no whole phrase, so the
         # matcher (a sentence encoder, tens of ms of the decoding thread) runs only when needed.
@@ -379,9 +377,6 @@ class CallPipeline:
         if match.verdict is not Verdict.ACCEPT or best is None:
             return False
         return best.intent in holding and best.score >= self.config.speech.early_end_min_score
-
-    def _escape_words(self) -> set[str]:
-        return {w for text in self.config.words.escape for w in words(text)}
 
     def _on_recognizer(self, event: RecognizerEvent) -> list[Action]:
         if isinstance(event, PartialTranscript):

@@ -28,10 +28,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hmac
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
@@ -55,6 +57,7 @@ from voicebot.speech.pipeline import (
 )
 from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts, TtsError
+from voicebot.telephony import prompts
 from voicebot.telephony.handoff import StreamParameters, health
 from voicebot.telephony.limits import BodyLimit
 from voicebot.telephony.media_route import MediaRoute
@@ -93,7 +96,12 @@ def closed_outcome(params: Mapping[str, str], config: LanguageConfig) -> Outcome
 
 
 class SpeechProvider:
-    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects)."""
+    """Builds a ``SpeechKit`` once per configuration object (a reload makes new objects).
+
+    The lock guards the table only, never a build: a reload training the matchers of a new
+    configuration (a second or more) must not hold up a webhook that wants the kit of the
+    configuration in service, nor ``has``, which the event loop calls. Two threads wanting the
+    same new configuration share one build (the second waits for the first's)."""
 
     def __init__(
         self,
@@ -105,6 +113,7 @@ class SpeechProvider:
         self._train = train  # the product's matcher unless a benchmark swaps in another
         self._lock = threading.Lock()
         self._kits: dict[int, tuple[LanguageConfig, SpeechKit]] = {}
+        self._building: dict[int, tuple[LanguageConfig, Future[SpeechKit]]] = {}
 
     def has(self, config: LanguageConfig) -> bool:
         """Whether ``get(config)`` is ready without building anything (safe on the loop)."""
@@ -118,11 +127,29 @@ class SpeechProvider:
             hit = self._kits.get(id(config))
             if hit is not None and hit[0] is config:
                 return hit[1]
+            building = self._building.get(id(config))
+            if building is not None and building[0] is config:
+                waiting: Future[SpeechKit] | None = building[1]
+            else:
+                waiting = None
+                built: Future[SpeechKit] = Future()
+                self._building[id(config)] = (config, built)
+        if waiting is not None:
+            return waiting.result()
+        try:
             kit = speech_kit(config, self._load_model(config), log.warning, train=self._train)
+        except BaseException as exc:
+            with self._lock:
+                del self._building[id(config)]
+            built.set_exception(exc)
+            raise
+        with self._lock:
+            del self._building[id(config)]
             self._kits[id(config)] = (config, kit)
             while len(self._kits) > 16:  # old configs of finished calls
                 self._kits.pop(next(iter(self._kits)))
-            return kit
+        built.set_result(kit)
+        return kit
 
 
 class VoiceServer:
@@ -146,13 +173,16 @@ class VoiceServer:
         self.draining = False
         self.holder = holder
         self.speech = speech
-        self.clock = clock
         self.sessions: dict[str, CallSession] = {}
         # CallSids answered by this process, oldest first: a webhook for one of them is a repeat.
         self.answered: dict[str, None] = {}
         # Whether the call log has a CallSid (``CallLog.has_call``; None: cannot tell), for
         # repeats of calls answered before a restart or by another instance.
         self.known_call: Callable[[str], bool | None] = lambda call_sid: False
+        # Claims a call's stream in the call log shared by the instances (``CallLog.
+        # claim_stream``): False when another claimed it first, None when there is no shared
+        # log or it cannot tell; then only this instance's memory (``UsedStreams``) refuses.
+        self.claim_stream: Callable[[str, int], bool | None] = lambda call_sid, stream: None
         # The caller's recent calls for recall (``CallLog.caller_history``: number, days, the
         # call's start, CallSid); None when unknown. Asked only for a language with recall on.
         self.caller_history: Callable[[str | None, int, dt.datetime, str], CallerHistory | None] = (
@@ -168,6 +198,8 @@ class VoiceServer:
             stream_url=public_url(base + "/twilio/media", base, websocket=True),
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
+            prompt_url=public_url(base + prompts.PROMPT_PATH, base),
+            clock=clock,
         )
         self.media_route = MediaRoute(self)
         self.app = Starlette(
@@ -175,6 +207,7 @@ class VoiceServer:
                 Route("/twilio/voice", self.voice, methods=["POST"]),
                 Route("/twilio/status", self.status, methods=["POST"]),
                 Route("/twilio/whisper", self.whisper, methods=["GET", "POST"]),
+                Route(prompts.PROMPT_PATH, self.prompt_audio, methods=["GET", "HEAD"]),
                 WebSocketRoute("/twilio/media", self.media_route.serve),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.metrics_text, methods=["GET"]),
@@ -205,6 +238,22 @@ class VoiceServer:
     @tts.setter
     def tts(self, tts: Tts | None) -> None:
         self.services.tts = tts
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]:
+        return self.services.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], dt.datetime]) -> None:
+        self.services.clock = clock
+
+    async def first_use(self, call_sid: str, stream: int) -> bool:
+        """Whether stream ``stream`` of the call starts here for the first time, on this
+        instance (checked and marked at once, before any await: two sockets racing cannot both
+        pass) and in the shared call log (unless it cannot tell in time)."""
+        if not self.services.used_streams.take(call_sid, stream):
+            return False
+        return await asyncio.to_thread(self.claim_stream, call_sid, stream) is not False
 
     @property
     def stream_url(self) -> str:
@@ -248,7 +297,7 @@ class VoiceServer:
         self.ready = True
 
     def _warm_prompts(self, config: LanguageConfig, *, wait: bool = False) -> None:
-        """Synthesise the mid-call prompts once per configuration, in one background thread:
+        """Synthesise the usual prompts once per configuration, in one background thread:
         what the intents announce or say after a text, and the usual follow-ups. (Warming three
         of them for every new call cost each call three espeak-ng runs until the cache filled,
         all at once when calls arrived together: 7% of the server's CPU at 15 calls; the
@@ -257,7 +306,12 @@ class VoiceServer:
         if tts is None or not tts.available:
             return
         p = config.prompts
-        texts = [p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        texts = [p.greeting, p.anything_else, p.reprompt, p.goodbye, p.sms_sent, p.sms_failed]
+        # the transfer lines and closed messages Twilio fetches for <Play> at the end of a call
+        for group in config.groups.values():
+            texts.append(p.transfer.replace("{group}", group.name))
+            if group.when_closed is not None:
+                texts.append(group.when_closed.say)
         for intent in config.intents.values():
             texts += [t for t in (intent.action.text, intent.action.answer) if t]
         language = config.language
@@ -486,6 +540,9 @@ class VoiceServer:
             config = self.holder.current.for_number(normalize(params.get("To")))
             outcome = closed_outcome(params, config)
             self.services.observer.call_closed(call_sid, self.clock(), outcome)
+            # The call is over: its first stream's parameters (given out, maybe never used)
+            # must not start it again, here or on another instance.
+            await self.first_use(call_sid, 1)
         return Response(status_code=204)
 
     async def whisper(self, request: Request) -> Response:
@@ -505,6 +562,27 @@ class VoiceServer:
         text = whisper_text(topic, await self._transcript(query.get("call") or ""))
         text += recent_calls_text(query, config)
         return Response(whisper_twiml(text, config.voice, config.language), media_type=TWIML)
+
+    async def prompt_audio(self, request: Request) -> Response:
+        """A prompt as audio for TwiML's <Play>: the same recording or engine audio the stream
+        plays (``prompts``). Only texts the server signed are spoken."""
+        query = request.query_params
+        language, text = query.get("lang", ""), query.get("text", "")
+        expected = prompts.signature(self.settings.auth_token, language, text)
+        if not hmac.compare_digest(expected, query.get("sig", "")):
+            return PlainTextResponse("invalid signature\n", status_code=403)
+        config = self.holder.current.languages.get(language)
+        if config is None:
+            return PlainTextResponse("no such language\n", status_code=404)
+        say = Say(text, config.voice, language)
+        try:
+            audio = await asyncio.to_thread(prompts.clip, say, config, self.tts)
+        except TtsError as exc:
+            log.warning("prompt audio for <Play> failed: %s", exc)
+            self.metrics.error("tts")
+            return PlainTextResponse("no audio for this prompt\n", status_code=503)
+        headers = {"Cache-Control": "public, max-age=86400"}  # Twilio may cache it
+        return Response(prompts.wav_of(audio), media_type="audio/wav", headers=headers)
 
     async def _transcript(self, call_sid: str) -> str | None:
         """What the caller said, for the agent: this instance's note of the transfer, else the

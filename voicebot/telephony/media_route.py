@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.core.dialogue import HangUpCall, Transfer
 from voicebot.telephony.handoff import StreamParameters
-from voicebot.telephony.media_stream import ProtocolError, Start, parse_message
+from voicebot.telephony.media_stream import Media, ProtocolError, Start, parse_message
 from voicebot.telephony.session import CallSession, CallState, close_socket
 
 if TYPE_CHECKING:
@@ -32,6 +32,8 @@ __all__ = ["MediaRoute"]
 # The app's logger: the stream's log lines stay where operators (and log filters) found them.
 log = logging.getLogger("voicebot.telephony.app")
 
+BAD_MESSAGES_LOGGED: Final = 10  # warnings per call (or unattached socket); the metric counts all
+
 
 class MediaRoute:
     """The media stream of the calls ``server`` serves: ``serve`` is the WebSocket endpoint."""
@@ -40,20 +42,27 @@ class MediaRoute:
         self.server = server
 
     async def serve(self, ws: WebSocket) -> None:
-        """One Media Streams WebSocket, from the upgrade to its close."""
+        """One Media Streams WebSocket, from the upgrade to its close.
+
+        The idle deadline moves only with progress: the ``start`` that attaches the stream,
+        then each new inbound audio frame. Anything else (``connected``, marks, a frame seen
+        before, binary or malformed frames) is no sign of a live call, so a client sending only
+        that is timed out as a silent one is. Bad messages are counted per socket, before
+        ``start`` too: past ``max_bad_messages`` an unattached socket is closed, an attached
+        call handed to a person; only the first few are logged."""
         if not self.server.signed(ws, "stream upgrade", {}, websocket=True):
             await ws.close(code=1008)  # before accept: the client gets HTTP 403
             return
         await ws.accept()
         session: CallSession | None = None
+        loop = asyncio.get_running_loop()
+        idle_s = self.server.settings.stream_start_timeout_s
+        deadline = loop.time() + idle_s
+        bad = 0  # bad messages on this socket
         try:
             while True:
-                settings = self.server.settings
-                idle_s = (
-                    settings.stream_start_timeout_s if session is None else settings.media_timeout_s
-                )
                 try:
-                    async with asyncio.timeout(idle_s):
+                    async with asyncio.timeout_at(deadline):
                         message = await ws.receive()
                 except TimeoutError:
                     await self._idle(ws, session, idle_s)
@@ -63,20 +72,26 @@ class MediaRoute:
                 if message["type"] == "websocket.disconnect":
                     break
                 received = time.perf_counter()
+                settings = self.server.settings
+                problem: str | None = None
                 text = message.get("text")
+                parsed = None
                 if text is None:
-                    self._bad(session, "binary frame (Twilio sends text)")
-                    continue
-                try:
-                    parsed = parse_message(
-                        text, max_payload_bytes=self.server.settings.max_payload_bytes
-                    )
-                except ProtocolError as exc:
-                    self._bad(session, str(exc))
-                    if (
-                        session is not None
-                        and session.bad_messages > self.server.settings.max_bad_messages
-                    ):
+                    problem = "binary frame (Twilio sends text)"
+                else:
+                    try:
+                        parsed = parse_message(text, max_payload_bytes=settings.max_payload_bytes)
+                    except ProtocolError as exc:
+                        problem = str(exc)
+                if isinstance(parsed, Start) and session is not None:
+                    problem = "a second start on the same stream"  # one stream, one start
+                if problem is not None or parsed is None:
+                    bad += 1
+                    self._bad(session, bad, problem or "empty message")
+                    if bad > settings.max_bad_messages:
+                        if session is None:
+                            log.warning("unattached stream: %d bad messages: closing it", bad)
+                            break
                         async with session.lock:
                             await session.fail("too many malformed stream messages")
                     if session is not None and session.done:
@@ -86,12 +101,16 @@ class MediaRoute:
                     session = await self._attach(ws, parsed)
                     if session is None:
                         break
+                    idle_s = settings.media_timeout_s
+                    deadline = loop.time() + idle_s
                     continue
                 if session is None:
                     continue  # "connected", or anything before "start": nothing to attach to
                 if session.repeated(parsed):
                     self.server.metrics.error("duplicate_frame")
                     continue
+                if isinstance(parsed, Media):
+                    deadline = loop.time() + idle_s  # new audio: the stream is alive
                 async with session.lock:
                     try:
                         await session.on_message(parsed, received)
@@ -121,12 +140,15 @@ class MediaRoute:
             self.server.metrics.error("stream_silent")
             await session.fail(f"no media on the stream for {idle_s:g} s")
 
-    def _bad(self, session: CallSession | None, problem: str) -> None:
+    def _bad(self, session: CallSession | None, on_socket: int, problem: str) -> None:
+        """Count a bad message (``on_socket``-th on its socket); log the first few only."""
         self.server.metrics.error("protocol")
+        seen = on_socket
         if session is not None:
             session.bad_messages += 1
-            if session.bad_messages > 10:
-                return  # logged enough for this call
+            seen = session.bad_messages
+        if seen > BAD_MESSAGES_LOGGED:
+            return  # logged enough for this call, or this socket
         who = session.call_sid if session is not None else "unattached stream"
         log.warning("%s: ignored stream message: %s", who, problem)
 
@@ -134,11 +156,39 @@ class MediaRoute:
         params = StreamParameters.read(
             start.call_sid, start.custom_parameters, self.server.settings.auth_token
         )
-        session = self.server.sessions.get(start.call_sid)
         if params is None:
             self.server.metrics.error("unknown_stream")
             log.warning("stream for call %s with bad parameters: closing it", start.call_sid)
             return None
+        if params.expired(self.server.clock()):
+            self.server.metrics.error("stream_expired")
+            log.warning(
+                "stream %d of call %s: its parameters expired at %s: closing it",
+                params.stream,
+                start.call_sid,
+                params.expires,
+            )
+            return None
+        held = self.server.sessions.get(start.call_sid)
+        if held is not None and params.stream != held.handoff.stream:
+            self.server.metrics.error("stream_replayed")
+            log.warning(
+                "call %s: stream %d presented, the call is at stream %d: closing it",
+                start.call_sid,
+                params.stream,
+                held.handoff.stream,
+            )
+            return None
+        if not await self.server.first_use(start.call_sid, params.stream):
+            self.server.metrics.error("stream_replayed")
+            log.warning(
+                "call %s: stream %d started before (a replay, or a second socket): closing "
+                "this one; the call is left alone",
+                start.call_sid,
+                params.stream,
+            )
+            return None
+        session = self.server.sessions.get(start.call_sid)
         if session is None:
             session = await self._resume(params)
             if session is None:
@@ -150,6 +200,9 @@ class MediaRoute:
             session.last_seq = start.sequence_number  # the new stream numbers from its start
         if old is not None and old is not ws:
             await close_socket(old)
+        if session.unsaid:
+            async with session.lock:
+                await session.speak_unsaid()
         log.info("call %s: stream %d attached", session.call_sid, session.streams)
         return session
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from voicebot.core.dialogue import Action, Event, Outcome
+from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
 
 __all__ = ["CallObserver", "GuardedObserver", "NoObserver"]
@@ -25,7 +25,8 @@ class CallObserver(Protocol):
     """Hook for the call log (``voicebot.calllog.log.CallLog`` fits): must not block or raise.
 
     Per call: ``call_started``, then each dialogue event (with the Match an Utterance got)
-    followed by the actions it caused, then ``call_ended`` once the call has an outcome. Several
+    followed by the actions it caused (and ``call_progress`` when what the call has come to
+    changed), then ``call_ended`` once the call has an outcome. Several
     instances may observe parts of one call. ``call_closed``: Twilio reported the end of a call
     no session here holds; the outcome stands only if no instance logged the real one.
     ``transfer_transcript`` is the one read: it may block briefly (run it in a thread).
@@ -38,6 +39,11 @@ class CallObserver(Protocol):
     def event(self, call_id: str, event: Event, match: Match | None = None) -> None: ...
 
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None: ...
+
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
+        """What the call has come to so far (intent, what was served, last prompt, turns),
+        each time it changes: kept in the call's row if its process dies before the end."""
+        ...
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None: ...
 
@@ -61,6 +67,9 @@ class NoObserver:
         pass
 
     def actions(self, call_id: str, at: dt.datetime, actions: Iterable[Action]) -> None:
+        pass
+
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
         pass
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
@@ -98,6 +107,12 @@ class GuardedObserver:
             self.inner.actions(call_id, at, actions)
         except Exception:
             log.exception("call observer actions failed")
+
+    def call_progress(self, call_id: str, at: dt.datetime, progress: Progress) -> None:
+        try:
+            self.inner.call_progress(call_id, at, progress)
+        except Exception:
+            log.exception("call observer call_progress failed")
 
     def call_ended(self, call_id: str, at: dt.datetime, outcome: Outcome) -> None:
         try:

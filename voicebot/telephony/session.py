@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -37,6 +38,7 @@ from voicebot.core.dialogue import (
     Outcome,
     OutcomeKind,
     Play,
+    Progress,
     Say,
     SendSms,
     StopSpeaking,
@@ -48,7 +50,8 @@ from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
-from voicebot.telephony.handoff import StreamParameters
+from voicebot.telephony import prompts
+from voicebot.telephony.handoff import StreamParameters, UsedStreams, expiry
 from voicebot.telephony.media_stream import (
     DtmfMessage,
     Mark,
@@ -61,7 +64,7 @@ from voicebot.telephony.media_stream import (
 )
 from voicebot.telephony.metrics import Metrics
 from voicebot.telephony.observer import CallObserver
-from voicebot.telephony.rest import RestResult, TwilioRest
+from voicebot.telephony.rest import MAX_TWIML_CHARS, RestResult, TwilioRest
 from voicebot.telephony.settings import ServerSettings
 from voicebot.telephony.twiml import (
     Speech,
@@ -71,7 +74,14 @@ from voicebot.telephony.twiml import (
 )
 from voicebot.telephony.whisper import WhisperNotes, whisper_context
 
-__all__ = ["CallServices", "CallSession", "CallState", "close_socket", "speech_of", "stream_twiml"]
+__all__ = [
+    "CallServices",
+    "CallSession",
+    "CallState",
+    "close_socket",
+    "fit_speech",
+    "stream_twiml",
+]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +108,20 @@ class CallServices:
     whisper_url: str
     sessions: dict[str, CallSession]  # the live calls by CallSid; a session leaves when it ends
     whispers: WhisperNotes = field(default_factory=WhisperNotes)  # transcripts for the agent
+    prompt_url: str = ""  # where Twilio fetches prompt audio for <Play> (``prompts``)
+    used_streams: UsedStreams = field(default_factory=UsedStreams)  # parameters start once
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+
+    def speech(
+        self, actions: Sequence[Action], config: LanguageConfig, *, plain: bool = False
+    ) -> list[Speech]:
+        """What TwiML plays for the Say/Play actions: one voice with the stream (``prompts``)."""
+        secret = self.settings.auth_token
+        return [
+            prompts.speech(a, config, self.tts, self.prompt_url, secret, plain=plain)
+            for a in actions
+            if isinstance(a, Say | Play)
+        ]
 
 
 @dataclass(eq=False)
@@ -131,6 +155,10 @@ class CallSession:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     observed: int = 0  # pipeline steps already passed to the observer
     last_seq: int = -1  # the highest sequence number seen on the current stream
+    # What a <Say> redirect could not carry (a call update holds 4,000 characters of TwiML):
+    # spoken as soon as the stream it opens attaches, before the caller's turn.
+    unsaid: list[Say | Play] = field(default_factory=list)
+    progress: Progress | None = None  # last passed to ``call_progress``
 
     # -- state -----------------------------------------------------------------------------
 
@@ -194,6 +222,7 @@ class CallSession:
         if services.sessions.get(self.call_sid) is self:
             del services.sessions[self.call_sid]
         services.metrics.call_ended()
+        services.used_streams.close(self.call_sid, self.handoff.stream)
         outcome = self.pipeline.dialogue.outcome
         if why == "fallback":
             outcome = self.fallback_outcome()
@@ -334,13 +363,19 @@ class CallSession:
             elif isinstance(a, SendSms):
                 await self.speak(speech)
                 speech = []
+                if self.done:  # the prompt before the text failed: a person takes over
+                    return
                 self._left()
                 self._spawn(self.send_sms(a))
             elif isinstance(a, Lookup):
                 await self.speak(speech)  # the filler plays while the endpoint answers
                 speech = []
+                if self.done:  # the filler failed: a person takes over
+                    return
                 self._left()
                 self._spawn(self.look_up(a))
+            if self.done:
+                return
         await self.speak(speech)
         self.arm_when_quiet()  # no prompt audio in the stream: the caller's turn now
 
@@ -348,7 +383,12 @@ class CallSession:
         """Start the caller's no-speech clock once nothing of ours is left to play: prompt audio
         in the stream ends with its mark's echo, a <Say> redirect with the new stream."""
         pipeline = self.pipeline
-        if not pipeline.awaiting_prompt_end or self.speaking or self.state is CallState.REDIRECTING:
+        if (
+            not pipeline.awaiting_prompt_end
+            or self.speaking
+            or self.unsaid
+            or self.state is CallState.REDIRECTING
+        ):
             return
         # The echo came after the caller audio received so far (decoded or not), so it ends
         # that audio: arm at the call time of the audio received, not of the audio decoded,
@@ -398,10 +438,11 @@ class CallSession:
         if not speech:
             return
         tts = self.services.tts
-        if self.stream_sid is not None and tts is not None and tts.available:
+        voiced = all(isinstance(s, Say) and prompts.has_voice(s, self.config, tts) for s in speech)
+        if self.stream_sid is not None and voiced:
             try:
                 clips = [
-                    await asyncio.to_thread(tts.mulaw, s.text, s.language)
+                    await asyncio.to_thread(prompts.clip, s, self.config, tts)
                     for s in speech
                     if isinstance(s, Say)
                 ]
@@ -420,10 +461,26 @@ class CallSession:
                 self.pending_marks.discard(name)
         await self.redirect_to_say(speech)
 
+    async def speak_unsaid(self) -> None:
+        """A new stream attached after a <Say> redirect that could not carry the whole prompt:
+        the rest now (in the stream, or by the next redirect), then the caller's turn."""
+        speech, self.unsaid = self.unsaid, []
+        if speech and not self.done:
+            await self.speak(speech)
+        self.arm_when_quiet()
+
     async def redirect_to_say(self, speech: Sequence[Say | Play]) -> None:
-        """Have Twilio speak with <Say>/<Play> and then open a new stream to this session."""
+        """Have Twilio speak with <Say>/<Play> and then open a new stream to this session; what
+        does not fit into one call update waits in ``unsaid`` for that stream. If Twilio will
+        not take the redirect, the caller cannot hear the bot: a person takes over."""
         self.handoff = self.handoff.next_stream()  # only this instance can continue this dialogue
-        twiml = stream_twiml(self.services, self.config, self.handoff, speech)
+
+        def twiml_of(part: Sequence[Say | Play]) -> str:
+            return stream_twiml(self.services, self.config, self.handoff, part)
+
+        now, later = fit_speech(speech, lambda part: len(twiml_of(part)) <= MAX_TWIML_CHARS)
+        twiml = twiml_of(now or speech)  # nothing fits: the update is refused, and said so
+        self.unsaid = later + self.unsaid
         if not self.done:
             self.state = CallState.REDIRECTING
         self._left()
@@ -432,8 +489,19 @@ class CallSession:
             self._redirect_failed()
             self.services.metrics.error("rest")
             log.error("call %s: redirect to speak a prompt failed: %s", self.call_sid, result)
-            failure = Failure(f"prompt not played, redirect failed: {result}", self.pipeline.now)
-            self.services.observer.event(self.call_sid, failure)  # the caller never heard it
+            await self.hand_over(f"prompt not played, redirect failed: {result}")
+
+    async def hand_over(self, error: str) -> None:
+        """What the bot says can no longer reach the caller (a redirect refused, ...): no other
+        REST request either (it would most likely fail the same way), but close the stream, so
+        the TwiML's <Dial> after it puts the caller through to the default group, and log the
+        call as that fallback, with ``error`` in its timeline next to the prompt not heard."""
+        self.services.observer.event(self.call_sid, Failure(error, self.pipeline.now))
+        log.error("call %s: %s; the TwiML fallback dials the default group", self.call_sid, error)
+        self.decide()
+        self.end("fallback")
+        if self.ws is not None:
+            await close_socket(self.ws)
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
@@ -481,8 +549,17 @@ class CallSession:
         await self._continue("the lookup", lambda: self.pipeline.lookup_result(result))
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
-        """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up."""
-        speech = [speech_of(a) for a in actions if isinstance(a, Say | Play)]
+        """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up,
+        its words in the call's one voice; with <Say> if the prompt URLs would make it longer
+        than Twilio takes in a call update."""
+        twiml = self._final_twiml(actions, self.services.speech(actions, self.config))
+        if len(twiml) > MAX_TWIML_CHARS:
+            twiml = self._final_twiml(
+                actions, self.services.speech(actions, self.config, plain=True)
+            )
+        return twiml
+
+    def _final_twiml(self, actions: Sequence[Action], speech: Sequence[Speech]) -> str:
         for a in actions:
             if isinstance(a, Transfer):
                 # the caller's words go to the agent's screen (task) and whisper, never in a URL
@@ -554,7 +631,9 @@ class CallSession:
                 await close_socket(self.ws)
 
     def record(self) -> None:
-        """Pass the pipeline steps not yet observed on: each event, then the actions it caused."""
+        """Pass the pipeline steps not yet observed on: each event, then the actions it caused;
+        then what the call has come to, if that changed (the intent asked for, what was served:
+        written as it happens, so a row a crash leaves open still says it)."""
         observer = self.services.observer
         steps = self.pipeline.steps
         for step in steps[self.observed :]:
@@ -562,6 +641,10 @@ class CallSession:
             observer.event(self.call_sid, step.handled, match)
             observer.actions(self.call_sid, step.handled.at, step.actions)
         self.observed = len(steps)
+        progress = self.pipeline.dialogue.state.progress
+        if progress != self.progress and self.state is not CallState.ENDED:
+            self.progress = progress
+            observer.call_progress(self.call_sid, self.pipeline.now, progress)
 
 
 def stream_twiml(
@@ -570,21 +653,53 @@ def stream_twiml(
     handoff: StreamParameters,
     speech: Sequence[Say | Play],
 ) -> str:
-    """Speak ``speech``, then connect the media stream to whichever instance takes it, with
-    what it needs to resume the call (signed: see ``handoff``); the default group if the stream
-    ends undecided."""
-    return connect_stream_twiml(
-        [speech_of(s) for s in speech],
-        services.stream_url,
-        handoff.encode(services.settings.auth_token),
-        fallback=config.group(None).destination,
-    )
+    """Speak ``speech`` (in the call's one voice), then connect the media stream to whichever
+    instance takes it, with what it needs to resume the call (signed, and valid until shortly
+    after Twilio has spoken ``speech``: see ``handoff``); the default group if the stream ends
+    undecided. With <Say> if the prompt URLs would make it longer than a call update takes."""
+
+    def build(plain: bool) -> str:
+        said = services.speech(speech, config, plain=plain)
+        expires = expiry(services.clock(), services.settings.stream_parameters_s, said)
+        return connect_stream_twiml(
+            said,
+            services.stream_url,
+            handoff.until(expires).encode(services.settings.auth_token),
+            fallback=config.group(None).destination,
+        )
+
+    twiml = build(plain=False)
+    return build(plain=True) if len(twiml) > MAX_TWIML_CHARS else twiml
 
 
-def speech_of(action: Say | Play) -> Speech:
-    if isinstance(action, Play):
-        return Speech(audio_url=action.url)
-    return Speech(text=action.text, voice=action.voice, language=action.language)
+def fit_speech(
+    speech: Sequence[Say | Play], fits: Callable[[Sequence[Say | Play]], bool]
+) -> tuple[list[Say | Play], list[Say | Play]]:
+    """``speech`` cut in two: the longest head that ``fits`` (whole items, then the words of a
+    <Say> up to its last full sentence that fits, else its last word) and the rest. Both empty
+    parts are possible: nothing fits, or everything does."""
+    head: list[Say | Play] = []
+    for i, item in enumerate(speech):
+        if fits([*head, item]):
+            head.append(item)
+            continue
+        if not isinstance(item, Say):
+            return head, list(speech[i:])
+        words = item.text.split()
+        lo, hi = 0, len(words)  # the most words that fit: lo does, hi + 1 does not
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits([*head, replace(item, text=" ".join(words[:mid]))]):
+                lo = mid
+            else:
+                hi = mid - 1
+        ends = [n for n in range(1, lo + 1) if words[n - 1].endswith((".", "?", "!", "。"))]
+        cut = ends[-1] if ends else lo
+        if cut == 0:
+            return head, list(speech[i:])
+        rest = replace(item, text=" ".join(words[cut:]))
+        return [*head, replace(item, text=" ".join(words[:cut]))], [rest, *speech[i + 1 :]]
+    return head, []
 
 
 async def close_socket(ws: WebSocket) -> None:

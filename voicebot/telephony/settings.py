@@ -115,4 +115,7 @@ class ServerSettings:
     keep_alive_s: float = 5.0  # an idle keep-alive connection is closed
     max_ws_message_bytes: int = 64 * 1024  # a larger WebSocket message closes the stream
     stream_start_timeout_s: float = 10.0  # a WebSocket without "start" by then is closed
+    # A stream's parameters expire this long after Twilio has spoken what comes before the
+    # stream in its TwiML (``handoff.expiry``): Twilio opens it within a second or two.
+    stream_parameters_s: float = 60.0
     media_timeout_s: float = 10.0  # a stream silent this long ends in a transfer to a person

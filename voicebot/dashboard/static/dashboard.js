@@ -61,9 +61,13 @@
     return s === null || s === undefined ? "–" : s.toFixed(1) + " s";
   }
 
+  // Times are the line's clock (its timezone, as the days are), not the browser's.
+  let lineZone;
+
   function when(iso) {
     if (!iso) return "";
-    return new Date(iso).toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+    const style = { dateStyle: "short", timeStyle: "short", timeZone: lineZone };
+    return new Date(iso).toLocaleString(undefined, style);
   }
 
   function status(message) {
@@ -75,10 +79,17 @@
 
   function range() {
     const params = {};
-    for (const name of ["since", "until"]) {
+    for (const name of ["since", "until", "language"]) {
       if ($(name).value) params[name] = $(name).value;
     }
     return params;
+  }
+
+  // The languages the lines answer in (each line answers in its own), after "all languages".
+  function languages(select, codes, chosen) {
+    while (select.options.length > 1) select.remove(1);
+    for (const code of codes) select.append(el("option", { value: code }, code));
+    select.value = chosen || "";
   }
 
   async function api(path, params) {
@@ -341,7 +352,7 @@
       const body = await api("api/calls/" + encodeURIComponent(callId));
       pre.textContent = body.timeline
         .map((e) => {
-          const t = new Date(e.at).toLocaleTimeString([], { hour12: false });
+          const t = new Date(e.at).toLocaleTimeString([], { hour12: false, timeZone: lineZone });
           return `${t}  ${e.kind.padEnd(6)} ${e.type.padEnd(16)} ${JSON.stringify(e.payload)}`;
         })
         .join("\n");
@@ -435,8 +446,10 @@
         api("api/calls", Object.assign({ limit: 50 }, params)),
         api("api/unmatched", params),
       ]);
+      lineZone = summary.tz;
       $("since").value = summary.since;
       $("until").value = summary.until;
+      languages($("language"), summary.languages, summary.language);
       kpis($("kpis"), summary);
       legend($("legend-calls"), KINDS);
       callsChart($("chart-calls"), summary.series);
@@ -457,6 +470,11 @@
   const query = new URLSearchParams(window.location.search);
   for (const name of ["since", "until"]) {
     if (query.get(name)) $(name).value = query.get(name);
+  }
+  if (query.get("language")) {
+    // not an option until the summary lists the languages: keep it for the first load
+    $("language").append(el("option", { value: query.get("language") }, query.get("language")));
+    $("language").value = query.get("language");
   }
   $("range").addEventListener("submit", (event) => {
     event.preventDefault();

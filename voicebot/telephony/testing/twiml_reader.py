@@ -32,6 +32,15 @@ def dial_target(kind: str, value: str) -> str:
     return f"{kind}:{value}"
 
 
+def played(url: str) -> str:
+    """A ``<Play>``: the server's own prompt audio shows its language and text (``telephony.
+    prompts`` puts them in the URL), any other recording its URL."""
+    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+    if {"lang", "text", "sig"} <= set(query):
+        return f"<Play {query['lang']}> {query['text']}"
+    return f"<Play> {url}"
+
+
 def parse_twiml(xml: str) -> Twiml:
     """What a TwiML document makes the caller hear and where it sends them; the verbs after a
     ``<Connect><Stream>`` are what Twilio runs when that stream's socket closes."""
@@ -47,7 +56,7 @@ def parse_twiml(xml: str) -> Twiml:
         if verb.tag == "Say":
             heard.append(f"<Say {verb.get('language') or ''}> {verb.text or ''}")
         elif verb.tag == "Play":
-            heard.append(f"<Play> {verb.text or ''}")
+            heard.append(played(verb.text or ""))
         elif verb.tag == "Connect":
             stream = verb.find("Stream")
             if stream is not None:
