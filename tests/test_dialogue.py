@@ -689,9 +689,11 @@ def test_tax_reminder_is_played_before_the_sms_during_tax_season() -> None:
 def test_max_turns_hands_the_caller_to_a_person() -> None:
     call = Call()
     assert EN.max_turns == 4
-    for _ in range(3):  # questions 2, 3, 4: "anything else?"
-        assert isinstance(call.say("when are you open")[-1], Listen)
-    actions = call.say("when are you open")
+    # questions 2, 3, 4: "anything else?", "didn't get that", "anything else?" (varied: the
+    # same request twice in a row is an annoyed caller, put through at once)
+    for text in ("when are you open", "purple elephants dancing", "when are you open"):
+        assert isinstance(call.say(text)[-1], Listen)
+    actions = call.say("purple elephants dancing")
     assert EN.prompts.anything_else not in said(actions)
     transfer = transfer_of(actions)
     assert (transfer.group, transfer.context.reason) == ("members", "max_turns")

@@ -26,6 +26,7 @@ TOP_KEYS = (
     "words",
     "thresholds",
     "speech",
+    "recall",
     "default_group",
     "groups",
     "announcements",
@@ -39,6 +40,8 @@ ACTION_KEYS = tuple(k.value for k in ActionKind)
 INTENT_KEYS = ("label", "phrases", "examples", *ACTION_KEYS)
 ANNOUNCE_KEYS = ("text", "audio_url")
 SMS_KEYS = ("link", "say", "text", "fallback", "answer", "group")
+LOOKUP_KEYS = ("url", "otherwise", "timeout_s")
+RECALL_KEYS = ("days",)
 ANNOUNCEMENT_KEYS = ("id", "text", "audio_url", "from", "until", "after_intents")
 THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
 SPEECH_KEYS = tuple(SpeechSettings.__dataclass_fields__)
