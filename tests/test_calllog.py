@@ -53,7 +53,7 @@ ANSWERS: dict[str, tuple[Verdict, tuple[Scored, ...]]] = {
     "my invoice is wrong": (Verdict.ACCEPT, (Scored("invoice", 0.88),)),
     "something about money": (
         Verdict.CLARIFY,
-        (Scored("invoice", 0.45), Scored("payment_problem", 0.41)),
+        (Scored("invoice", 0.45), Scored("insurance", 0.41)),
     ),
 }
 

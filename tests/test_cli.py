@@ -458,8 +458,9 @@ def test_eval_lists_the_misrouted_utterances_with_scores_and_the_clarification_r
     )
     assert out.rstrip().endswith("invoice -> course  'book a course'")
 
-    # "something about money" is between two intents: the caller is asked, and routed right
-    calls.write_text("text,intent\nsomething about money,invoice\n", encoding="utf-8")
+    # "insurance invoice" is between two intents of different groups: the caller is asked, and
+    # routed right (two intents of one group are not asked about: the answer changes nothing)
+    calls.write_text("text,intent\ninsurance invoice,invoice\n", encoding="utf-8")
     code, out, _ = run(["eval", str(calls), "--json"], capsys)
     asked = json.loads(out)
     assert asked["clarification_rate"] == 1.0 and asked["misrouted"] == []
@@ -468,12 +469,12 @@ def test_eval_lists_the_misrouted_utterances_with_scores_and_the_clarification_r
 def test_chat_explain_shows_the_top_intents_and_scores_of_each_turn(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    turns = ["something about money", "the second one"]
+    turns = ["insurance invoice", "the second one"]
     _, out = chat(turns, monkeypatch, capsys, "--explain", "--at", WEEKDAY_MORNING)
     explained = [line for line in out.splitlines() if line.startswith("  (matched ")]
     assert len(explained) == 1, out  # "the second one" picks a label, without the matcher
     first = explained[0]
-    assert first.startswith("  (matched 'something about money': clarify; payment_problem 0.")
+    assert first.startswith("  (matched 'insurance invoice': clarify; invoice 0.")
     assert first.count(" 0.") == 3  # the three best intents with their scores
     _, plain = chat(turns, monkeypatch, capsys, "--at", WEEKDAY_MORNING)
     assert "(matched" not in plain

@@ -53,7 +53,7 @@ ANSWERS: dict[str, tuple[Verdict, tuple[Scored, ...]]] = {
     "what are your opening hours": (Verdict.ACCEPT, (Scored("opening_hours", 0.9),)),
     "something about money": (
         Verdict.CLARIFY,
-        (Scored("invoice", 0.45), Scored("payment_problem", 0.41)),
+        (Scored("invoice", 0.45), Scored("insurance", 0.41)),
     ),
 }
 

@@ -12,6 +12,7 @@ import yaml
 
 from voicebot.cli.main import main
 from voicebot.loading.defaults import language_defaults
+from voicebot.loading.keys import PROMPT_KEYS
 from voicebot.loading.loader import load_deployment
 from voicebot.loading.starter import starter_files
 
@@ -63,7 +64,7 @@ def test_init_writes_a_commented_configuration_that_check_accepts(
     config = load_deployment(folder).language(lang)
     # The built-in prompts are written out, for ops to edit, and are what the robot says.
     written = yaml.safe_load(text)["prompts"]
-    assert written == language_defaults(lang[:2]).prompts and len(written) == 10
+    assert written == language_defaults(lang[:2]).prompts and len(written) == len(PROMPT_KEYS)
     assert config.prompts.greeting == written["greeting"]
     group = config.groups[config.default_group]
     assert len(config.groups) == 1 and group.hours is not None and group.when_closed is not None

@@ -349,7 +349,7 @@ def test_unknown_keys_suggest_the_right_one(
 def test_unknown_intent_key_mentions_actions(tmp_path: Path) -> None:
     text = MINIMAL.replace("    transfer: members\n", "    transfer: members\n    play: x\n")
     problem = only(problems_of(tmp_path, text), "unknown key 'play'")
-    assert "transfer, announce or sms" in problem.message
+    assert "transfer, announce, sms or lookup" in problem.message
     assert at(problem) == (11, 5)
 
 

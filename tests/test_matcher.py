@@ -287,6 +287,18 @@ def test_two_near_identical_intents_make_the_bot_ask(support: Matcher) -> None:
     assert result.ranked[0].score >= result.runner_up.score
 
 
+def test_two_near_identical_intents_of_one_group_are_not_asked_about() -> None:
+    # Asking "course or trip?" changes nothing when both go to the same group: route at once.
+    twins = (
+        *SUPPORT,
+        intent("cancel_course", ["cancel my booking", "I can't come to the course"], group="b"),
+        intent("cancel_trip", ["cancel my booking", "I can't come to the trip"], group="b"),
+    )
+    result = Matcher(twins, Thresholds()).match("cancel my booking")
+    assert result.verdict is Verdict.ACCEPT, result
+    assert result.intent in ("cancel_course", "cancel_trip")
+
+
 def test_ranked_is_short_best_first_and_on_the_threshold_scale(support: Matcher) -> None:
     result = support.match("my invoice is wrong")
     assert 1 <= len(result.ranked) <= 5

@@ -67,6 +67,7 @@ from voicebot.calllog.store import (
 )
 from voicebot.core.dialogue import Action, Event, Outcome, Progress
 from voicebot.core.match import Match
+from voicebot.core.recall import CallerHistory
 from voicebot.errors import VoicebotError
 
 __all__ = [
@@ -354,6 +355,28 @@ class CallLog:
 
     def close_session(self, session_hash: str, timeout: float = 10.0) -> None:
         self._call(lambda s: s.close_session(session_hash), timeout)
+
+    def caller_history(
+        self,
+        number: str | None,
+        days: int,
+        at: dt.datetime,
+        call_id: str = "",
+        timeout: float = 0.5,
+    ) -> CallerHistory | None:
+        """The caller's calls in the ``days`` before ``at`` (``call_id`` not counted), for
+        repeat-caller recall; None for a withheld number, and when the database cannot say
+        within about ``timeout`` (+1 s): the caller then gets the normal greeting rather than
+        wait. Numbers are looked up by their hash, as they are stored."""
+        caller_hash = self.store.policy.hash(number)
+        if caller_hash is None:
+            return None
+        since = at - dt.timedelta(days=days)
+        try:
+            return self._call(lambda s: s.caller_history(caller_hash, since, at, call_id), timeout)
+        except Exception as exc:  # unavailable, or any other database trouble: no recall
+            log.warning("call log: no caller history (%s); no recall", exc)
+            return None
 
     def transfer_transcript(self, call_id: str, timeout: float = 3.0) -> str | None:
         """The transcript in the call's last transfer, for the agent's whisper on another

@@ -204,6 +204,9 @@ class CallRow:
     turns: int | None = None
     served: tuple[str, ...] = ()
     decided_at: dt.datetime | None = None
+    lookups: tuple[tuple[str, bool], ...] = ()  # (intent, answered) per lookup made
+    recalled: str | None = None  # the intent a repeat caller was asked about
+    recall_answer: str | None = None  # "yes", "no" or "other"
 
     @property
     def duration_s(self) -> float | None:

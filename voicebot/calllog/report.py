@@ -20,6 +20,11 @@ Definitions (they decide the numbers, so they are spelt out):
   ``shed`` (no room for the call at the door) or ``overloaded`` (its decoding fell behind).
 - *top unmatched*: rejected transcripts after ``text.normalize``, by frequency; transcripts older
   than the retention period are gone, so this covers the retention window only.
+- *lookups per intent*: each lookup made is *answered* when its endpoint answered and the call
+  did not then end in a transfer (the robot solved it), else *handed over* (the lookup failed,
+  or its answer, an SMS that could not be sent or a later request put the caller through).
+- *recall per intent*: repeat callers asked "are you calling about <intent> again?", and how
+  many of them said yes.
 - A yes or no that the dialogue took as an answer (e.g. "no" to "anything else?") is no
   request: the dialogue reports no Match for it, so it counts neither as judged nor as
   unmatched. A bare "yes" when asked what the call is about is misunderstood, and counts so.
@@ -66,6 +71,8 @@ class Report:
     median_duration_s: float | None
     intents: dict[str, int]
     top_unmatched: tuple[tuple[str, int], ...]
+    lookups: dict[str, dict[str, int]]  # intent -> {"answered": n, "handed_over": n}
+    recalled: dict[str, dict[str, int]]  # intent -> {"asked": n, "yes": n}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +117,8 @@ def summarize(
         median_duration_s=statistics.median(durations) if durations else None,
         intents=_sorted(intents),
         top_unmatched=tuple(sorted(unmatched.items(), key=lambda kv: (-kv[1], kv[0]))[:top]),
+        lookups=_lookups(ended),
+        recalled=_recalled(ended),
     )
 
 
@@ -143,6 +152,33 @@ def retried(calls: Iterable[CallRow], utterances: Iterable[UtteranceRow]) -> Cou
             if u.verdict != "reject" and u.transcript and (text := normalize(u.transcript))
         )
     return out
+
+
+def _lookups(ended: Sequence[CallRow]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {}
+    for c in ended:
+        for intent, answered in c.lookups:
+            solved = answered and c.outcome not in _NOT_SOLVED
+            counts.setdefault(intent, Counter())["answered" if solved else "handed_over"] += 1
+    return _per_intent(counts, ("answered", "handed_over"))
+
+
+def _recalled(ended: Sequence[CallRow]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter[str]] = {}
+    for c in ended:
+        if c.recalled:
+            counts.setdefault(c.recalled, Counter()).update(
+                {"asked": 1, "yes": int(c.recall_answer == "yes")}
+            )
+    return _per_intent(counts, ("asked", "yes"))
+
+
+def _per_intent(
+    counts: dict[str, Counter[str]], keys: tuple[str, str]
+) -> dict[str, dict[str, int]]:
+    """Both counts for every intent (0 included), the busiest intent first."""
+    order = sorted(counts, key=lambda i: (-sum(counts[i].values()), i))
+    return {i: {k: counts[i][k] for k in keys} for i in order}
 
 
 def daily(
@@ -207,6 +243,15 @@ def render(report: Report, days: Sequence[DayCounts] | None = None) -> str:
     ):
         lines += ["", title]
         lines += [_row("  " + k, v) for k, v in counts.items()] or ["  (none)"]
+    for title, per_intent in (
+        ("lookups per intent", report.lookups),
+        ("repeat callers recalled per intent", report.recalled),
+    ):
+        lines += ["", title]
+        lines += [
+            _row("  " + intent, ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in n.items()))
+            for intent, n in per_intent.items()
+        ] or ["  (none)"]
     lines += ["", "top unmatched utterances"]
     lines += [_row(f"  {t}", n) for t, n in report.top_unmatched] or ["  (none)"]
     if days is not None:

@@ -122,6 +122,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        5,
+        "lookups and repeat-caller recall per call",
+        (
+            # Anonymous like the other outcome columns, so purge keeps them for long-term
+            # reports: the lookups made ([[intent, answered], ...] as JSON), the intent a repeat
+            # caller was asked about and what they answered ("yes", "no", "other").
+            "ALTER TABLE calls ADD COLUMN lookups TEXT",
+            "ALTER TABLE calls ADD COLUMN recalled TEXT",
+            "ALTER TABLE calls ADD COLUMN recall_answer TEXT",
+        ),
+    ),
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from voicebot.calllog.log import CallLog
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
+    Action,
     CallStarted,
     Classify,
     Dialogue,
@@ -24,9 +25,28 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 
-__all__ = ["log_text_call"]
+__all__ = ["LoggedDialogue", "log_text_call"]
 
 Alternatives = tuple[tuple[str, float], ...]
+
+
+class LoggedDialogue(Dialogue):
+    """A dialogue that logs each event it handles (with the Match the dialogue reported) and
+    then the actions it caused, as the server does: text shells (chat, scripted calls) leave
+    the same timeline in a call log as a phone call."""
+
+    def __init__(
+        self, config: LanguageConfig, classify: Classify, log: CallLog, call_id: str
+    ) -> None:
+        super().__init__(config, classify)
+        self.log = log
+        self.call_id = call_id
+
+    def handle(self, event: Event) -> list[Action]:
+        actions = super().handle(event)
+        self.log.event(self.call_id, event, self.match)
+        self.log.actions(self.call_id, event.at, actions)
+        return actions
 
 
 def log_text_call(
@@ -45,13 +65,11 @@ def log_text_call(
     the dialogue ends or the lines run out; every SMS is sent a second later. Each event is
     logged with the Match the dialogue reported for it, then the actions it caused; the end
     is logged only when the call has an outcome."""
-    dialogue = Dialogue(config, classify)
+    dialogue = LoggedDialogue(config, classify, log, call_id)
     log.call_started(call_id, start, config.language, caller)
 
     def handle(event: Event) -> None:
         actions = dialogue.handle(event)
-        log.event(call_id, event, dialogue.match)
-        log.actions(call_id, event.at, actions)
         for a in actions:
             if isinstance(a, SendSms):
                 handle(SmsResult(True, "queued", event.at + dt.timedelta(seconds=1)))

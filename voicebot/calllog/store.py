@@ -53,6 +53,7 @@ from voicebot.core.dialogue import (
     Utterance,
 )
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.recall import CallerHistory
 from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"
@@ -328,7 +329,7 @@ class Store:
         )
         conn.execute(
             f"UPDATE calls SET ended_at = ?, outcome = ?, reason = ?, agent_group = ?, {kept}, "
-            "duration_s = ?, decision_s = ? "
+            "duration_s = ?, decision_s = ?, lookups = ?, recalled = ?, recall_answer = ? "
             "WHERE call_id = ?" + (" AND ended_at IS NULL" if only_open else ""),
             (
                 ts(r.at),
@@ -341,6 +342,9 @@ class Store:
                 dumps(list(o.served)),
                 seconds(started, r.at),
                 seconds(started, decided),
+                dumps([list(lookup) for lookup in o.lookups]) if o.lookups else None,
+                o.recalled,
+                o.recall_answer,
                 r.call_id,
             ),
         )
@@ -354,8 +358,9 @@ class Store:
         conn = self.connection()
         calls = conn.execute(
             "SELECT c.call_id, c.started_at, c.language, c.caller, c.ended_at, c.outcome, "
-            "c.reason, c.agent_group, c.intent, c.after_prompt, c.turns, c.served, c.decided_at "
-            f"FROM calls c {where} ORDER BY c.started_at, c.call_id",
+            "c.reason, c.agent_group, c.intent, c.after_prompt, c.turns, c.served, c.decided_at, "
+            f"c.lookups, c.recalled, c.recall_answer FROM calls c {where} "
+            "ORDER BY c.started_at, c.call_id",
             params,
         ).fetchall()
         utterances = conn.execute(
@@ -381,6 +386,28 @@ class Store:
             .fetchall()
         )
         return [EventRow(r[0], int(r[1]), _at(r[2]), r[3], r[4], json.loads(r[5])) for r in rows]
+
+    def caller_history(
+        self, caller_hash: str, since: dt.datetime, before: dt.datetime, call_id: str
+    ) -> CallerHistory:
+        """The calls of one (hashed) number started in [since, before), other than ``call_id``:
+        how many, and the last one's intent, start and whether the robot solved it. Reads only
+        ``caller_hash``, so what ``forget`` deleted and ``purge`` erased is never recalled."""
+        rows = (
+            self.connection()
+            .execute(
+                "SELECT started_at, intent, served FROM calls WHERE caller_hash = ? "
+                "AND started_at >= ? AND started_at < ? AND call_id <> ? "
+                "ORDER BY started_at DESC, call_id DESC",
+                (caller_hash, ts(since), ts(before), call_id),
+            )
+            .fetchall()
+        )
+        if not rows:
+            return CallerHistory(0, None, None, last_solved=False)
+        started, intent, served = rows[0]
+        solved = intent is not None and intent in (json.loads(served) if served else [])
+        return CallerHistory(len(rows), intent, parse_ts(started), last_solved=solved)
 
     def transfer_transcript(self, call_id: str) -> str | None:
         row = (
@@ -538,6 +565,9 @@ def _call_row(r: Any) -> CallRow:
         turns=None if r[10] is None else int(r[10]),
         served=tuple(json.loads(r[11])) if r[11] else (),
         decided_at=parse_ts(r[12]),
+        lookups=tuple((str(i), bool(ok)) for i, ok in json.loads(r[13])) if r[13] else (),
+        recalled=r[14],
+        recall_answer=r[15],
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import uuid
+from dataclasses import replace
 
 from voicebot.cli.common import (
     Subparsers,
@@ -37,12 +39,20 @@ def register(subparsers: Subparsers) -> None:
         help="after each utterance, show the top intents and their scores and the verdict",
     )
     chat.add_argument("--sms-fails", action="store_true", help="simulate a failing SMS gateway")
+    chat.add_argument(
+        "--database",
+        metavar="URL",
+        help="record the call in this call log (sqlite:///path or postgresql://...) and, with "
+        "recall on, recall the caller from it, so a second chat of the same --caller is recalled",
+    )
     chat.set_defaults(run=cmd_chat)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    from voicebot.calllog.log import CallLog
     from voicebot.matching.matcher import Matcher
     from voicebot.shells.chat import HELP, ChatOptions, run_chat
+    from voicebot.shells.lookup import lookup_secret
 
     config = language(args)
     if config is None:
@@ -59,6 +69,22 @@ def cmd_chat(args: argparse.Namespace) -> int:
     if interactive:
         print(f"voicebot chat ({config.language}, {config.source}), caller {caller or 'withheld'}")
         print(HELP)
-    options = ChatOptions(caller=caller, at=at, sms_works=not args.sms_fails, explain=args.explain)
-    run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt="you> " if interactive else "")
+    options = ChatOptions(
+        caller=caller,
+        at=at,
+        sms_works=not args.sms_fails,
+        explain=args.explain,
+        lookup_secret=lookup_secret(),
+        call_id=f"chat-{uuid.uuid4().hex[:16]}",
+    )
+    prompt = "you> " if interactive else ""
+    if args.database is None:
+        run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt=prompt)
+        return 0
+    with CallLog.open(args.database) as log:
+        if config.recall is not None:
+            days = config.recall.days
+            history = log.caller_history(caller, days, at, options.call_id, timeout=5.0)
+            options = replace(options, history=history)
+        run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt=prompt, log=log)
     return 0

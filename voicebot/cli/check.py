@@ -19,6 +19,7 @@ def register(subparsers: Subparsers) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from voicebot.loading.lint import lint
+    from voicebot.shells.lookup import LOOKUP_SECRET_ENV, lookup_secret
     from voicebot.speech.grammar import vocabulary_gaps
     from voicebot.speech.model_store import ModelError
 
@@ -50,5 +51,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 f"{code}: warning: {len(unknown)} grammar words unknown to the model: "
                 + ", ".join(unknown)
             )
+    lookups = [i for c in deployment.languages.values() for i in c.intents.values() if i.action.url]
+    if lookups and lookup_secret() is None:
+        warnings += 1
+        print(
+            f"{lookups[0].origin}: warning: ${LOOKUP_SECRET_ENV} is not set, so lookups go "
+            "unsigned and the endpoint cannot tell them from anyone else's requests"
+        )
     print(f"ok: {len(deployment.languages)} language(s), {warnings} warning(s)")
     return 0

@@ -383,6 +383,7 @@ def _serve(
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
     server.claim_stream = call_log.claim_stream  # stream parameters start one stream, anywhere
+    server.caller_history = call_log.caller_history  # recall (a language's `recall:`)
     try:
         dashboard = attach_dashboard(server, call_log, token)
     except ValueError as exc:  # a token too short to guard transcripts

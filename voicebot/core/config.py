@@ -128,6 +128,7 @@ class ActionKind(StrEnum):
     ANNOUNCE = "announce"
     SMS = "sms"
     TRANSFER = "transfer"
+    LOOKUP = "lookup"  # ask the organisation's own system (see ``voicebot.core.lookup``)
 
 
 class SmsFallback(StrEnum):
@@ -146,8 +147,11 @@ class IntentAction:
     sms_text: str | None = None  # body; "{link}" is replaced; default: ``default_sms_text``
     fallback: SmsFallback = SmsFallback.TRANSFER
     answer: str | None = None  # read aloud when fallback is "read"
-    # transfer (and sms fallback): the agent group id
+    # transfer (and sms fallback): the agent group id; lookup: the ``otherwise`` group
     group: str | None = None
+    # lookup: the endpoint POSTed to, and how long the caller waits for it at most
+    url: str | None = None
+    timeout_s: float = 2.0
 
 
 def default_sms_text(said: str) -> str:
@@ -191,6 +195,17 @@ class Intent:
     # intent alone (an alias or merge shares them) or the YAML came from no file
     phrase_slot: PhraseSlot | None = None
 
+    @property
+    def route(self) -> str:
+        """Where the intent sends the caller: intents with the same route end the same way for
+        the caller (the same group, the same link), so choosing between them changes nothing."""
+        action = self.action
+        if action.kind is ActionKind.TRANSFER:
+            return f"group:{action.group}"
+        if action.kind is ActionKind.SMS:
+            return f"sms:{action.link}"
+        return f"announce:{self.name}"
+
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
@@ -218,6 +233,10 @@ class Prompts:
     sms_failed: str  # said before the fallback when an SMS cannot be sent
     goodbye: str
     error: str  # said when the bot fails internally, before the transfer
+    # Needed only by what uses them (the loader asks for them then): the filler while a
+    # lookup runs, and the question to a recalled caller ("{label}": the last call's intent).
+    lookup_wait: str = ""
+    recall: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +308,14 @@ class Overflow:
 
 
 @dataclass(frozen=True, slots=True)
+class RecallSettings:
+    """Repeat-caller recall: a caller whose last call within ``days`` went to an intent the
+    robot did not solve is asked whether they call about it again."""
+
+    days: int = 30
+
+
+@dataclass(frozen=True, slots=True)
 class LanguageConfig:
     """One language's complete intent set: everything a call in that language needs."""
 
@@ -311,6 +338,7 @@ class LanguageConfig:
     # Recorded prompts: the prompt's text -> its WAV file, played instead of a voice engine
     # (in the media stream and by TwiML <Play>), so a call can sound like one person.
     recordings: Mapping[str, str] = field(default_factory=dict)
+    recall: RecallSettings | None = None  # off unless the YAML has ``recall:``
 
     def group(self, group_id: str | None) -> AgentGroup:
         return self.groups[group_id or self.default_group]

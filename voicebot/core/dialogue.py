@@ -28,11 +28,14 @@ from voicebot.core.config import (
     SmsFallback,
     default_sms_text,
 )
-from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.lookup import Lookup, LookupResult, answer_problem
+from voicebot.core.match import Match, Scored, Verdict, option
 from voicebot.core.phone import can_receive_sms
+from voicebot.core.recall import CallerHistory, recall_intent
 from voicebot.core.text import contains_phrase, words
 
 MAX_FAILURES = 2  # silences or misunderstandings per request before a person takes over
+ANNOYED_NOES = 2  # "no"s in a row to "is it A or B?" before the caller is put through
 
 # ---------------------------------------------------------------------------------------------
 # Events: what the shell observed
@@ -43,6 +46,7 @@ class CallStarted:
     at: dt.datetime
     caller: str | None  # E.164 number, or None when withheld
     call_id: str = ""
+    history: CallerHistory | None = None  # the caller's recent calls, when recall is on
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,7 @@ Event: TypeAlias = (
     | HangUp
     | Failure
     | Overloaded
+    | LookupResult
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -163,10 +168,22 @@ class TransferReason(StrEnum):
     SMS_FALLBACK = "sms_fallback"  # the answer could not be texted
     SHED = "shed"  # no room for another call: put through at the door, without the bot
     OVERLOADED = "overloaded"  # mid-call, the bot could not keep up with the caller
+    LOOKUP = "lookup"  # a lookup's answer sent the caller to a group
+    LOOKUP_FAILED = "lookup_failed"  # a lookup could not answer: its ``otherwise`` group
+    ANNOYED_NO = "annoyed_no"  # two "no"s in a row to "is it A or B?"
+    ANNOYED_REPEAT = "annoyed_repeat"  # the caller repeated a request
 
 
 _ROUTED_REASONS = frozenset(
-    {TransferReason.INTENT, TransferReason.CLOSED_OVERFLOW, TransferReason.SMS_FALLBACK}
+    {
+        TransferReason.INTENT,
+        TransferReason.CLOSED_OVERFLOW,
+        TransferReason.SMS_FALLBACK,
+        TransferReason.LOOKUP,
+        TransferReason.LOOKUP_FAILED,
+        TransferReason.ANNOYED_NO,
+        TransferReason.ANNOYED_REPEAT,
+    }
 )
 
 
@@ -179,6 +196,11 @@ class TransferContext:
     confidence: float | None
     language: str
     reason: TransferReason
+    # The caller's calls within recall.days (recall on, number known): how many, the last one's
+    # intent and day (ISO date). Flat values: they become TaskRouter attributes and the whisper.
+    recent_calls: int | None = None
+    last_intent: str | None = None
+    last_call: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +221,7 @@ class HangUpCall:
     reason: HangUpReason
 
 
-Action: TypeAlias = Say | Play | Listen | StopSpeaking | SendSms | Transfer | HangUpCall
+Action: TypeAlias = Say | Play | Listen | StopSpeaking | SendSms | Transfer | HangUpCall | Lookup
 
 Classify: TypeAlias = Callable[[Sequence[tuple[str, float]]], Match]
 
@@ -227,6 +249,10 @@ class Outcome:
     intent: str | None = None  # the last intent recognised
     after: str | None = None  # the last prompt before the end, e.g. "announcement:xmas"
     served: tuple[str, ...] = ()  # intents answered without a person, in order
+    # (intent, answered) per lookup made: False when it failed and the caller was handed over
+    lookups: tuple[tuple[str, bool], ...] = ()
+    recalled: str | None = None  # the intent a repeat caller was asked about
+    recall_answer: str | None = None  # "yes", "no", "other" (a request); None: no answer
 
     def __str__(self) -> str:
         parts = [self.kind.value, f"turns={self.turns}"]
@@ -236,6 +262,12 @@ class Outcome:
                 parts.append(f"{name}={value}")
         if self.served:
             parts.append("served=" + ",".join(self.served))
+        if self.lookups:
+            parts.append(
+                "lookups=" + ",".join(f"{i}:{'ok' if ok else 'failed'}" for i, ok in self.lookups)
+            )
+        if self.recalled:
+            parts.append(f"recalled={self.recalled}:{self.recall_answer or '-'}")
         return " ".join(parts)
 
 
@@ -256,10 +288,12 @@ class Phase(StrEnum):
     CLARIFYING = "clarifying"  # listening for the answer to "A or B?"
     ANYTHING_ELSE = "anything_else"  # listening after the caller was served
     SMS_PENDING = "sms_pending"  # waiting for SmsResult
+    LOOKUP_PENDING = "lookup_pending"  # waiting for LookupResult
+    RECALLING = "recalling"  # listening for the answer to "are you calling about X again?"
     ENDED = "ended"
 
 
-_LISTENING = frozenset({Phase.ASKING, Phase.CLARIFYING, Phase.ANYTHING_ELSE})
+_LISTENING = frozenset({Phase.ASKING, Phase.CLARIFYING, Phase.ANYTHING_ELSE, Phase.RECALLING})
 
 
 class Awaiting(StrEnum):
@@ -267,6 +301,7 @@ class Awaiting(StrEnum):
 
     LISTEN = "listen"  # the caller's speech (or a key, or silence)
     SMS = "sms"  # the result of the SendSms just returned
+    LOOKUP = "lookup"  # the result of the Lookup just returned
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +324,11 @@ class State:
     # classified as a request (key, escape word, silence, a yes/no answer taken as such).
     # An ended call ignores events and keeps the last one's.
     match: Match | None = None
+    history: CallerHistory | None = None  # the caller's recent calls (CallStarted.history)
+    recalled: str | None = None  # the intent a repeat caller was asked about
+    recall_answer: str | None = None
+    lookups: tuple[tuple[str, bool], ...] = ()  # (intent, answered) per lookup
+    noes: int = 0  # "no"s in a row to "is it A or B?"
 
     @property
     def ended(self) -> bool:
@@ -303,6 +343,8 @@ class State:
         """What the shell should deliver next: speech, an SMS result, or nothing (ended)."""
         if self.phase in _LISTENING:
             return Awaiting.LISTEN
+        if self.phase is Phase.LOOKUP_PENDING:
+            return Awaiting.LOOKUP
         return Awaiting.SMS if self.phase is Phase.SMS_PENDING else None
 
 
@@ -396,6 +438,8 @@ def _dispatch(s: State, e: Event, c: _Ctx) -> Transition:
         return _dtmf(s, e, c)
     if isinstance(e, SmsResult):
         return _sms_result(s, e, c) if s.phase is Phase.SMS_PENDING else (s, [])
+    if isinstance(e, LookupResult):
+        return _lookup_result(s, e, c) if s.phase is Phase.LOOKUP_PENDING else (s, [])
     if isinstance(e, SilenceTimeout):
         return _silence(s, c) if s.phase in _LISTENING else (s, [])
     if isinstance(e, Utterance):
@@ -419,8 +463,8 @@ def _settle(s: State, actions: list[Action]) -> Transition:
 
 def _start(s: State, e: CallStarted, c: _Ctx) -> Transition:
     s = replace(s, caller=e.caller, call_id=e.call_id, phase=Phase.ASKING, turns=1)
-    actions: list[Action] = [c.say(c.config.prompts.greeting)]
-    after = "greeting"
+    s, greeting, after = _recall_greeting(replace(s, history=e.history), c)
+    actions: list[Action] = [c.say(greeting)]
     for a in c.config.active_announcements(c.at):
         actions.append(_announcement(c, a))
         after = f"announcement:{a.id}"
@@ -445,15 +489,23 @@ def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
     if not alternatives:
         return _silence(s, c) if s.phase in _LISTENING else (s, [])
     top = alternatives[0][0]
+    previous = s.transcript
     s = replace(s, transcript=top)
     if c.config.words.asks_for_person(top):
         return _route(s, c, None, TransferReason.ESCAPE, [])
     if s.phase is Phase.SMS_PENDING:
         return s, []
+    if s.phase is Phase.RECALLING:
+        return _recall_answer(s, alternatives, c)
+    if _repeated(previous, top, c.config):
+        return _annoyed(_classify(s, alternatives, c)[0], c, TransferReason.ANNOYED_REPEAT)
     if s.phase is Phase.CLARIFYING:
         return _clarify_answer(s, alternatives, c)
     if s.phase is Phase.ANYTHING_ELSE:
         return _anything_else_answer(s, alternatives, c)
+    if _only(top, c.config.words.yes):
+        # A bare "yes" to "what are you calling about?" names no request, whatever it scores.
+        return _failed(_answered(s), c, TransferReason.NO_MATCH)
     s, m = _classify(s, alternatives, c)
     return _request(s, m, c)
 
@@ -483,18 +535,28 @@ def _request(s: State, m: Match, c: _Ctx) -> Transition:
     """A fresh request: serve a clear winner, ask about a close pair, else count a failure."""
     best = m.best
     if best is not None and m.verdict is not Verdict.REJECT:
-        other = next((r for r in m.ranked[1:] if r.intent != best.intent), None)
+        other = _option(m, c.config)
         if m.verdict is Verdict.CLARIFY and other is not None:
             return _clarify(replace(s, options=(best, other)), c, [])
         return _serve(s, c, best)
     return _failed(s, c, TransferReason.NO_MATCH)
 
 
+def _option(m: Match, config: LanguageConfig) -> Scored | None:
+    """The second option of "A or B?", if one is worth asking about (``match.option``): the
+    matcher's verdict may come from a matcher that did not look at routes."""
+    routes = {name: intent.route for name, intent in config.intents.items()}
+    return option(m.ranked, config.thresholds, routes)
+
+
 def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Transition:
     top = alternatives[0][0]
+    noes, s = s.noes, replace(s, noes=0)  # counts "no"s in a row only
     picked = _pick(top, s.options, c.config)
     if picked is not None:
         return _serve(s, c, s.options[picked])
+    if _only(top, c.config.words.yes):  # "yes" to "A or B?" names neither: ask which one
+        return _failed(_answered(s), c, TransferReason.NO_MATCH, clarify_again=True)
     s, m = _classify(s, alternatives, c)
     best, runner = m.best, m.runner_up
     names = {o.intent for o in s.options}
@@ -505,11 +567,13 @@ def _clarify_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx
     if clarified and best is not None and best.intent in names and picked_one:
         return _serve(s, c, best)  # the fresh answer favours one of the two
     if _says(top, c.config.words.no):  # neither: ask openly again
-        return _failed(_answered(s), c, TransferReason.NO_MATCH)
-    if _says(top, c.config.words.yes):  # "yes" to "A or B?" names neither: ask which one
-        return _failed(_answered(s), c, TransferReason.NO_MATCH, clarify_again=True)
-    if clarified and best is not None and runner is not None and runner.intent != best.intent:
-        s = replace(s, options=(best, runner))  # a different close pair: ask about that instead
+        s = replace(_answered(s), noes=noes + 1)
+        if s.noes >= ANNOYED_NOES:
+            return _annoyed(s, c, TransferReason.ANNOYED_NO)
+        return _failed(s, c, TransferReason.NO_MATCH)
+    other = _option(m, c.config)
+    if clarified and best is not None and other is not None:
+        s = replace(s, options=(best, other))  # a different close pair: ask about that instead
     return _failed(s, c, TransferReason.NO_MATCH, clarify_again=True)
 
 
@@ -520,6 +584,8 @@ def _anything_else_answer(
     s, m = _classify(s, alternatives, c)
     if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
         return _goodbye(_answered(s), c)
+    if m.best is not None and m.verdict is Verdict.ACCEPT and m.best.intent in s.served:
+        return _annoyed(s, c, TransferReason.ANNOYED_REPEAT)  # the answer did not help
     if m.verdict is not Verdict.REJECT:
         return _request(s, m, c)
     if _says(top, c.config.words.yes):  # "yes" and a pause: the request usually follows
@@ -564,6 +630,13 @@ def _same_word(a: str, b: str) -> bool:
 
 def _says(text: str, phrases: Sequence[str]) -> bool:
     return any(contains_phrase(text, p) for p in phrases)
+
+
+def _only(text: str, phrases: Sequence[str]) -> bool:
+    """True when every word of ``text`` is a word of ``phrases`` ("ja", "ja ja", "yes right")."""
+    said = words(text)
+    known = {w for p in phrases for w in words(p)}
+    return bool(said) and all(w in known for w in said)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -633,6 +706,8 @@ def _serve(s: State, c: _Ctx, chosen: Scored) -> Transition:
     if action.kind is ActionKind.ANNOUNCE:
         spoken = [_speak(c, action.text, action.audio_url), *reminders]
         return _anything_else(_served(s, OutcomeKind.ANNOUNCED), c, spoken)
+    if action.kind is ActionKind.LOOKUP:
+        return _lookup(s, c, action, reminders)
     if action.link is not None and _can_text(s):
         template = action.sms_text or default_sms_text(action.text or c.config.prompts.sms_sent)
         sms = SendSms(s.caller or "", _fill(template, link=action.link), intent.name)
@@ -650,6 +725,8 @@ def _can_text(s: State) -> bool:
 def _sms_result(s: State, e: SmsResult, c: _Ctx) -> Transition:
     assert s.intent is not None
     action = c.config.intents[s.intent].action
+    if action.kind is ActionKind.LOOKUP:
+        return _lookup_sms_result(s, e, c)
     if e.ok:
         said = c.say(action.text or c.config.prompts.sms_sent)
         return _anything_else(_served(s, OutcomeKind.SMS_SENT), c, [said])
@@ -787,6 +864,7 @@ def _transfer(
         language=c.config.language,
         reason=reason,
     )
+    context = _with_history(context, s.history)
     out = list(actions)
     # when_closed.say already explained it; a call shed at the door says what overflow says
     if reason not in (TransferReason.CLOSED_OVERFLOW, TransferReason.SHED):
@@ -805,6 +883,9 @@ def _goodbye(s: State, c: _Ctx) -> Transition:
 
 
 def _end(s: State, outcome: Outcome) -> State:
+    outcome = replace(
+        outcome, lookups=s.lookups, recalled=s.recalled, recall_answer=s.recall_answer
+    )
     return replace(s, phase=Phase.ENDED, outcome=outcome, barge_in=False)
 
 
@@ -812,7 +893,14 @@ def _error(s: State, config: LanguageConfig) -> Transition:
     """Apologise and transfer to the default group; with a broken config, at least transfer."""
     try:
         group = config.groups[config.default_group]
-        context = TransferContext(None, s.transcript, None, config.language, TransferReason.ERROR)
+        context = TransferContext(
+            None,
+            s.transcript,
+            None,
+            config.language,
+            TransferReason.ERROR,
+        )
+        context = _with_history(context, s.history)
         transfer = Transfer(group.id, group.destination, context)
     except Exception:
         outcome = Outcome(
@@ -833,3 +921,137 @@ def _error(s: State, config: LanguageConfig) -> Transition:
     except Exception:
         apology = []
     return _end(s, outcome), [*apology, transfer]
+
+
+# ---------------------------------------------------------------------------------------------
+# Self-service lookups (``voicebot.core.lookup``): ask, wait with a filler, act on the answer
+
+
+def _lookup(s: State, c: _Ctx, action: IntentAction, reminders: Sequence[Action]) -> Transition:
+    assert s.intent is not None and action.url is not None
+    request = Lookup(
+        url=action.url,
+        intent=s.intent,
+        transcript=s.transcript or "",
+        language=c.config.language,
+        caller=s.caller,
+        call_id=s.call_id,
+        timeout_s=action.timeout_s,
+    )
+    filler = [c.say(c.config.prompts.lookup_wait)] if c.config.prompts.lookup_wait else []
+    s = replace(s, phase=Phase.LOOKUP_PENDING, after=f"lookup:{s.intent}")
+    return s, [*reminders, *filler, request]
+
+
+def _lookup_result(s: State, e: LookupResult, c: _Ctx) -> Transition:
+    """Act on the answer; anything wrong with it puts the caller through to ``otherwise``
+    without a word about the failure (the event, logged, says what went wrong)."""
+    intent = s.intent
+    assert intent is not None
+    action = c.config.intents[intent].action
+    answer = e.answer
+    if answer is None or answer_problem(answer, c.config) is not None:
+        s = replace(s, lookups=(*s.lookups, (intent, False)))
+        return _route(s, c, action.group, TransferReason.LOOKUP_FAILED, [])
+    s = replace(s, lookups=(*s.lookups, (intent, True)))
+    said: list[Action] = [c.say(answer.say)]
+    if answer.transfer is not None:
+        return _route(s, c, answer.transfer, TransferReason.LOOKUP, said)
+    s = _served(s, OutcomeKind.ANNOUNCED)
+    if answer.hangup:
+        s, bye = _goodbye(s, c)
+        return s, [*said, *bye]
+    if answer.sms is None:
+        return _anything_else(s, c, said)
+    if not _can_text(s):  # nothing was promised by us; the endpoint's text cannot arrive
+        return _route(s, c, action.group, TransferReason.SMS_FALLBACK, said)
+    sms = SendSms(s.caller or "", answer.sms, intent)
+    return replace(s, phase=Phase.SMS_PENDING, after=f"sms:{intent}"), [*said, sms]
+
+
+def _lookup_sms_result(s: State, e: SmsResult, c: _Ctx) -> Transition:
+    """The text a lookup answer asked for: sent, anything else; not sent, apologise and hand
+    over to ``otherwise`` (the sms action's ``fallback: transfer``)."""
+    assert s.intent is not None
+    if e.ok:
+        return _anything_else(replace(s, served_kind=OutcomeKind.SMS_SENT), c, [])
+    group = c.config.intents[s.intent].action.group
+    sorry = [c.say(c.config.prompts.sms_failed)]
+    return _route(s, c, group, TransferReason.SMS_FALLBACK, sorry)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repeat callers (``voicebot.core.recall``): "are you calling about X again?"
+
+
+def _recall_greeting(s: State, c: _Ctx) -> tuple[State, str, str]:
+    """The state, first prompt and its tag: the recall question for a repeat caller whose last
+    call the robot did not solve, else the greeting."""
+    intent = recall_intent(s.history, c.config)
+    if intent is None:
+        return s, c.config.prompts.greeting, "greeting"
+    question = _fill(c.config.prompts.recall, label=c.config.intents[intent].label)
+    return replace(s, phase=Phase.RECALLING, recalled=intent), question, "recall"
+
+
+def _recall_answer(s: State, alternatives: Sequence[tuple[str, float]], c: _Ctx) -> Transition:
+    """Yes: that intent at once. A bare no: the open question. Anything else: a request."""
+    top = alternatives[0][0]
+    recalled = s.recalled
+    assert recalled is not None
+    s, m = _classify(s, alternatives, c)
+    other = m.best is not None and m.verdict is Verdict.ACCEPT and m.best.intent != recalled
+    if _says(top, c.config.words.yes) and not _says(top, c.config.words.no) and not other:
+        s = replace(_answered(s), recall_answer="yes")
+        return _serve(s, c, Scored(recalled, 1.0))
+    if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
+        s = replace(_answered(s), recall_answer="no")
+        return _ask(s, c, [], c.config.prompts.greeting, Phase.ASKING, "greeting")
+    return _request(replace(s, recall_answer="other", phase=Phase.ASKING), m, c)
+
+
+def _with_history(context: TransferContext, history: CallerHistory | None) -> TransferContext:
+    """The context with the caller's recent calls, for the agent (unchanged without them)."""
+    if history is None:
+        return context
+    last = history.last_at.date().isoformat() if history.last_at is not None else None
+    return replace(
+        context, recent_calls=history.calls, last_intent=history.last_intent, last_call=last
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Callers getting annoyed: two "no"s to "A or B?", or the same request again → a person now
+
+
+def _repeated(previous: str | None, text: str, config: LanguageConfig) -> bool:
+    """The caller said the same request again (a bare yes or no is no request)."""
+    said = words(text)
+    if not previous or not said or said != words(previous):
+        return False
+    return not (_says(text, config.words.yes) or _says(text, config.words.no)) or len(said) > 3
+
+
+def _annoyed(s: State, c: _Ctx, reason: TransferReason) -> Transition:
+    """Put the caller through at once: to the group of the intent that matches best (what they
+    said now, else the first of "A or B?", else the last recognised), or the default group."""
+    m = s.match
+    intent: str | None = None
+    if m is not None and m.best is not None and m.verdict is not Verdict.REJECT:
+        intent = m.best.intent
+    elif s.options:
+        intent = s.options[0].intent
+    else:
+        intent = s.intent
+    group = _group_of(c.config, intent)
+    return _route(replace(s, intent=intent or s.intent), c, group, reason, [])
+
+
+def _group_of(config: LanguageConfig, intent: str | None) -> str | None:
+    """The agent group an intent leads to when a person has to take over (None: default)."""
+    if intent is None or intent not in config.intents:
+        return None
+    action = config.intents[intent].action
+    if action.kind is ActionKind.SMS and action.fallback is SmsFallback.READ:
+        return None
+    return action.group

@@ -25,6 +25,7 @@ from voicebot.loading.keys import (
     ANNOUNCE_KEYS,
     ANNOUNCEMENT_KEYS,
     INTENT_KEYS,
+    LOOKUP_KEYS,
     NAME_RE,
     SMS_KEYS,
 )
@@ -73,7 +74,7 @@ def _intent(
         "the intent",
         INTENT_KEYS,
         owner=knode,
-        key_hint="; an intent's action is one of transfer, announce or sms",
+        key_hint="; an intent's action is one of transfer, announce, sms or lookup",
     )
     if pairs is None:
         return None
@@ -98,7 +99,8 @@ def _intent(
         knode,
         where,
         "action",
-        f"{where} has no action; add one of 'transfer: <group>', 'announce: ...' or 'sms: ...'",
+        f"{where} has no action; add one of 'transfer: <group>', 'announce: ...', 'sms: ...' "
+        "or 'lookup: ...'",
     )
     action: IntentAction | None = None
     if kind is not None:
@@ -178,6 +180,8 @@ def read_action(
         if text is None and audio is None:
             return None
         return IntentAction(ActionKind.ANNOUNCE, text=text, audio_url=audio)
+    if kind is ActionKind.LOOKUP:
+        return _lookup(ctx, where, knode, vnode, refs)
     return _sms(ctx, where, knode, vnode, sms_sent, refs)
 
 
@@ -262,6 +266,42 @@ def _sms(
         answer=answer,
         group=group,
     )
+
+
+MAX_LOOKUP_TIMEOUT_S = 10.0  # a caller waiting in silence longer than this hangs up
+
+
+def _lookup(
+    ctx: Reader, where: str, knode: yaml.ScalarNode, vnode: yaml.Node, refs: References
+) -> IntentAction | None:
+    """``lookup: {url, otherwise, timeout_s}``: the endpoint, the group when it cannot answer
+    (default: the default group) and how long the caller waits for it (default 2 s)."""
+    before = len(ctx.problems)
+    pairs = ctx.mapping(vnode, where, "'lookup'", LOOKUP_KEYS, ["url"], owner=knode)
+    if pairs is None or "url" not in pairs:
+        return None
+    url = ctx.link(pairs["url"][1], where, "the lookup 'url'")
+    group: str | None = None
+    if "otherwise" in pairs:
+        gnode = pairs["otherwise"][1]
+        group = ctx.text(gnode, where, "'otherwise'")
+        if group is not None:
+            refs.groups.append(Ref(ctx, gnode, group, where))
+    timeout = 2.0
+    if "timeout_s" in pairs:
+        tnode = pairs["timeout_s"][1]
+        value = ctx.number(tnode, where, "'timeout_s'")
+        if value is not None and not 0 < value <= MAX_LOOKUP_TIMEOUT_S:
+            ctx.fail(
+                tnode,
+                f"{where}: 'timeout_s' must be more than 0 and at most "
+                f"{MAX_LOOKUP_TIMEOUT_S:g} seconds (the caller waits in silence), not {value:g}",
+            )
+        elif value is not None:
+            timeout = value
+    if len(ctx.problems) > before or url is None:
+        return None
+    return IntentAction(ActionKind.LOOKUP, url=url, group=group, timeout_s=timeout)
 
 
 def read_announcements(e: Entry, refs: References) -> tuple[Announcement, ...] | None:

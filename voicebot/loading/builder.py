@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 
 from voicebot.core.config import (
+    ActionKind,
     AgentGroup,
     Announcement,
     Intent,
@@ -22,6 +23,7 @@ from voicebot.core.config import (
     Origin,
     Overflow,
     Prompts,
+    RecallSettings,
     SpeechMode,
     SpeechSettings,
     Thresholds,
@@ -35,6 +37,7 @@ from voicebot.loading.groups import read_groups
 from voicebot.loading.keys import (
     OVERFLOW_KEYS,
     PROMPT_KEYS,
+    RECALL_KEYS,
     REQUIRED_TOP,
     REQUIRED_WORD_KEYS,
     SPEECH_KEYS,
@@ -42,7 +45,7 @@ from voicebot.loading.keys import (
     WORD_KEYS,
 )
 from voicebot.loading.problems import Problem
-from voicebot.loading.reader import quote
+from voicebot.loading.reader import is_null, quote
 from voicebot.loading.refs import Ref, References
 from voicebot.speech.audio import AudioError, read_wav
 
@@ -54,13 +57,18 @@ _SPEECH_SECONDS = ("end_of_speech_s", "no_speech_timeout_s", "max_utterance_s")
 _MAX_SPEECH_S = 120.0
 _MAX_ALTERNATIVES = 10
 _MAX_EARLY_PAUSE_S = 5.0
+_MAX_RECALL_DAYS = 366
 
 # Placeholders each prompt may use, and those it must use.
 _PROMPT_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "no_match": (frozenset({"hints"}), frozenset()),
     "clarify": (frozenset({"a", "b"}), frozenset({"a", "b"})),
     "transfer": (frozenset({"group"}), frozenset()),
+    "recall": (frozenset({"label"}), frozenset({"label"})),
 }
+# Prompts with a default of "" on ``Prompts``: a language without built-in ones must give them
+# only when its configuration uses them (a lookup intent; recall on).
+_OPTIONAL_PROMPTS = frozenset(f.name for f in fields(Prompts) if f.default is not MISSING)
 
 
 @dataclass(slots=True)
@@ -153,6 +161,10 @@ class Builder:
         if (e := get("announcements")) is not None:
             announcements = read_announcements(e, self.refs)
 
+        recall = self._recall(get("recall"))
+        if prompts is not None and intents is not None:
+            self._needed_prompts(prompts, intents, get("recall"), whole, language)
+
         if partial_intents is not None:
             self.refs.known_groups = None
             self.refs.known_intents = set(partial_intents)
@@ -183,9 +195,50 @@ class Builder:
             number_origins=tuple(o for _, o in numbers),
             overflow=overflow,
             recordings=MappingProxyType(recordings),
+            recall=recall,
         )
 
     # -- top-level scalars and small sections
+
+    def _recall(self, e: Entry | None) -> RecallSettings | None:
+        """``recall: {days: N}`` turns repeat-caller recall on; absent or null: off."""
+        if e is None or is_null(e.value):
+            return None
+        pairs = e.ctx.mapping(e.value, "recall", "'recall'", RECALL_KEYS, ["days"], owner=e.key)
+        if pairs is None or "days" not in pairs:
+            return None
+        days = e.ctx.integer(pairs["days"][1], "recall", "'days'")
+        if days is not None and not 1 <= days <= _MAX_RECALL_DAYS:
+            e.ctx.fail(pairs["days"][1], f"recall: 'days' must be between 1 and {_MAX_RECALL_DAYS}")
+            return None
+        return None if days is None else RecallSettings(days)
+
+    def _needed_prompts(
+        self,
+        prompts: Prompts,
+        intents: Mapping[str, Intent],
+        recall: Entry | None,
+        whole: Origin,
+        language: str | None,
+    ) -> None:
+        """A language without built-in lookup or recall prompts must give those it uses."""
+        lookups = [i for i in intents.values() if i.action.kind is ActionKind.LOOKUP]
+        if lookups and not prompts.lookup_wait:
+            self.problems.append(
+                Problem(
+                    lookups[0].origin,
+                    f"there is no built-in 'lookup_wait' prompt for {language}; add it under "
+                    "'prompts:' (what the caller hears while the lookup runs)",
+                )
+            )
+        if recall is not None and not is_null(recall.value) and not prompts.recall:
+            self.problems.append(
+                Problem(
+                    recall.ctx.at(recall.key),
+                    f"there is no built-in 'recall' prompt for {language}; add it under "
+                    "'prompts:' (e.g. \"Are you calling about {label} again?\")",
+                )
+            )
 
     def _language(self, e: Entry | None, whole: Origin, folder: str | None) -> str | None:
         if e is None:
@@ -391,7 +444,7 @@ class Builder:
                     ok = False
                 else:
                     values[key] = text
-        missing = [k for k in PROMPT_KEYS if k not in values]
+        missing = [k for k in PROMPT_KEYS if k not in values and k not in _OPTIONAL_PROMPTS]
         if self._no_defaults(e, whole, language, missing, "prompts", "prompts"):
             return None
         return Prompts(**values) if ok and not missing else None

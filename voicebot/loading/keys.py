@@ -27,6 +27,7 @@ TOP_KEYS = (
     "words",
     "thresholds",
     "speech",
+    "recall",
     "default_group",
     "groups",
     "announcements",
@@ -42,6 +43,8 @@ INTENT_KEYS = ("label", "phrases", "examples", *ACTION_KEYS)
 ANNOUNCE_KEYS = ("text", "audio_url")
 SMS_KEYS = ("link", "say", "text", "fallback", "answer", "group")
 OVERFLOW_KEYS = tuple(Overflow.__dataclass_fields__)
+LOOKUP_KEYS = ("url", "otherwise", "timeout_s")
+RECALL_KEYS = ("days",)
 ANNOUNCEMENT_KEYS = ("id", "text", "audio_url", "from", "until", "after_intents")
 THRESHOLD_KEYS = tuple(Thresholds.__dataclass_fields__)
 SPEECH_KEYS = tuple(SpeechSettings.__dataclass_fields__)

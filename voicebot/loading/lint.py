@@ -196,7 +196,7 @@ def _groups(config: LanguageConfig) -> list[ConfigWarning]:
     used = {config.default_group}
     for intent in config.intents.values():
         action = intent.action
-        if action.kind is ActionKind.TRANSFER or (
+        if action.kind in (ActionKind.TRANSFER, ActionKind.LOOKUP) or (
             action.kind is ActionKind.SMS and action.fallback is SmsFallback.TRANSFER
         ):
             used.add(action.group or config.default_group)

@@ -16,7 +16,6 @@ from voicebot.core.config import LanguageConfig
 from voicebot.core.match import Match, Verdict
 from voicebot.errors import VoicebotError
 from voicebot.matching.labelled import OOS, read_labelled
-from voicebot.matching.matcher import route_key
 
 __all__ = [
     "FALLBACK",
@@ -103,7 +102,7 @@ class EvalReport:
 
 def route_map(config: LanguageConfig) -> dict[str, str]:
     """Intent name -> destination: group:<id>, sms:<link> or announce:<intent name>."""
-    return {name: route_key(intent) for name, intent in config.intents.items()}
+    return {name: intent.route for name, intent in config.intents.items()}
 
 
 def evaluate(

@@ -51,14 +51,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import ThreadpoolController
 
-from voicebot.core.config import ActionKind, Intent, Thresholds
+from voicebot.core.config import Intent, Thresholds
 from voicebot.core.match import Match, Scored, Verdict, decide
 from voicebot.core.text import normalize
 from voicebot.matching import calibration
 from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
 from voicebot.matching.spelling import Names, Spelling, count_grams
 
-__all__ = ["Matcher", "route_key"]
+__all__ = ["Matcher"]
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -80,16 +80,6 @@ SHARED_WORD_MAX = 0.5  # a one-word request ties intents only if at most this sh
 ROUTE_MARGIN = 0.1  # destination probability mass by which another destination must lead
 ROUTE_POOL = 1.0  # share of its destination's other intents' probability the top intent gets
 RANKED = 5
-
-
-def route_key(intent: Intent) -> str:
-    """Where an intent sends the caller: intents with the same key go to the same place."""
-    action = intent.action
-    if action.kind is ActionKind.TRANSFER:
-        return f"group:{action.group}"
-    if action.kind is ActionKind.SMS:
-        return f"sms:{action.link}"
-    return f"announce:{intent.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +126,9 @@ class Matcher:
         self._names = tuple(i.name for i in intents)
         self._thresholds = thresholds
         self._embeddings = embeddings if embeddings is not None else shared_embeddings()
-        keys = [route_key(i) for i in intents]
+        keys = [i.route for i in intents]
         self._route = np.array([keys.index(k) for k in keys], np.int64)
+        self._route_of = dict(zip(self._names, keys, strict=True))
         texts: list[str] = []
         labels: list[int] = []
         is_phrase: list[bool] = []
@@ -214,13 +205,13 @@ class Matcher:
         model; and that model's regression, which the final one starts from."""
         held = calibration.held_out(data.y, len(self._names))
         if held.sum() < calibration.MIN_CALIBRATION:
-            return calibration.exponent(self._thresholds.reject), None
+            return calibration.exponent(), None
         first = self._fit(grams, data.take(~held), None, FIRST_ITER)
         test = data.take(held)
         log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
         low = calibration.typical_low(log_c, test.y)
         start = None if first.views is None else first.views[0]
-        return calibration.exponent(self._thresholds.reject, low), start
+        return calibration.exponent(low), start
 
     # -- scoring -------------------------------------------------------------------------------
 
@@ -260,6 +251,9 @@ class Matcher:
         rows, top = np.arange(n), p.argmax(axis=1)
         same = self._route[None, :] == self._route[top][:, None]
         p[rows, top] += ROUTE_POOL * ((p * same).sum(axis=1) - p[rows, top])
+        # An ops-written phrase said (nearly) word for word is familiar whatever its neighbours:
+        # an intent with one phrase next to one with hundreds would else average those in.
+        familiarity = np.maximum(familiarity, pulls[rows, top])
         out = np.log(np.maximum(p, 1e-30)) + NOVELTY_POWER * np.log(familiarity)[:, None]
         return out
 
@@ -330,7 +324,7 @@ class Matcher:
         top = np.argsort(-scores, kind="stable")[:RANKED]
         ranked = tuple(Scored(self._names[i], round(float(scores[i]), 4)) for i in top)
         ranked = tuple(r for r in ranked if r.score > 0)
-        return Match(text, ranked, decide(ranked, self._thresholds))
+        return Match(text, ranked, decide(ranked, self._thresholds, self._route_of))
 
     def match(self, text: str) -> Match:
         return self._result(text, self.scores(text))

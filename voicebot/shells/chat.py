@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from voicebot.calllog.log import CallLog
+from voicebot.calllog.scripted import LoggedDialogue
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
@@ -31,8 +33,11 @@ from voicebot.core.dialogue import (
     Transfer,
     Utterance,
 )
+from voicebot.core.lookup import Lookup
 from voicebot.core.match import Match
+from voicebot.core.recall import CallerHistory
 from voicebot.matching.matcher import Matcher
+from voicebot.shells.lookup import lookup
 
 SECONDS_PER_TURN = 6
 
@@ -49,6 +54,9 @@ class ChatOptions:
     sms_works: bool = True  # False simulates an SMS gateway failure
     explain: bool = False  # print the matcher's top intents and scores for each utterance
     top: int = 3  # how many intents ``explain`` shows
+    lookup_secret: str | None = None  # signs lookups (``voicebot.shells.lookup``)
+    call_id: str = ""
+    history: CallerHistory | None = None  # the caller's recent calls (``--database``, recall)
 
 
 def describe(action: Action) -> str:
@@ -65,12 +73,20 @@ def describe(action: Action) -> str:
         case SendSms(to=to, body=body):
             return f"SMS to {to}: {body}"
         case Transfer(group=group, destination=destination, context=context):
+            recent = ""
+            if context.recent_calls is not None:
+                recent = (
+                    f" recent_calls={context.recent_calls}"
+                    f" last_intent={context.last_intent or '-'} last_call={context.last_call}"
+                )
             return (
                 f"TRANSFER to {group} ({destination}) reason={context.reason}"
-                f" intent={context.intent or '-'}"
+                f" intent={context.intent or '-'}{recent}"
             )
         case HangUpCall(reason=reason):
             return f"HANG UP ({reason})"
+        case Lookup(url=url, intent=intent):
+            return f"LOOKUP {intent}: POST {url}"
     return repr(action)
 
 
@@ -102,8 +118,10 @@ def run_chat(
     lines: Iterable[str],
     out: TextIO,
     prompt: str = "",
+    log: CallLog | None = None,
 ) -> Dialogue:
-    """Drive one call from typed lines until it ends or input runs out (which hangs up)."""
+    """Drive one call from typed lines until it ends or input runs out (which hangs up); with
+    ``log``, the call is recorded in that call log as the server records a phone call."""
     matched: list[Match] = []
 
     def classify(alternatives: Sequence[tuple[str, float]]) -> Match:
@@ -111,9 +129,15 @@ def run_chat(
         matched.append(match)
         return match
 
-    dialogue = Dialogue(config, classify)
     at = options.at
-    emit(dialogue.start(CallStarted(at=at, caller=options.caller)), dialogue, options, out)
+    dialogue = Dialogue(config, classify)
+    if log is not None:
+        dialogue = LoggedDialogue(config, classify, log, options.call_id)
+        log.call_started(options.call_id, at, config.language, options.caller)
+    if options.history is not None:
+        out.write(f"(caller's recent calls: {options.history.summary()})\n")
+    started = CallStarted(at, options.caller, options.call_id, options.history)
+    emit(dialogue.start(started), dialogue, options, out)
     iterator = iter(lines)
     while not dialogue.ended:
         if prompt:
@@ -140,14 +164,21 @@ def run_chat(
         emit(actions, dialogue, options, out)
     if dialogue.outcome is not None:
         out.write(f"outcome: {dialogue.outcome}\n")
+        if log is not None:
+            log.call_ended(options.call_id, at, dialogue.outcome)
     return dialogue
 
 
 def emit(actions: list[Action], dialogue: Dialogue, options: ChatOptions, out: TextIO) -> None:
-    """Print actions; an SMS is "sent" by the chat and its result fed back to the core after."""
+    """Print actions; an SMS is "sent" by the chat and its result fed back to the core after;
+    a lookup is made for real and its result (or why it failed) shown and fed back."""
     sms = [a for a in actions if isinstance(a, SendSms)]
     for action in actions:
         out.write(describe(action) + "\n")
+    for request in (a for a in actions if isinstance(a, Lookup)):
+        looked = lookup(request, dialogue.config, options.at, secret=options.lookup_secret)
+        out.write(f"(lookup {'answered' if looked.ok else 'failed: ' + looked.error})\n")
+        emit(dialogue.handle(looked), dialogue, options, out)
     for _ in sms:
         detail = "sent" if options.sms_works else "simulated gateway failure"
         result = SmsResult(ok=options.sms_works, detail=detail, at=options.at)

@@ -28,8 +28,10 @@ import numpy as np
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, Say, SendSms
+from voicebot.core.lookup import Lookup
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
+from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.audio import as_int16, ulaw_decode, wav_bytes
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, Step, StepEvent
 
@@ -258,8 +260,9 @@ def run_listen(
 ) -> CallPipeline:
     """One live call from the microphone until the dialogue ends; Ctrl-C hangs up.
 
-    SMS sends are simulated as successful, as in ``voicebot chat``.
+    SMS sends are simulated as successful, as in ``voicebot chat``; lookups are real.
     """
+    secret = lookup_secret()
     call = CallPipeline(
         config,
         kit,
@@ -277,6 +280,8 @@ def run_listen(
         for action in actions:
             if isinstance(action, SendSms):
                 carry_out(call.sms_result(True, "simulated"))
+            elif isinstance(action, Lookup):
+                carry_out(call.lookup_result(lookup(action, config, call.now, secret=secret)))
         for step in call.steps[shown:]:
             for line in format_step(step):
                 out.write(line + "\n")

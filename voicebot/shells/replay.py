@@ -19,8 +19,10 @@ from typing import Any
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, OutcomeKind, SendSms
+from voicebot.core.lookup import Lookup
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
+from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.audio import AudioError, read_wav
 from voicebot.speech.pipeline import CallPipeline, SpeechKit, Step
 
@@ -111,10 +113,14 @@ def replay_file(
 
 
 def _carry_out(call: CallPipeline, actions: list[Action]) -> None:
-    """The shell's part: texts are "sent" and their result fed back at once."""
+    """The shell's part: texts are "sent" and their result fed back at once; lookups are
+    real (``$VOICEBOT_LOOKUP_SECRET`` signs them), answered at the call time they were asked."""
     for action in actions:
         if isinstance(action, SendSms):
             _carry_out(call, call.sms_result(True, "simulated"))
+        elif isinstance(action, Lookup):
+            result = lookup(action, call.config, call.now, secret=lookup_secret())
+            _carry_out(call, call.lookup_result(result))
 
 
 def find_wavs(paths: Iterable[Path]) -> list[Path]:

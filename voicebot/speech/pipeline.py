@@ -40,7 +40,9 @@ from voicebot.core.dialogue import (
     SmsResult,
     Utterance,
 )
+from voicebot.core.lookup import LookupResult
 from voicebot.core.match import Match, Verdict
+from voicebot.core.recall import CallerHistory
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
@@ -166,6 +168,7 @@ class StepEvent(StrEnum):
     BARGE_IN = "barge_in"
     DTMF = "dtmf"
     SMS = "sms"
+    LOOKUP = "lookup"
     HANG_UP = "hang_up"
     FAILURE = "failure"
     OVERLOADED = "overloaded"
@@ -211,6 +214,7 @@ class CallPipeline:
         call_rate: int = 8000,
         call_id: str = "",
         wait_for_prompts: bool = False,
+        history: CallerHistory | None = None,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
@@ -222,6 +226,7 @@ class CallPipeline:
         self.start_at = start_at
         self.caller = caller
         self.call_id = call_id
+        self.history = history  # the caller's recent calls, for recall (``core.recall``)
         self.recognizer = Recognizer(
             kit.model,
             mode=speech.mode.value,
@@ -279,7 +284,7 @@ class CallPipeline:
             self.recognizer.arm_no_speech(self.time_s if at_s is None else at_s)
 
     def start(self) -> list[Action]:
-        event = CallStarted(at=self.now, caller=self.caller, call_id=self.call_id)
+        event = CallStarted(self.now, self.caller, self.call_id, self.history)
         with self._lock:
             return self._handle(event, StepEvent.START)
 
@@ -319,6 +324,12 @@ class CallPipeline:
         with self._lock:
             event = SmsResult(ok=ok, detail=detail, at=self.now)
             return self._handle(event, StepEvent.SMS, detail=detail)
+
+    def lookup_result(self, result: LookupResult) -> list[Action]:
+        """The outcome of the ``Lookup`` the dialogue asked for (``voicebot.shells.lookup``)."""
+        with self._lock:
+            detail = "answered" if result.ok else result.error
+            return self._handle(result, StepEvent.LOOKUP, detail=detail)
 
     def hang_up(self) -> list[Action]:
         with self._lock:

@@ -46,6 +46,7 @@ from starlette.types import ASGIApp
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
 from voicebot.core.phone import mask, normalize
+from voicebot.core.recall import CallerHistory
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import (
     CallPipeline,
@@ -183,6 +184,11 @@ class VoiceServer:
         # claim_stream``): False when another claimed it first, None when there is no shared
         # log or it cannot tell; then only this instance's memory (``UsedStreams``) refuses.
         self.claim_stream: Callable[[str, int], bool | None] = lambda call_sid, stream: None
+        # The caller's recent calls for recall (``CallLog.caller_history``: number, days, the
+        # call's start, CallSid); None when unknown. Asked only for a language with recall on.
+        self.caller_history: Callable[[str | None, int, dt.datetime, str], CallerHistory | None] = (
+            lambda number, days, at, call_sid: None
+        )
         base = settings.public_url.rstrip("/")
         self.services = CallServices(
             settings=settings,
@@ -444,8 +450,10 @@ class VoiceServer:
         # While draining, the answer is the same: its stream goes through the load balancer,
         # to an instance that is not draining once the health check has seen this one's 503.
         try:
+            start_at = self.clock()
+            history = await self._history(caller, config, start_at, call_sid)
             session, actions = await asyncio.to_thread(
-                self.new_session, call_sid, caller, config, line, self.clock()
+                self.new_session, call_sid, caller, config, line, start_at, history
             )
         except Exception:
             log.exception("call %s: could not start the bot; dialling the default group", call_sid)
@@ -482,6 +490,16 @@ class VoiceServer:
         log.warning("call %s: webhook for a call that has ended; ignored", call_sid)
         return Response(transfer_twiml(config.group(None).destination), media_type=TWIML)
 
+    async def _history(
+        self, caller: str | None, config: LanguageConfig, at: dt.datetime, call_sid: str
+    ) -> CallerHistory | None:
+        """What recall needs, read off the event loop; nothing is read with recall off or a
+        withheld number."""
+        if config.recall is None or caller is None:
+            return None
+        days = config.recall.days
+        return await asyncio.to_thread(self.caller_history, caller, days, at, call_sid)
+
     def new_session(
         self,
         call_sid: str,
@@ -489,6 +507,7 @@ class VoiceServer:
         config: LanguageConfig,
         line: str,
         start_at: dt.datetime,
+        history: CallerHistory | None = None,
     ) -> tuple[CallSession, list[Action]]:
         """The call as the webhook starts it, or as a stream's instance rebuilds it from the
         stream parameters: the same dialogue start, deterministically."""
@@ -499,9 +518,12 @@ class VoiceServer:
             start_at=start_at,
             call_id=call_sid,
             wait_for_prompts=True,  # the no-speech clock starts when a prompt has played
+            history=history,
         )
         actions = pipeline.start()
-        handoff = StreamParameters(call_sid, config.language, line, caller, start_at)
+        handoff = StreamParameters(
+            call_sid, config.language, line, caller, start_at, history=history
+        )
         speech = [a for a in actions if isinstance(a, Say | Play)]
         twiml = stream_twiml(self.services, config, handoff, speech)
         session = CallSession(call_sid, caller, config, pipeline, handoff, twiml, self.services)
@@ -557,6 +579,7 @@ class VoiceServer:
         intent = config.intents.get(query.get("intent") or "")
         topic = intent.label if intent is not None else (query.get("reason") or "?")
         text = whisper_text(topic, await self._transcript(query.get("call") or ""))
+        text += recent_calls_text(query, config)
         return Response(whisper_twiml(text, config.voice, config.language), media_type=TWIML)
 
     async def prompt_audio(self, request: Request) -> Response:
@@ -590,6 +613,18 @@ class VoiceServer:
             return note
         observer = self.services.observer
         return await asyncio.to_thread(observer.transfer_transcript, call_sid)
+
+
+def recent_calls_text(query: Mapping[str, str], config: LanguageConfig) -> str:
+    """The whisper's sentence about a repeat caller's recent calls ("" without them)."""
+    calls = query.get("recent_calls")
+    if not calls or not calls.isdigit() or int(calls) == 0:
+        return ""
+    last = config.intents.get(query.get("last_intent") or "")
+    about = f" about {last.label}" if last is not None else ""
+    when = f" on {query['last_call']}" if query.get("last_call") else ""
+    days = f" in {config.recall.days} days" if config.recall is not None else ""
+    return f" {calls} earlier call{'s' if calls != '1' else ''}{days}; the last{when}{about}."
 
 
 def _warm(tts: Tts, text: str, language: str) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
+from voicebot.core.recall import CallerHistory
 from voicebot.telephony.twiml import Speech
 
 __all__ = ["StreamParameters", "UsedStreams", "expiry", "health"]
@@ -51,6 +52,9 @@ class StreamParameters:
     started_at: dt.datetime
     stream: int = 1  # 1: the webhook's stream; n: after n - 1 redirects
     expires: dt.datetime | None = None  # the stream must start before (set when encoded)
+    # What the webhook's instance read from the call log for recall, so the stream's instance
+    # starts the very same dialogue without reading it again (None: recall off or no number).
+    history: CallerHistory | None = None
 
     def next_stream(self) -> StreamParameters:
         return replace(self, stream=self.stream + 1)
@@ -62,7 +66,7 @@ class StreamParameters:
         return self.expires is None or now >= self.expires
 
     def token(self, secret: str) -> str:
-        fields = (
+        fields: tuple[str, ...] = (
             self.call_sid,
             self.language,
             self.line,
@@ -71,6 +75,8 @@ class StreamParameters:
             str(self.stream),
             self.expires.isoformat() if self.expires is not None else "",
         )
+        if self.history is not None:  # only then: tokens of calls without it stay as they were
+            fields = (*fields, _history_text(self.history))
         digest = hmac.new(secret.encode(), "\n".join(fields).encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest[:18]).decode()
 
@@ -85,6 +91,7 @@ class StreamParameters:
             "stream": str(self.stream),
             "expires": self.expires.isoformat() if self.expires is not None else "",
             "token": self.token(secret),
+            **({"history": _history_text(self.history)} if self.history is not None else {}),
         }
 
     @classmethod
@@ -101,6 +108,7 @@ class StreamParameters:
                 started_at=dt.datetime.fromisoformat(custom["startedAt"]),
                 stream=int(custom.get("stream", "1")),
                 expires=dt.datetime.fromisoformat(custom["expires"]),
+                history=_read_history(custom["history"]) if "history" in custom else None,
             )
         except (KeyError, ValueError):
             return None
@@ -142,6 +150,24 @@ class UsedStreams:
         """The call is over: none of its streams 1..``streams`` may start any more."""
         for n in range(1, streams + 1):
             self.take(call_sid, n)
+
+
+def _history_text(history: CallerHistory) -> str:
+    """``calls|last intent|last start|solved``: intent names have no ``|`` (``NAME_RE``)."""
+    last = history.last_at.isoformat() if history.last_at is not None else ""
+    solved = "1" if history.last_solved else "0"
+    return f"{history.calls}|{history.last_intent or ''}|{last}|{solved}"
+
+
+def _read_history(text: str) -> CallerHistory:
+    """``_history_text`` back; ValueError when it is not one."""
+    calls, intent, last, solved = text.split("|")
+    return CallerHistory(
+        int(calls),
+        intent or None,
+        dt.datetime.fromisoformat(last) if last else None,
+        last_solved=solved == "1",
+    )
 
 
 def health(*, ready: bool, draining: bool, overloaded: str | None, calls: int) -> tuple[int, str]:

@@ -221,7 +221,7 @@ class MediaRoute:
             config = deployment.language(params.language)
         else:  # the language went away in a reload: the line's current one
             config = deployment.for_number(params.line)
-        args = (sid, params.caller, config, params.line, params.started_at)
+        args = (sid, params.caller, config, params.line, params.started_at, params.history)
         try:
             # A few ms when the speech kit is ready: no thread hop while the caller's audio waits.
             if self.server.speech.has(config):

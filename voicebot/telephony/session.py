@@ -44,7 +44,9 @@ from voicebot.core.dialogue import (
     StopSpeaking,
     Transfer,
 )
+from voicebot.core.lookup import Lookup
 from voicebot.core.phone import mask
+from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
@@ -247,6 +249,9 @@ class CallSession:
             state.intent,
             state.after or None,
             state.served,
+            lookups=state.lookups,
+            recalled=state.recalled,
+            recall_answer=state.recall_answer,
         )
 
     def stream_gone(self, ws: WebSocket) -> None:
@@ -382,6 +387,13 @@ class CallSession:
                     return
                 self._left()
                 self._spawn(self.send_sms(a))
+            elif isinstance(a, Lookup):
+                await self.speak(speech)  # the filler plays while the endpoint answers
+                speech = []
+                if self.done:  # the filler failed: a person takes over
+                    return
+                self._left()
+                self._spawn(self.look_up(a))
             if self.done:
                 return
         await self.speak(speech)
@@ -525,15 +537,36 @@ class CallSession:
         )
         if not result.ok:
             self.services.metrics.error("sms")
+        detail = result.status or str(result)
+        await self._continue("the SMS", lambda: self.pipeline.sms_result(result.ok, detail))
+
+    async def _continue(self, after: str, step: Callable[[], list[Action]]) -> None:
+        """Feed the result of something done off the call path (an SMS, a lookup) to the
+        dialogue and carry out what it decides, unless the call was decided meanwhile."""
         async with self.lock:
             if self.done:
                 return
             try:
-                actions = self.pipeline.sms_result(result.ok, result.status or str(result))
-                await self.carry_out(actions, time.perf_counter())
+                await self.carry_out(step(), time.perf_counter())
             except Exception as exc:
-                log.exception("call %s: error after the SMS", self.call_sid)
+                log.exception("call %s: error after %s", self.call_sid, after)
                 await self.fail(f"{type(exc).__name__}: {exc}")
+
+    async def look_up(self, request: Lookup) -> None:
+        """Ask the organisation's endpoint (off the event loop), then tell the dialogue; a
+        failure is a result like any other: the dialogue transfers to ``otherwise``."""
+        result = await asyncio.to_thread(
+            lookup, request, self.config, self.pipeline.now, secret=lookup_secret()
+        )
+        log.info(
+            "call %s: lookup %s %s",
+            self.call_sid,
+            request.intent,
+            "answered" if result.ok else f"failed: {result.error}",
+        )
+        if not result.ok:
+            self.services.metrics.error("lookup")
+        await self._continue("the lookup", lambda: self.pipeline.lookup_result(result))
 
     def final_twiml(self, actions: Sequence[Action]) -> str:
         """The TwiML of a decision: a transfer (with the whisper for the agent) or a hang-up,

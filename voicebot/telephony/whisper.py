@@ -35,6 +35,16 @@ def whisper_context(call_sid: str, context: TransferContext) -> dict[str, Contex
         "language": context.language,
         "reason": context.reason,
         "call": call_sid,
+        # a repeat caller's recent calls (recall on): counts, an intent name and a day
+        **(
+            {
+                "recent_calls": str(context.recent_calls),
+                "last_intent": context.last_intent,
+                "last_call": context.last_call,
+            }
+            if context.recent_calls is not None
+            else {}
+        ),
     }
 
 

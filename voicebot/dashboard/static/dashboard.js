@@ -300,6 +300,20 @@
     return parts.join(" ");
   }
 
+  // Two counts per intent (report.lookups, report.recalled), the busiest intent first.
+  function perIntentTable(tbody, counts, keys, empty) {
+    clear(tbody);
+    const intents = Object.keys(counts || {});
+    if (!intents.length) {
+      tbody.appendChild(el("tr", {}, el("td", { colspan: keys.length + 1, class: "empty" }, empty)));
+      return;
+    }
+    for (const intent of intents) {
+      const cells = keys.map((k) => el("td", { class: "num" }, String(counts[intent][k])));
+      tbody.appendChild(el("tr", { "data-intent": intent }, el("td", {}, intent), ...cells));
+    }
+  }
+
   function callsTable(tbody, calls) {
     clear(tbody);
     if (!calls.length) {
@@ -493,6 +507,8 @@
       ratesChart($("chart-rates"), summary.series);
       barsChart($("chart-groups"), summary.transfers_by_group, "Transfers per group");
       barsChart($("chart-intents"), summary.intents, "Calls per intent");
+      perIntentTable($("lookups").tBodies[0], summary.lookups, ["answered", "handed_over"], "No lookups in this period.");
+      perIntentTable($("recalled").tBodies[0], summary.recalled, ["asked", "yes"], "No repeat callers recalled in this period.");
       callsTable($("calls").tBodies[0], calls.calls);
       unmatchedTable($("unmatched").tBodies[0], unmatched);
       // Grouping may first have to encode hundreds of sentences: the rest is drawn already.
