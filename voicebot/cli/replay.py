@@ -47,7 +47,8 @@ def register(subparsers: Subparsers) -> None:
     replay.add_argument(
         "--at",
         type=datetime_arg,
-        help=f"time of the calls, ISO 8601 (default {DEFAULT_AT} in the language's time zone)",
+        help=f"time of the calls (with --database, of the first), ISO 8601 (default {DEFAULT_AT} "
+        "in the language's time zone)",
     )
     replay.add_argument(
         "--database",
