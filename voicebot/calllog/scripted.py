@@ -1,8 +1,11 @@
-"""Scripted text calls into the call log, logged step by step the way the server logs a call.
+"""Calls made outside the server into the call log, logged step by step the way the server logs
+a call, and recalled from it the way the server recalls a caller.
 
 Demo data, the dashboard tests and the dashboard screenshot (docs/deployment.md) fill a log this
 way: the real dialogue decides, only the caller's lines (and the matcher behind ``classify``) are
-made up.
+made up. ``voicebot chat --database`` and ``voicebot replay --database`` record their calls with
+the same two helpers (``caller_recall``, ``start_logged_call``), so a second call of the same
+caller is recalled in both exactly as on the phone.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ from voicebot.core.dialogue import (
     SmsResult,
     Utterance,
 )
+from voicebot.core.recall import CallerHistory
 
-__all__ = ["LoggedDialogue", "log_text_call"]
+__all__ = ["LoggedDialogue", "caller_recall", "log_text_call", "start_logged_call"]
+
+RECALL_TIMEOUT_S = 5.0  # a tester's call may wait for the database longer than a caller would
 
 Alternatives = tuple[tuple[str, float], ...]
 
@@ -49,6 +55,30 @@ class LoggedDialogue(Dialogue):
         return actions
 
 
+def caller_recall(
+    log: CallLog, config: LanguageConfig, caller: str | None, at: dt.datetime, call_id: str
+) -> CallerHistory | None:
+    """The caller's recent calls for ``CallStarted.history``, as the server looks them up;
+    None with recall off (then nothing is read) or a withheld number."""
+    if config.recall is None:
+        return None
+    return log.caller_history(caller, config.recall.days, at, call_id, timeout=RECALL_TIMEOUT_S)
+
+
+def start_logged_call(
+    log: CallLog,
+    config: LanguageConfig,
+    classify: Classify,
+    call_id: str,
+    at: dt.datetime,
+    caller: str | None,
+) -> LoggedDialogue:
+    """Log the start of a call and return the dialogue that logs the rest of it; the caller
+    logs ``call_ended`` once the dialogue has an outcome."""
+    log.call_started(call_id, at, config.language, caller)
+    return LoggedDialogue(config, classify, log, call_id)
+
+
 def log_text_call(
     log: CallLog,
     config: LanguageConfig,
@@ -65,8 +95,7 @@ def log_text_call(
     the dialogue ends or the lines run out; every SMS is sent a second later. Each event is
     logged with the Match the dialogue reported for it, then the actions it caused; the end
     is logged only when the call has an outcome."""
-    dialogue = LoggedDialogue(config, classify, log, call_id)
-    log.call_started(call_id, start, config.language, caller)
+    dialogue = start_logged_call(log, config, classify, call_id, start, caller)
 
     def handle(event: Event) -> None:
         actions = dialogue.handle(event)

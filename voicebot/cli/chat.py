@@ -50,6 +50,7 @@ def register(subparsers: Subparsers) -> None:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     from voicebot.calllog.log import CallLog
+    from voicebot.calllog.scripted import caller_recall
     from voicebot.matching.matcher import Matcher
     from voicebot.shells.chat import HELP, ChatOptions, run_chat
     from voicebot.shells.lookup import lookup_secret
@@ -82,9 +83,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt=prompt)
         return 0
     with CallLog.open(args.database) as log:
-        if config.recall is not None:
-            days = config.recall.days
-            history = log.caller_history(caller, days, at, options.call_id, timeout=5.0)
-            options = replace(options, history=history)
+        history = caller_recall(log, config, caller, at, options.call_id)
+        options = replace(options, history=history)
         run_chat(config, matcher, options, sys.stdin, sys.stdout, prompt=prompt, log=log)
     return 0

@@ -7,9 +7,10 @@ import argparse
 import datetime as dt
 import json
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from voicebot.cli.common import (
     Subparsers,
@@ -21,6 +22,11 @@ from voicebot.cli.common import (
     in_line_zone,
     language,
 )
+
+if TYPE_CHECKING:
+    from voicebot.core.config import LanguageConfig
+    from voicebot.shells.replay import FileResult
+    from voicebot.speech.pipeline import SpeechKit
 
 DEFAULT_CALLER = "+46701234567"  # a mobile number, so SMS actions are taken
 DEFAULT_AT = "2026-01-05T10:00"  # a Monday morning: fixed, so replays repeat exactly
@@ -41,7 +47,15 @@ def register(subparsers: Subparsers) -> None:
     replay.add_argument(
         "--at",
         type=datetime_arg,
-        help=f"time of the calls, ISO 8601 (default {DEFAULT_AT} in the language's time zone)",
+        help=f"time of the calls (with --database, of the first), ISO 8601 (default {DEFAULT_AT} "
+        "in the language's time zone)",
+    )
+    replay.add_argument(
+        "--database",
+        metavar="URL",
+        help="each file is one call of --caller, in the order given: recorded in this call log "
+        "(sqlite:///path or postgresql://...) and, with recall on, recalled from it, as "
+        "`voicebot chat --database` does (one file at a time: not with --workers)",
     )
     replay.set_defaults(run=cmd_replay)
 
@@ -49,7 +63,6 @@ def register(subparsers: Subparsers) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     from voicebot.shells.replay import (
         NO_CHECK,
-        FileResult,
         check,
         find_wavs,
         format_result,
@@ -62,6 +75,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
+    if args.database is not None and args.workers != 1:
+        raise UsageError("--database replays the files one after another as one caller's calls")
     config = language(args)
     if config is None:
         return 1
@@ -79,11 +94,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
     progress = Progress(len(files), sys.stderr) if any(p.is_dir() for p in args.paths) else None
     results: list[FileResult] = []
-    with ThreadPoolExecutor(max_workers=args.workers) as pool:
-        for result in pool.map(one, files):  # map keeps the input order
-            results.append(result)
-            if progress is not None:
-                progress.update(len(results))
+    if args.database is not None:
+        results = _replay_calls(files, config, kit, caller, at, args.database, progress)
+    else:
+        with ThreadPoolExecutor(max_workers=args.workers) as pool:
+            for result in pool.map(one, files):  # map keeps the input order
+                results.append(result)
+                if progress is not None:
+                    progress.update(len(results))
     if progress is not None:
         progress.done()
 
@@ -121,6 +139,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.junit.parent.mkdir(parents=True, exist_ok=True)
         args.junit.write_text(junit_xml(results, checks), encoding="utf-8")
     return 1 if errors or passed < len(checked) else 0
+
+
+def _replay_calls(
+    files: list[Path],
+    config: LanguageConfig,
+    kit: SpeechKit,
+    caller: str | None,
+    at: dt.datetime,
+    database: str,
+    progress: Progress | None,
+) -> list[FileResult]:
+    """``--database``: the files as one caller's calls, one after another, each starting where
+    the one before ended, so a call is recalled from the ones replayed before it."""
+    from voicebot.calllog.log import CallLog
+    from voicebot.shells.replay import replay_file
+
+    results: list[FileResult] = []
+    with CallLog.open(database) as log:
+        for path in files:
+            call_id = f"replay-{uuid.uuid4().hex[:16]}"
+            result = replay_file(path, config, kit, caller=caller, at=at, log=log, call_id=call_id)
+            at += dt.timedelta(seconds=result.call_s)
+            results.append(result)
+            if progress is not None:
+                progress.update(len(results))
+    return results
 
 
 class Progress:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from voicebot.calllog.log import CallLog
-from voicebot.calllog.scripted import LoggedDialogue
+from voicebot.calllog.scripted import start_logged_call
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
@@ -132,8 +132,7 @@ def run_chat(
     at = options.at
     dialogue = Dialogue(config, classify)
     if log is not None:
-        dialogue = LoggedDialogue(config, classify, log, options.call_id)
-        log.call_started(options.call_id, at, config.language, options.caller)
+        dialogue = start_logged_call(log, config, classify, options.call_id, at, options.caller)
     if options.history is not None:
         out.write(f"(caller's recent calls: {options.history.summary()})\n")
     started = CallStarted(at, options.caller, options.call_id, options.history)

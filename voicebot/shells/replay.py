@@ -4,6 +4,11 @@ A file is the caller's side of one call. It is fed in 20 ms frames, as a phone l
 it, with the call's clock driven by the audio; when the file ends the caller stays silent until
 the dialogue decides (re-prompts and no-speech transfers happen as they would live). SMS sends
 are simulated as successful. Same file, same configuration: same decision, every run.
+
+With a call log (``voicebot replay --database``) each file is one call of the same caller, in the
+order given: recorded in the log and, with recall on, recalled from it, with the helpers
+``voicebot chat --database`` uses (``voicebot.calllog.scripted``); a file's call starts where the
+one before it ended, so a run is as repeatable as the log it starts from.
 """
 
 from __future__ import annotations
@@ -12,13 +17,16 @@ import csv
 import datetime as dt
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from voicebot.calllog.log import CallLog
+from voicebot.calllog.scripted import caller_recall, start_logged_call
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, OutcomeKind, SendSms
+from voicebot.core.dialogue import Action, Classify, Dialogue, OutcomeKind, SendSms
 from voicebot.core.lookup import Lookup
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
@@ -56,6 +64,10 @@ class FileResult:
     intent: str | None = None  # the last intent recognised
     outcome: str = ""  # the dialogue's outcome line
     error: str | None = None  # the file could not be replayed
+    call_id: str = ""  # the call's id in the call log (``--database``); "" when not recorded
+    history: str | None = None  # the caller's recent calls (``--database``, recall on)
+    recalled: str | None = None  # the intent the caller was asked about again, if any
+    recall_answer: str | None = None  # "yes", "no", "other"; None: not asked or no answer
 
 
 def decision_of(kind: OutcomeKind, group: str | None, served: Sequence[str]) -> str:
@@ -75,15 +87,33 @@ def replay_file(
     *,
     caller: str | None,
     at: dt.datetime,
+    log: CallLog | None = None,
+    call_id: str = "",
 ) -> FileResult:
     """One file as one call of ``config`` with its ``speech_kit`` (one kit for all the files:
-    the matcher is trained once); an unreadable file gives a result with ``error`` set."""
+    the matcher is trained once); an unreadable file gives a result with ``error`` set (and
+    is not logged). With ``log``, the call is recalled from and recorded in that call log as
+    ``voicebot chat --database`` does it."""
     started = time.perf_counter()
     try:
         audio = read_wav(path)
     except AudioError as exc:
         return FileResult(str(path), 0.0, 0.0, 0.0, error=str(exc))
-    call = CallPipeline(config, kit, caller=caller, start_at=at, call_rate=audio.rate)
+    history = None
+    dialogue: Callable[[LanguageConfig, Classify], Dialogue] = Dialogue
+    if log is not None:
+        history = caller_recall(log, config, caller, at, call_id)
+        dialogue = partial(start_logged_call, log, call_id=call_id, at=at, caller=caller)
+    call = CallPipeline(
+        config,
+        kit,
+        caller=caller,
+        start_at=at,
+        call_rate=audio.rate,
+        call_id=call_id,
+        history=history,
+        dialogue=dialogue,
+    )
     step = max(1, round(audio.rate * FRAME_S))
     _carry_out(call, call.start())
     samples = audio.samples
@@ -100,6 +130,8 @@ def replay_file(
         _carry_out(call, call.hang_up())
     outcome = call.dialogue.outcome
     assert outcome is not None
+    if log is not None:
+        log.call_ended(call_id, call.now, outcome)
     return FileResult(
         str(path),
         audio.duration_s,
@@ -109,6 +141,10 @@ def replay_file(
         decision_of(outcome.kind, outcome.group, outcome.served),
         outcome.intent,
         str(outcome),
+        call_id=call_id if log is not None else "",
+        history=history.summary() if history is not None else None,
+        recalled=outcome.recalled,
+        recall_answer=outcome.recall_answer,
     )
 
 
@@ -213,6 +249,8 @@ def format_result(result: FileResult, verdict: Check = NO_CHECK) -> str:
     if result.error is not None:
         return f"{result.file}: error: {result.error}"
     lines = [f"{result.file} ({result.duration_s:.1f} s audio)"]
+    if result.history is not None:
+        lines.append(f"  caller's recent calls: {result.history}")
     for s in result.steps:
         if s.heard is not None:
             h = s.heard
@@ -264,7 +302,18 @@ def result_json(result: FileResult, verdict: Check = NO_CHECK) -> dict[str, Any]
         "steps": steps,
         "expected": verdict.want or None,
         "ok": verdict.ok,
+        **_recall_json(result),
     }
+
+
+def _recall_json(result: FileResult) -> dict[str, Any]:
+    """The call log's keys, only for a recorded call (``--database``; without it the JSON
+    stays as it was): the call's id there, the caller's recent calls (null: recall off or a
+    withheld number) and what the caller was asked again and answered."""
+    if not result.call_id:
+        return {}
+    recall = {"asked": result.recalled, "answer": result.recall_answer}
+    return {"call": result.call_id, "recent_calls": result.history, "recall": recall}
 
 
 def junit_xml(results: Sequence[FileResult], verdicts: Sequence[Check]) -> str:

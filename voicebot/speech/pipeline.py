@@ -215,6 +215,7 @@ class CallPipeline:
         call_id: str = "",
         wait_for_prompts: bool = False,
         history: CallerHistory | None = None,
+        dialogue: Callable[[LanguageConfig, Classify], Dialogue] = Dialogue,
     ) -> None:
         speech = config.speech
         phrases: Sequence[str] = ()
@@ -239,7 +240,7 @@ class CallPipeline:
         )
         self._classify = kit.classify
         self._starts = kit.starts
-        self.dialogue = Dialogue(config, kit.classify)
+        self.dialogue = dialogue(config, kit.classify)  # replay's may log to a call log
         self.steps: list[Step] = []
         self._speaking = False  # a Partial was already passed on for the current utterance
         self._wait_for_prompts = wait_for_prompts
