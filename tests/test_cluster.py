@@ -289,5 +289,7 @@ def test_new_calls_move_away_from_the_instance_with_less_room(
     for sid in new:
         answered, holder = cluster.answered(sid), cluster.holder_of(sid)
         assert answered is not None and holder is not None
-        assert (answered.name, holder.name) == ("vb2", "vb2"), (sid, weights)
+        # the webhook (where a call is admitted) goes by the weights; the media stream is its own
+        # connection that HAProxy balances again, and any instance may take it (stateless)
+        assert answered.name == "vb2", (sid, holder.name, weights)
     assert "shed at the door" not in cluster.instance("vb1").text()
