@@ -1,5 +1,6 @@
 """What receiving a Twilio media stream costs before any audio is decoded, per 20 ms frame.
 
+    pip install -e '.[bench]'   # the candidates: picows, granian, aiofastnet, uvloop
     python bench/bench_transport.py [--calls 20] [--seconds 8] [--rounds 2]
 
 A server in a child process pinned to one core receives ``--calls`` WebSocket streams of
@@ -10,12 +11,18 @@ but count. CPU time of the server process per frame, for:
 1. ``stock``: uvicorn's own ``websockets-sansio`` protocol and a Starlette WebSocket route
    (``await ws.receive()`` per message): what any Python ASGI stack pays;
 2. ``read-ahead``: the same with ``voicebot.telephony.read_ahead`` (what ``voicebot serve``
-   runs): no socket pause and resume per message;
+   runs on its main port): no socket pause and resume per message;
 3. ``parse only``: the same protocol, each message handed over inside the protocol callback
    (no ASGI queue, no task switch, no app): what is left with asyncio and the websockets
    library's frame parser, the floor of any design on this stack;
+4. ``read-ahead + aiofastnet``: row 2 with asyncio's socket transports replaced by aiofastnet's
+   compiled ones (``aiofastnet.install_policy()``, uvicorn and the app unchanged);
+5. ``granian``: the same Starlette route under granian (Rust ASGI server, one worker), whose
+   ``receive()`` is still one future per message, resolved from its Rust threads;
+6. ``picows``: a picows listener (Cython frame parser, a synchronous callback per frame: no
+   future, no task); ``picows + aiofastnet`` the same over aiofastnet's transports;
 
-4. ``voicebot serve``: the product's event-loop thread (everything but decoding: webhooks,
+7. ``voicebot serve``: the product's event-loop thread (everything but decoding: webhooks,
    the media route, prompts, the dialogue's actions) while ``voicebot simulate --realtime`` runs
    ``--calls`` calls of the capacity benchmark's Korean mix, per frame the callers sent;
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -47,7 +55,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-VARIANTS = ("stock", "read-ahead", "parse only")
+VARIANTS = (
+    "stock",
+    "read-ahead",
+    "parse only",
+    "read-ahead + aiofastnet",
+    "granian",
+    "picows",
+    "picows + aiofastnet",
+    "read-ahead + uvloop",
+    "picows + uvloop",
+)
 PRODUCT = "voicebot serve, event-loop thread"
 FRAME_S = 0.02
 
@@ -56,18 +74,73 @@ def _pin(core: int) -> None:
     os.sched_setaffinity(0, {core})
 
 
+def _own_group_on(core: int) -> None:
+    """Pinned, and a process group of its own, so its children (granian's worker) die with it."""
+    _pin(core)
+    os.setpgid(0, 0)
+
+
 # ---------------------------------------------------------------------------------------------
-# The server child: counts frames; SIGUSR1 prints "frames cpu_seconds"
+# The server child: counts frames; a text message "count" is answered with the count so far
 
 
-def serve(variant: str, port: int) -> None:
-    import uvicorn
+def _starlette_app(frames: list[int]) -> Any:
     from starlette.applications import Starlette
     from starlette.routing import WebSocketRoute
     from starlette.websockets import WebSocket
 
+    async def route(ws: WebSocket) -> None:
+        await ws.accept()
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            if message["text"] == "count":
+                await ws.send_text(str(frames[0]))
+                continue
+            json.loads(message["text"])
+            frames[0] += 1
+
+    return Starlette(routes=[WebSocketRoute("/ws", route)])
+
+
+_granian_frames = [0]
+granian_app = _starlette_app(_granian_frames)  # granian imports its app by name, in its worker
+
+
+def serve(variant: str, port: int) -> None:
+    if variant == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces
+        from granian.log import LogLevels
+
+        Granian(
+            "bench_transport:granian_app",
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=1,
+            log_level=LogLevels.warning,
+            working_dir=Path(__file__).parent,
+        ).serve()
+        return
+    if variant.startswith("picows"):
+        run = _serve_picows(port, aiofastnet=variant.endswith("aiofastnet"))
+        if variant.endswith("uvloop"):
+            import uvloop
+
+            uvloop.run(run)
+        else:
+            asyncio.run(run)
+        return
+    import uvicorn
+
     from voicebot.telephony.read_ahead import ReadAheadWebSocketProtocol
 
+    if variant.endswith("aiofastnet"):
+        import aiofastnet
+
+        aiofastnet.install_policy()
     frames = [0]
 
     class ParseOnly(ReadAheadWebSocketProtocol):
@@ -75,35 +148,54 @@ def serve(variant: str, port: int) -> None:
 
         def send_receive_event_to_app(self) -> None:
             data = b"".join(self.frames)
+            if data == b"count":
+                super().send_receive_event_to_app()
+                return
             self.frames = []
             json.loads(data.decode())
-            frames[0] += 1
-
-    async def route(ws: WebSocket) -> None:
-        await ws.accept()
-        if variant == "parse only":
-            await asyncio.Event().wait()  # the protocol takes every message
-        while True:
-            message = await ws.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            json.loads(message["text"])
             frames[0] += 1
 
     protocol: Any = {
         "stock": "websockets-sansio",
         "read-ahead": ReadAheadWebSocketProtocol,
+        "read-ahead + aiofastnet": ReadAheadWebSocketProtocol,
+        "read-ahead + uvloop": ReadAheadWebSocketProtocol,
         "parse only": ParseOnly,
     }[variant]
-    app = Starlette(routes=[WebSocketRoute("/ws", route)])
-    config = uvicorn.Config(app, port=port, log_level="warning", lifespan="off", ws=protocol)
-
-    def report(*_: object) -> None:
-        t = os.times()
-        print(frames[0], t.user + t.system, flush=True)
-
-    signal.signal(signal.SIGUSR1, report)
+    config = uvicorn.Config(
+        _starlette_app(frames),
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws=protocol,
+        loop="uvloop" if variant.endswith("uvloop") else "asyncio",
+    )
     uvicorn.Server(config).run()
+
+
+async def _serve_picows(port: int, aiofastnet: bool) -> None:
+    from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_create_server
+
+    frames = [0]
+
+    class Counter(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type is not WSMsgType.TEXT:
+                if frame.msg_type is WSMsgType.CLOSE:
+                    transport.send_close(frame.get_close_code())
+                    transport.disconnect()
+                return
+            data = frame.get_payload_as_bytes()
+            if data == b"count":
+                transport.send(WSMsgType.TEXT, str(frames[0]).encode())
+                return
+            json.loads(data)
+            frames[0] += 1
+
+    server = await ws_create_server(
+        lambda _request: Counter(), "127.0.0.1", port, use_aiofastnet=aiofastnet
+    )
+    await server.serve_forever()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,27 +230,63 @@ async def load(port: int, calls: int, seconds: float) -> None:
     await asyncio.gather(*(stream(i) for i in range(calls)))
 
 
+async def quiet(port: int, calls: int, seconds: float) -> None:
+    """``calls`` streams open and silent for ``seconds``: what the server costs at rest."""
+    from websockets.asyncio.client import connect
+
+    async def stream() -> None:
+        async with connect(f"ws://127.0.0.1:{port}/ws", compression=None, ping_interval=None):
+            await asyncio.sleep(seconds)
+
+    await asyncio.gather(*(stream() for _ in range(calls)))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def read_counter(proc: subprocess.Popen[str]) -> tuple[int, float]:
-    proc.send_signal(signal.SIGUSR1)
-    assert proc.stdout is not None
-    frames, cpu = proc.stdout.readline().split()
-    return int(frames), float(cpu)
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (granian serves from a child process)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+    return total
 
 
-def transport_trial(variant: str, calls: int, seconds: float, server_core: int) -> float:
-    """Server CPU microseconds per frame for one variant."""
+def read_counter(proc: subprocess.Popen[str], port: int) -> tuple[int, float]:
+    """(frames the server counted, CPU seconds it used so far)."""
+
+    async def ask() -> int:
+        from websockets.asyncio.client import connect
+
+        async with connect(f"ws://127.0.0.1:{port}/ws", compression=None) as ws:
+            await ws.send("count")
+            return int(await ws.recv())
+
+    frames = asyncio.run(ask())
+    return frames, tree_cpu(proc.pid)
+
+
+def transport_trial(
+    variant: str, calls: int, seconds: float, server_core: int
+) -> tuple[float, float]:
+    """Server CPU microseconds per frame for one variant, and its CPU milliseconds per second
+    with ``calls`` quiet streams open."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", variant, "--port", str(port)],
-        stdout=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: _pin(server_core),
+        preexec_fn=lambda: _own_group_on(server_core),
         cwd=ROOT,
     )
     try:
@@ -171,16 +299,23 @@ def transport_trial(variant: str, calls: int, seconds: float, server_core: int) 
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"{variant} server did not start") from None
                 time.sleep(0.1)
-        frames0, cpu0 = read_counter(proc)
+        time.sleep(1.0)  # granian's worker starts after its listener
+        frames0, cpu0 = read_counter(proc, port)
         asyncio.run(load(port, calls, seconds))
         time.sleep(0.3)
-        frames1, cpu1 = read_counter(proc)
+        frames1, cpu1 = read_counter(proc, port)
+        idle_s = min(seconds, 5.0)
+        asyncio.run(quiet(port, calls, idle_s))
+        cpu2 = tree_cpu(proc.pid)
     finally:
-        proc.kill()  # its counters are read; a graceful stop would wait on the open streams
+        # Its counters are read; a graceful stop would wait on the open streams. The whole
+        # group: granian's worker is a child process.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
     if frames1 - frames0 < calls * seconds / FRAME_S * 0.99:
         raise SystemExit(f"{variant}: {frames1 - frames0} frames arrived")
-    return 1e6 * (cpu1 - cpu0) / (frames1 - frames0)
+    return 1e6 * (cpu1 - cpu0) / (frames1 - frames0), 1e3 * (cpu2 - cpu1) / idle_s
 
 
 def product_trial(calls: int, server_core: int, load_core: int) -> float:
@@ -258,38 +393,57 @@ def main() -> int:
     if args.serve is not None:
         serve(args.serve, args.port)
         return 0
+    import importlib.util
+
+    candidates = ("picows", "granian", "aiofastnet", "uvloop")
+    missing = [m for m in candidates if not importlib.util.find_spec(m)]
+    if missing:
+        print(f"bench_transport: {', '.join(missing)} not installed: pip install -e '.[bench]'")
+        return 2
     cores = sorted(os.sched_getaffinity(0))
     server_core, load_core = cores[0], cores[-1]
     _pin(load_core)
     per_frame: dict[str, list[float]] = {v: [] for v in (*VARIANTS, PRODUCT)}
+    idle: dict[str, list[float]] = {v: [] for v in VARIANTS}
     bare: list[float] = []
     for _ in range(args.rounds):
         bare.append(bare_vosk_ms_per_s(server_core, args.calls))
         for variant in VARIANTS:
-            us = transport_trial(variant, args.calls, args.seconds, server_core)
+            us, rest = transport_trial(variant, args.calls, args.seconds, server_core)
             per_frame[variant].append(us)
-            print(f"  {variant}: {us:.0f} µs per frame", file=sys.stderr)
+            idle[variant].append(rest)
+            print(f"  {variant}: {us:.0f} µs per frame, {rest:.1f} ms/s idle", file=sys.stderr)
         us = product_trial(args.calls, server_core, load_core)
         per_frame[PRODUCT].append(us)
         print(f"  {PRODUCT}: {us:.0f} µs per frame", file=sys.stderr)
     vosk_ms = statistics.median(bare)
     rows = {v: statistics.median(per_frame[v]) for v in per_frame}
     print(f"\n{args.calls} streams x {args.seconds:g} s, {args.rounds} rounds (medians)\n")
-    print("| server | µs CPU per frame | ms CPU per call-second | ÷ bare Vosk per call-second |")
-    print("|---|---:|---:|---:|")
+    at_rest = {v: statistics.median(idle[v]) for v in idle}
+    print(
+        "| server | µs CPU per frame | ms CPU per call-second | ÷ bare Vosk per call-second "
+        f"| idle, {args.calls} quiet streams: ms CPU per s |"
+    )
+    print("|---|---:|---:|---:|---:|")
     for v in per_frame:
         ms = rows[v] / FRAME_S / 1000
-        print(f"| {v} | {rows[v]:.0f} | {ms:.1f} | {ms / vosk_ms:.2f} |")
-    print(f"| bare Vosk loop, for scale | | {vosk_ms:.1f} | 1.00 |")
+        quiet_ms = f"{at_rest[v]:.1f}" if v in at_rest else ""
+        print(f"| {v} | {rows[v]:.0f} | {ms:.1f} | {ms / vosk_ms:.2f} | {quiet_ms} |")
+    print(f"| bare Vosk loop, for scale | | {vosk_ms:.1f} | 1.00 | |")
     result = {
         "calls": args.calls,
         "seconds": args.seconds,
         "rounds": args.rounds,
         "us_per_frame": {v: [round(x, 1) for x in per_frame[v]] for v in per_frame},
+        "idle_ms_per_s": {v: [round(x, 2) for x in idle[v]] for v in idle},
         "bare_vosk_ms_per_audio_s": [round(x, 2) for x in bare],
         "stock_us": round(rows["stock"], 1),
         "read_ahead_us": round(rows["read-ahead"], 1),
         "parse_only_us": round(rows["parse only"], 1),
+        "aiofastnet_us": round(rows["read-ahead + aiofastnet"], 1),
+        "granian_us": round(rows["granian"], 1),
+        "picows_us": round(rows["picows"], 1),
+        "picows_aiofastnet_us": round(rows["picows + aiofastnet"], 1),
         "voicebot_loop_us": round(rows[PRODUCT], 1),
         "bare_vosk_ms": round(vosk_ms, 2),
     }
