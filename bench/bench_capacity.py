@@ -1,6 +1,6 @@
 """Capacity on pinned cores: how many calls one core holds, bare Vosk against the product.
 
-    python bench/bench_capacity.py [--quick] [--out bench/results/bench_capacity.json]
+    python bench/bench_capacity.py [--quick] [--all-cores] [--out bench/results/bench_capacity.json]
 
 One run, the same Korean audio fixtures for every row (the mix of bench_calls.py: billing,
 password, hours, course, billing_noisy), the server side pinned to one core
@@ -18,6 +18,12 @@ password, hours, course, billing_noisy), the server side pinned to one core
    (``Recognizer``, the config's ``skip_silence_s``: no decoding after that long without
    sound, 0.4 s of pre-roll when sound returns). Whether skipping loses words is measured
    apart, untimed: word error rate and right intent on 240 such requests, skipped and not.
+   The simulated calls of row 2 are call-shaped too (the greeting, the request, the bot's
+   answers), so ``full_stack_vs_call_shaped_bare`` (row 2 ÷ the bare loop on call-shaped audio)
+   says whether skipping silence shows end to end;
+4. with ``--all-cores``: row 2 with ``serve`` on every core and the simulator sharing them
+   (what one ``serve`` gains from more cores; its decoding threads run beside the event loop),
+   with the simulator's own CPU per call for scale.
 
 A row's figure is the largest number of concurrent calls whose final results come out within
 300 ms p95 of the audio that completed them (for the loops: the chunk on which the result
@@ -122,9 +128,12 @@ def rss_mb(pid: int | None = None) -> float:
 NICE = 0  # --nice: priority of the pinned processes (negative needs root)
 
 
-def pin(core: int) -> Callable[[], None]:
+def pin(core: int | frozenset[int]) -> Callable[[], None]:
+    """Run the child on ``core`` (or a set of cores), at the ``--nice`` priority."""
+    cores = core if isinstance(core, frozenset) else {core}
+
     def setup() -> None:
-        os.sched_setaffinity(0, {core})
+        os.sched_setaffinity(0, cores)
         if NICE:
             with contextlib.suppress(OSError):
                 os.nice(NICE)
@@ -438,7 +447,11 @@ class Server:
     ``args``: more ``serve`` options (default: admission control off)."""
 
     def __init__(
-        self, core: int, config: Path, data_dir: Path, args: Sequence[str] = NO_ADMISSION
+        self,
+        core: int | frozenset[int],
+        config: Path,
+        data_dir: Path,
+        args: Sequence[str] = NO_ADMISSION,
     ) -> None:
         self.port = free_port()
         self.rest_port = free_port()
@@ -494,14 +507,25 @@ class Server:
         self.log.close()
 
 
-def simulate(server: Server, core: int, n: int, wavs: list[Path]) -> dict[str, Any]:
+SIMULATOR_CPU = [0.0, 0]  # CPU seconds the simulator used, and the calls it made
+
+
+def simulate(
+    server: Server, core: int | frozenset[int], n: int, wavs: list[Path]
+) -> dict[str, Any]:
     command = [sys.executable, "-m", "voicebot", "simulate", *map(str, wavs), "--rotate"]
     command += ["--calls", str(n), "--stagger", str(STAGGER_S), "--realtime", "--json"]
     command += ["--url", server.url, "--rest-port", str(server.rest_port), "--max-wait", "6"]
     command += ["--from", "+821055500000"]
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=ROOT, preexec_fn=pin(core), check=False
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    SIMULATOR_CPU[0] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    SIMULATOR_CPU[1] += n
     if not done.stdout.strip():
         raise SystemExit(f"simulate failed: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -523,7 +547,9 @@ def p95_from_buckets(before: dict[str, float], after: dict[str, float]) -> tuple
 ROUNDS = 3  # simulations pooled per voicebot trial: about as many results as a bare trial has
 
 
-def serve_trial(server: Server, load_core: int) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+def serve_trial(
+    server: Server, load_core: int | frozenset[int]
+) -> Callable[[int], tuple[bool, dict[str, Any]]]:
     """n calls, ``ROUNDS`` times, pooled: a call gives one or two decisions where a bare
     stream gives two results, so one round's p95 would be its slowest decision."""
 
@@ -555,7 +581,9 @@ def serve_trial(server: Server, load_core: int) -> Callable[[int], tuple[bool, d
     return trial
 
 
-def simulate_with_rss(server: Server, core: int, n: int, peak: list[float]) -> dict[str, Any]:
+def simulate_with_rss(
+    server: Server, core: int | frozenset[int], n: int, peak: list[float]
+) -> dict[str, Any]:
     import threading
 
     stop = threading.Event()
@@ -712,6 +740,11 @@ def main() -> int:
         "--out", type=Path, default=ROOT / "bench" / "results" / "bench_capacity.json"
     )
     parser.add_argument("--quick", action="store_true", help="skip the gated rows")
+    parser.add_argument(
+        "--all-cores",
+        action="store_true",
+        help="also the capacity of one serve on every core (the simulator shares them)",
+    )
     parser.add_argument("--limit", type=int, default=96, help="largest call count tried")
     parser.add_argument("--repeats", type=int, default=4, help="runs pooled at half capacity")
     parser.add_argument(
@@ -767,6 +800,28 @@ def main() -> int:
         finally:
             server.stop()
 
+    scaling: dict[str, Any] = {}
+    if args.all_cores and len(cores) > 1:
+        everything = frozenset(cores)
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(everything, CONFIG, Path(tmp))
+            try:
+                simulate(server, everything, len(MIX), [AUDIO / m for m in MIX])
+                SIMULATOR_CPU[:] = [0.0, 0]
+                on_all, all_tried = capacity(
+                    serve_trial(server, everything), voicebot, args.limit * len(cores)
+                )
+            finally:
+                server.stop()
+        sim_s, sim_calls = SIMULATOR_CPU
+        scaling = {
+            "cores": len(cores),
+            "voicebot_calls_all_cores": on_all,
+            "core_scaling": round(on_all / voicebot, 2) if voicebot else None,
+            "simulator_cpu_s_per_call": round(sim_s / sim_calls, 3) if sim_calls else None,
+            "all_cores_tried": all_tried,
+        }
+
     gated_rows: dict[str, Any] = {}
     if not args.quick:
         ungated, ungated_tried = capacity(
@@ -779,6 +834,7 @@ def main() -> int:
         gated_rows = {
             "ungated_calls": ungated,
             "gated_calls": gated,
+            "full_stack_vs_call_shaped_bare": round(voicebot / ungated, 2) if ungated else None,
             "gated_decoded_share": next(
                 (t["decoded_share"] for t in gated_tried if t["calls"] == gated), None
             ),
@@ -815,6 +871,7 @@ def main() -> int:
             "bare_mb_per_call": mb(bare_tried, bare),
             "voicebot_mb_per_call": mb(served_tried, voicebot),
             **{k: v for k, v in gated_rows.items() if not k.endswith("_tried") and k != "accuracy"},
+            **{k: v for k, v in scaling.items() if not k.endswith("_tried")},
             "wall_s": round(time.perf_counter() - started),
         }
     )
@@ -830,6 +887,7 @@ def main() -> int:
             "early_end_with_end_of_speech_0_7": shorter,
         },
         "gated": gated_rows,
+        "all_cores": scaling,
     }
 
     print(f"\nserver core {server_core}, load core {load_core}; {result['wall_s']} s\n")
@@ -839,6 +897,13 @@ def main() -> int:
     print(
         f"| voicebot serve + simulate | {voicebot} | {ratio} | {result['voicebot_mb_per_call']} |"
     )
+    if scaling:
+        n_all, n_cores = scaling["voicebot_calls_all_cores"], scaling["cores"]
+        print(
+            f"| voicebot serve on all {n_cores} cores, the simulator sharing them | {n_all}"
+            f" | {n_all / bare:.2f} | (x{scaling['core_scaling']} of one core; the simulator"
+            f" used {scaling['simulator_cpu_s_per_call']} s CPU per call) |"
+        )
     if gated_rows:
         ug, g = gated_rows["ungated_calls"], gated_rows["gated_calls"]
         print(f"| bare loop, call-shaped audio | {ug} | {ug / bare:.2f} | |")
