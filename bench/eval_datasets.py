@@ -40,6 +40,7 @@ import numpy as np
 import yaml
 
 from voicebot.core.config import Intent, LanguageConfig, Thresholds
+from voicebot.core.text import fold_diacritics
 from voicebot.loading.importer import import_labelled
 from voicebot.loading.loader import load_deployment, load_language_text
 from voicebot.matching.evaluation import EvalReport, Matches, evaluate, read_labelled, route_map
@@ -55,7 +56,8 @@ OWN_DATA = HERE / "data"
 SEED = 0
 SHOTS = 10
 SWEDISH = "sv-support"
-OWN_SETS = (SWEDISH, "sv-commands")  # the project's own Swedish sets in bench/data, 4-shot
+PROBE = "sv-probe"  # Swedish probe set: valid/test rows per category (compound, ascii, ...)
+OWN_SETS = (SWEDISH, "sv-commands", PROBE)  # the project's own Swedish sets in bench/data
 # Whole scenarios held out for the out-of-scope run (documented in bench/README.md).
 HELD_OUT = {"hwu64": ("weather", "cooking", "news"), "snips": ("GetWeather",)}
 FOLDS = {"hwu64": 6}  # ... and its 18 scenarios held out 3 at a time, each once
@@ -95,6 +97,8 @@ def runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
     """Every run of a dataset; then its main runs (all examples or 4-shot, and 10-shot) once
     more per NOISE level, the test utterances as a grammar-mode recogniser might hear them."""
     clean = _clean_runs(data, dataset, split, tmp)
+    if dataset == PROBE:
+        return clean
     noisy = [
         _with_errors(run, wer)
         for wer in NOISE
@@ -113,7 +117,16 @@ def _with_errors(run: Run, wer: float) -> Run:
     return Run(run.dataset, f"{run.setting}, {wer:.0%} WER", run.config, test, run.held_out)
 
 
+def _without_diacritics(run: Run) -> Run:
+    """``run`` with its test utterances written without å, ä, ö (as an ASCII-only channel or a
+    recogniser that hears "a"/"o" writes them); the config keeps its Swedish spelling."""
+    test = [(fold_diacritics(t), label) for t, label in run.test]
+    return Run(run.dataset, f"{run.setting}, ASCII", run.config, test, run.held_out)
+
+
 def _clean_runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
+    if dataset == PROBE:
+        return _probe_runs(split)
     if dataset in OWN_SETS:
         return _own_runs(dataset, tmp)
     folder = data / dataset
@@ -154,6 +167,7 @@ def _own_runs(dataset: str, tmp: Path) -> list[Run]:
     routes = HERE / "routes" / f"{dataset}.yaml"
     test = read_labelled(folder / "test.csv")
     result = [Run(dataset, "4-shot", _import(folder / "train.csv", routes, None), test)]
+    result.append(_without_diacritics(result[0]))
     train = read_labelled(folder / "train.csv")
     names = sorted({i for _, i in train})
     rng = np.random.default_rng(SEED + 2)
@@ -163,6 +177,21 @@ def _own_runs(dataset: str, tmp: Path) -> list[Run]:
     if dataset == SWEDISH:  # far for a support line; sv-commands covers weather, music, taxis
         run.test += [(t, "oos") for t in _swedish_far_oos()]
     result.append(run)
+    return result
+
+
+def _probe_runs(split: str) -> list[Run]:
+    """bench/data/sv-probe: one config (4 phrases per intent), its ``split`` utterances scored
+    all together and per category (compound words, no å/ä/ö, spoken numbers and dates, one-word
+    answers; see its README)."""
+    folder = OWN_DATA / PROBE
+    config = _import(folder / "train.csv", HERE / "routes" / f"{PROBE}.yaml", None)
+    with (folder / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
+        rows = [(r["text"], r["intent"], r["category"]) for r in csv.DictReader(handle)]
+    result = [Run(PROBE, "4-shot", config, [(t, i) for t, i, _ in rows])]
+    for category in sorted({c for _, _, c in rows}):
+        test = [(t, i) for t, i, c in rows if c == category]
+        result.append(Run(PROBE, f"4-shot {category}", config, test))
     return result
 
 
@@ -375,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result: dict[str, Any] = {
                 "dataset": run.dataset,
                 "setting": run.setting,
-                "split": args.split if run.dataset in HELD_OUT else "test",
+                "split": args.split if run.dataset in (*HELD_OUT, PROBE) else "test",
                 "intents": len(intents),
                 "destinations": len(set(route_map(run.config).values())),
                 "examples": sum(len(i.examples) + len(i.phrases) for i in intents),

@@ -12,6 +12,7 @@ import pytest
 
 from voicebot.core.config import ActionKind, Intent, IntentAction, Thresholds
 from voicebot.core.match import Scored, Verdict, decide
+from voicebot.core.text import fold_diacritics
 from voicebot.loading.importer import import_labelled
 from voicebot.loading.loader import load_deployment, load_language_text
 from voicebot.matching.labelled import read_labelled
@@ -243,3 +244,16 @@ def test_a_27_intent_four_example_line_rejects_far_requests_and_still_routes() -
     routes = {name: intent.route for name, intent in config.intents.items()}
     routed = sum(routes.get(str(matcher.match(t).intent)) == routes[name] for t, name in test)
     assert routed >= 0.78 * len(test), routed
+
+
+@pytest.mark.parametrize(("text", "expected"), IN_SCOPE)
+def test_callers_words_without_a_ring_and_dots_route_like_swedish_spelling(
+    adopter: Matcher, text: str, expected: str
+) -> None:
+    # A chat typed on an ASCII keyboard, or a recogniser hearing "a"/"o": "jag glomde
+    # losenordet". Before the respeller the encoder took such words for unknown ones, and two
+    # of these (the bill that "stammer inte", paid "tva ganger") went to a person.
+    heard = fold_diacritics(text)
+    result = adopter.match(heard)
+    assert result.intent == expected, result
+    assert result.verdict is not Verdict.REJECT, result

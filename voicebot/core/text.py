@@ -21,6 +21,16 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+def fold_diacritics(text: str) -> str:
+    """``text`` without accents and diacritics: "försäkring" -> "forsakring", "café" -> "cafe".
+
+    Why: a caller's words may reach the matcher without å, ä, ö (a chat or SMS channel typed on
+    an ASCII keyboard, a recogniser that hears "hamta" for "hämta"), while ops write proper
+    Swedish; comparing spellings on folded text lets the two meet."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def words(text: str) -> list[str]:
     """The normalised words of ``text``."""
     norm = normalize(text)

@@ -56,6 +56,7 @@ from voicebot.core.match import Match, Scored, Verdict, decide
 from voicebot.core.text import normalize
 from voicebot.matching import calibration
 from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
+from voicebot.matching.respell import Respeller
 from voicebot.matching.spelling import Names, Spelling, count_grams
 
 __all__ = ["Matcher"]
@@ -142,6 +143,7 @@ class Matcher:
                         is_phrase.append(phrase)
         self._gamma = 1.0
         self._trained: _Trained | None = None
+        self._respell = Respeller(texts)  # callers' words without å/ä/ö meet the config's
         if not texts:
             return
         # How many closest texts familiarity averages, from the whole config: the calibration
@@ -308,7 +310,7 @@ class Matcher:
         rows = [i for i, n in enumerate(norms) if n]
         if self._trained is None or not rows:
             return out
-        kept = [norms[i] for i in rows]
+        kept = [self._respell(norms[i]) for i in rows]
         vectors = self._embeddings.queries(kept)
         with _threadpools().limit(limits=1):
             log_c = self._log_confidence(self._trained, kept, vectors)
