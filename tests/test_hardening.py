@@ -447,6 +447,31 @@ def test_a_frame_sent_twice_is_heard_once(bot: Bot) -> None:
     assert bot.server.metrics.errors["duplicate_frame"] - before >= voiced_frames(speech)
 
 
+def test_frames_sent_right_behind_the_start_are_all_heard_in_order(bot: Bot) -> None:
+    """The start's attach (the stream claim in the call log) takes a while; the frames that
+    arrive meanwhile wait for it and are all handled after it, none dropped (issue #20: the
+    picows listener handles a frame in its callback, and queues it while a task runs)."""
+    call_sid = _new_sid()
+
+    async def burst() -> tuple[float, int]:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            for seq in range(2, 102):  # 2 s of audio at once, right behind the start
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                session = bot.server.sessions.get(call_sid)
+                if session is not None and session.last_seq == 101:
+                    break
+                await asyncio.sleep(0.01)
+            assert session is not None and session.audio is not None
+            return session.audio.received_s + len(session.buffer) / 8000, session.last_seq
+
+    heard, last = asyncio.run(burst())
+    assert last == 101
+    assert heard == pytest.approx(2.0, abs=0.001)
+    _ended(bot, call_sid)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. A replayed webhook
 
