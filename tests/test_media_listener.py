@@ -47,12 +47,11 @@ class Served:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeTwilio]:
+def fake(request: pytest.FixtureRequest) -> FakeTwilio:
+    """The fake Twilio REST API ``serve --dev`` calls (transfers, texts)."""
     twilio = FakeTwilio().start()
-    try:
-        yield twilio
-    finally:
-        twilio.stop()
+    request.addfinalizer(twilio.stop)
+    return twilio
 
 
 @pytest.fixture

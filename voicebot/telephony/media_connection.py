@@ -88,7 +88,7 @@ class MediaConnection:
                 self.paused = True
                 self.socket.pause_reading()
             return
-        self._handle(text, received)
+        self._handle_safely(text, received)
 
     def on_closed(self) -> None:
         """The peer closed the socket (or it broke): the messages before still count."""
@@ -109,6 +109,13 @@ class MediaConnection:
         self._spawn(self._finish())
 
     # -- one message ----------------------------------------------------------------------
+
+    def _handle_safely(self, text: str | bytes | None, received: float) -> None:
+        try:
+            self._handle(text, received)
+        except Exception:  # fail-safe: the stream closes, the TwiML's <Dial> takes the call
+            log.exception("media stream: error handling a message; closing the stream")
+            self.end()
 
     def _handle(self, text: str | bytes | None, received: float) -> None:
         """Handle one message now, or start the one task it needs (then ``busy``)."""
@@ -182,7 +189,7 @@ class MediaConnection:
         while self.pending and not self.busy and not self.ended:
             item = self.pending.popleft()
             if isinstance(item, tuple):
-                self._handle(*item)
+                self._handle_safely(*item)
             else:  # _CLOSED
                 self.end()
         if self.paused and not self.pending and not self.ended:

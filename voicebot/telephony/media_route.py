@@ -1,7 +1,13 @@
 """The Media Streams WebSocket route (``/twilio/media``) of ``app.VoiceServer``: its own module
-because it is the one long-lived, stateful route (a loop over 20 ms frames with its own timeouts,
-bad-message counting, attaching a stream to its call and resuming a call another instance
-answered), while ``app`` holds the short request/response routes and the server's lifecycle.
+because it is the one long-lived, stateful route, while ``app`` holds the short request/response
+routes and the server's lifecycle.
+
+Each socket's logic (parsing, bad-message counting, duplicate drops, the start and silence
+deadlines) is one ``MediaConnection`` driven per message, whichever transport carries it: the
+Starlette route here on the main port (``serve``), or picows on the media port
+(``media_listener``). What they share at the server level is here: attaching a stream to its
+call (the stream parameters and their claim), resuming a call another instance answered, and
+what a silent or misbehaving stream costs it.
 
 The route reads everything through the server it belongs to (settings, sessions, metrics,
 configuration, speech), so a reload or a changed setting reaches it exactly as it reaches the
