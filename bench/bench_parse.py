@@ -16,7 +16,12 @@ import json
 import time
 from collections.abc import Callable
 
-from voicebot.telephony.media_stream import parse_message
+from voicebot.telephony.media_stream import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    _Fields,
+    _media,
+    parse_message,
+)
 
 MESSAGE = json.dumps(  # compact, as Twilio sends it
     {
@@ -56,6 +61,10 @@ def main() -> None:
             continue
         rows[f"{name}.{attr}"] = per_message_us(getattr(module, attr), args.n)
     rows["parse_message (json.loads)"] = per_message_us(parse_message, args.n)
+    # what parse_message cost before its plain path for media (the general field checks)
+    rows["json.loads + general checks"] = per_message_us(
+        lambda text: _media(_Fields("media", json.loads(text)), DEFAULT_MAX_PAYLOAD_BYTES), args.n
+    )
     print(f"message: {len(MESSAGE)} bytes")
     for name, us in rows.items():
         print(f"{name:32s} {us:7.2f} µs")
