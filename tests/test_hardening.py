@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -548,6 +549,20 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(
         started = time.monotonic()
         with contextlib.suppress(OSError):
             for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+        assert _closed_by_server(sock, 5.0)
+        assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
+
+
+def test_a_stream_upgrade_that_never_finishes_its_head_is_closed(streaming: VoiceServer) -> None:
+    """Slowloris on the media stream's port (the picows listener's handshake timeout is
+    serve's --request-timeout, as the main port's request-head timeout is)."""
+    port = urlsplit(streaming.stream_url).port  # header_timeout_s=0.5
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"GET /twilio/media HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
                 sock.sendall(bytes([byte]))
                 time.sleep(0.05)
         assert _closed_by_server(sock, 5.0)
