@@ -4,10 +4,13 @@ could drift from it."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from voicebot.telephony.access_log import parse_proxies
-from voicebot.telephony.testing.cluster import haproxy_config
+from voicebot.telephony.testing.cluster import haproxy_binary, haproxy_config
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "deployment.md"
 
@@ -40,3 +43,24 @@ def test_the_systemd_unit_trusts_haproxy_for_forwarded_addresses() -> None:
     proxy = re.search(r"--trusted-proxy (\S+)", unit.group(1))
     assert proxy is not None
     assert parse_proxies([proxy.group(1)])
+
+
+def test_the_documented_media_port_rule_is_a_valid_haproxy_config(tmp_path: Path) -> None:
+    """docs/deployment.md's media-port routing (issue #20), as ``haproxy_config`` writes it,
+    is accepted by a real HAProxy and routes ``/twilio/media`` to each instance's media port."""
+    binary = haproxy_binary()
+    if binary is None:
+        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+    text = DOC.read_text(encoding="utf-8")
+    media = dict(re.findall(r"^      server (\S+) (\S+) track voicebot/\1$", text, re.M))
+    assert set(media) == {"vb1", "vb2", "vb3"}
+    assert "use_backend voicebot_media if { path_beg /twilio/media }" in text
+    servers = [(name, f"10.0.0.1{n}:8081", 18081) for n, name in enumerate(media, 1)]
+    config = haproxy_config(":8443", servers, media=media)
+    assert "    use_backend voicebot_media if { path_beg /twilio/media }\n" in config
+    assert f"    server vb1 {media['vb1']} track voicebot/vb1\n" in config
+    (tmp_path / "haproxy.cfg").write_text(config)
+    checked = subprocess.run(
+        [binary, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr

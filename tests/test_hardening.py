@@ -18,10 +18,11 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from voicebot.calllog.log import CallLog, CallRow
 from voicebot.cli.main import build_parser, main
@@ -32,6 +33,7 @@ from voicebot.speech.tts import Tts
 from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.admission import default_max_calls
 from voicebot.telephony.app import SpeechProvider, VoiceServer
+from voicebot.telephony.media_listener import start_media_listener
 from voicebot.telephony.media_stream import split_frames
 from voicebot.telephony.observer import CallObserver
 from voicebot.telephony.rest import TwilioRest
@@ -152,10 +154,39 @@ def test_a_body_that_stops_arriving_is_timed_out() -> None:
 
 
 @contextlib.contextmanager
-def _listening(server: VoiceServer, port: int) -> Iterator[None]:
-    """``server`` behind uvicorn on ``port``, configured as ``voicebot serve`` configures it."""
-    with serving(uvicorn_config(server, "127.0.0.1", port, log_config=None)):
+def _listening(server: VoiceServer, port: int, media_port: int | None = None) -> Iterator[None]:
+    """``server`` behind uvicorn on ``port``, configured as ``voicebot serve`` configures it;
+    with ``media_port``, its picows media listener there too (``serve --media-port``)."""
+
+    async def media() -> asyncio.Server:
+        return await start_media_listener(server.media_route, host="127.0.0.1", port=media_port)
+
+    config = uvicorn_config(server, "127.0.0.1", port, log_config=None)
+    with serving(config, beside=media if media_port is not None else None):
         yield
+
+
+TRANSPORTS = ["starlette", "picows"]  # the media stream on the main port, or on its own
+
+
+def _media_settings(transport: str) -> tuple[int | None, dict[str, Any]]:
+    """The media port of ``transport`` (None: the main port's) and the settings it needs."""
+    if transport == "starlette":
+        return None, {}
+    media_port = free_port()
+    return media_port, {"stream_public_url": f"http://127.0.0.1:{media_port}"}
+
+
+@pytest.fixture(params=TRANSPORTS)
+def streaming(request: pytest.FixtureRequest) -> Iterator[VoiceServer]:
+    """A server (no calls) whose media stream ``server.stream_url`` is served by each
+    transport in turn; short start and head timeouts."""
+    media_port, media = _media_settings(request.param)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = _server(url, header_timeout_s=0.5, stream_start_timeout_s=0.5, **media)
+    with _listening(server, port, media_port):
+        yield server
 
 
 @pytest.fixture
@@ -192,13 +223,11 @@ def _signed_headers(server: VoiceServer) -> dict[str, str]:
     return {SIGNATURE_HEADER: sign(server.stream_url, {}, TOKEN)}
 
 
-def test_serve_closes_a_stream_that_sends_an_oversized_message(
-    listening: tuple[VoiceServer, int],
-) -> None:
-    server, port = listening
+def test_serve_closes_a_stream_that_sends_an_oversized_message(streaming: VoiceServer) -> None:
+    server = streaming
 
     async def send_big() -> int | None:
-        url = f"ws://127.0.0.1:{port}/twilio/media"
+        url = server.stream_url
         async with connect(url, additional_headers=_signed_headers(server)) as ws:
             await ws.send("x" * (server.settings.max_ws_message_bytes + 1))
             with pytest.raises(ConnectionClosed):
@@ -251,7 +280,12 @@ MEDIA_TIMEOUT_S = 3.0
 
 @contextlib.contextmanager
 def _running_bot(
-    tmp: Path, model: SpeechModel, config: Path, tts: Tts | None, **settings: Any
+    tmp: Path,
+    model: SpeechModel,
+    config: Path,
+    tts: Tts | None,
+    transport: str = "starlette",
+    **settings: Any,
 ) -> Iterator[Bot]:
     """``config`` served as ``serve`` serves it (call log, REST API, the call log's checks of
     repeated webhooks and streams), with a fake Twilio REST API and a SQLite call log."""
@@ -259,6 +293,8 @@ def _running_bot(
     fake = FakeTwilio(auth_token=TOKEN).start()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    media_port, media = _media_settings(transport)
+    settings.update(media)
     rest = TwilioRest(
         fake.account_sid,
         TOKEN,
@@ -278,17 +314,22 @@ def _running_bot(
     server.known_call = log.has_call  # as serve sets it: every call here goes through the check
     server.claim_stream = log.claim_stream  # as serve sets it: stream parameters used once
     try:
-        with _listening(server, port):
+        with _listening(server, port, media_port):
             yield Bot(server, fake, log, url)
     finally:
         fake.stop()
         log.close()
 
 
-@pytest.fixture(scope="module")
-def bot(ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+@pytest.fixture(scope="module", params=TRANSPORTS)
+def bot(
+    request: pytest.FixtureRequest, ko_model: SpeechModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Bot]:
+    """The bot, its media stream served by each transport in turn (``stream_url``)."""
     tmp = tmp_path_factory.mktemp("hardening")
-    with _running_bot(tmp, ko_model, CONFIG, Tts(), media_timeout_s=MEDIA_TIMEOUT_S) as running:
+    with _running_bot(
+        tmp, ko_model, CONFIG, Tts(), request.param, media_timeout_s=MEDIA_TIMEOUT_S
+    ) as running:
         yield running
 
 
@@ -407,6 +448,31 @@ def test_a_frame_sent_twice_is_heard_once(bot: Bot) -> None:
     assert bot.server.metrics.errors["duplicate_frame"] - before >= voiced_frames(speech)
 
 
+def test_frames_sent_right_behind_the_start_are_all_heard_in_order(bot: Bot) -> None:
+    """The start's attach (the stream claim in the call log) takes a while; the frames that
+    arrive meanwhile wait for it and are all handled after it, none dropped (issue #20: the
+    picows listener handles a frame in its callback, and queues it while a task runs)."""
+    call_sid = _new_sid()
+
+    async def burst() -> tuple[float, int]:
+        async with _stream(bot, call_sid) as (ws, stream_sid):
+            for seq in range(2, 102):  # 2 s of audio at once, right behind the start
+                await ws.send(_media(stream_sid, seq, SILENCE))
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                session = bot.server.sessions.get(call_sid)
+                if session is not None and session.last_seq == 101:
+                    break
+                await asyncio.sleep(0.01)
+            assert session is not None and session.audio is not None
+            return session.audio.received_s + len(session.buffer) / 8000, session.last_seq
+
+    heard, last = asyncio.run(burst())
+    assert last == 101
+    assert heard == pytest.approx(2.0, abs=0.001)
+    _ended(bot, call_sid)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. A replayed webhook
 
@@ -489,6 +555,20 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(
         assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
 
 
+def test_a_stream_upgrade_that_never_finishes_its_head_is_closed(streaming: VoiceServer) -> None:
+    """Slowloris on the media stream's port (the picows listener's handshake timeout is
+    serve's --request-timeout, as the main port's request-head timeout is)."""
+    port = urlsplit(streaming.stream_url).port  # header_timeout_s=0.5
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        started = time.monotonic()
+        with contextlib.suppress(OSError):
+            for byte in b"GET /twilio/media HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
+                sock.sendall(bytes([byte]))
+                time.sleep(0.05)
+        assert _closed_by_server(sock, 5.0)
+        assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
+
+
 def test_a_request_answered_leaves_the_connection_usable(
     listening: tuple[VoiceServer, int],
 ) -> None:
@@ -516,11 +596,28 @@ def _response(sock: socket.socket) -> bytes:
     return head + b"\r\n\r\n" + body
 
 
-def test_a_stream_that_never_starts_is_closed(listening: tuple[VoiceServer, int]) -> None:
-    server, port = listening  # stream_start_timeout_s=0.5
+def test_a_stream_upgrade_without_a_valid_signature_is_refused_before_upgrading(
+    streaming: VoiceServer,
+) -> None:
+    server = streaming
+    forged = {SIGNATURE_HEADER: sign(server.stream_url, {}, "another account's token")}
+
+    async def upgrade(headers: dict[str, str]) -> int:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(server.stream_url, additional_headers=headers):
+                pass
+        return int(refused.value.response.status_code)
+
+    assert asyncio.run(upgrade(forged)) == 403
+    assert asyncio.run(upgrade({})) == 403
+    assert server.metrics.errors["signature"] == 2
+
+
+def test_a_stream_that_never_starts_is_closed(streaming: VoiceServer) -> None:
+    server = streaming  # stream_start_timeout_s=0.5
 
     async def idle() -> float:
-        url = f"ws://127.0.0.1:{port}/twilio/media"
+        url = server.stream_url
         async with connect(url, additional_headers=_signed_headers(server)) as ws:
             await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1"}))
             started = time.monotonic()
@@ -914,7 +1011,7 @@ def test_stream_parameters_are_used_once_across_instances(
 
             async def on_other() -> None:
                 url = f"ws://127.0.0.1:{port}/twilio/media"
-                headers = _signed_headers(bot.server)
+                headers = _signed_headers(other)  # its stream URL, on the public origin
                 async with connect(url, additional_headers=headers) as ws:
                     await ws.send(_start(call_sid, "MZ" + secrets.token_hex(16), parameters))
                     for seq in range(2, 30):

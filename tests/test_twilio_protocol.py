@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import pytest
 from hypothesis import given
@@ -22,6 +22,8 @@ from voicebot.telephony.media_stream import (
     ProtocolError,
     Start,
     Stop,
+    _Fields,
+    _media,
     clear_message,
     mark_message,
     media_message,
@@ -317,3 +319,54 @@ def test_public_url_rebuilds_what_twilio_signed_behind_a_proxy() -> None:
     )
     with pytest.raises(ValueError, match="absolute"):
         public_url("/x", "bot.example.com")
+
+
+_COUNTS = st.one_of(
+    st.sampled_from(["0", "7", "12345", "-1", "1.5", "١٢", "", "9" * 19]),
+    st.integers(min_value=-2, max_value=2**62),
+    st.booleans(),
+    st.none(),
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {
+            "event": st.just("media"),
+            "sequenceNumber": _COUNTS,
+            "streamSid": st.one_of(st.just("MZ1"), st.integers(), st.none()),
+            "media": st.one_of(
+                st.fixed_dictionaries(
+                    {
+                        "track": st.one_of(st.just("inbound"), st.integers()),
+                        "chunk": _COUNTS,
+                        "timestamp": _COUNTS,
+                        "payload": st.one_of(
+                            st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode()),
+                            st.sampled_from(["", "AA", "AA=", "A A=", "!!!!", "AAAA\n"]),
+                        ),
+                    }
+                ),
+                st.none(),
+                st.lists(st.integers(), max_size=2),
+            ),
+        }
+    )
+)
+def test_the_plain_media_path_parses_and_refuses_as_the_general_one(
+    message: dict[str, object],
+) -> None:
+    """``parse_message`` reads Twilio's usual ``media`` message without the general field
+    checks (issue #20, 50 a second per call): whatever the fields, the result, or the error
+    sentence, is the general path's."""
+    limit = 200
+
+    def outcome(parse: Callable[[], object]) -> object:
+        try:
+            return parse()
+        except ProtocolError as exc:
+            return str(exc)
+
+    text = json.dumps(message)
+    general = outcome(lambda: _media(_Fields("media", json.loads(text)), limit))
+    assert outcome(lambda: parse_message(text, max_payload_bytes=limit)) == general

@@ -66,6 +66,16 @@ def register(subparsers: Subparsers) -> None:
         "10.0.0.0/24), repeatable: only from these is X-Forwarded-For believed, so the "
         "dashboard sees each browser's address (default: none, the header is ignored)",
     )
+    serve.add_argument(
+        "--media-port",
+        type=_media_port,
+        metavar="PORT",
+        help="also serve the media stream with picows (compiled; no future per 20 ms frame) on "
+        "this port (0: any free one; off: only the main port serves it). Behind a proxy, route "
+        "/twilio/media to it (docs/deployment.md); without --public-url (--dev) the TwiML's "
+        "stream URL points straight at it. Default: in --dev without --public-url any free "
+        "port, otherwise off (one port, as a single tunnel needs)",
+    )
     serve.add_argument("--watch", action="store_true", help="reload when config files change")
     serve.add_argument("--watch-interval", type=float, default=2.0, help="seconds (default 2)")
     serve.add_argument("--no-tts", action="store_true", help="speak prompts with Twilio <Say>")
@@ -148,18 +158,42 @@ def register(subparsers: Subparsers) -> None:
     serve.set_defaults(run=cmd_serve)
 
 
+MEDIA_OFF = -1  # --media-port off
+
+
+def _media_port(text: str) -> int:
+    if text == "off":
+        return MEDIA_OFF
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number or 'off'") from None
+
+
+def media_port(args: argparse.Namespace) -> int | None:
+    """The port the picows media listener takes (0: any free one), or None: none."""
+    port: int | None = args.media_port
+    if port is None:  # local trials straight at the server: the fast path, on a free port
+        port = 0 if args.dev and args.public_url is None else MEDIA_OFF
+    return None if port == MEDIA_OFF else port
+
+
 def _default(name: str) -> Any:
     return next(f.default for f in dataclasses.fields(ServerSettings) if f.name == name)
 
 
-def server_settings(args: argparse.Namespace, public: str, auth_token: str) -> ServerSettings:
-    """The server's settings from serve's options."""
+def server_settings(
+    args: argparse.Namespace, public: str, auth_token: str, stream_public: str | None = None
+) -> ServerSettings:
+    """The server's settings from serve's options; ``stream_public``: the media listener's own
+    origin, when the TwiML points straight at it."""
     from voicebot.telephony.admission import default_max_calls
 
     return ServerSettings(
         max_calls=default_max_calls() if args.max_calls is None else args.max_calls,
         max_backlog_s=args.max_backlog,
         public_url=public,
+        stream_public_url=stream_public,
         auth_token=auth_token,
         max_body_bytes=args.max_body_bytes,
         header_timeout_s=args.request_timeout,
@@ -191,6 +225,8 @@ def _check_limits(args: argparse.Namespace) -> None:
         raise UsageError(f"--max-calls {args.max_calls} must be 0 or more")
     if args.agent_port is not None:
         _check_port(args.agent_port, "--agent-port")
+    if args.media_port is not None and args.media_port != MEDIA_OFF:
+        _check_port(args.media_port, "--media-port")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,9 +333,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     # Bound before anything is loaded or opened: a port in use is one line, at once, instead of
     # uvicorn's error and exit from inside the server after the models have loaded.
-    with listening_socket(args.host, args.port) as sock:
+    media = media_port(args)
+    with (
+        listening_socket(args.host, args.port) as sock,
+        contextlib.ExitStack() as stack,
+    ):
+        media_sock = None
+        if media is not None:
+            media_sock = stack.enter_context(listening_socket(args.host, media, "--media-port"))
+        stream_public = None
         if public is None:
             public = f"http://{args.host}:{sock.getsockname()[1]}"
+            if media_sock is not None:  # no proxy to route the path: streams go straight there
+                stream_public = f"http://{args.host}:{media_sock.getsockname()[1]}"
         token = token_from_env(env)
         retention = DEFAULT_RETENTION_DAYS if args.retention_days is None else args.retention_days
         try:
@@ -314,12 +360,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"voicebot: cannot open the call log: {exc}", file=sys.stderr)
             return 2
         try:
-            return _serve(args, env, public, call_log, token, sock)
+            return _serve(args, env, public, call_log, token, sock, media_sock, stream_public)
         finally:
             call_log.close()
 
 
-def listening_socket(host: str, port: int) -> socket.socket:
+def listening_socket(host: str, port: int, option: str = "--port") -> socket.socket:
     """The server's socket, bound to ``host:port``; a port in use or a host that is not this
     machine's is a ``VoicebotError`` (one line), not a traceback."""
     try:
@@ -337,7 +383,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
         if exc.errno == errno.EADDRINUSE:
             raise VoicebotError(
                 f"port {port} on {host} is already in use (another voicebot serve?); stop that "
-                "program or choose another --port"
+                f"program or choose another {option}"
             ) from None
         raise VoicebotError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
@@ -366,6 +412,8 @@ def _serve(
     call_log: CallLog,
     token: str | None,
     sock: socket.socket,
+    media_sock: socket.socket | None = None,
+    stream_public: str | None = None,
 ) -> int:
 
     from voicebot.loading.loader import ConfigHolder
@@ -378,7 +426,7 @@ def _serve(
     speech = SpeechProvider(load_speech_model)
     rest = TwilioRest.from_env(env, max_attempts=3, backoff_s=0.2, timeout_s=5.0)
     tts = None if args.no_tts else Tts()
-    settings = server_settings(args, public, env[AUTH_TOKEN_VAR])
+    settings = server_settings(args, public, env[AUTH_TOKEN_VAR], stream_public)
     # Not ready (/healthz 503) until prepare() has loaded the models, in the background.
     server = VoiceServer(settings, holder, rest, speech, tts=tts, observer=call_log, ready=False)
     server.known_call = call_log.has_call  # repeated webhooks of calls from before a restart
@@ -395,6 +443,9 @@ def _serve(
     print(
         f"webhook: {public.rstrip('/')}/twilio/voice  stream: {server.stream_url}", file=sys.stderr
     )
+    if media_sock is not None:
+        where = f"port {media_sock.getsockname()[1]}"
+        print(f"media stream: also on {where} (picows; see docs/deployment.md)", file=sys.stderr)
     print(f"call log: {call_log.store.target}", file=sys.stderr)
     if dashboard:
         print(f"dashboard: {public.rstrip('/')}{DASHBOARD_PATH}/", file=sys.stderr)
@@ -422,7 +473,12 @@ def _serve(
             tasks.append(asyncio.ensure_future(watcher.run(args.watch_interval, reloader.executor)))
         serving = asyncio.ensure_future(uv.serve(sockets=[sock]))
         stopping = asyncio.ensure_future(stop.first.wait())
+        media: asyncio.Server | None = None
         try:
+            if media_sock is not None:
+                from voicebot.telephony.media_listener import start_media_listener
+
+                media = await start_media_listener(server.media_route, sock=media_sock)
             language = holder.language().language
             print(f"loading the {language} speech model...", file=sys.stderr)
             try:
@@ -456,6 +512,8 @@ def _serve(
             return 0
         finally:
             stopping.cancel()
+            if media is not None:  # after the drain: its calls have ended or been handed over
+                media.close()
             await serving
             for task in tasks:
                 task.cancel()

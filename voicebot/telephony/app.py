@@ -190,13 +190,15 @@ class VoiceServer:
             lambda number, days, at, call_sid: None
         )
         base = settings.public_url.rstrip("/")
+        self.stream_base = (settings.stream_public_url or base).rstrip("/")
+        stream_base = self.stream_base
         self.services = CallServices(
             settings=settings,
             rest=rest,
             metrics=metrics or Metrics(),
             observer=NoObserver() if observer is None else GuardedObserver(observer),
             tts=tts,
-            stream_url=public_url(base + "/twilio/media", base, websocket=True),
+            stream_url=public_url(stream_base + "/twilio/media", stream_base, websocket=True),
             whisper_url=public_url(base + "/twilio/whisper", base),
             sessions=self.sessions,
             prompt_url=public_url(base + prompts.PROMPT_PATH, base),
@@ -393,15 +395,31 @@ class VoiceServer:
     ) -> bool:
         """Whether Twilio signed this request (webhook, whisper or stream upgrade); a rejection
         is counted and logged here once for every route."""
+        signature = conn.headers.get(SIGNATURE_HEADER)
+        return self.signed_target(str(conn.url), signature, what, params, websocket=websocket)
+
+    def signed_target(
+        self,
+        target: str,
+        signature: str | None,
+        what: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        websocket: bool = False,
+        stream: bool = False,
+    ) -> bool:
+        """``signed`` for a request URL (or just its path and query: only those are used, on
+        the public origin) and its signature header; ``stream``: the media listener's upgrade,
+        signed on the stream's own origin (``ServerSettings.stream_public_url``)."""
         if not self.settings.check_signatures:
             return True
         failed = verify(
-            str(conn.url),
-            params,
-            conn.headers.get(SIGNATURE_HEADER),
-            public_base=self.settings.public_url,
+            target if "://" in target else "http://media" + target,
+            params or {},
+            signature,
+            public_base=self.stream_base if stream else self.settings.public_url,
             auth_token=self.settings.auth_token,
-            websocket=websocket,
+            websocket=websocket or stream,
         )
         if failed is None:
             return True

@@ -1,7 +1,13 @@
 """The Media Streams WebSocket route (``/twilio/media``) of ``app.VoiceServer``: its own module
-because it is the one long-lived, stateful route (a loop over 20 ms frames with its own timeouts,
-bad-message counting, attaching a stream to its call and resuming a call another instance
-answered), while ``app`` holds the short request/response routes and the server's lifecycle.
+because it is the one long-lived, stateful route, while ``app`` holds the short request/response
+routes and the server's lifecycle.
+
+Each socket's logic (parsing, bad-message counting, duplicate drops, the start and silence
+deadlines) is one ``MediaConnection`` driven per message, whichever transport carries it: the
+Starlette route here on the main port (``serve``), or picows on the media port
+(``media_listener``). What they share at the server level is here: attaching a stream to its
+call (the stream parameters and their claim), resuming a call another instance answered, and
+what a silent or misbehaving stream costs it.
 
 The route reads everything through the server it belongs to (settings, sessions, metrics,
 configuration, speech), so a reload or a changed setting reaches it exactly as it reaches the
@@ -13,6 +19,7 @@ the bot having redirected the call falls through to the TwiML's ``<Dial>``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Final
@@ -21,7 +28,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voicebot.core.dialogue import HangUpCall, Transfer
 from voicebot.telephony.handoff import StreamParameters
-from voicebot.telephony.media_stream import Media, ProtocolError, Start, parse_message
+from voicebot.telephony.media_connection import MediaConnection
+from voicebot.telephony.media_socket import MediaSocket, StarletteSocket
+from voicebot.telephony.media_stream import Start
 from voicebot.telephony.session import CallSession, CallState, close_socket
 
 if TYPE_CHECKING:
@@ -36,97 +45,31 @@ BAD_MESSAGES_LOGGED: Final = 10  # warnings per call (or unattached socket); the
 
 
 class MediaRoute:
-    """The media stream of the calls ``server`` serves: ``serve`` is the WebSocket endpoint."""
+    """The media stream of the calls ``server`` serves: ``serve`` is the Starlette WebSocket
+    endpoint on the main port; ``media_listener`` serves the same streams with picows. Both
+    drive a ``MediaConnection`` per socket; what they share at the server level (attaching a
+    stream to its call, resuming a call, the idle and bad-message handling) is here."""
 
     def __init__(self, server: VoiceServer) -> None:
         self.server = server
 
     async def serve(self, ws: WebSocket) -> None:
-        """One Media Streams WebSocket, from the upgrade to its close.
-
-        The idle deadline moves only with progress: the ``start`` that attaches the stream,
-        then each new inbound audio frame. Anything else (``connected``, marks, a frame seen
-        before, binary or malformed frames) is no sign of a live call, so a client sending only
-        that is timed out as a silent one is. Bad messages are counted per socket, before
-        ``start`` too: past ``max_bad_messages`` an unattached socket is closed, an attached
-        call handed to a person; only the first few are logged."""
+        """One Media Streams WebSocket, from the upgrade to its close: the signature is checked
+        before the upgrade, then each message goes to the stream's ``MediaConnection``."""
         if not self.server.signed(ws, "stream upgrade", {}, websocket=True):
             await ws.close(code=1008)  # before accept: the client gets HTTP 403
             return
         await ws.accept()
-        session: CallSession | None = None
-        loop = asyncio.get_running_loop()
-        idle_s = self.server.settings.stream_start_timeout_s
-        deadline = loop.time() + idle_s
-        bad = 0  # bad messages on this socket
+        socket = StarletteSocket(ws)
+        connection = MediaConnection(self, socket)
+        reader = asyncio.ensure_future(_read(ws, socket, connection))
         try:
-            while True:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        message = await ws.receive()
-                except TimeoutError:
-                    await self._idle(ws, session, idle_s)
-                    break
-                except (WebSocketDisconnect, RuntimeError):
-                    break
-                if message["type"] == "websocket.disconnect":
-                    break
-                received = time.perf_counter()
-                settings = self.server.settings
-                problem: str | None = None
-                text = message.get("text")
-                parsed = None
-                if text is None:
-                    problem = "binary frame (Twilio sends text)"
-                else:
-                    try:
-                        parsed = parse_message(text, max_payload_bytes=settings.max_payload_bytes)
-                    except ProtocolError as exc:
-                        problem = str(exc)
-                if isinstance(parsed, Start) and session is not None:
-                    problem = "a second start on the same stream"  # one stream, one start
-                if problem is not None or parsed is None:
-                    bad += 1
-                    self._bad(session, bad, problem or "empty message")
-                    if bad > settings.max_bad_messages:
-                        if session is None:
-                            log.warning("unattached stream: %d bad messages: closing it", bad)
-                            break
-                        async with session.lock:
-                            await session.fail("too many malformed stream messages")
-                    if session is not None and session.done:
-                        break
-                    continue
-                if isinstance(parsed, Start):
-                    session = await self._attach(ws, parsed)
-                    if session is None:
-                        break
-                    idle_s = settings.media_timeout_s
-                    deadline = loop.time() + idle_s
-                    continue
-                if session is None:
-                    continue  # "connected", or anything before "start": nothing to attach to
-                if session.repeated(parsed):
-                    self.server.metrics.error("duplicate_frame")
-                    continue
-                if isinstance(parsed, Media):
-                    deadline = loop.time() + idle_s  # new audio: the stream is alive
-                async with session.lock:
-                    try:
-                        await session.on_message(parsed, received)
-                    except Exception as exc:
-                        log.exception("call %s: error handling the stream", session.call_sid)
-                        await session.fail(f"{type(exc).__name__}: {exc}")
-                if session.done or session.ws is not ws:
-                    break
+            await connection.finished.wait()
         finally:
-            try:
-                if session is not None:
-                    session.stream_gone(ws)
-            finally:
-                await close_socket(ws)
+            reader.cancel()
+            connection.end()
 
-    async def _idle(self, ws: WebSocket, session: CallSession | None, idle_s: float) -> None:
+    async def idle(self, ws: MediaSocket, session: CallSession | None, idle_s: float) -> None:
         """Nothing came on the stream for ``idle_s``. Before "start" it is no call: closed.
         Twilio sends a frame every 20 ms, so a started stream gone quiet is broken, and like any
         failure it ends in a transfer to a person (unless the call is being redirected)."""
@@ -140,7 +83,7 @@ class MediaRoute:
             self.server.metrics.error("stream_silent")
             await session.fail(f"no media on the stream for {idle_s:g} s")
 
-    def _bad(self, session: CallSession | None, on_socket: int, problem: str) -> None:
+    def bad(self, session: CallSession | None, on_socket: int, problem: str) -> None:
         """Count a bad message (``on_socket``-th on its socket); log the first few only."""
         self.server.metrics.error("protocol")
         seen = on_socket
@@ -152,7 +95,7 @@ class MediaRoute:
         who = session.call_sid if session is not None else "unattached stream"
         log.warning("%s: ignored stream message: %s", who, problem)
 
-    async def _attach(self, ws: WebSocket, start: Start) -> CallSession | None:
+    async def attach(self, ws: MediaSocket, start: Start) -> CallSession | None:
         params = StreamParameters.read(
             start.call_sid, start.custom_parameters, self.server.settings.auth_token
         )
@@ -239,3 +182,17 @@ class MediaRoute:
         self.server.sessions[sid] = session
         self.server.metrics.call_started()
         return session
+
+
+async def _read(ws: WebSocket, socket: StarletteSocket, connection: MediaConnection) -> None:
+    """Starlette's side of a stream: each message to ``connection`` as it comes, until the
+    peer closes or the connection has ended; waits while ``connection`` paused reading."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while not connection.ended:
+            if not socket.readable.is_set():
+                await socket.readable.wait()
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            connection.on_text(message.get("text"), time.perf_counter())
+    connection.on_closed()

@@ -150,6 +150,10 @@ def parse_message(
     if not isinstance(raw, dict):
         raise ProtocolError("message must be a JSON object")
     event = raw.get("event")
+    if event == "media":  # 50 a second per call: the usual shape without the general checks
+        media = _plain_media(raw, max_payload_bytes)
+        if media is not None:
+            return media
     if not isinstance(event, str):
         raise ProtocolError("message has no 'event' string")
     parser = _PARSERS.get(event)
@@ -214,6 +218,41 @@ def _media(m: _Fields, limit: int) -> Media:
         timestamp_ms=body.count("timestamp"),
         payload=payload,
     )
+
+
+def _plain_count(value: object) -> int | None:
+    """``_Fields.count`` without its error: None for anything it would not accept."""
+    if type(value) is str and value.isascii() and value.isdigit() and len(value) < 19:
+        return int(value)
+    if type(value) is int and value >= 0:
+        return value
+    return None
+
+
+def _plain_media(raw: dict[str, Any], limit: int) -> Media | None:
+    """A ``media`` message of the shape Twilio sends, parsed with plain dictionary reads (a
+    third of ``_media``'s time, measured by ``bench/bench_parse.py``); None for anything else,
+    which ``_media`` then parses or refuses with its error sentence."""
+    body = raw.get("media")
+    if type(body) is not dict:
+        return None
+    sid, track, encoded = raw.get("streamSid"), body.get("track"), body.get("payload")
+    if type(sid) is not str or type(track) is not str or type(encoded) is not str:
+        return None
+    if len(encoded) > (limit + 2) // 3 * 4:
+        return None
+    sequence = _plain_count(raw.get("sequenceNumber"))
+    chunk = _plain_count(body.get("chunk"))
+    timestamp = _plain_count(body.get("timestamp"))
+    if sequence is None or chunk is None or timestamp is None:
+        return None
+    try:
+        payload = binascii.a2b_base64(encoded, strict_mode=True)  # b64decode(validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(payload) > limit:
+        return None
+    return Media(sequence, sid, track, chunk, timestamp, payload)
 
 
 def _mark(m: _Fields, _limit: int) -> Mark:

@@ -27,8 +27,6 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 
-from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
-
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
     Action,
@@ -52,6 +50,7 @@ from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony import prompts
 from voicebot.telephony.handoff import StreamParameters, UsedStreams, expiry
+from voicebot.telephony.media_socket import SEND_ERRORS, MediaSocket
 from voicebot.telephony.media_stream import (
     DtmfMessage,
     Mark,
@@ -146,7 +145,7 @@ class CallSession:
     state: CallState = CallState.WAITING
     created: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    ws: WebSocket | None = None
+    ws: MediaSocket | None = None
     stream_sid: str | None = None
     streams: int = 0  # streams attached so far (more than one after a <Say> redirect)
     pending_marks: set[str] = field(default_factory=set)
@@ -176,7 +175,7 @@ class CallSession:
         """Decided or ended: nothing the caller sends can change the call any more."""
         return self.state in (CallState.DECIDED, CallState.ENDED)
 
-    def attach(self, ws: WebSocket, stream_sid: str) -> WebSocket | None:
+    def attach(self, ws: MediaSocket, stream_sid: str) -> MediaSocket | None:
         """A (new) stream of this call started; returns the stream it replaces, to close."""
         old = self.ws
         self.ws, self.stream_sid = ws, stream_sid
@@ -254,7 +253,7 @@ class CallSession:
             recall_answer=state.recall_answer,
         )
 
-    def stream_gone(self, ws: WebSocket) -> None:
+    def stream_gone(self, ws: MediaSocket) -> None:
         """The socket ``ws`` closed. Unless the bot redirected or decided, nobody decided:
         Twilio continues the TwiML, whose <Dial> puts the caller through to the default group."""
         if self.ws is not ws:
@@ -275,13 +274,19 @@ class CallSession:
 
     # -- what the caller sends -------------------------------------------------------------
 
+    def on_media(self, message: Media, received: float) -> None:
+        """A caller audio frame: synchronous (no await, so the stream's reader can call it per
+        frame without a task or future); like every call change, under ``lock`` or while no
+        one holds it."""
+        if self.done or message.track not in ("inbound", "inbound_track"):
+            return
+        self._on_media(message, received)
+
     async def on_message(self, message: object, received: float) -> None:
         if self.done:
             return
         if isinstance(message, Media):
-            if message.track not in ("inbound", "inbound_track"):
-                return
-            self._on_media(message, received)
+            self.on_media(message, received)
         elif isinstance(message, DtmfMessage):
             log.info("call %s: key %s", self.call_sid, message.digit)
             await self.carry_out(self.pipeline.dtmf(message.digit), received)
@@ -430,18 +435,11 @@ class CallSession:
 
     async def _send(self, texts: Sequence[str]) -> bool:
         ws = self.ws
-        if ws is None or ws.client_state is not WebSocketState.CONNECTED:
+        if ws is None or not ws.open:
             return False
-        # One deadline, moved on by each message sent: a task per message (``wait_for``) cost
-        # more than sending it, and a prompt is 50 messages per second of audio.
-        patience = self.services.settings.send_timeout_s
-        loop = asyncio.get_running_loop()
         try:
-            async with asyncio.timeout(patience) as deadline:
-                for text in texts:
-                    await ws.send_text(text)
-                    deadline.reschedule(loop.time() + patience)
-        except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect) as exc:
+            await ws.send_texts(texts, self.services.settings.send_timeout_s)
+        except SEND_ERRORS as exc:
             self.services.metrics.error("send")
             log.warning("call %s: sending to the stream failed: %r", self.call_sid, exc)
             return False
@@ -732,7 +730,5 @@ def fit_speech(
     return head, []
 
 
-async def close_socket(ws: WebSocket) -> None:
-    if ws.application_state is WebSocketState.CONNECTED:
-        with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
-            await ws.close()
+async def close_socket(ws: MediaSocket) -> None:
+    await ws.close()

@@ -98,6 +98,10 @@ class TwilioEnv:
 class ServerSettings:
     public_url: str  # the origin Twilio calls, e.g. https://bot.example.com (signatures, TwiML)
     auth_token: str  # signs webhooks and the stream upgrade
+    # The origin the media stream's URL (TwiML ``<Stream url>``) is on, and its upgrade signed
+    # against: ``public_url`` unless the stream has its own (``serve --media-port`` without a
+    # proxy in front: ``ws://HOST:MEDIA_PORT``).
+    stream_public_url: str | None = None
     check_signatures: bool = True
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     feed_bytes: int = 800  # caller audio handed to the recogniser in 100 ms chunks (its block)

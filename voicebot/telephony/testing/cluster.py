@@ -37,7 +37,11 @@ def free_port() -> int:
 
 
 def haproxy_config(
-    bind: str, servers: Sequence[tuple[str, str, int]], *, stats_socket: Path | None = None
+    bind: str,
+    servers: Sequence[tuple[str, str, int]],
+    *,
+    media: Mapping[str, str] | None = None,
+    stats_socket: Path | None = None,
 ) -> str:
     """HAProxy in front of voicebot instances: ``bind`` is what follows HAProxy's ``bind``
     keyword (``127.0.0.1:8080``, ``:443 ssl crt /etc/haproxy/voice.pem``), ``servers`` are
@@ -53,6 +57,10 @@ def haproxy_config(
     - ``agent-check`` every 500 ms on each instance's ``--agent-port``: the instance answers
       the room it has left as a percentage of its ``weight 100`` (``admission``), so
       ``leastconn`` sends fewer new calls to a busy instance before it must refuse any.
+    - ``media``: each instance's ``serve --media-port`` ("host:port" by server name). The media
+      stream (``path_beg /twilio/media``) then goes to the picows listener there, each server
+      tracking its instance's health (``track``). Not in the tested cluster yet: see "The
+      media port" in docs/deployment.md for what it does to ``leastconn``.
     """
     lines = [
         "global",
@@ -75,6 +83,7 @@ def haproxy_config(
         "frontend twilio",
         f"    bind {bind}",
         "    option forwardfor",
+        *(["    use_backend voicebot_media if { path_beg /twilio/media }"] if media else []),
         "    default_backend voicebot",
         "",
         "backend voicebot",
@@ -85,6 +94,9 @@ def haproxy_config(
         f" agent-check agent-inter {HEALTH_INTERVAL_MS}ms",
     ]
     lines += [f"    server {name} {address} agent-port {agent}" for name, address, agent in servers]
+    if media:
+        lines += ["", "backend voicebot_media", "    balance leastconn"]
+        lines += [f"    server {name} {media[name]} track voicebot/{name}" for name, *_ in servers]
     return "\n".join(lines) + "\n"
 
 

@@ -7,10 +7,11 @@ the start/wait/stop dance. It is the in-process counterpart of ``voicebot serve`
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,17 +32,48 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+Beside = Callable[[], Awaitable[asyncio.Server]]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn with another server on its event loop (``serve --media-port``'s listener)."""
+
+    def __init__(self, config: uvicorn.Config, beside: Beside | None) -> None:
+        super().__init__(config)
+        self.beside = beside
+        self.other: asyncio.Server | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.beside is not None:
+            self.other = await self.beside()
+        await super().startup(sockets)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.other is not None:
+            self.other.close()
+        await super().shutdown(sockets)
+
+
 @contextmanager
-def serving(app: Any, *, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Iterator[str]:
+def serving(
+    app: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    beside: Beside | None = None,
+    **options: Any,
+) -> Iterator[str]:
     """Serve ``app`` (an ASGI app, or a ready ``uvicorn.Config``) until the block ends; yields
     its base URL once it accepts connections. ``port`` 0 takes any free one; ``options`` go to
-    ``uvicorn.Config`` (e.g. ``log_level="warning"``); WebSockets use ``serve``'s protocol."""
+    ``uvicorn.Config`` (e.g. ``log_level="warning"``); WebSockets use ``serve``'s protocol.
+    ``beside`` starts another server on the same event loop (the picows media listener, whose
+    calls are the app's sessions), closed with it."""
     if isinstance(app, uvicorn.Config):
         config = app
     else:
         options.setdefault("ws", ReadAheadWebSocketProtocol)  # the media path as served
         config = uvicorn.Config(app, host=host, port=port, lifespan="off", **options)
-    server = uvicorn.Server(config)
+    server = _Server(config, beside)
     thread = threading.Thread(target=server.run, name="voicebot-uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
