@@ -292,4 +292,6 @@ def test_new_calls_move_away_from_the_instance_with_less_room(
         # the webhook (where a call is admitted) goes by the weights; the media stream is its own
         # connection that HAProxy balances again, and any instance may take it (stateless)
         assert answered.name == "vb2", (sid, holder.name, weights)
+        # HAProxy routed the stream to the instance's media port (docs/deployment.md's rule)
+        assert f"call {sid}: stream 1 attached (picows)" in holder.text()
     assert "shed at the door" not in cluster.instance("vb1").text()

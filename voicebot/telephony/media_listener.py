@@ -55,6 +55,8 @@ class PicowsSocket:
     kernel; when picows says the write buffer is full (``pause_writing``), sends wait, as
     long as the session's patience, for it to drain."""
 
+    carrier = "picows"
+
     def __init__(self, transport: WSTransport) -> None:
         self.transport = transport
         self.writable = asyncio.Event()

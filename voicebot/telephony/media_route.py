@@ -146,7 +146,7 @@ class MediaRoute:
         if session.unsaid:
             async with session.lock:
                 await session.speak_unsaid()
-        log.info("call %s: stream %d attached", session.call_sid, session.streams)
+        log.info("call %s: stream %d attached (%s)", session.call_sid, session.streams, ws.carrier)
         return session
 
     async def _resume(self, params: StreamParameters) -> CallSession | None:

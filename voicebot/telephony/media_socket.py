@@ -25,6 +25,8 @@ SEND_ERRORS = (TimeoutError, RuntimeError, OSError, WebSocketDisconnect)
 class MediaSocket(Protocol):
     """One media stream's socket, as the call sees it."""
 
+    carrier: str  # what carries it ("uvicorn", "picows"), for the log
+
     @property
     def open(self) -> bool:
         """Still connected and not closed by us: sending makes sense."""
@@ -46,6 +48,8 @@ class MediaSocket(Protocol):
 class StarletteSocket:
     """A Starlette (uvicorn) WebSocket as a ``MediaSocket``; its reader (``MediaRoute.serve``)
     waits on ``readable`` between messages when reading is paused."""
+
+    carrier = "uvicorn"
 
     def __init__(self, ws: WebSocket) -> None:
         self.ws = ws

@@ -59,8 +59,9 @@ def haproxy_config(
       ``leastconn`` sends fewer new calls to a busy instance before it must refuse any.
     - ``media``: each instance's ``serve --media-port`` ("host:port" by server name). The media
       stream (``path_beg /twilio/media``) then goes to the picows listener there, each server
-      tracking its instance's health (``track``). Not in the tested cluster yet: see "The
-      media port" in docs/deployment.md for what it does to ``leastconn``.
+      tracking its instance's health (``track``: loading and draining take both ports out) and
+      reading the same agent weight: ``leastconn`` in this backend counts the calls (a stream
+      lasts the call; a webhook is a short request), so the weights steer the streams too.
     """
     lines = [
         "global",
@@ -95,8 +96,16 @@ def haproxy_config(
     ]
     lines += [f"    server {name} {address} agent-port {agent}" for name, address, agent in servers]
     if media:
-        lines += ["", "backend voicebot_media", "    balance leastconn"]
-        lines += [f"    server {name} {media[name]} track voicebot/{name}" for name, *_ in servers]
+        lines += [
+            "",
+            "backend voicebot_media",
+            "    balance leastconn",
+            f"    default-server weight 100 agent-check agent-inter {HEALTH_INTERVAL_MS}ms",
+        ]
+        lines += [
+            f"    server {name} {media[name]} track voicebot/{name} agent-port {agent}"
+            for name, _, agent in servers
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -130,7 +139,13 @@ def http_status(url: str, timeout_s: float = 2.0) -> int | None:
 class HAProxy:
     """``haproxy -db`` (foreground) on ``port`` in front of ``servers``."""
 
-    def __init__(self, workdir: Path, port: int, servers: Sequence[tuple[str, str, int]]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int,
+        servers: Sequence[tuple[str, str, int]],
+        media: Mapping[str, str] | None = None,
+    ) -> None:
         binary = haproxy_binary()
         if binary is None:
             raise FileNotFoundError("haproxy is not installed (apt-get install haproxy)")
@@ -139,7 +154,7 @@ class HAProxy:
         self.socket = workdir / "haproxy.sock"
         self.config = workdir / "haproxy.cfg"
         self.config.write_text(
-            haproxy_config(f"127.0.0.1:{port}", servers, stats_socket=self.socket)
+            haproxy_config(f"127.0.0.1:{port}", servers, media=media, stats_socket=self.socket)
         )
         self.log = workdir / "haproxy.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -304,9 +319,10 @@ class Cluster:
         env.pop("VOICEBOT_DATABASE_URL", None)
         env.update(extra_env or {})
         self.instances: list[Instance] = []
+        media: dict[str, str] = {}  # each instance's picows media port, where HAProxy routes
         for i in range(instances):
             name = f"vb{i + 1}"
-            port, agent_port = free_port(), free_port()
+            port, agent_port, media_port = free_port(), free_port(), free_port()
             argv = [
                 sys.executable,
                 "-m",
@@ -327,6 +343,8 @@ class Cluster:
                 f"{drain_s:g}",
                 "--agent-port",
                 str(agent_port),
+                "--media-port",
+                str(media_port),
                 "--trusted-proxy",  # HAProxy, as docs/deployment.md's unit says
                 "127.0.0.1",
                 *serve_args,
@@ -334,8 +352,9 @@ class Cluster:
             ]
             log = workdir / f"{name}.log"
             self.instances.append(Instance(name, port, agent_port, argv, env, log))
+            media[name] = f"127.0.0.1:{media_port}"
         servers = [(i.name, f"127.0.0.1:{i.port}", i.agent_port) for i in self.instances]
-        self.haproxy = HAProxy(workdir, self.port, servers)
+        self.haproxy = HAProxy(workdir, self.port, servers, media)
 
     @property
     def url(self) -> str:
