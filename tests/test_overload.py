@@ -120,6 +120,32 @@ def test_the_webhook_beyond_max_calls_puts_the_caller_through_at_once(
     assert again.decision == "transfer enqueue billing", format_report(again)
 
 
+def test_a_decided_call_leaves_its_place_to_the_next_caller(busy: Busy, _limits: Admission) -> None:
+    """A call the bot has decided decodes nothing more: while Twilio is slow to confirm its
+    transfer (the stream still open, the session still here), the next caller has the bot."""
+    _limits.max_calls = 1
+    live = busy.live
+    live.fake.answer_late(1, delay_s=3, updates=True)
+
+    async def scenario() -> tuple[object, object]:
+        first = asyncio.ensure_future(
+            simulate_call([load_audio(AUDIO / "billing.wav")], live.options(), live.fake)
+        )
+        while not any(s.done for s in list(live.server.sessions.values())):
+            assert not first.done(), format_report(first.result())
+            await asyncio.sleep(0.02)
+        # The first call is decided; its transfer is not confirmed yet: it is still held here.
+        turns = [load_audio(AUDIO / "billing.wav")]
+        second = await simulate_call(turns, live.options(caller="+821099990001"), live.fake)
+        return await first, second
+
+    decided, next_caller = asyncio.run(scenario())
+    assert decided.decision == "transfer enqueue billing", format_report(decided)  # type: ignore[attr-defined]
+    assert next_caller.streams == 1, format_report(next_caller)  # type: ignore[attr-defined]
+    assert busy.row(next_caller.call_sid)[1] != "shed"  # type: ignore[attr-defined]
+    assert next_caller.decision == "transfer enqueue billing", format_report(next_caller)  # type: ignore[attr-defined]
+
+
 class _Held(ThreadPoolExecutor):
     """A decoding pool that never decodes: every chunk of caller audio waits."""
 

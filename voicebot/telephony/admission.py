@@ -4,9 +4,11 @@ An instance that takes more calls than it can decode in real time makes every ca
 the last ones wait until they give up. So it decides three things here, in the shell (the
 dialogue only learns ``Overloaded`` and decides where the caller goes):
 
-- **At the door.** At most ``max_calls`` calls at once: the calls with a session here plus the
-  webhooks answered here whose media stream has not attached yet (Twilio plays the greeting's
-  ``<Say>`` first, 3-6 s; each counts for at most ``PENDING_TTL_S``, or until its status
+- **At the door.** At most ``max_calls`` calls at once: the calls with a session here that the
+  bot has not decided yet (a decided call decodes nothing more, though its transfer may take
+  Twilio a while to confirm and its stream stays open until then) plus the webhooks answered
+  here whose media stream has not attached yet (Twilio plays the greeting's ``<Say>`` first,
+  3-6 s; each counts for at most ``PENDING_TTL_S``, or until its status
   callback says it ended, since behind a load balancer its stream may attach elsewhere and
   would then count twice). The webhook of a call beyond that gets TwiML that puts the
   caller straight through to the overflow group (``refuse``), logged with reason ``shed``.
@@ -35,7 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Overloaded, SendSms, State, Transfer, step
@@ -65,13 +67,23 @@ def default_max_calls() -> int:
     return CALLS_PER_CORE * usable_cpus()
 
 
+class Held(Protocol):
+    """A live call as admission sees it (``session.CallSession``)."""
+
+    @property
+    def done(self) -> bool:
+        """Decided or ended: the decoder has nothing more to do for it."""
+        ...
+
+
 class Admission:
     """How many calls this instance holds and may still take; ``sessions`` are the server's
-    live calls by CallSid (the same dict, so a session that ends frees its place at once)."""
+    live calls by CallSid (the same dict, so a session that is decided or ends frees its place
+    at once)."""
 
     def __init__(
         self,
-        sessions: Mapping[str, object],
+        sessions: Mapping[str, Held],
         *,
         max_calls: int | None,
         max_backlog_s: float | None,
@@ -89,13 +101,15 @@ class Admission:
         self._shed: set[str] = set()  # calls handed over mid-call (once each)
 
     def load(self) -> int:
-        """Calls held here: live sessions plus webhooks answered whose stream is not here yet."""
+        """Calls that cost decoding here: live sessions not decided yet, plus webhooks answered
+        whose stream is not here yet."""
         now = self._clock()
+        sessions = list(self.sessions.items())  # the event loop may change the dict meanwhile
         with self._lock:
             for sid, until in list(self._pending.items()):
                 if until < now or sid in self.sessions:
                     del self._pending[sid]
-            return len(self.sessions) + len(self._pending)
+            return sum(not s.done for _, s in sessions) + len(self._pending)
 
     def admit(self, call_sid: str) -> bool:
         """Whether a new call may have the bot; if so it counts from now."""
