@@ -204,7 +204,7 @@ def test_serve_derives_max_calls_from_the_capacity_per_core() -> None:
     from voicebot.cli.main import build_parser
     from voicebot.cli.serve import server_settings
     from voicebot.speech.recognizer import usable_cpus
-    from voicebot.telephony.admission import CALLS_PER_CORE
+    from voicebot.telephony.settings import CALLS_PER_CORE
 
     parser = build_parser()
     args = parser.parse_args(["serve", "--dev"])
@@ -231,3 +231,30 @@ def test_bad_overload_options_are_one_line_errors(
     assert main(["serve", "--dev", option, value]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1, err
+
+
+def test_the_default_capacity_is_quoted_from_its_one_place(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``CALLS_PER_CORE`` is the one figure; the help, the README and docs/deployment.md say it
+    (so setting it after a new quiet benchmark run leaves no page behind)."""
+    from pathlib import Path
+
+    from voicebot.cli.main import main
+    from voicebot.telephony.settings import CALLS_PER_CORE
+
+    root = Path(__file__).resolve().parent.parent
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    quoted = {
+        "serve --help": re.findall(r"default: (\d+) per core", help_text),
+        "README.md": re.findall(
+            r"default (\d+) per core", (root / "README.md").read_text(encoding="utf-8")
+        ),
+        "docs/deployment.md": re.findall(
+            r"Default: (\d+) calls per core",
+            (root / "docs" / "deployment.md").read_text(encoding="utf-8"),
+        ),
+    }
+    assert quoted == {where: [str(CALLS_PER_CORE)] for where in quoted}

@@ -22,10 +22,9 @@ dialogue only learns ``Overloaded`` and decides where the caller goes):
   no server left and Twilio would play its error message; an instance that is full still
   answers, with a person.
 
-``CALLS_PER_CORE`` is the capacity ``bench/bench_capacity.py`` measured for ``voicebot serve``
-on one core (every call decided as expected, results within 300 ms p95; README), so the
-default ``max_calls`` is that times the cores this process may run on (the decoding pool uses
-them all). Measure your own machine with that benchmark and set ``--max-calls``.
+The default ``max_calls`` is ``CALLS_PER_CORE`` times the cores this process may run on (the
+decoding pool uses them all); see ``CALLS_PER_CORE`` for where its figure comes from. Measure
+your own machine and set ``--max-calls``.
 """
 
 from __future__ import annotations
@@ -45,6 +44,7 @@ from voicebot.core.match import Match, Verdict
 from voicebot.core.phone import mask
 from voicebot.speech.recognizer import usable_cpus
 from voicebot.telephony.session import CallServices, decision_twiml
+from voicebot.telephony.settings import CALLS_PER_CORE
 
 __all__ = [
     "CALLS_PER_CORE",
@@ -56,7 +56,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CALLS_PER_CORE: Final = 18  # bench/bench_capacity.py, `voicebot serve` on one quiet core
 PENDING_TTL_S: Final = 8.0  # an answered webhook counts this long unless its stream attaches
 SHED_INTERVAL_S: Final = 0.5  # at most one call handed over mid-call per this many seconds
 MIN_WEIGHT: Final = 1  # percent: a full instance still answers (with a person)
