@@ -588,6 +588,16 @@ def test_no_or_silence_after_anything_else_says_goodbye(answer: str | None) -> N
     assert outcome.served == ("opening_hours",)
 
 
+def test_a_bare_no_after_anything_else_says_goodbye_whatever_the_matcher_makes_of_it() -> None:
+    """The recogniser writes a bare "no" in more than one way and the matcher may take one for
+    a request (Korean "아니오" was accepted as the intent just served, and the caller, who had
+    said no, was put through to a person as if annoyed): nothing but words for no is no."""
+    call = Call(classify=Classifier({**SCRIPT, "no": accept("opening_hours", 0.36)}))
+    call.say("when are you open")
+    actions = call.say("no")
+    assert said(actions) == [EN.prompts.goodbye] and actions[-1] == HangUpCall("goodbye")
+
+
 def test_a_new_request_after_anything_else_is_a_new_turn() -> None:
     call = Call()
     call.say("when are you open")

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -31,8 +31,8 @@ from voicebot.speech.pipeline import CallPipeline, speech_kit
 from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.admission import Admission
 from voicebot.telephony.app import SpeechProvider
-from voicebot.telephony.testing.call_report import format_report
-from voicebot.telephony.testing.simulator import SILENCE, load_audio, simulate_call
+from voicebot.telephony.testing.call_report import CallReport, format_report
+from voicebot.telephony.testing.simulator import SILENCE, SimOptions, load_audio, simulate_call
 
 SALT = "overload-test-salt"
 
@@ -78,23 +78,33 @@ def _slow_billing() -> list[bytes]:
     return [SILENCE * 150 + load_audio(AUDIO / "billing.wav")]
 
 
+def _two_callers(
+    live: Live, first_turns: list[bytes], first_options: SimOptions, when: Callable[[], bool]
+) -> tuple[CallReport, CallReport]:
+    """A first call, then, as soon as ``when`` holds, a second caller asking for billing."""
+
+    async def scenario() -> tuple[CallReport, CallReport]:
+        first = asyncio.ensure_future(simulate_call(first_turns, first_options, live.fake))
+        while not when():
+            assert not first.done(), format_report(first.result())
+            await asyncio.sleep(0.02)
+        turns = [load_audio(AUDIO / "billing.wav")]
+        second = await simulate_call(turns, live.options(caller="+821099990000"), live.fake)
+        return await first, second
+
+    return asyncio.run(scenario())
+
+
 def test_the_webhook_beyond_max_calls_puts_the_caller_through_at_once(
     busy: Busy, _limits: Admission
 ) -> None:
     _limits.max_calls = 1
     live = busy.live
 
-    async def scenario() -> tuple[object, object]:
-        first = asyncio.ensure_future(
-            simulate_call(_slow_billing(), live.options(realtime=True), live.fake)
-        )
-        while not live.server.sessions:  # the first call's stream holds the one place
-            await asyncio.sleep(0.05)
-        turns = [load_audio(AUDIO / "billing.wav")]
-        second = await simulate_call(turns, live.options(caller="+821099990000"), live.fake)
-        return await first, second
-
-    kept, shed = asyncio.run(scenario())
+    # The first call's stream holds the one place while the second caller's webhook comes.
+    kept, shed = _two_callers(
+        live, _slow_billing(), live.options(realtime=True), lambda: bool(live.server.sessions)
+    )
     assert kept.decision == "transfer enqueue billing", format_report(kept)  # type: ignore[attr-defined]
     # The second caller never reached the bot: the webhook's TwiML dials the default group.
     assert shed.decision == GENERAL.removeprefix("transfer "), format_report(shed)  # type: ignore[attr-defined]
@@ -118,6 +128,27 @@ def test_the_webhook_beyond_max_calls_puts_the_caller_through_at_once(
     _limits.max_calls = 5  # room again: the next caller has the bot
     again = live.call("billing.wav")
     assert again.decision == "transfer enqueue billing", format_report(again)
+
+
+def test_a_decided_call_leaves_its_place_to_the_next_caller(busy: Busy, _limits: Admission) -> None:
+    """A call the bot has decided decodes nothing more: while Twilio is slow to confirm its
+    transfer (the stream still open, the session still here), the next caller has the bot."""
+    _limits.max_calls = 1
+    live = busy.live
+    live.fake.answer_late(1, delay_s=3, updates=True)
+
+    # The second caller calls once the first call is decided, its transfer not confirmed yet
+    # (the session still here).
+    decided, next_caller = _two_callers(
+        live,
+        [load_audio(AUDIO / "billing.wav")],
+        live.options(),
+        lambda: any(s.done for s in list(live.server.sessions.values())),
+    )
+    assert decided.decision == "transfer enqueue billing", format_report(decided)  # type: ignore[attr-defined]
+    assert next_caller.streams == 1, format_report(next_caller)  # type: ignore[attr-defined]
+    assert busy.row(next_caller.call_sid)[1] != "shed"  # type: ignore[attr-defined]
+    assert next_caller.decision == "transfer enqueue billing", format_report(next_caller)  # type: ignore[attr-defined]
 
 
 class _Held(ThreadPoolExecutor):
@@ -178,7 +209,7 @@ def test_serve_derives_max_calls_from_the_capacity_per_core() -> None:
     from voicebot.cli.main import build_parser
     from voicebot.cli.serve import server_settings
     from voicebot.speech.recognizer import usable_cpus
-    from voicebot.telephony.admission import CALLS_PER_CORE
+    from voicebot.telephony.settings import CALLS_PER_CORE
 
     parser = build_parser()
     args = parser.parse_args(["serve", "--dev"])
@@ -205,3 +236,30 @@ def test_bad_overload_options_are_one_line_errors(
     assert main(["serve", "--dev", option, value]) == 2
     err = capsys.readouterr().err.strip()
     assert says in err and len(err.splitlines()) == 1, err
+
+
+def test_the_default_capacity_is_quoted_from_its_one_place(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``CALLS_PER_CORE`` is the one figure; the help, the README and docs/deployment.md say it
+    (so setting it after a new quiet benchmark run leaves no page behind)."""
+    from pathlib import Path
+
+    from voicebot.cli.main import main
+    from voicebot.telephony.settings import CALLS_PER_CORE
+
+    root = Path(__file__).resolve().parent.parent
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    quoted = {
+        "serve --help": re.findall(r"default: (\d+) per core", help_text),
+        "README.md": re.findall(
+            r"default (\d+) per core", (root / "README.md").read_text(encoding="utf-8")
+        ),
+        "docs/deployment.md": re.findall(
+            r"Default: (\d+) calls per core",
+            (root / "docs" / "deployment.md").read_text(encoding="utf-8"),
+        ),
+    }
+    assert quoted == {where: [str(CALLS_PER_CORE)] for where in quoted}

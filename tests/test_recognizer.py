@@ -294,3 +294,25 @@ def test_grammar_text_keeps_what_vosk_vocabularies_spell() -> None:
     assert grammar_text("  That's RIGHT, 'agent'!  ") == "that's right agent"
     assert grammar_text("Räkning_nummer: Å ä ö") == "räkning nummer å ä ö"
     assert grammar_text("?!") == ""
+
+
+def test_a_request_in_steady_noise_after_a_quiet_line_ends_while_the_noise_goes_on(
+    ko_model: SpeechModel,
+) -> None:
+    """A quiet line (the greeting playing: faint hiss) and then the caller in steady noise (a
+    car, a café) that never stops: the end of speech must come from the noise floor learnt
+    meanwhile, as soon as on a line that was noisy from the start. It used to wait for the
+    noise to end (here: the stream's end), or for ``max_utterance_s``."""
+    request = ulaw_decode(ulaw_encode(read_wav(KO_FIXTURES / "billing_noisy.wav").samples))
+    noise = request[-round(0.8 * 8000) :]  # the fixture's tail: its noise, no speech
+    lead = 1.0
+    hiss = np.random.default_rng(0).normal(0, 30, round(8000 * lead)).astype(np.int16)
+    stream = np.concatenate([ulaw_decode(ulaw_encode(hiss)), request, *[noise] * 6])
+    ending = Endpointing(end_of_speech_s=0.7, no_speech_timeout_s=30.0, skip_silence_s=1.2)
+    alone = Recognizer(ko_model, mode="grammar", phrases=KO_PHRASES, endpointing=ending)
+    noisy_from_the_start = finals(run(alone, request))[0]
+    rec = Recognizer(ko_model, mode="grammar", phrases=KO_PHRASES, endpointing=ending)
+    got = finals(run(rec, stream))
+    assert [(f.text, f.reason) for f in got[:1]] == [("납부", "end_of_speech")], got  # "pay"
+    assert got[0].time - lead == pytest.approx(noisy_from_the_start.time, abs=0.15)
+    assert got[0].time < len(stream) / 8000 - 5.0  # the noise went on for 5.7 s more

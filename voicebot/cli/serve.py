@@ -25,6 +25,7 @@ from voicebot.errors import VoicebotError
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
+    CALLS_PER_CORE,
     ServerSettings,
     TwilioEnv,
 )
@@ -113,8 +114,9 @@ def register(subparsers: Subparsers) -> None:
         type=int,
         metavar="N",
         help="calls this instance takes at once; the webhook of another call puts the caller "
-        "through to the overflow group (default: 18 per core this process may use, the "
-        "capacity bench/bench_capacity.py measured on one core; 0: every call goes to a person)",
+        f"through to the overflow group (default: {CALLS_PER_CORE} per core this process may "
+        "use, the capacity bench/bench_capacity.py measured on one core; 0: every call goes to "
+        "a person)",
     )
     load.add_argument(
         "--max-backlog",

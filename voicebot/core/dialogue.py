@@ -582,7 +582,10 @@ def _anything_else_answer(
 ) -> Transition:
     top = alternatives[0][0]
     s, m = _classify(s, alternatives, c)
-    if _says(top, c.config.words.no) and m.verdict is not Verdict.ACCEPT:
+    # "No, but ..." with a request the matcher accepts is that request; nothing but words for
+    # no is a no, whatever the matcher makes of it (it once accepted Korean "아니오").
+    no = c.config.words.no
+    if _says(top, no) and (m.verdict is not Verdict.ACCEPT or _only(top, no)):
         return _goodbye(_answered(s), c)
     if m.best is not None and m.verdict is Verdict.ACCEPT and m.best.intent in s.served:
         return _annoyed(s, c, TransferReason.ANNOYED_REPEAT)  # the answer did not help

@@ -31,6 +31,7 @@ decoder's partials and endpoint flag are.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,12 @@ class EnergyVad:
     when it is ``margin_db`` above the tracked noise floor and above ``min_speech_dbfs``; only
     runs of ``min_run`` voiced frames count, so clicks do not reset the silence clock. The floor
     follows quieter frames at once and rises slowly (``floor_rise_db_per_s``), so steady line
-    noise is learnt while speech is not.
+    noise is learnt while speech is not. It is also never below the quietest frame of the last
+    ``floor_window_s`` (minimum statistics): after a digitally silent stretch (the greeting
+    playing, a muted phone) the slow rise alone would need half a minute to learn a car's or a
+    café's noise, and until then that noise counted as voice, so a caller who had finished in
+    steady noise waited for silence that never came. Speech has quieter frames (pauses, stop
+    consonants) within any second or so, so the window's minimum stays under the voice.
     """
 
     def __init__(
@@ -97,6 +103,7 @@ class EnergyVad:
         min_sound_dbfs: float = -60.0,
         min_run: int = 2,
         floor_rise_db_per_s: float = 2.0,
+        floor_window_s: float = 1.0,
     ) -> None:
         self.rate = rate
         self._frame = max(1, round(rate * frame_s))
@@ -106,6 +113,9 @@ class EnergyVad:
         self._min_sound = min_sound_dbfs
         self._min_run = min_run
         self._rise = floor_rise_db_per_s * self._frame / rate
+        self._window = max(1, round(floor_window_s * rate / self._frame))  # frames
+        # (frame number, energy), energies rising: the window's minimum is the first.
+        self._minima: deque[tuple[int, float]] = deque()
         self._rest: NDArray[np.float64] = np.zeros(0)
         self._frames_done = 0
         self._floor: float | None = None
@@ -141,6 +151,18 @@ class EnergyVad:
             if e >= max(self._floor + self._sound_margin, self._min_sound):
                 self.last_sound_end = self.time
             self._floor = e if e < self._floor else self._floor + self._rise
+            self._floor = max(self._floor, self._window_min(e))
             self._run = self._run + 1 if voiced else 0
             if self._run >= self._min_run:
                 self.last_speech_end = self.time
+
+    def _window_min(self, energy: float) -> float:
+        """The quietest frame of the last ``floor_window_s``, this one included (a monotonic
+        queue: each frame goes in and out once)."""
+        minima, n = self._minima, self._frames_done
+        while minima and minima[-1][1] >= energy:
+            minima.pop()
+        minima.append((n, energy))
+        while minima[0][0] <= n - self._window:
+            minima.popleft()
+        return minima[0][1]

@@ -4,26 +4,32 @@ An instance that takes more calls than it can decode in real time makes every ca
 the last ones wait until they give up. So it decides three things here, in the shell (the
 dialogue only learns ``Overloaded`` and decides where the caller goes):
 
-- **At the door.** At most ``max_calls`` calls at once: the calls with a session here plus the
-  webhooks answered here whose media stream has not attached yet (Twilio plays the greeting's
-  ``<Say>`` first, 3-6 s; each counts for at most ``PENDING_TTL_S``, or until its status
+- **At the door.** At most ``max_calls`` calls at once: the calls with a session here that the
+  bot has not decided yet (a decided call decodes nothing more, though its transfer may take
+  Twilio a while to confirm and its stream stays open until then) plus the webhooks answered
+  here whose media stream has not attached yet (Twilio plays the greeting's ``<Say>`` first,
+  3-6 s; each counts for at most ``PENDING_TTL_S``, or until its status
   callback says it ended, since behind a load balancer its stream may attach elsewhere and
   would then count twice). The webhook of a call beyond that gets TwiML that puts the
   caller straight through to the overflow group (``refuse``), logged with reason ``shed``.
 - **During a call.** A call whose caller audio waits more than ``max_backlog_s`` to be decoded
-  is handed over (``behind``), at most one call every ``SHED_INTERVAL_S``: the decoding pool
-  is shared, so every call's backlog grows at once, and handing one call over frees its share
-  for the others; shedding all of them at the first crossing would throw capacity away.
+  is handed over (``behind``), as many calls at a time as it takes for the decoder to catch
+  up, no more (``hand_overs``): all calls share the decoding pool, so their backlogs grow
+  together, at a rate that says how far beyond its capacity the pool is (a lag growing 0.25 s
+  per second with 20 calls: the pool decodes 15 calls' audio in real time). Each round of
+  ``SHED_INTERVAL_S`` hands over that excess, plus enough calls for the backlog to shrink
+  back under the limit within ``RECOVER_S``; the next round sees whether that sufficed
+  (lags falling: nobody more). One call at a time (the rule before) was too slow when the
+  machine got busier; all lagging calls at once would throw capacity away.
 - **Behind a load balancer.** ``weight`` is the room left, as a percentage, which HAProxy's
   ``agent-check`` reads from a small TCP agent (``serve_agent``), so a busy instance gets fewer
   new calls before it must refuse any. Never 0%: with every instance at 0 HAProxy would have
   no server left and Twilio would play its error message; an instance that is full still
   answers, with a person.
 
-``CALLS_PER_CORE`` is the capacity ``bench/bench_capacity.py`` measured for ``voicebot serve``
-on one core (every call decided as expected, results within 300 ms p95; README), so the
-default ``max_calls`` is that times the cores this process may run on (the decoding pool uses
-them all). Measure your own machine with that benchmark and set ``--max-calls``.
+The default ``max_calls`` is ``CALLS_PER_CORE`` times the cores this process may run on (the
+decoding pool uses them all); see ``CALLS_PER_CORE`` for where its figure comes from. Measure
+your own machine and set ``--max-calls``.
 """
 
 from __future__ import annotations
@@ -32,10 +38,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, Protocol
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Overloaded, SendSms, State, Transfer, step
@@ -43,20 +50,23 @@ from voicebot.core.match import Match, Verdict
 from voicebot.core.phone import mask
 from voicebot.speech.recognizer import usable_cpus
 from voicebot.telephony.session import CallServices, decision_twiml
+from voicebot.telephony.settings import CALLS_PER_CORE
 
 __all__ = [
     "CALLS_PER_CORE",
     "Admission",
     "default_max_calls",
+    "hand_overs",
     "refuse",
     "serve_agent",
 ]
 
 log = logging.getLogger(__name__)
 
-CALLS_PER_CORE: Final = 18  # bench/bench_capacity.py, `voicebot serve` on one quiet core
 PENDING_TTL_S: Final = 8.0  # an answered webhook counts this long unless its stream attaches
-SHED_INTERVAL_S: Final = 0.5  # at most one call handed over mid-call per this many seconds
+SHED_INTERVAL_S: Final = 0.5  # a round of mid-call hand-overs: its budget, then a new look
+MIN_BASELINE_S: Final = 0.2  # a lag's growth measured over less is a chunk's jitter
+RECOVER_S: Final = 2.0  # a lagging pool's backlog should be back under the limit by then
 MIN_WEIGHT: Final = 1  # percent: a full instance still answers (with a person)
 
 
@@ -65,13 +75,23 @@ def default_max_calls() -> int:
     return CALLS_PER_CORE * usable_cpus()
 
 
+class Held(Protocol):
+    """A live call as admission sees it (``session.CallSession``)."""
+
+    @property
+    def done(self) -> bool:
+        """Decided or ended: the decoder has nothing more to do for it."""
+        ...
+
+
 class Admission:
     """How many calls this instance holds and may still take; ``sessions`` are the server's
-    live calls by CallSid (the same dict, so a session that ends frees its place at once)."""
+    live calls by CallSid (the same dict, so a session that is decided or ends frees its place
+    at once)."""
 
     def __init__(
         self,
-        sessions: Mapping[str, object],
+        sessions: Mapping[str, Held],
         *,
         max_calls: int | None,
         max_backlog_s: float | None,
@@ -85,17 +105,23 @@ class Admission:
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: dict[str, float] = {}  # CallSid -> until when it counts
-        self._last_shed = float("-inf")
+        self._round_ends = float("-inf")  # the current round of hand-overs lasts until then
+        self._budget = 0  # calls the current round may still hand over
         self._shed: set[str] = set()  # calls handed over mid-call (once each)
+        # Per call: when its lag first passed half the limit, and that lag: the baseline its
+        # growth rate is measured from (a 100 ms chunk's sawtooth is too noisy a step).
+        self._rising: dict[str, tuple[float, float]] = {}
 
     def load(self) -> int:
-        """Calls held here: live sessions plus webhooks answered whose stream is not here yet."""
+        """Calls that cost decoding here: live sessions not decided yet, plus webhooks answered
+        whose stream is not here yet."""
         now = self._clock()
+        sessions = list(self.sessions.items())  # the event loop may change the dict meanwhile
         with self._lock:
             for sid, until in list(self._pending.items()):
                 if until < now or sid in self.sessions:
                     del self._pending[sid]
-            return len(self.sessions) + len(self._pending)
+            return sum(not s.done for _, s in sessions) + len(self._pending)
 
     def admit(self, call_sid: str) -> bool:
         """Whether a new call may have the bot; if so it counts from now."""
@@ -127,20 +153,55 @@ class Admission:
 
     def behind(self, call_sid: str, backlog_s: float) -> bool:
         """Whether to hand this call over now: its audio waits more than ``max_backlog_s`` and
-        no other call was handed over in the last ``SHED_INTERVAL_S``. True once per call."""
+        the current round of hand-overs has budget left (``hand_overs``). True once per call."""
         limit = self.max_backlog_s
-        if limit is None or backlog_s <= limit:
+        if limit is None:
             return False
         now = self._clock()
         with self._lock:
-            if call_sid in self._shed or now - self._last_shed < SHED_INTERVAL_S:
+            if backlog_s <= limit / 2:
+                self._rising.pop(call_sid, None)
                 return False
-            self._last_shed = now
+            since, first = self._rising.setdefault(call_sid, (now, backlog_s))
+            if backlog_s <= limit or call_sid in self._shed:
+                return False
+            if now >= self._round_ends:
+                # Too short a baseline says nothing yet: one call, as for a steady lag.
+                seen = now - since
+                growth = (backlog_s - first) / seen if seen >= MIN_BASELINE_S else 0.0
+                self._round_ends = now + SHED_INTERVAL_S
+                self._budget = hand_overs(self._held(), growth, backlog_s, limit)
+            if self._budget <= 0:
+                return False
+            self._budget -= 1
             self._shed.add(call_sid)
+            self._rising.pop(call_sid, None)
             if len(self._shed) > 10_000:  # old calls long gone
                 self._shed.clear()
                 self._shed.add(call_sid)
+            if len(self._rising) > 10_000:
+                self._rising.clear()
         return True
+
+    def _held(self) -> int:
+        """Live calls not decided yet (the lock is held: no pending webhooks, they decode
+        nothing yet)."""
+        return sum(not s.done for s in list(self.sessions.values()))
+
+
+def hand_overs(calls: int, growth: float, lag_s: float, limit_s: float) -> int:
+    """How many of ``calls`` (sharing one decoding pool) to hand over so that their lag, now
+    ``lag_s`` and growing ``growth`` seconds per second, is back under ``limit_s`` within
+    ``RECOVER_S``; at least 1 (this call is over the limit).
+
+    The pool decodes ``calls * (1 - growth)`` calls' audio in real time (its capacity now);
+    for the lag to fall at ``s`` seconds per second, the calls left must be that capacity
+    ``/ (1 + s)``. A lag already falling fast enough needs nobody more but this call."""
+    growth = min(max(growth, -1.0), 1.0)
+    capacity = calls * (1.0 - growth)
+    falling = max(0.0, lag_s - limit_s) / RECOVER_S
+    keep = math.floor(capacity / (1.0 + falling))
+    return max(1, calls - keep)
 
 
 def _no_match(alternatives: object) -> Match:

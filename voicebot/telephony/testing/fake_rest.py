@@ -123,6 +123,7 @@ class _Failures:
     ended_calls: set[str] = field(default_factory=set)
     late_n: int = 0  # message creations still to answer late
     late_s: float = 0.0
+    late_updates: bool = False  # answer_late holds back call updates, not messages
 
 
 class FakeTwilio:
@@ -202,13 +203,15 @@ class FakeTwilio:
         with self._lock:
             self._failures.rejected[number] = code
 
-    def answer_late(self, n: int, delay_s: float) -> None:
+    def answer_late(self, n: int, delay_s: float, *, updates: bool = False) -> None:
         """Create the next ``n`` messages at once but answer only after ``delay_s``: what
         Twilio does when it is slow, so a client with a shorter timeout sees a network error
-        for a message that was sent."""
+        for a message that was sent. ``updates``: the next ``n`` call updates instead (the
+        update is recorded, so a simulated caller hears it, while the bot still waits)."""
         with self._lock:
             self._failures.late_n = n
             self._failures.late_s = delay_s
+            self._failures.late_updates = updates
 
     def end_call(self, call_sid: str) -> None:
         """The caller hung up: later updates of this call fail with 21220, as on Twilio."""
@@ -249,6 +252,9 @@ class FakeTwilio:
         if kind is RequestKind.MESSAGE and method == "POST" and status == 201:
             with self._lock:
                 self._created.append(payload)
+        late = RequestKind.CALL_UPDATE if self._failures.late_updates else RequestKind.MESSAGE
+        if kind is late and method == "POST" and status < 300:
+            with self._lock:
                 if self._failures.late_n > 0:
                     self._failures.late_n -= 1
                     delay = self._failures.late_s
