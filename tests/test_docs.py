@@ -167,8 +167,10 @@ def test_the_readme_figures_are_the_measured_ones_with_their_command() -> None:
     assert [what.split(",")[0] for what, _, _ in figures] == [
         "routing",
         "routing",
+        "routing",
         "capacity",
         "caller wait",
+        "media stream",
         "grouping what was not understood (HWU64",
     ]
     benchmarks = (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
