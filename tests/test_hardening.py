@@ -545,10 +545,15 @@ def test_a_connection_that_never_finishes_its_request_head_is_closed(
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(b"POST /twilio/voice HTTP/1.1\r\nHo")
         assert _closed_by_server(sock, 5.0)
+    _assert_a_trickled_head_is_cut_short(port, b"GET /healthz HTTP/1.1\r\nX-Slow: ")
+
+
+def _assert_a_trickled_head_is_cut_short(port: int, head: bytes) -> None:
+    """``head`` and 100 more bytes, one every 50 ms: closed well before the 5 s they take."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         started = time.monotonic()
         with contextlib.suppress(OSError):
-            for byte in b"GET /healthz HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
+            for byte in head + b"a" * 100:  # a byte at a time
                 sock.sendall(bytes([byte]))
                 time.sleep(0.05)
         assert _closed_by_server(sock, 5.0)
@@ -559,14 +564,8 @@ def test_a_stream_upgrade_that_never_finishes_its_head_is_closed(streaming: Voic
     """Slowloris on the media stream's port (the picows listener's handshake timeout is
     serve's --request-timeout, as the main port's request-head timeout is)."""
     port = urlsplit(streaming.stream_url).port  # header_timeout_s=0.5
-    with socket.create_connection(("127.0.0.1", port)) as sock:
-        started = time.monotonic()
-        with contextlib.suppress(OSError):
-            for byte in b"GET /twilio/media HTTP/1.1\r\nX-Slow: " + b"a" * 100:  # a byte at a time
-                sock.sendall(bytes([byte]))
-                time.sleep(0.05)
-        assert _closed_by_server(sock, 5.0)
-        assert time.monotonic() - started < 4.0  # not after the 100 bytes' 5 s
+    assert port is not None
+    _assert_a_trickled_head_is_cut_short(port, b"GET /twilio/media HTTP/1.1\r\nX-Slow: ")
 
 
 def test_a_request_answered_leaves_the_connection_usable(
