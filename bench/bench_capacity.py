@@ -452,6 +452,7 @@ class Server:
         config: Path,
         data_dir: Path,
         args: Sequence[str] = NO_ADMISSION,
+        launcher: Sequence[str] = ("-m", "voicebot"),
     ) -> None:
         self.port = free_port()
         self.rest_port = free_port()
@@ -466,7 +467,7 @@ class Server:
         self.log = (data_dir / "serve.log").open("w")
         self.proc = subprocess.Popen(
             [
-                *(sys.executable, "-m", "voicebot", "serve", "--dev", "--config", str(config)),
+                *(sys.executable, *launcher, "serve", "--dev", "--config", str(config)),
                 *("--port", str(self.port)),
                 *args,
             ],

@@ -24,7 +24,9 @@ but count. CPU time of the server process per frame, for:
 
 7. ``voicebot serve``: the product's event-loop thread (everything but decoding: webhooks,
    the media route, prompts, the dialogue's actions) while ``voicebot simulate --realtime`` runs
-   ``--calls`` calls of the capacity benchmark's Korean mix, per frame the callers sent;
+   ``--calls`` calls of the capacity benchmark's Korean mix, per frame the callers sent; and the
+   same with uvloop's event loop installed before ``serve`` starts (an experiment: ``serve``
+   itself runs asyncio's loop);
 
 and, in the same run, a bare Vosk loop's CPU per second of audio (the capacity benchmark's
 bare row, one recogniser per stream, 0.1 s chunks). A frame costs the server the same whatever
@@ -67,6 +69,14 @@ VARIANTS = (
     "picows + uvloop",
 )
 PRODUCT = "voicebot serve, event-loop thread"
+PRODUCT_UVLOOP = "voicebot serve on uvloop (experiment), event-loop thread"
+# ``serve`` with uvloop's policy installed first: what the product's loop would cost on uvloop,
+# measured before ``serve`` offers it (issue #20's loop target).
+UVLOOP_LAUNCHER = (
+    "-c",
+    "import runpy, sys, uvloop; uvloop.install(); sys.argv[0] = 'voicebot';"
+    " runpy.run_module('voicebot', run_name='__main__', alter_sys=True)",
+)
 FRAME_S = 0.02
 
 
@@ -318,7 +328,7 @@ def transport_trial(
     return 1e6 * (cpu1 - cpu0) / (frames1 - frames0), 1e3 * (cpu2 - cpu1) / idle_s
 
 
-def product_trial(calls: int, server_core: int, load_core: int) -> float:
+def product_trial(calls: int, server_core: int, load_core: int, uvloop: bool = False) -> float:
     """Event-loop thread CPU microseconds per inbound frame of ``voicebot serve``."""
     import tempfile
     import urllib.request
@@ -342,7 +352,8 @@ def product_trial(calls: int, server_core: int, load_core: int) -> float:
     per_chunk = ServerSettings(public_url="http://x", auth_token="x").feed_bytes / 160  # frames
     wavs = [bc.AUDIO / m for m in bc.MIX]
     with tempfile.TemporaryDirectory() as tmp:
-        server = bc.Server(server_core, bc.CONFIG, Path(tmp))
+        launcher = UVLOOP_LAUNCHER if uvloop else ("-m", "voicebot")
+        server = bc.Server(server_core, bc.CONFIG, Path(tmp), launcher=launcher)
         try:
             bc.simulate(server, load_core, len(wavs), wavs)  # first-call paths
             cpu0, n0 = loop_cpu(server.proc.pid), chunks(server.url)
@@ -403,7 +414,7 @@ def main() -> int:
     cores = sorted(os.sched_getaffinity(0))
     server_core, load_core = cores[0], cores[-1]
     _pin(load_core)
-    per_frame: dict[str, list[float]] = {v: [] for v in (*VARIANTS, PRODUCT)}
+    per_frame: dict[str, list[float]] = {v: [] for v in (*VARIANTS, PRODUCT, PRODUCT_UVLOOP)}
     idle: dict[str, list[float]] = {v: [] for v in VARIANTS}
     bare: list[float] = []
     for _ in range(args.rounds):
@@ -413,9 +424,10 @@ def main() -> int:
             per_frame[variant].append(us)
             idle[variant].append(rest)
             print(f"  {variant}: {us:.0f} µs per frame, {rest:.1f} ms/s idle", file=sys.stderr)
-        us = product_trial(args.calls, server_core, load_core)
-        per_frame[PRODUCT].append(us)
-        print(f"  {PRODUCT}: {us:.0f} µs per frame", file=sys.stderr)
+        for row, on_uvloop in ((PRODUCT, False), (PRODUCT_UVLOOP, True)):
+            us = product_trial(args.calls, server_core, load_core, uvloop=on_uvloop)
+            per_frame[row].append(us)
+            print(f"  {row}: {us:.0f} µs per frame", file=sys.stderr)
     vosk_ms = statistics.median(bare)
     rows = {v: statistics.median(per_frame[v]) for v in per_frame}
     print(f"\n{args.calls} streams x {args.seconds:g} s, {args.rounds} rounds (medians)\n")
@@ -445,6 +457,7 @@ def main() -> int:
         "picows_us": round(rows["picows"], 1),
         "picows_aiofastnet_us": round(rows["picows + aiofastnet"], 1),
         "voicebot_loop_us": round(rows[PRODUCT], 1),
+        "voicebot_uvloop_loop_us": round(rows[PRODUCT_UVLOOP], 1),
         "bare_vosk_ms": round(vosk_ms, 2),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
