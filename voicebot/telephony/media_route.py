@@ -31,7 +31,7 @@ from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.media_connection import MediaConnection
 from voicebot.telephony.media_socket import MediaSocket, StarletteSocket
 from voicebot.telephony.media_stream import Start
-from voicebot.telephony.session import CallSession, CallState, close_socket
+from voicebot.telephony.session import CallSession, CallState
 
 if TYPE_CHECKING:
     from voicebot.telephony.app import VoiceServer
@@ -142,7 +142,7 @@ class MediaRoute:
             old = session.attach(ws, start.stream_sid)
             session.last_seq = start.sequence_number  # the new stream numbers from its start
         if old is not None and old is not ws:
-            await close_socket(old)
+            await old.close()
         if session.unsaid:
             async with session.lock:
                 await session.speak_unsaid()

@@ -77,7 +77,6 @@ __all__ = [
     "CallServices",
     "CallSession",
     "CallState",
-    "close_socket",
     "decision_twiml",
     "fit_speech",
     "stream_twiml",
@@ -519,7 +518,7 @@ class CallSession:
         self.decide()
         self.end("fallback")
         if self.ws is not None:
-            await close_socket(self.ws)
+            await self.ws.close()
 
     async def send_sms(self, sms: SendSms) -> None:
         """Text the caller (off the call path), then tell the dialogue how that went."""
@@ -610,7 +609,7 @@ class CallSession:
             self.services.observer.event(self.call_sid, failure)
         self.end("decided" if result.ok else "fallback")
         if self.ws is not None:
-            await close_socket(self.ws)
+            await self.ws.close()
 
     async def fail(self, error: str) -> None:
         """The bot cannot go on: apologise and transfer to the default group."""
@@ -626,7 +625,7 @@ class CallSession:
             self.decide()
             self.end("fallback")
             if self.ws is not None:
-                await close_socket(self.ws)
+                await self.ws.close()
 
     def record(self) -> None:
         """Pass the pipeline steps not yet observed on: each event, then the actions it caused;
@@ -728,7 +727,3 @@ def fit_speech(
         rest = replace(item, text=" ".join(words[cut:]))
         return [*head, replace(item, text=" ".join(words[:cut]))], [rest, *speech[i + 1 :]]
     return head, []
-
-
-async def close_socket(ws: MediaSocket) -> None:
-    await ws.close()
