@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from voicebot.core.config import (
     ActionKind,
@@ -48,6 +49,11 @@ from voicebot.loading.problems import Problem
 from voicebot.loading.reader import is_null, quote
 from voicebot.loading.refs import Ref, References
 from voicebot.speech.audio import AudioError, read_wav
+
+if TYPE_CHECKING:
+    import yaml
+
+    from voicebot.loading.reader import Reader
 
 __all__ = ["Builder"]
 
@@ -300,13 +306,8 @@ class Builder:
         values: dict[str, float] = {}
         ok = True
         for key, (_, vnode) in pairs.items():
-            value = e.ctx.number(vnode, where, quote(key))
+            value = _score(e.ctx, vnode, where, key)
             if value is None:
-                ok = False
-            elif not 0.0 <= value <= 1.0:
-                e.ctx.fail(
-                    vnode, f"thresholds: {quote(key)} must be between 0 and 1, not {value:g}"
-                )
                 ok = False
             else:
                 values[key] = value
@@ -344,11 +345,7 @@ class Builder:
             ok = ok and say is not None
         min_score = Overflow().min_score  # on the class it is a slot descriptor
         if "min_score" in pairs:
-            vnode = pairs["min_score"][1]
-            value = e.ctx.number(vnode, where, "'min_score'")
-            if value is not None and not 0.0 <= value <= 1.0:
-                e.ctx.fail(vnode, f"overflow: 'min_score' must be between 0 and 1, not {value:g}")
-                value = None
+            value = _score(e.ctx, pairs["min_score"][1], where, "min_score")
             ok = ok and value is not None
             min_score = value if value is not None else min_score
         return Overflow(group, say, min_score) if ok else None
@@ -529,6 +526,16 @@ class Builder:
             )
         )
         return True
+
+
+def _score(ctx: Reader, node: yaml.Node, where: str, key: str) -> float | None:
+    """A score the matcher compares against (``thresholds``, ``overflow.min_score``): a number
+    from 0 to 1, else a one-line error at ``node`` and ``None``."""
+    value = ctx.number(node, where, quote(key))
+    if value is not None and not 0.0 <= value <= 1.0:
+        ctx.fail(node, f"{where}: {quote(key)} must be between 0 and 1, not {value:g}")
+        return None
+    return value
 
 
 def _suggest_language(code: str) -> str | None:
