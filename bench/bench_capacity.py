@@ -53,6 +53,7 @@ import heapq
 import importlib.util
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -508,9 +509,6 @@ class Server:
         self.log.close()
 
 
-SIMULATOR_CPU = [0.0, 0]  # CPU seconds the simulator used, and the calls it made
-
-
 def simulate(
     server: Server, core: int | frozenset[int], n: int, wavs: list[Path]
 ) -> dict[str, Any]:
@@ -518,15 +516,9 @@ def simulate(
     command += ["--calls", str(n), "--stagger", str(STAGGER_S), "--realtime", "--json"]
     command += ["--url", server.url, "--rest-port", str(server.rest_port), "--max-wait", "6"]
     command += ["--from", "+821055500000"]
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=ROOT, preexec_fn=pin(core), check=False
     )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    SIMULATOR_CPU[0] += after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    SIMULATOR_CPU[1] += n
     if not done.stdout.strip():
         raise SystemExit(f"simulate failed: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout)
@@ -808,13 +800,16 @@ def main() -> int:
             server = Server(everything, CONFIG, Path(tmp))
             try:
                 simulate(server, everything, len(MIX), [AUDIO / m for m in MIX])
-                SIMULATOR_CPU[:] = [0.0, 0]
+                # The trials' only children that exit are the simulators (the server runs on).
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 on_all, all_tried = capacity(
                     serve_trial(server, everything), voicebot, args.limit * len(cores)
                 )
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
             finally:
                 server.stop()
-        sim_s, sim_calls = SIMULATOR_CPU
+        sim_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        sim_calls = ROUNDS * sum(t["calls"] for t in all_tried)
         scaling = {
             "cores": len(cores),
             "voicebot_calls_all_cores": on_all,
