@@ -32,7 +32,10 @@ came out, against when that chunk was due in real time; for voicebot: the server
 start, so frames queueing in the socket count; pooled over 3 rounds of the n calls, after one
 warm-up round the figures leave out), with every call decided as expected. It is found by
 doubling and bisection. Memory per call: RSS growth of the server (or loop) process
-at that load, divided by the calls.
+at that load, divided by the calls. For the smallest load over, the run also prints how long
+caller audio waited for the decoder (``voicebot_decode_wait_seconds``, p95): when it is most of
+the slow decisions' time, the burst of callers speaking at once is what the core could not
+decode in time (issue #20's breakdown, docs/benchmarks.md).
 
 The caller's wait: at half the voicebot capacity, the simulator's end of speech (last frame
 within 20 dB of the loudest) -> first reaction, p50, with intent-aware end of turn on (the
@@ -489,13 +492,13 @@ class Server:
                 time.sleep(0.5)
         raise SystemExit("voicebot serve did not come up")
 
-    def histogram(self) -> dict[str, float]:
-        """Cumulative bucket counts of voicebot_decision_seconds, by upper bound."""
+    def histogram(self, name: str = "voicebot_decision_seconds") -> dict[str, float]:
+        """Cumulative bucket counts of the histogram ``name``, by upper bound."""
         with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
             text = r.read().decode()
         out: dict[str, float] = {}
         for line in text.splitlines():
-            if line.startswith("voicebot_decision_seconds_bucket"):
+            if line.startswith(name + "_bucket"):
                 le = line.split('le="')[1].split('"')[0]
                 out[le] = float(line.rsplit(" ", 1)[1])
         return out
@@ -537,6 +540,8 @@ def p95_from_buckets(before: dict[str, float], after: dict[str, float]) -> tuple
     return float("inf"), int(total)
 
 
+# Per 100 ms chunk, spoken -> taken up by the decoder: how much of a slow decision is the queue.
+WAIT = "voicebot_decode_wait_seconds"
 ROUNDS = 3  # simulations pooled per voicebot trial: about as many results as a bare trial has
 
 
@@ -548,6 +553,7 @@ def serve_trial(
 
     def trial(n: int) -> tuple[bool, dict[str, Any]]:
         before = server.histogram()
+        waits = server.histogram(WAIT)
         rss0 = rss_mb(server.proc.pid)
         peak = [rss0]
         wrong: list[str] = []
@@ -559,16 +565,22 @@ def serve_trial(
                 if not as_expected(MIX[i % len(MIX)], r)
             ]
         p95, count = p95_from_buckets(before, server.histogram())
+        wait_p95, _ = p95_from_buckets(waits, server.histogram(WAIT))
         ok = p95 <= TARGET_S and not wrong
         info = {
             "calls": n,
             "p95_ms": None if p95 == float("inf") else round(p95 * 1000),
+            "decode_wait_p95_ms": None if wait_p95 == float("inf") else round(wait_p95 * 1000),
             "decisions_measured": count,
             "wrong_or_lost": wrong,
             "mb_per_call": round((peak[0] - rss0) / n, 2),
             "reaction_ms": sim.get("latency_ms"),
         }
-        print(f"  voicebot x{n}: p95 <= {info['p95_ms']} ms, wrong {len(wrong)}", file=sys.stderr)
+        print(
+            f"  voicebot x{n}: p95 <= {info['p95_ms']} ms (audio waiting for the decoder: p95 <="
+            f" {info['decode_wait_p95_ms']} ms), wrong {len(wrong)}",
+            file=sys.stderr,
+        )
         return ok, info
 
     return trial
@@ -850,6 +862,10 @@ def main() -> int:
     def mb(tried: list[dict[str, Any]], n: int) -> float | None:
         return next((t["mb_per_call"] for t in tried if t["calls"] == n), None)
 
+    # The smallest load that failed: how much of its slow decisions was the decoder's queue.
+    over = min(
+        (t for t in served_tried if t["calls"] > voicebot), key=lambda t: t["calls"], default={}
+    )
     reaction = (at_half.get("reaction_ms") or {}).get("p50")
     reaction_off = (at_half_off.get("reaction_ms") or {}).get("p50")
     ratio = round(voicebot / bare, 2) if bare else None
@@ -866,6 +882,7 @@ def main() -> int:
             "premature_pct_end_of_speech_0_7": shorter["premature_pct"],
             "bare_mb_per_call": mb(bare_tried, bare),
             "voicebot_mb_per_call": mb(served_tried, voicebot),
+            "over_capacity": {k: over.get(k) for k in ("calls", "p95_ms", "decode_wait_p95_ms")},
             **{k: v for k, v in gated_rows.items() if not k.endswith("_tried") and k != "accuracy"},
             **{k: v for k, v in scaling.items() if not k.endswith("_tried")},
             "wall_s": round(time.perf_counter() - started),
@@ -918,6 +935,12 @@ def main() -> int:
             f"| routed to the right intent ({acc['skipped']['requests']} requests)"
             f" | {acc['skipped']['right_intent_pct']}%"
             f" | {acc['all_decoded']['right_intent_pct']}% |"
+        )
+    if over:
+        print(
+            f"\nAt {over['calls']} calls (the smallest load over): decisions p95 <="
+            f" {over['p95_ms']} ms, of which caller audio waiting for the decoder p95 <="
+            f" {over['decode_wait_p95_ms']} ms (voicebot_decode_wait_seconds)."
         )
     print(f"\n| caller at {half} calls (half capacity) | intent-aware end of turn | without |")
     print("|---|---:|---:|")

@@ -367,6 +367,7 @@ def test_metrics_and_health(live: Live) -> None:
     assert "voicebot_calls_in_progress 0" in text
     assert re.search(r'voicebot_decisions_total\{action="transferred"\} [1-9]', text)
     assert re.search(r"voicebot_decode_seconds_count [1-9]", text)
+    assert re.search(r"voicebot_decode_wait_seconds_count [1-9]", text)
 
 
 def test_reload_during_a_call_keeps_the_call_on_its_config(live: Live) -> None:

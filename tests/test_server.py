@@ -8,6 +8,8 @@ import logging
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,8 +38,8 @@ def test_metrics_render_prometheus_text() -> None:
     m.decision("sms_sent")
     m.error("protocol")
     m.reload(ok=False)
-    for s in (0.004, 0.02, 3.0):
-        m.decoded(s)
+    for s, waited in ((0.004, 0.0), (0.02, 0.04), (3.0, 0.7)):
+        m.decoded(s, waited)
     m.latency(0.12)
     text = m.render()
     assert "voicebot_calls_in_progress 1\n" in text
@@ -48,6 +50,10 @@ def test_metrics_render_prometheus_text() -> None:
     # cumulative buckets: 0.004 <= 0.005, 0.02 <= 0.025, 3.0 only in +Inf
     assert 'voicebot_decode_seconds_bucket{le="0.005"} 1\n' in text
     assert 'voicebot_decode_seconds_bucket{le="0.025"} 2\n' in text
+    # how long each chunk waited for the decoder: 0.0 and 0.04 by 0.05 s, 0.7 only by 1.0 s
+    assert 'voicebot_decode_wait_seconds_bucket{le="0.05"} 2\n' in text
+    assert 'voicebot_decode_wait_seconds_bucket{le="0.5"} 2\n' in text
+    assert 'voicebot_decode_wait_seconds_bucket{le="1.0"} 3\n' in text
     assert 'voicebot_decode_seconds_bucket{le="+Inf"} 3\n' in text
     assert "voicebot_decode_seconds_count 3\n" in text
     assert 'voicebot_decision_seconds_bucket{le="0.1"} 0\n' in text
@@ -202,3 +208,23 @@ def test_sighup_reloads_the_configuration(config_dir: Path) -> None:
     asyncio.run(hang_up())
     assert members_number(holder) == "+46101234569"
     assert signal.getsignal(signal.SIGHUP) == before  # the previous handling is back
+
+
+def test_a_full_garbage_collection_no_longer_walks_what_serve_loaded_at_start() -> None:
+    """``serve`` freezes its start-up heap once the models are loaded: a full collection then
+    walks only what calls allocate, so it no longer stops every call for tens of ms (#20)."""
+    script = (
+        "import gc\n"
+        "from voicebot.cli.serve import freeze_startup_objects\n"
+        "loaded = [[i] for i in range(300_000)]  # a model's worth of objects\n"
+        "before = len(gc.get_objects(generation=2))\n"
+        "freeze_startup_objects()\n"
+        "after = len(gc.get_objects(generation=2))\n"
+        "print(before, after)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    before, after = map(int, done.stdout.split())
+    assert before > 300_000
+    assert after < 1_000

@@ -489,6 +489,7 @@ def _serve(
                 print(f"voicebot: cannot load speech: {exc}", file=sys.stderr)
                 uv.should_exit = True
                 return 1
+            freeze_startup_objects()
             if args.agent_port is not None:
                 from voicebot.telephony.admission import serve_agent
 
@@ -523,6 +524,19 @@ def _serve(
             restore()
 
     return asyncio.run(main())
+
+
+def freeze_startup_objects() -> None:
+    """Move everything loaded at start-up (models, matchers, configuration, imported modules)
+    out of the garbage collector's reach. A full collection walks every tracked object; with
+    the start-up heap included it stopped both the event loop and the decoding thread for 70-110
+    ms, once a minute or so at 30 calls, and every caller speaking then waited that much longer
+    (scratch instrumentation of issue #20, docs/benchmarks.md). These objects live as long as
+    the process, so collecting them was never going to free anything."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def without_signal_handling(config: uvicorn.Config) -> uvicorn.Server:

@@ -460,12 +460,13 @@ class AudioQueue:
         on_actions: Callable[[list[Action], float], None],
         *,
         executor: Executor | None = None,
-        on_decoded: Callable[[float], None] | None = None,
+        on_decoded: Callable[[float, float], None] | None = None,
     ) -> None:
         self.pipeline = pipeline
         self._on_actions = on_actions  # (actions, due) from a decoding thread
         self._executor = executor
-        self._on_decoded = on_decoded  # seconds one chunk took to decode, for metrics
+        # (seconds one chunk took to decode, seconds it waited for the decoder), for metrics
+        self._on_decoded = on_decoded
         self._lock = threading.Lock()
         self._chunks: deque[tuple[NDArray[np.int16], float]] = deque()
         self._queued = 0  # samples in _chunks
@@ -527,7 +528,7 @@ class AudioQueue:
             except Exception as exc:  # fail safe; feed already catches the recogniser's errors
                 actions = self.pipeline.fail(f"{type(exc).__name__}: {exc}")
             if self._on_decoded is not None:
-                self._on_decoded(time.perf_counter() - started)
+                self._on_decoded(time.perf_counter() - started, max(0.0, started - due))
             if actions:
                 self._on_actions(actions, due)
 

@@ -14,6 +14,7 @@ from typing import Final
 
 DECODE_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DECISION_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
+WAIT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0)
 
 
 class Histogram:
@@ -57,6 +58,7 @@ class Metrics:
         self.shed_calls: Counter[str] = Counter()  # put through to a person: too busy
         self.decode = Histogram(DECODE_BUCKETS)
         self.decision_latency = Histogram(DECISION_BUCKETS)
+        self.decode_wait = Histogram(WAIT_BUCKETS)
         self.backlog_total_s = 0.0
         self.backlog_worst_s = 0.0
 
@@ -97,9 +99,13 @@ class Metrics:
             self.backlog_total_s = total_s
             self.backlog_worst_s = worst_s
 
-    def decoded(self, seconds: float) -> None:
+    def decoded(self, seconds: float, waited: float = 0.0) -> None:
+        """A chunk of caller audio decoded in ``seconds``, after ``waited`` seconds in the
+        queue from when it was spoken: the decoder's queue is where a burst of callers all
+        speaking at once shows first, before the decision latency."""
         with self._lock:
             self.decode.observe(seconds)
+            self.decode_wait.observe(waited)
 
     def render(self) -> str:
         with self._lock:
@@ -126,6 +132,11 @@ class Metrics:
                 "# HELP voicebot_decode_seconds Time to decode one chunk of caller audio.",
                 "# TYPE voicebot_decode_seconds histogram",
                 *self.decode.lines("voicebot_decode_seconds"),
+                "# HELP voicebot_decode_wait_seconds From when a chunk of caller audio was spoken"
+                " to when the decoder took it up (the socket, the event loop and the decoder's"
+                " queue).",
+                "# TYPE voicebot_decode_wait_seconds histogram",
+                *self.decode_wait.lines("voicebot_decode_wait_seconds"),
                 "# HELP voicebot_decode_backlog_seconds Caller audio received and not yet decoded,"
                 " summed over calls.",
                 "# TYPE voicebot_decode_backlog_seconds gauge",
