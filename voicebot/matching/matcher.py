@@ -31,9 +31,10 @@ and goes to a person. A mean over several texts rather than the one closest, bec
 stray example near an unrelated request should not make it familiar, while a real request lies
 near several texts of its intent. Out-of-scope examples are never needed.
 
-A config of 10,000 texts builds in about 3 s once its vectors are cached: the final regression
-starts from the calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS
-steps together instead of ~90 each, and the n-grams are counted once per build.
+A config of 10,000 texts builds in about 3 s once its vectors (and its large-history
+regressions' weights, ``joint.JointCache``) are cached: the final regression starts from the
+calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS steps together
+instead of ~90 each, and the n-grams are counted once per build.
 
 Deterministic for a given config: the encoder gives the same vectors for the same text, the
 solvers are deterministic and run on one BLAS thread (threadpoolctl).
