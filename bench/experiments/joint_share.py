@@ -7,10 +7,10 @@ build), so each variant is the shipped matcher rebuilt with ``joint.JOINT_SHARE`
 with all examples, their out-of-scope runs with all examples and HWU64's six folds. Share 0 is
 the matcher without it. Route % (all in scope) or in-scope % / out-of-scope recall %.
 
-    python -m bench.experiments.joint_share [--variants SHARE:TEMPERATURE[:rank] ...]
+    python -m bench.experiments.joint_share [--variants SHARE:TEMPERATURE ...]
 
-``:rank``: the mix only picks the top intent, which takes the score the two views gave their
-own top intent (``joint.JOINT_RANK_ONLY``), so the reject score keeps its distribution.
+(A variant in which the mix only picked the top intent, which took the score the two views gave
+their own top intent, was measured at commit 9bb2b89 with ``0.5:1:rank``; not kept.)
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ def cell(result: dict[str, float | None]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", nargs="+", default=["0:1", "0.5:1", "0.25:1", "0.5:0.5"])
+    variants = ["0:1", "0.5:1", "0.25:1", "0.5:0.5", "0.75:1"]
+    parser.add_argument("--variants", nargs="+", default=variants)
     parser.add_argument("--datasets", nargs="+", default=["hwu64", "snips"])
     args = parser.parse_args()
     runs: list[ev.Run] = []
@@ -44,12 +45,11 @@ def main() -> None:
                 if "shot" not in run.setting:
                     runs.append(run)
     names = [f"{r.dataset} {r.setting}" for r in runs]
-    print("| share:temperature[:rank] | " + " | ".join(names) + " |")
+    print("| share:temperature | " + " | ".join(names) + " |")
     print("|---" * (len(runs) + 1) + "|", flush=True)
     for variant in args.variants:
-        share, temperature, *rank = variant.split(":")
+        share, temperature = variant.split(":")
         joint.JOINT_SHARE, joint.JOINT_TEMPERATURE = float(share), float(temperature)
-        joint.JOINT_RANK_ONLY = rank == ["rank"]
         cells = [cell(ev.measure(run, Matcher)) for run in runs]
         print(f"| {variant} | " + " | ".join(cells) + " |", flush=True)
 

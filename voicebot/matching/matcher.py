@@ -283,7 +283,7 @@ class Matcher:
             blended = log_softmax(
                 (1 - joint.JOINT_SHARE) * mixed + joint.JOINT_SHARE * both, axis=1
             )
-            mixed = _lead(mixed, blended.argmax(axis=1)) if joint.JOINT_RANK_ONLY else blended
+            mixed = blended
         p = np.zeros((n, classes))
         p[:, trained.classes] = np.exp(mixed)
         pulls = self._fuzzy(trained, norms)
@@ -398,15 +398,6 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
     if logits.shape[1] == 1:  # two intents: one column, the second intent's log-odds
         logits = np.hstack([np.zeros_like(logits), logits])
     out: F64 = log_softmax(logits.astype(np.float64), axis=1)
-    return out
-
-
-def _lead(log_p: F64, lead: I64) -> F64:
-    """``log_p`` with, per row, the top value and the value at ``lead`` swapped: column
-    ``lead`` goes first with the confidence the row had, the others keep theirs."""
-    out = log_p.copy()
-    rows, top = np.arange(len(log_p)), log_p.argmax(axis=1)
-    out[rows, top], out[rows, lead] = log_p[rows, lead], log_p[rows, top]
     return out
 
 
