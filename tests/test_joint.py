@@ -39,7 +39,7 @@ def _history() -> tuple[Intent, ...]:
 
 
 LARGE = _history()
-SAID = ("uh i got billed two times", "cant get into my account", "i moved to a new house")
+SAID = ("uh i got billed two times", "i cannot log in to my account", "i moved to a new house")
 
 
 def _embeddings(tmp_path: Path) -> Embeddings:
