@@ -27,14 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from scipy import sparse
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import bench.eval_datasets as ev
-from bench.experiments.full_history import Case, capture
-from voicebot.core.text import normalize
-from voicebot.matching.spelling import MIN_DF_FROM, _char_grams, _tfidf, count_grams
+from bench.experiments.full_history import Case, capture, features
 
 SHARES = (0.25, 0.5, 0.75)
 CAPS = (20, 50)
@@ -58,30 +53,6 @@ VARIANTS: dict[str, tuple[str, Callable[..., Any]]] = {
     "grams lbfgs C30 100": ("grams", _lr(30.0, 100)),
     "both saga C10 10": ("both", _lr(10.0, 10, "saga", 1e-3)),
 }
-
-
-def features(run: ev.Run, case: Case, kind: str) -> tuple[Any, Any, Any]:
-    """Training matrix, labels and the utterances' matrix for ``kind``."""
-    texts, y = [], []
-    for k, intent in enumerate(run.config.intents.values()):
-        for t in (*intent.phrases, *intent.examples):
-            texts.append(normalize(t))
-            y.append(k)
-    names, counts = count_grams(texts)
-    df = np.bincount(counts.indices, minlength=counts.shape[1])
-    columns = np.flatnonzero(df >= (2 if len(texts) >= MIN_DF_FROM else 1))
-    idf = np.log((1 + len(texts)) / (1 + df[columns])) + 1.0
-    counter = _char_grams(names[columns].tolist())
-    queries = [normalize(t) for t, _ in run.test]
-    grams = _tfidf(counts[:, columns], idf)
-    q_grams = _tfidf(sparse.csr_matrix(counter.transform(queries)), idf)
-    if kind == "grams":
-        return grams, np.array(y), q_grams
-    if kind == "vectors":
-        return case.test.training, np.array(y), case.test.vectors
-    x = sparse.hstack([sparse.csr_matrix(case.test.training), grams]).tocsr()
-    q = sparse.hstack([sparse.csr_matrix(case.test.vectors), q_grams]).tocsr()
-    return x, np.array(y), q
 
 
 def figures(case: Case, log_p: Any) -> str:
