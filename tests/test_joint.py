@@ -104,3 +104,10 @@ def test_a_few_shot_config_has_no_joint_regression(tmp_path: Path) -> None:
     matcher = Matcher(SUPPORT, Thresholds(), embeddings=_embeddings(tmp_path))
     assert matcher.joint_fits == 0
     assert not (tmp_path / "embeddings" / "regressions").exists()
+
+
+def test_a_two_intent_history_routes_both_ways(tmp_path: Path) -> None:
+    # Two classes: the regression has one row of log-odds, stored as two rows of weights.
+    matcher = Matcher(LARGE[:2], Thresholds(), embeddings=_embeddings(tmp_path))
+    assert matcher.joint_fits == 2
+    assert [matcher.match(t).intent for t in SAID[:2]] == ["invoice", "password"]
