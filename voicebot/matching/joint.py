@@ -3,18 +3,18 @@ sentence vector and the spelling view's char n-gram TF-IDF side by side.
 
 Why: with a hundred or more examples per intent (a deployment imported from its call history)
 the two small views, each trained on its own features and mixed with fixed weights chosen on
-few-shot sets, route worse than one plain regression on both feature sets together; mixing the
-two (JOINT_SHARE of the joint regression's log-probabilities) routed better than either on
-HWU64 and SNIPS valid. With few examples per intent it did not (HWU64 at 20 per intent lost
-intent accuracy), so it is used only when the typical intent has JOINT_FROM texts or more: the
-few-shot configs ops start with are untouched by construction. Figures and commands:
-bench/README.md, "Full history: the joint regression".
+few-shot sets, leave accuracy that one plain regression on both feature sets together finds
+(it beat them on SNIPS, not on HWU64); mixed with them it routed better than either on HWU64
+and SNIPS valid. With few examples per intent it did not (HWU64 at 20 per intent lost intent
+accuracy), so it is used only when the typical intent has JOINT_FROM texts or more: the few-shot
+configs ops start with are untouched by construction. Figures and commands: bench/README.md,
+"Full history: the joint regression".
 
 Its cost is the fit: ~25,000 n-gram columns next to the vector's 384, for 10,000 texts. SAGA for
-JOINT_EPOCHS passes (seeded, so the same config gives the same weights) took 4-9 s where L-BFGS
-to convergence took 30-50 s for the same valid accuracy, and the matcher fits it twice (its
-calibration model too, so the reject line is placed on the scores callers will get). The
-weights are kept on disk beside the sentence vectors (``JointCache``), keyed by everything the
+JOINT_EPOCHS passes (seeded, so the same config gives the same weights) took 2-9 s where L-BFGS
+to convergence took 12-32 s for the same valid accuracy (HWU64, SNIPS), and the matcher fits it
+twice (its calibration model too, so the reject line is placed on the scores callers will get).
+The weights are kept on disk beside the sentence vectors (``JointCache``), keyed by everything the
 fit depends on, so a restart, ``voicebot eval`` or another instance of the same config reads
 them in a fraction of a second instead of fitting again. A damaged file is set aside with a
 warning and the regression fitted again, like the embedding cache: a cache never stops the bot.
