@@ -280,10 +280,7 @@ class Matcher:
         )
         if large is not None:
             both = joint.JOINT_TEMPERATURE * large.log_proba(vectors, spelling.tfidf(known))
-            blended = log_softmax(
-                (1 - joint.JOINT_SHARE) * mixed + joint.JOINT_SHARE * both, axis=1
-            )
-            mixed = blended
+            mixed = log_softmax((1 - joint.JOINT_SHARE) * mixed + joint.JOINT_SHARE * both, axis=1)
         p = np.zeros((n, classes))
         p[:, trained.classes] = np.exp(mixed)
         pulls = self._fuzzy(trained, norms)
