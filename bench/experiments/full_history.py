@@ -36,7 +36,7 @@ from voicebot.core.text import normalize
 from voicebot.matching import calibration
 from voicebot.matching import matcher as M
 from voicebot.matching.evaluation import route_map
-from voicebot.matching.spelling import _tfidf, count_grams
+from voicebot.matching.spelling import MIN_DF_FROM, _char_grams, _tfidf, count_grams
 
 QUANTILES = (0.01, 0.0075, 0.005, 0.0025, 0.001)
 # (closest texts averaged, familiarity power, familiarity from the top destination's texts only)
@@ -144,11 +144,8 @@ def figures(
     return f"{in_scope:.1f} / {100 * rejected[~inside].mean():.1f}"
 
 
-def plain_lr(run: ev.Run, case: Case) -> str:
-    """Argmax routing of one regression on [sentence vectors, char TF-IDF] next to the product
-    classifier's argmax, on the same texts."""
-    from sklearn.linear_model import LogisticRegression
-
+def features(run: ev.Run, case: Case, kind: str) -> tuple[Any, Any, Any]:
+    """Training matrix, labels and the utterances' matrix for ``kind``."""
     texts, y = [], []
     for k, intent in enumerate(run.config.intents.values()):
         for t in (*intent.phrases, *intent.examples):
@@ -156,20 +153,31 @@ def plain_lr(run: ev.Run, case: Case) -> str:
             y.append(k)
     names, counts = count_grams(texts)
     df = np.bincount(counts.indices, minlength=counts.shape[1])
-    columns = np.flatnonzero(df >= 2)
+    columns = np.flatnonzero(df >= (2 if len(texts) >= MIN_DF_FROM else 1))
     idf = np.log((1 + len(texts)) / (1 + df[columns])) + 1.0
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    counter = CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), vocabulary=names[columns])
+    counter = _char_grams(names[columns].tolist())
     queries = [normalize(t) for t, _ in run.test]
-    x = sparse.hstack([sparse.csr_matrix(case.test.training), _tfidf(counts[:, columns], idf)])
-    q = sparse.hstack(
-        [sparse.csr_matrix(case.test.vectors), _tfidf(counter.transform(queries), idf)]
-    )
+    grams = _tfidf(counts[:, columns], idf)
+    q_grams = _tfidf(sparse.csr_matrix(counter.transform(queries)), idf)
+    if kind == "grams":
+        return grams, np.array(y), q_grams
+    if kind == "vectors":
+        return case.test.training, np.array(y), case.test.vectors
+    x = sparse.hstack([sparse.csr_matrix(case.test.training), grams]).tocsr()
+    q = sparse.hstack([sparse.csr_matrix(case.test.vectors), q_grams]).tocsr()
+    return x, np.array(y), q
+
+
+def plain_lr(run: ev.Run, case: Case) -> str:
+    """Argmax routing of one regression on [sentence vectors, char TF-IDF] next to the product
+    classifier's argmax, on the same texts."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, q = features(run, case, "both")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = LogisticRegression(C=10.0, max_iter=300).fit(x.tocsr(), np.array(y))
-    log_lr = model.predict_log_proba(q.tocsr())
+        model = LogisticRegression(C=10.0, max_iter=300).fit(x, y)
+    log_lr = model.predict_log_proba(q)
     gold = case.route[case.label]
     out = []
     for share in BLEND:

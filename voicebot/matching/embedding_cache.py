@@ -15,7 +15,7 @@ but never leave a half-written file, and a symlink planted beside it is never wr
 A file that cannot be read all the same (truncated copy, wrong format, another encoder's size, a
 header claiming more rows than the file holds) is set aside with a warning and rebuilt: a cache
 never stops the bot from starting. Array headers are checked against the bytes the file really
-has before anything is allocated (``_check_sizes``).
+has before anything is allocated (``voicebot.matching.npz_file``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ import hashlib
 import sys
 import threading
 import time
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import numpy as np
 import numpy.typing as npt
@@ -37,6 +36,7 @@ import numpy.typing as npt
 from voicebot.atomic import write_atomic
 from voicebot.calllog.db import data_dir
 from voicebot.matching.encoder import Encoder, default_encoder
+from voicebot.matching.npz_file import ANY_ROWS, READ_ERRORS, Want, read_arrays
 
 __all__ = ["Embeddings", "cache_file", "shared_embeddings", "use_shared_embeddings"]
 
@@ -120,24 +120,17 @@ class Embeddings:
         self._index = {}
         if not self.path.exists():
             return self._index
+        want: Want = {
+            "keys": (np.dtype(np.uint8), (ANY_ROWS, KEY_BYTES)),
+            "vectors": (np.dtype(np.float32), (ANY_ROWS, self.dim)),
+        }
         try:
-            _check_sizes(self.path, self.dim)
-            with np.load(self.path, allow_pickle=False) as data:
-                keys = np.asarray(data["keys"])
-                vectors = np.asarray(data["vectors"], dtype=np.float32)
-            if (
-                keys.dtype != np.uint8
-                or keys.ndim != 2
-                or keys.shape[1] != KEY_BYTES
-                or vectors.ndim != 2
-                or vectors.shape != (len(keys), self.dim)
-                or not np.isfinite(vectors).all()
-            ):
-                raise ValueError("unexpected contents")
-        except (OSError, ValueError, KeyError, EOFError, MemoryError, zipfile.BadZipFile) as exc:
+            arrays = read_arrays(self.path, want)
+        except READ_ERRORS as exc:
             self._warn(f"warning: embedding cache {self.path} is unreadable ({exc}); rebuilding it")
             self._set_aside()
             return self._index
+        keys, vectors = arrays["keys"], arrays["vectors"]
         flat = keys.tobytes()  # bytes keys, not numpy "S": those drop trailing zero bytes
         self._keys = [flat[i : i + KEY_BYTES] for i in range(0, len(flat), KEY_BYTES)]
         self._rows = [vectors]
@@ -194,47 +187,6 @@ class Embeddings:
                 while len(self._queries) > QUERY_MEMORY:
                     self._queries.popitem(last=False)
         return out
-
-
-# member -> (dtype, width; 0: the encoder's dimension)
-_ARRAYS: dict[str, tuple[np.dtype[Any], int]] = {
-    "keys.npy": (np.dtype(np.uint8), KEY_BYTES),
-    "vectors.npy": (np.dtype(np.float32), 0),
-}
-
-
-def _check_sizes(path: Path, dim: int) -> None:
-    """Raise ``ValueError`` unless the file holds exactly the two arrays ``_save`` writes, each
-    with the dtype and width expected and a shape that fits the bytes it really has. The shape
-    is a line of text in a header: believed, a 468-byte file claiming (4e9, 16) made numpy ask
-    for 59.6 GiB and stopped ``serve`` and ``eval``."""
-    size = path.stat().st_size
-    rows = set()
-    with zipfile.ZipFile(path) as archive:
-        members = {info.filename: info for info in archive.infolist()}
-        if set(members) != set(_ARRAYS):
-            raise ValueError(f"holds {sorted(members)[:4]}, not keys and vectors")
-        for name, (dtype, width) in _ARRAYS.items():
-            info = members[name]
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size > size:
-                raise ValueError(f"{name} claims {info.file_size} bytes in a {size}-byte file")
-            with archive.open(info) as member:
-                version = np.lib.format.read_magic(member)
-                if version == (1, 0):
-                    shape, fortran, found = np.lib.format.read_array_header_1_0(member)
-                elif version == (2, 0):
-                    shape, fortran, found = np.lib.format.read_array_header_2_0(member)
-                else:
-                    raise ValueError(f"{name} has an unknown header version {version}")
-                data_bytes = info.file_size - member.tell()
-            want = (shape[0] if len(shape) == 2 else -1, width or dim)
-            if found != dtype or fortran or tuple(shape) != want:
-                raise ValueError(f"{name} is {found} {shape}, not {dtype} (n, {want[1]})")
-            if shape[0] * want[1] * dtype.itemsize != data_bytes:
-                raise ValueError(f"{name} claims {shape} but holds {data_bytes} bytes")
-            rows.add(shape[0])
-    if len(rows) != 1:
-        raise ValueError("keys and vectors differ in length")
 
 
 class _Progress:

@@ -11,7 +11,11 @@ Two views of a text are combined:
   misheard word ("invoce", "pasword") still points at the right intent.
 
 Their log-probabilities are mixed with fixed weights (measured on HWU64/SNIPS valid, see
-bench/README.md). Then, as before: a near-verbatim ops-written phrase pulls its intent (rapidfuzz
+bench/README.md). A config with a large history (the typical intent has ``joint.JOINT_FROM``
+texts or more) also gets a third view, one regression on both feature sets together
+(``voicebot.matching.joint``), mixed in with the first two: what the data itself can give when
+there is enough of it; its weights are cached on disk, so only the first start pays its fit.
+Then, as before: a near-verbatim ops-written phrase pulls its intent (rapidfuzz
 ratio), and when the top intent's destination is clearly outweighed by another destination's
 intents together, that destination's best intent goes first (callers feel where they end up).
 
@@ -27,9 +31,10 @@ and goes to a person. A mean over several texts rather than the one closest, bec
 stray example near an unrelated request should not make it familiar, while a real request lies
 near several texts of its intent. Out-of-scope examples are never needed.
 
-A config of 10,000 texts builds in about 3 s once its vectors are cached: the final regression
-starts from the calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS
-steps together instead of ~90 each, and the n-grams are counted once per build.
+A config of 10,000 texts builds in about 3 s once its vectors (and its large-history
+regressions' weights, ``joint.JointCache``) are cached: the final regression starts from the
+calibration model's weights, so the two take FIRST_ITER + FINAL_ITER L-BFGS steps together
+instead of ~90 each, and the n-grams are counted once per build.
 
 Deterministic for a given config: the encoder gives the same vectors for the same text, the
 solvers are deterministic and run on one BLAS thread (threadpoolctl).
@@ -54,7 +59,7 @@ from threadpoolctl import ThreadpoolController
 from voicebot.core.config import Intent, Thresholds
 from voicebot.core.match import Match, Scored, Verdict, decide
 from voicebot.core.text import normalize
-from voicebot.matching import calibration
+from voicebot.matching import calibration, joint
 from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
 from voicebot.matching.respell import Respeller
 from voicebot.matching.spelling import Names, Spelling, count_grams
@@ -86,7 +91,8 @@ RANKED = 5
 @dataclass(frozen=True, slots=True)
 class _Trained:
     classes: I64  # intent index of each column of the two models (intents that have texts)
-    views: tuple[LogisticRegression, Spelling] | None  # None when only one intent has texts
+    # meaning, spelling, joint (large configs only); None when only one intent has texts
+    views: tuple[LogisticRegression, Spelling, joint.Joint | None] | None
     vectors: F32  # training texts' sentence vectors, for familiarity
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
@@ -149,6 +155,13 @@ class Matcher:
         # How many closest texts familiarity averages, from the whole config: the calibration
         # model (trained without a held-out part) scores it the way the final model will.
         self._familiar_k = _familiar_k(np.array(labels, np.int64))
+        # The joint regression for both models or neither: the calibration model places the
+        # reject line on the scores the final model gives.
+        self._joints = (
+            joint.JointCache(self._embeddings.path.parent / "regressions")
+            if joint.wanted(np.array(labels, np.int64))
+            else None
+        )
         grams, counts = count_grams(texts)
         data = _Texts(
             texts,
@@ -188,7 +201,7 @@ class Matcher:
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 meaning.fit(data.vectors, column, sample_weight=sample_weight)
             spelling = Spelling.fit(grams, data.counts, column, sample_weight, len(classes))
-            views = meaning, spelling
+            views = meaning, spelling, self._joint(grams, data, spelling, column, sample_weight)
         word_owners: dict[str, set[int]] = {}
         for text, k in zip(data.texts, data.y.tolist(), strict=True):
             for word in set(text.split()):
@@ -201,6 +214,28 @@ class Matcher:
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
         )
+
+    def _joint(
+        self, grams: Names, data: _Texts, spelling: Spelling, column: I64, weight: F64
+    ) -> joint.Joint | None:
+        """The joint regression on ``data`` when the config is large enough, read from its
+        cache when this config was fitted before."""
+        if self._joints is None:
+            return None
+        return self._joints.get(
+            self._embeddings.id,
+            data.texts,
+            data.vectors,
+            grams[spelling.columns].tolist(),
+            spelling.tfidf(data.counts[:, spelling.columns]),
+            column,
+            weight,
+        )
+
+    @property
+    def joint_fits(self) -> int:
+        """How many joint regressions this build fitted rather than read from the cache."""
+        return 0 if self._joints is None else self._joints.fitted
 
     def _calibrate(self, grams: Names, data: _Texts) -> tuple[float, LogisticRegression | None]:
         """The exponent for scores (``calibration``), measured on texts held out of a first
@@ -236,13 +271,16 @@ class Matcher:
             alone[:, trained.classes] = 0.0
             out: F64 = alone + (1 + NOVELTY_POWER) * np.log(familiarity)[:, None]
             return out
-        meaning, spelling = trained.views
+        meaning, spelling, large = trained.views
         known = spelling.count(norms) if counts is None else counts[:, spelling.columns]
         mixed = log_softmax(
             (1 - CHAR_SHARE) * _log_proba(meaning, vectors)
             + CHAR_SHARE * spelling.log_proba(known),
             axis=1,
         )
+        if large is not None:
+            both = joint.JOINT_TEMPERATURE * large.log_proba(vectors, spelling.tfidf(known))
+            mixed = log_softmax((1 - joint.JOINT_SHARE) * mixed + joint.JOINT_SHARE * both, axis=1)
         p = np.zeros((n, classes))
         p[:, trained.classes] = np.exp(mixed)
         pulls = self._fuzzy(trained, norms)

@@ -91,9 +91,13 @@ class Spelling:
         """Caller texts' counts of the n-grams this model knows."""
         return sparse.csr_matrix(self.counter.transform(texts))
 
+    def tfidf(self, counts: sparse.csr_matrix) -> sparse.csr_matrix:
+        """Texts' ``count`` as this model weighs them (the joint regression's n-gram features)."""
+        return _tfidf(counts, self.idf)
+
     def log_proba(self, counts: sparse.csr_matrix) -> F64:
         """Per text (its ``count``) and class, the log-probability, without class priors."""
-        joint = np.asarray(_tfidf(counts, self.idf) @ self.log_prob)
+        joint = np.asarray(self.tfidf(counts) @ self.log_prob)
         out: F64 = log_softmax(CHAR_TEMPERATURE * joint, axis=1)
         return out
 
