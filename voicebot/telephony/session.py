@@ -45,7 +45,6 @@ from voicebot.core.dialogue import (
 from voicebot.core.lookup import Lookup
 from voicebot.core.phone import mask
 from voicebot.shells.lookup import lookup, lookup_secret
-from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony import prompts
@@ -321,9 +320,8 @@ class CallSession:
         self.buffer += message.payload
         if len(self.buffer) < self.services.settings.feed_bytes or self.audio is None:
             return
-        pcm = ulaw_decode(bytes(self.buffer))
+        self.audio.put(bytes(self.buffer), self.media_offset + end_s)  # decoded off the loop
         self.buffer.clear()
-        self.audio.put(pcm, self.media_offset + end_s)
         lag = self.audio.lag_s(received)
         if self.services.behind(self.call_sid, lag):
             self._spawn(self.overloaded(f"its audio waits {lag:.1f} s to be decoded"))
