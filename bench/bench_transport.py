@@ -20,7 +20,9 @@ but count. CPU time of the server process per frame, for:
 5. ``granian``: the same Starlette route under granian (Rust ASGI server, one worker), whose
    ``receive()`` is still one future per message, resolved from its Rust threads;
 6. ``picows``: a picows listener (Cython frame parser, a synchronous callback per frame: no
-   future, no task); ``picows + aiofastnet`` the same over aiofastnet's transports;
+   future, no task); ``picows + aiofastnet`` the same over aiofastnet's transports; both again
+   on uvloop (``picows + aiofastnet + uvloop`` is what ``serve`` on uvloop runs: picows takes
+   aiofastnet's transports whenever it is installed, and it depends on it);
 
 7. ``voicebot serve``: the product's event-loop thread (everything but decoding: webhooks,
    the media route, prompts, the dialogue's actions) while ``voicebot simulate --realtime`` runs
@@ -67,6 +69,7 @@ VARIANTS = (
     "picows + aiofastnet",
     "read-ahead + uvloop",
     "picows + uvloop",
+    "picows + aiofastnet + uvloop",
 )
 PRODUCT = "voicebot serve, event-loop thread"
 PRODUCT_UVLOOP = "voicebot serve on uvloop (experiment), event-loop thread"
@@ -135,7 +138,7 @@ def serve(variant: str, port: int) -> None:
         ).serve()
         return
     if variant.startswith("picows"):
-        run = _serve_picows(port, aiofastnet=variant.endswith("aiofastnet"))
+        run = _serve_picows(port, aiofastnet="aiofastnet" in variant)
         if variant.endswith("uvloop"):
             import uvloop
 
@@ -456,6 +459,8 @@ def main() -> int:
         "granian_us": round(rows["granian"], 1),
         "picows_us": round(rows["picows"], 1),
         "picows_aiofastnet_us": round(rows["picows + aiofastnet"], 1),
+        "picows_uvloop_us": round(rows["picows + uvloop"], 1),
+        "picows_aiofastnet_uvloop_us": round(rows["picows + aiofastnet + uvloop"], 1),
         "voicebot_loop_us": round(rows[PRODUCT], 1),
         "voicebot_uvloop_loop_us": round(rows[PRODUCT_UVLOOP], 1),
         "bare_vosk_ms": round(vosk_ms, 2),

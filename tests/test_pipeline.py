@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,8 @@ from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
 from voicebot.core.match import Match
 from voicebot.loading.loader import load_language
-from voicebot.speech.audio import read_wav
-from voicebot.speech.pipeline import CallPipeline, SpeechKit, speech_kit
+from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode
+from voicebot.speech.pipeline import AudioQueue, CallPipeline, SpeechKit, speech_kit
 from voicebot.speech.vosk_model import SpeechModel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -280,3 +281,30 @@ def test_replay_starts_the_timeout_as_soon_as_the_bot_listens(
     feed(call, silence(5.0))
     [timeout] = [s.time_s for s in call.steps if s.event == "no_speech"]
     assert timeout == pytest.approx(answered + 5.0, abs=0.15)
+
+
+def _queued(call: CallPipeline, chunks: Sequence[np.ndarray | bytes]) -> list[Action]:
+    """Feed ``chunks`` through an ``AudioQueue`` on its own decoding thread; the actions."""
+    actions: list[Action] = []
+    with ThreadPoolExecutor(1) as pool:
+        queue = AudioQueue(call, lambda new, due: actions.extend(new), executor=pool)
+        for chunk in chunks:
+            queue.put(chunk, 0.0)
+    return actions
+
+
+def test_the_phone_lines_mulaw_queued_as_bytes_is_heard_as_its_pcm(
+    ko_config: LanguageConfig, kit: SpeechKit
+) -> None:
+    """The server hands the caller's 100 ms of mu-law to the decoder as the bytes Twilio sent
+    (issue #20: decoded into PCM in the decoding thread, not on the event loop): the call
+    hears and decides exactly as from the decoded samples, at the same call time."""
+    line = ulaw_encode(np.concatenate([fixture("billing"), np.zeros(16000, np.int16)]))
+    chunks = [line[i : i + 800] for i in range(0, len(line), 800)]
+    as_bytes, as_pcm = new_call(ko_config, kit), new_call(ko_config, kit)
+    as_bytes.start()
+    as_pcm.start()
+    heard = _queued(as_bytes, chunks)
+    assert [t.group for t in transfers(heard)] == ["billing"]
+    assert heard == _queued(as_pcm, [ulaw_decode(c) for c in chunks])
+    assert [s.time_s for s in as_bytes.steps] == [s.time_s for s in as_pcm.steps]

@@ -46,6 +46,7 @@ from voicebot.core.recall import CallerHistory
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models
+from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.endpointing import Endpointing
 from voicebot.speech.grammar import runtime_grammar
 from voicebot.speech.recognizer import Recognizer, decode_executor
@@ -452,6 +453,10 @@ class AudioQueue:
     sees it. Here the reader only appends (``put``); one pool job per call drains whatever has
     accumulated, chunk by chunk in order, and calls ``on_actions`` (from the decoding thread)
     only when the dialogue acted. ``backlog_s`` is the audio received but not yet decoded.
+
+    A chunk put as ``bytes`` is the phone line's G.711 mu-law (one byte a sample), turned into
+    16-bit PCM by the decoding thread: the event loop, which every call's frames go through,
+    only appends it (issue #20).
     """
 
     def __init__(
@@ -468,7 +473,7 @@ class AudioQueue:
         # (seconds one chunk took to decode, seconds it waited for the decoder), for metrics
         self._on_decoded = on_decoded
         self._lock = threading.Lock()
-        self._chunks: deque[tuple[NDArray[np.int16], float]] = deque()
+        self._chunks: deque[tuple[NDArray[np.int16] | bytes, float]] = deque()
         self._queued = 0  # samples in _chunks
         self._running = False
         self._closed = False
@@ -493,9 +498,9 @@ class AudioQueue:
         due = self.oldest_due
         return max(0.0, now - due) if due is not None else 0.0
 
-    def put(self, pcm: NDArray[np.int16], due: float) -> None:
-        """Queue a chunk; ``due`` is passed back with the actions it causes (the shell's clock
-        for when that audio was spoken)."""
+    def put(self, pcm: NDArray[np.int16] | bytes, due: float) -> None:
+        """Queue a chunk (16-bit samples, or mu-law ``bytes``); ``due`` is passed back with the
+        actions it causes (the shell's clock for when that audio was spoken)."""
         with self._lock:
             if self._closed:
                 return
@@ -524,7 +529,7 @@ class AudioQueue:
                 self._queued -= len(pcm)
             started = time.perf_counter()
             try:
-                actions = self.pipeline.feed(pcm)
+                actions = self.pipeline.feed(ulaw_decode(pcm) if isinstance(pcm, bytes) else pcm)
             except Exception as exc:  # fail safe; feed already catches the recogniser's errors
                 actions = self.pipeline.fail(f"{type(exc).__name__}: {exc}")
             if self._on_decoded is not None:

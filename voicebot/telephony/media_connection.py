@@ -88,7 +88,11 @@ class MediaConnection:
                 self.paused = True
                 self.socket.pause_reading()
             return
-        self._handle_safely(text, received)
+        try:
+            self._handle(text, received)
+        except Exception:  # fail-safe: the stream closes, the TwiML's <Dial> takes the call
+            log.exception("media stream: error handling a message; closing the stream")
+            self.end()
 
     def on_closed(self) -> None:
         """The peer closed the socket (or it broke): the messages before still count."""
@@ -110,13 +114,6 @@ class MediaConnection:
 
     # -- one message ----------------------------------------------------------------------
 
-    def _handle_safely(self, text: str | bytes | None, received: float) -> None:
-        try:
-            self._handle(text, received)
-        except Exception:  # fail-safe: the stream closes, the TwiML's <Dial> takes the call
-            log.exception("media stream: error handling a message; closing the stream")
-            self.end()
-
     def _handle(self, text: str | bytes | None, received: float) -> None:
         """Handle one message now, or start the one task it needs (then ``busy``)."""
         settings = self.server.settings
@@ -130,6 +127,9 @@ class MediaConnection:
                 parsed = parse_message(text, max_payload_bytes=settings.max_payload_bytes)
             except ProtocolError as exc:
                 problem = str(exc)
+        if type(parsed) is Media and session is not None:  # 50 a second: the fewest steps
+            self._media(session, parsed, received)
+            return
         if isinstance(parsed, Start) and session is not None:
             problem = "a second start on the same stream"  # one stream, one start
         if problem is not None or parsed is None:
@@ -151,20 +151,25 @@ class MediaConnection:
         if session is None:
             return  # "connected", or anything before "start": nothing to attach to
         if session.repeated(parsed):
-            self.server.metrics.error("duplicate_frame")
             return
-        if isinstance(parsed, Media):
-            self.progress = self.loop.time()  # new audio: the stream is alive
-            if not session.lock.locked():  # the hot path: no await, no task
-                try:
-                    session.on_media(parsed, received)
-                except Exception as exc:
-                    log.exception("call %s: error handling the stream", session.call_sid)
-                    self._run(self._fail(session, f"{type(exc).__name__}: {exc}"))
-                    return
-                self._check_attached()
-                return
         self._run(self._message(session, parsed, received))
+
+    def _media(self, session: CallSession, media: Media, received: float) -> None:
+        """A caller audio frame of the attached call: buffered now, no await, no task (unless
+        a task holds the call's lock)."""
+        if session.repeated(media):
+            return
+        self.progress = self.loop.time()  # new audio: the stream is alive
+        if session.lock.locked():
+            self._run(self._message(session, media, received))
+            return
+        try:
+            session.on_media(media, received)
+        except Exception as exc:
+            log.exception("call %s: error handling the stream", session.call_sid)
+            self._run(self._fail(session, f"{type(exc).__name__}: {exc}"))
+            return
+        self._check_attached()
 
     def _check_attached(self) -> None:
         session = self.session
@@ -189,7 +194,7 @@ class MediaConnection:
         while self.pending and not self.busy and not self.ended:
             item = self.pending.popleft()
             if isinstance(item, tuple):
-                self._handle_safely(*item)
+                self.on_text(*item)  # neither busy nor ended: handled now
             else:  # _CLOSED
                 self.end()
         if self.paused and not self.pending and not self.ended:

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from typing import Final
 
 from voicebot.core.config import LanguageConfig
 from voicebot.core.dialogue import (
@@ -45,7 +46,6 @@ from voicebot.core.dialogue import (
 from voicebot.core.lookup import Lookup
 from voicebot.core.phone import mask
 from voicebot.shells.lookup import lookup, lookup_secret
-from voicebot.speech.audio import ulaw_decode
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError
 from voicebot.telephony import prompts
@@ -91,6 +91,11 @@ class CallState(Enum):
     REDIRECTING = "redirecting"  # a REST redirect to <Say> and a new stream is under way
     DECIDED = "decided"  # the bot asked for a transfer or hang-up; only the ending is left
     ENDED = "ended"  # outcome recorded, session forgotten by the server
+
+
+_OVER: Final = frozenset({CallState.DECIDED, CallState.ENDED})  # ``CallSession.done``
+_CALLER_TRACKS: Final = frozenset({"inbound", "inbound_track"})  # the caller's audio
+_NUMBERED: Final = (Media, Mark, DtmfMessage, Stop)  # the messages with a sequence number
 
 
 @dataclass
@@ -172,7 +177,7 @@ class CallSession:
     @property
     def done(self) -> bool:
         """Decided or ended: nothing the caller sends can change the call any more."""
-        return self.state in (CallState.DECIDED, CallState.ENDED)
+        return self.state in _OVER
 
     def attach(self, ws: MediaSocket, stream_sid: str) -> MediaSocket | None:
         """A (new) stream of this call started; returns the stream it replaces, to close."""
@@ -195,10 +200,12 @@ class CallSession:
         """Whether ``message`` is a copy of one already handled: Twilio numbers the messages of
         a stream in order, so a number not above the highest seen is a duplicate or a replay.
         Handling it again would feed the same audio twice (slowing the caller's words down
-        until they are heard as something else) or press a key twice."""
-        if not isinstance(message, Media | Mark | DtmfMessage | Stop):
+        until they are heard as something else) or press a key twice. Counted in the metrics
+        (``duplicate_frame``)."""
+        if not isinstance(message, _NUMBERED):
             return False
         if message.sequence_number <= self.last_seq:
+            self.services.metrics.error("duplicate_frame")
             return True
         self.last_seq = message.sequence_number
         return False
@@ -276,10 +283,28 @@ class CallSession:
     def on_media(self, message: Media, received: float) -> None:
         """A caller audio frame: synchronous (no await, so the stream's reader can call it per
         frame without a task or future); like every call change, under ``lock`` or while no
-        one holds it."""
-        if self.done or message.track not in ("inbound", "inbound_track"):
+        one holds it. Buffers 20 ms frames and hands each 100 ms to the recogniser's queue.
+        ``due`` is when the chunk's last frame should have arrived by its media timestamp,
+        counted from the stream's start (when it attached, or earlier if frames ran ahead of
+        real time): frames queueing anywhere before us (the socket, a busy event loop) make the
+        decision latency grow, as the caller feels it. One method, 50 calls a second per call:
+        every call and property read here is paid on the event loop for every frame."""
+        if self.state in _OVER or message.track not in _CALLER_TRACKS:
             return
-        self._on_media(message, received)
+        end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
+        offset = received - end_s
+        if self.media_offset is None or offset < self.media_offset:
+            self.media_offset = offset
+        buffer = self.buffer
+        buffer += message.payload
+        audio = self.audio
+        if len(buffer) < self.services.settings.feed_bytes or audio is None:
+            return
+        audio.put(bytes(buffer), self.media_offset + end_s)  # decoded off the loop
+        buffer.clear()
+        lag = audio.lag_s(received)
+        if self.services.behind(self.call_sid, lag):
+            self._spawn(self.overloaded(f"its audio waits {lag:.1f} s to be decoded"))
 
     async def on_message(self, message: object, received: float) -> None:
         if self.done:
@@ -307,26 +332,6 @@ class CallSession:
                 loop.call_soon_threadsafe(self._on_decoded, actions, due)
 
         return AudioQueue(self.pipeline, decoded, on_decoded=self.services.metrics.decoded)
-
-    def _on_media(self, message: Media, received: float) -> None:
-        """Buffer a 20 ms frame; hand each 100 ms to the recogniser's queue. ``due`` is when
-        the chunk's last frame should have arrived by its media timestamp, counted from the
-        stream's start (when it attached, or earlier if frames ran ahead of real time): frames
-        queueing anywhere before us (the socket, a busy event loop) make the decision latency
-        grow, as the caller feels it."""
-        end_s = (message.timestamp_ms + 1000 * len(message.payload) / 8000) / 1000
-        offset = received - end_s
-        if self.media_offset is None or offset < self.media_offset:
-            self.media_offset = offset
-        self.buffer += message.payload
-        if len(self.buffer) < self.services.settings.feed_bytes or self.audio is None:
-            return
-        pcm = ulaw_decode(bytes(self.buffer))
-        self.buffer.clear()
-        self.audio.put(pcm, self.media_offset + end_s)
-        lag = self.audio.lag_s(received)
-        if self.services.behind(self.call_sid, lag):
-            self._spawn(self.overloaded(f"its audio waits {lag:.1f} s to be decoded"))
 
     async def overloaded(self, why: str) -> None:
         """The bot cannot keep up with this caller: the dialogue puts them through now."""
