@@ -150,16 +150,7 @@ def parse_message(
     except (ValueError, RecursionError):  # not that shape (or not JSON): the general path says
         wire = None
     if wire is not None and wire.event == "media":
-        body = wire.media
-        media = _plain_media(
-            wire.stream_sid,
-            wire.sequence_number,
-            body.track,
-            body.chunk,
-            body.timestamp,
-            body.payload,
-            max_payload_bytes,
-        )
+        media = _plain_media(wire, max_payload_bytes)
         if media is not None:
             return media
     try:
@@ -268,23 +259,17 @@ class _WireMedia(msgspec.Struct, rename="camel"):
 _WIRE_MEDIA: Final = msgspec.json.Decoder(_WireMedia)
 
 
-def _plain_media(
-    sid: str,
-    sequence_number: str | int,
-    track: str,
-    chunk_number: str | int,
-    timestamp_ms: str | int,
-    encoded: str,
-    limit: int,
-) -> Media | None:
+def _plain_media(wire: _WireMedia, limit: int) -> Media | None:
     """A ``media`` message of the shape Twilio sends, from its decoded fields, checked as
     ``_media`` checks them; None for anything ``_media`` would not accept as it is, which it
     then parses or refuses with its error sentence."""
+    body = wire.media
+    encoded = body.payload
     if len(encoded) > (limit + 2) // 3 * 4:
         return None
-    sequence = _plain_count(sequence_number)
-    chunk = _plain_count(chunk_number)
-    timestamp = _plain_count(timestamp_ms)
+    sequence = _plain_count(wire.sequence_number)
+    chunk = _plain_count(body.chunk)
+    timestamp = _plain_count(body.timestamp)
     if sequence is None or chunk is None or timestamp is None:
         return None
     try:
@@ -293,7 +278,7 @@ def _plain_media(
         return None
     if len(payload) > limit:
         return None
-    return Media(sequence, sid, track, chunk, timestamp, payload)
+    return Media(sequence, wire.stream_sid, body.track, chunk, timestamp, payload)
 
 
 def _mark(m: _Fields, _limit: int) -> Mark:
