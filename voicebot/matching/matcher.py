@@ -273,13 +273,14 @@ class Matcher:
             return out
         meaning, spelling, large = trained.views
         known = spelling.count(norms) if counts is None else counts[:, spelling.columns]
+        weighted = spelling.tfidf(known)
         mixed = log_softmax(
             (1 - CHAR_SHARE) * _log_proba(meaning, vectors)
-            + CHAR_SHARE * spelling.log_proba(known),
+            + CHAR_SHARE * spelling.log_proba(weighted),
             axis=1,
         )
         if large is not None:
-            both = joint.JOINT_TEMPERATURE * large.log_proba(vectors, spelling.tfidf(known))
+            both = joint.JOINT_TEMPERATURE * large.log_proba(vectors, weighted)
             mixed = log_softmax((1 - joint.JOINT_SHARE) * mixed + joint.JOINT_SHARE * both, axis=1)
         p = np.zeros((n, classes))
         p[:, trained.classes] = np.exp(mixed)

@@ -95,9 +95,10 @@ class Spelling:
         """Texts' ``count`` as this model weighs them (the joint regression's n-gram features)."""
         return _tfidf(counts, self.idf)
 
-    def log_proba(self, counts: sparse.csr_matrix) -> F64:
-        """Per text (its ``count``) and class, the log-probability, without class priors."""
-        joint = np.asarray(self.tfidf(counts) @ self.log_prob)
+    def log_proba(self, weighted: sparse.csr_matrix) -> F64:
+        """Per text (its ``tfidf``: the matcher weighs a caller's counts once, for this view and
+        the joint regression) and class, the log-probability, without class priors."""
+        joint = np.asarray(weighted @ self.log_prob)
         out: F64 = log_softmax(CHAR_TEMPERATURE * joint, axis=1)
         return out
 
