@@ -99,7 +99,7 @@ class Metrics:
             self.backlog_total_s = total_s
             self.backlog_worst_s = worst_s
 
-    def decoded(self, seconds: float, waited: float = 0.0) -> None:
+    def decoded(self, seconds: float, waited: float) -> None:
         """A chunk of caller audio decoded in ``seconds``, after ``waited`` seconds in the
         queue from when it was spoken: the decoder's queue is where a burst of callers all
         speaking at once shows first, before the decision latency."""
