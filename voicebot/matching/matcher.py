@@ -227,7 +227,7 @@ class Matcher:
             data.texts,
             data.vectors,
             grams[spelling.columns].tolist(),
-            spelling.tfidf(data.counts[:, spelling.columns]),
+            lambda: spelling.tfidf(data.counts[:, spelling.columns]),
             column,
             weight,
         )
