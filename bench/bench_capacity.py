@@ -172,12 +172,28 @@ def stream_audio(i: int, shape: str) -> np.ndarray[Any, np.dtype[np.int16]]:
     )
 
 
-def paced(lengths: list[int], chunk: int) -> Iterator[tuple[float, int, int, bool]]:
-    """Real-time pacing for streams of ``lengths`` samples, starting ``STAGGER_S`` apart: yields
-    (when the chunk was due, stream, chunk index, whether it is the stream's last) in due order,
-    sleeping until each is due."""
-    t0 = time.perf_counter() + 0.2
-    queue = [(t0 + i * STAGGER_S + CHUNK_S, i, 0) for i in range(len(lengths))]
+def steady_audio(i: int, n: int, heard: dict[str, float]) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """Line i of n on a busy line (``--steady``): its ``STEADY_ROUNDS`` calls back to back,
+    each the audio ``serve`` received in that fixture's call (``heard``, seconds measured from
+    the server's calls: the request cut where the bot decided, or followed by the silence the
+    caller kept while the bot answered), so the bare loop decodes the same audio."""
+    parts = []
+    for r in range(STEADY_ROUNDS):
+        name = MIX[(i + r) % len(MIX)]  # as simulate --rotate --rounds: the mix in turn
+        length = int(heard[name] * RATE)
+        request = phone_audio_16k(name)[:length]
+        parts += [request, np.zeros(length - len(request), np.int16)]
+    return np.concatenate(parts)
+
+
+def paced(
+    lengths: list[int], chunk: int, t0: float, starts: Sequence[float] | None = None
+) -> Iterator[tuple[float, int, int, bool]]:
+    """Real-time pacing for streams of ``lengths`` samples, starting ``STAGGER_S`` apart (or at
+    ``starts``, seconds after ``t0``): yields (when the chunk was due, stream, chunk index,
+    whether it is the stream's last) in due order, sleeping until each is due."""
+    offsets = starts if starts is not None else [i * STAGGER_S for i in range(len(lengths))]
+    queue = [(t0 + offsets[i] + CHUNK_S, i, 0) for i in range(len(lengths))]
     heapq.heapify(queue)
     while queue:
         due, i, k = heapq.heappop(queue)
@@ -190,12 +206,16 @@ def paced(lengths: list[int], chunk: int) -> Iterator[tuple[float, int, int, boo
             heapq.heappush(queue, (due + CHUNK_S, i, k + 1))
 
 
-def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
+def vosk_worker(
+    n: int, shape: str, gated: bool, same: bool = False, heard: dict[str, float] | None = None
+) -> dict[str, Any]:
     """n real-time streams on this process's core; lag of each endpoint result. ``gated``:
     the product's recogniser (``voicebot.speech.recognizer.Recognizer``, at the model's rate so
     it does not resample) with the config's ``skip_silence_s``, instead of a bare
     ``KaldiRecognizer``. ``same``: the product's reproducible dither (Kaldi's off, the same
-    noise added to the same samples) instead of Kaldi's."""
+    noise added to the same samples) instead of Kaldi's. ``heard`` (shape ``steady``): the
+    busy line of ``steady_audio``, lines starting spread over one mean call, results counted
+    only while all n lines are in a call."""
     if gated:
         return product_worker(n, shape)
     import vosk
@@ -220,6 +240,9 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
         table = np.resize(dither_table(), 60 * RATE)
         audio = [stream_audio(i, shape).astype(np.float32) for i in range(n)]
         audio = [a + probe.model.dither * table[: len(a)] for a in audio]
+    elif heard is not None:
+        model = vosk.Model(str(ko_model_dir()))
+        audio = [steady_audio(i, n, heard) for i in range(n)]
     else:
         model = vosk.Model(str(ko_model_dir()))  # bare: Vosk as shipped, Kaldi's own dither on
         audio = [stream_audio(i, shape) for i in range(n)]
@@ -243,7 +266,15 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
     lags: list[float] = []
     decoded_s = 0.0
     peak = before
-    for due, i, k, last in paced([len(a) for a in audio], chunk):
+    t0 = time.perf_counter() + 0.2
+    lengths = [len(a) for a in audio]
+    starts, window = None, (0.0, float("inf"))
+    if heard is not None:
+        spread = steady_spread(heard)
+        starts = [i * spread / n for i in range(n)]
+        # All n lines are in a call from the last start until the first line's last call ends.
+        window = (t0 + spread, t0 + min(s + m / RATE for s, m in zip(starts, lengths, strict=True)))
+    for due, i, k, last in paced(lengths, chunk, t0, starts):
         data = audio[i][k * chunk : (k + 1) * chunk]
         decoded_s += len(data) / RATE
         results = [recs[i].Result()] if accept(recs[i], data) else []
@@ -252,7 +283,8 @@ def vosk_worker(n: int, shape: str, gated: bool, same: bool = False) -> dict[str
             text = json.loads(raw).get("text", "")
             if text:
                 texts[i].append(text)
-                lags.append(time.perf_counter() - due)
+                if window[0] <= due <= window[1]:
+                    lags.append(time.perf_counter() - due)
         if k % 20 == 0 and i == 0:
             peak = max(peak, rss_mb())
     audio_s = sum(len(a) for a in audio) / RATE
@@ -294,7 +326,7 @@ def product_worker(n: int, shape: str) -> dict[str, Any]:
     texts: list[list[str]] = [[] for _ in range(n)]
     lags: list[float] = []
     peak = before
-    for due, i, k, last in paced([len(a) for a in audio], chunk):
+    for due, i, k, last in paced([len(a) for a in audio], chunk, time.perf_counter() + 0.2):
         events = recs[i].feed(audio[i][k * chunk : (k + 1) * chunk])
         events += recs[i].flush() if last else []
         for event in events:
@@ -408,10 +440,18 @@ def skip_accuracy() -> dict[str, Any]:
     return out
 
 
-def run_worker(core: int, n: int, shape: str, gated: bool, same: bool = False) -> dict[str, Any]:
+def run_worker(
+    core: int,
+    n: int,
+    shape: str,
+    gated: bool,
+    same: bool = False,
+    heard: dict[str, float] | None = None,
+) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", str(n), "--shape", shape]
     command += ["--gated"] if gated else []
     command += ["--same"] if same else []
+    command += ["--heard", json.dumps(heard)] if heard is not None else []
     done = subprocess.run(
         command, capture_output=True, text=True, preexec_fn=pin(core), check=False, cwd=ROOT
     )
@@ -421,9 +461,11 @@ def run_worker(core: int, n: int, shape: str, gated: bool, same: bool = False) -
     return result
 
 
-def loop_trial(core: int, shape: str, gated: bool) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+def loop_trial(
+    core: int, shape: str, gated: bool, heard: dict[str, float] | None = None
+) -> Callable[[int], tuple[bool, dict[str, Any]]]:
     def trial(n: int) -> tuple[bool, dict[str, Any]]:
-        r = run_worker(core, n, shape, gated)
+        r = run_worker(core, n, shape, gated, heard=heard)
         p95 = percentile(r["lags"], 95) if r["lags"] else float("inf")
         info = {"calls": n, "p95_ms": round(p95 * 1000, 1), "mb_per_call": r["mb_per_call"]}
         info["decoded_share"] = r["decoded_share"]
@@ -492,12 +534,21 @@ class Server:
                 time.sleep(0.5)
         raise SystemExit("voicebot serve did not come up")
 
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
+            return str(r.read().decode())
+
+    def gauge(self, name: str) -> float:
+        """The value of the unlabelled metric ``name`` (a gauge or a counter)."""
+        for line in self.metrics().splitlines():
+            if line.startswith(name + " "):
+                return float(line.rsplit(" ", 1)[1])
+        raise KeyError(name)
+
     def histogram(self, name: str = "voicebot_decision_seconds") -> dict[str, float]:
         """Cumulative bucket counts of the histogram ``name``, by upper bound."""
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as r:
-            text = r.read().decode()
         out: dict[str, float] = {}
-        for line in text.splitlines():
+        for line in self.metrics().splitlines():
             if line.startswith(name + "_bucket"):
                 le = line.split('le="')[1].split('"')[0]
                 out[le] = float(line.rsplit(" ", 1)[1])
@@ -512,20 +563,32 @@ class Server:
         self.log.close()
 
 
+def simulate_command(server: Server, n: int, wavs: list[Path], stagger: float) -> list[str]:
+    command = [sys.executable, "-m", "voicebot", "simulate", *map(str, wavs), "--rotate"]
+    command += ["--calls", str(n), "--stagger", f"{stagger:.4f}", "--realtime", "--json"]
+    command += ["--url", server.url, "--rest-port", str(server.rest_port), "--max-wait", "6"]
+    return [*command, "--from", "+821055500000"]
+
+
+def simulate_result(stdout: str, stderr: str) -> dict[str, Any]:
+    if not stdout.strip():
+        raise SystemExit(f"simulate failed: {stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(stdout)
+    return result
+
+
 def simulate(
     server: Server, core: int | frozenset[int], n: int, wavs: list[Path]
 ) -> dict[str, Any]:
-    command = [sys.executable, "-m", "voicebot", "simulate", *map(str, wavs), "--rotate"]
-    command += ["--calls", str(n), "--stagger", str(STAGGER_S), "--realtime", "--json"]
-    command += ["--url", server.url, "--rest-port", str(server.rest_port), "--max-wait", "6"]
-    command += ["--from", "+821055500000"]
     done = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, preexec_fn=pin(core), check=False
+        simulate_command(server, n, wavs, STAGGER_S),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=pin(core),
+        check=False,
     )
-    if not done.stdout.strip():
-        raise SystemExit(f"simulate failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
+    return simulate_result(done.stdout, done.stderr)
 
 
 def p95_from_buckets(before: dict[str, float], after: dict[str, float]) -> tuple[float, int]:
@@ -579,6 +642,91 @@ def serve_trial(
         print(
             f"  voicebot x{n}: p95 <= {info['p95_ms']} ms (audio waiting for the decoder: p95 <="
             f" {info['decode_wait_p95_ms']} ms), wrong {len(wrong)}",
+            file=sys.stderr,
+        )
+        return ok, info
+
+    return trial
+
+
+# ---------------------------------------------------------------------------------------------
+# --steady: a busy line, n calls in progress at every moment, each at its own stage
+
+STEADY_ROUNDS = len(MIX)  # calls per line, back to back: each line says each fixture once
+
+
+def call_audio(warm_up: dict[str, Any]) -> dict[str, float]:
+    """Per fixture, the seconds of caller audio the simulator sent in its call: the request,
+    cut where the bot decided, or followed by silence while the bot answered until the caller
+    hung up; from an unloaded round of the mix. What the bare loop decodes per call."""
+    return {name: float(warm_up["results"][i]["audio_s"]) for i, name in enumerate(MIX)}
+
+
+def steady_spread(heard: dict[str, float]) -> float:
+    """Lines start spread evenly over one mean call, so their calls are at every stage."""
+    return sum(heard[m] for m in MIX) / len(MIX)
+
+
+def line_seconds(i: int, n: int, heard: dict[str, float]) -> float:
+    """The caller audio of line i's calls: how long the line is busy, call set-up aside."""
+    return sum(heard[MIX[(i + r) % len(MIX)]] for r in range(STEADY_ROUNDS))
+
+
+def steady_trial(
+    server: Server, load_core: int | frozenset[int], heard: dict[str, float]
+) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+    """n lines of ``STEADY_ROUNDS`` calls each (``simulate --rounds``), started spread over one
+    mean call; decisions counted from the server's histogram only while all n lines are in a
+    call: from the last line's start until the first line's last call could end."""
+    spread = steady_spread(heard)
+
+    def trial(n: int) -> tuple[bool, dict[str, Any]]:
+        stagger = spread / n
+        end = min(i * stagger + line_seconds(i, n, heard) for i in range(n))
+        command = simulate_command(server, n, [AUDIO / m for m in MIX], stagger)
+        command += ["--rounds", str(STEADY_ROUNDS)]
+        calls0 = server.gauge("voicebot_calls_total")
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            preexec_fn=pin(load_core),
+        )
+        while server.gauge("voicebot_calls_total") == calls0 and proc.poll() is None:
+            time.sleep(0.02)
+        t0 = time.perf_counter()  # the first line's first call was answered
+        time.sleep(max(0.0, t0 + spread - time.perf_counter()))
+        before, waits = server.histogram(), server.histogram(WAIT)
+        held: list[float] = []
+        while time.perf_counter() < t0 + end and proc.poll() is None:
+            held.append(server.gauge("voicebot_calls_in_progress"))
+            time.sleep(0.25)
+        after, waits_after = server.histogram(), server.histogram(WAIT)
+        stdout, stderr = proc.communicate()
+        sim = simulate_result(stdout, stderr)
+        said = [MIX[(j % n + j // n) % len(MIX)] for j in range(len(sim["results"]))]
+        wrong = [
+            f"{name}: {r['decision']} {r['error'] or ''}".strip()
+            for name, r in zip(said, sim["results"], strict=True)
+            if not as_expected(name, r)
+        ]
+        p95, count = p95_from_buckets(before, after)
+        wait_p95, _ = p95_from_buckets(waits, waits_after)
+        ok = p95 <= TARGET_S and not wrong and count >= n
+        info = {
+            "calls": n,
+            "p95_ms": None if p95 == float("inf") else round(p95 * 1000),
+            "decode_wait_p95_ms": None if wait_p95 == float("inf") else round(wait_p95 * 1000),
+            "decisions_measured": count,
+            "window_s": round(end - spread, 1),
+            "calls_in_progress_mean": round(sum(held) / len(held), 1) if held else None,
+            "wrong_or_lost": wrong,
+        }
+        print(
+            f"  voicebot steady x{n}: p95 <= {info['p95_ms']} ms over {count} decisions,"
+            f" {info['calls_in_progress_mean']} calls in progress on average, wrong {len(wrong)}",
             file=sys.stderr,
         )
         return ok, info
@@ -750,6 +898,12 @@ def main() -> int:
         action="store_true",
         help="also the capacity of one serve on every core (the simulator shares them)",
     )
+    parser.add_argument(
+        "--steady",
+        action="store_true",
+        help="also a busy line: n calls in progress at every moment, each at its own stage "
+        "(serve, and the bare loop on the same audio)",
+    )
     parser.add_argument("--limit", type=int, default=96, help="largest call count tried")
     parser.add_argument("--repeats", type=int, default=4, help="runs pooled at half capacity")
     parser.add_argument(
@@ -763,9 +917,10 @@ def main() -> int:
     parser.add_argument("--shape", default="calls", help=argparse.SUPPRESS)
     parser.add_argument("--gated", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--same", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--heard", type=json.loads, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
-        result = vosk_worker(args.worker, args.shape, args.gated, args.same)
+        result = vosk_worker(args.worker, args.shape, args.gated, args.same, args.heard)
         print(json.dumps(result, ensure_ascii=False))
         return 0
 
@@ -781,13 +936,19 @@ def main() -> int:
     bare, bare_tried = capacity(loop_trial(server_core, "calls", False), 8, args.limit)
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(server_core, CONFIG, Path(tmp))
+        steady: dict[str, Any] = {}
         try:
-            simulate(server, load_core, len(MIX), [AUDIO / m for m in MIX])  # first-call paths
+            # First-call paths; and, unloaded, how long each fixture's call lasts.
+            heard = call_audio(simulate(server, load_core, len(MIX), [AUDIO / m for m in MIX]))
             voicebot, served_tried = capacity(
                 serve_trial(server, load_core), max(1, bare // 2), args.limit
             )
             half = max(1, voicebot // 2)
             at_half = half_capacity(server, load_core, half, args.repeats)
+            if args.steady:
+                steady_served, steady_served_tried = capacity(
+                    steady_trial(server, load_core, heard), max(1, voicebot), args.limit
+                )
         finally:
             server.stop()
         # Intent-aware end of turn off, same load, its own server: the caller's wait before.
@@ -804,6 +965,22 @@ def main() -> int:
             at_half_off = half_capacity(server, load_core, half, args.repeats)
         finally:
             server.stop()
+
+    if args.steady:
+        steady_bare, steady_bare_tried = capacity(
+            loop_trial(server_core, "steady", False, heard), max(1, bare), args.limit
+        )
+        steady = {
+            "steady_bare_calls": steady_bare,
+            "steady_voicebot_calls": steady_served,
+            "steady_ratio": round(steady_served / steady_bare, 2) if steady_bare else None,
+            "steady_spread_s": round(steady_spread(heard), 2),
+            "steady_call_audio_s": heard,
+            "steady_bare_tried": [
+                {k: v for k, v in t.items() if k != "texts"} for t in steady_bare_tried
+            ],
+            "steady_voicebot_tried": steady_served_tried,
+        }
 
     scaling: dict[str, Any] = {}
     if args.all_cores and len(cores) > 1:
@@ -885,6 +1062,7 @@ def main() -> int:
             "over_capacity": {k: over.get(k) for k in ("calls", "p95_ms", "decode_wait_p95_ms")},
             **{k: v for k, v in gated_rows.items() if not k.endswith("_tried") and k != "accuracy"},
             **{k: v for k, v in scaling.items() if not k.endswith("_tried")},
+            **{k: v for k, v in steady.items() if not k.endswith(("_tried", "_audio_s"))},
             "wall_s": round(time.perf_counter() - started),
         }
     )
@@ -901,6 +1079,7 @@ def main() -> int:
         },
         "gated": gated_rows,
         "all_cores": scaling,
+        "steady": steady,
     }
 
     print(f"\nserver core {server_core}, load core {load_core}; {result['wall_s']} s\n")
@@ -936,6 +1115,16 @@ def main() -> int:
             f" | {acc['skipped']['right_intent_pct']}%"
             f" | {acc['all_decoded']['right_intent_pct']}% |"
         )
+    if steady:
+        sb, sv = steady["steady_bare_calls"], steady["steady_voicebot_calls"]
+        print(
+            f"\n| busy line: calls in progress at every moment, each at its own stage (lines"
+            f" start spread over {steady['steady_spread_s']} s, {STEADY_ROUNDS} calls each)"
+            " | calls | ÷ bare loop on the same audio |"
+        )
+        print("|---|---:|---:|")
+        print(f"| bare Vosk loop, the same audio as serve's calls | {sb} | 1.00 |")
+        print(f"| voicebot serve + simulate --rounds | {sv} | {steady['steady_ratio']} |")
     if over:
         print(
             f"\nAt {over['calls']} calls (the smallest load over): decisions p95 <="

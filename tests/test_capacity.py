@@ -112,6 +112,43 @@ def test_many_phone_calls_at_once_hear_and_decide_like_one(live: Live, realtime:
     assert not live.server.sessions
 
 
+def test_a_busy_line_holds_as_many_calls_as_lines_each_at_its_own_stage(live: Live) -> None:
+    """``simulate --calls 2 --rounds 3``: each of 2 lines calls again as soon as its call ends
+    (how a busy line loads a server, not everyone speaking at once), so 6 calls in all, never
+    more than 2 on the server, each line going through the mix and each call deciding as it
+    does alone; every report says how much caller audio its stream carried (at least what the
+    caller said)."""
+    import threading
+
+    turns = [load_audio(AUDIO / "agent.wav"), load_audio(AUDIO / "billing.wav")]
+    options = live.options(realtime=False, max_wait_s=12.0)
+    alone = asyncio.run(simulate_calls(turns, options, live.fake, 2, rotate=True))
+    held: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.002):
+            held.append(len(live.server.sessions))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        reports = asyncio.run(
+            simulate_calls(turns, options, live.fake, 2, rotate=True, stagger_s=0.1, rounds=3)
+        )
+    finally:
+        done.set()
+        watcher.join()
+    # Report r * 2 + i is line i's call number r, which says turns[(i + r) % 2]: each line
+    # goes through the mix.
+    said = [(j % 2 + j // 2) % 2 for j in range(6)]
+    assert [r.decision for r in reports] == [alone[k].decision for k in said]
+    assert len({r.caller for r in reports}) == 6  # six callers, not one caller three times
+    assert max(held) == 2
+    for k, report in zip(said, reports, strict=True):
+        assert report.audio_s >= len(turns[k]) / 8000 - 0.02
+
+
 class _HeldPool(ThreadPoolExecutor):
     """A decoding pool that has not got round to this call yet (jobs wait for ``release``)."""
 

@@ -33,6 +33,14 @@ def register(subparsers: Subparsers) -> None:
         "--rotate", action="store_true", help="with --calls: call i says only WAV number i mod n"
     )
     sim.add_argument("--stagger", type=float, default=0.0, help="seconds between call starts")
+    sim.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="with --calls: each line calls again as soon as its call ends, this many calls in "
+        "all: the server holds --calls calls at once, each at its own stage, as on a busy line "
+        "(default 1: all calls start together)",
+    )
     sim.add_argument("--realtime", action="store_true", help="send speech at real-time pace")
     sim.add_argument("--barge-in", action="store_true", help="talk over the bot's prompts")
     sim.add_argument("--auth-token", help=f"default: ${AUTH_TOKEN_VAR} or the dev token")
@@ -58,6 +66,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     if args.calls < 1:
         raise UsageError("--calls must be at least 1")
+    if args.rounds < 1:
+        raise UsageError("--rounds must be at least 1")
     if not args.wavs and not args.dtmf:
         raise UsageError("give the caller something to do: WAV files and/or --dtmf")
     try:
@@ -89,7 +99,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         reports = asyncio.run(
             simulate_calls(
-                turns, options, fake, args.calls, rotate=args.rotate, stagger_s=args.stagger
+                turns,
+                options,
+                fake,
+                args.calls,
+                rotate=args.rotate,
+                stagger_s=args.stagger,
+                rounds=args.rounds,
             )
         )
     finally:
@@ -106,11 +122,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                 "context": r.context,
                 "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000, 1),
                 "error": r.error,
+                "audio_s": round(r.audio_s, 2),
             }
             for r in reports
         ]
         print(json.dumps({**result, "results": calls}, ensure_ascii=False))
-    elif args.calls == 1:
+    elif len(reports) == 1:
         print(format_report(reports[0]))
     else:
         for r in reports:

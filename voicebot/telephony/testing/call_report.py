@@ -27,6 +27,7 @@ class CallReport:
     context: dict[str, str] = field(default_factory=dict)
     latency_s: float | None = None  # end of the caller's speech -> the bot's first reaction
     rejected: int | None = None  # HTTP status when the server refused the webhook/stream
+    audio_s: float = 0.0  # caller audio sent on the call's streams, speech and silence
     error: str | None = None
 
     @property

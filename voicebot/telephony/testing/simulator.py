@@ -280,6 +280,7 @@ class _Call:
             if not line.closed.is_set():
                 await line.stop(self.call_sid, self.options.account_sid)
             await receiver
+            self.report.audio_s += line.chunk * FRAME_S
         return turns
 
     async def _talk(self, line: CallerLine, turns: list[bytes]) -> list[bytes]:
@@ -375,21 +376,33 @@ async def simulate_calls(
     *,
     rotate: bool = False,
     stagger_s: float = 0.0,
+    rounds: int = 1,
 ) -> list[CallReport]:
     """``calls`` concurrent calls, each from its own number (so their texts can be told apart).
 
     ``rotate``: call i says only ``turns[i % len(turns)]`` (a mix of callers, one turn each);
-    ``stagger_s``: call i starts i * stagger_s seconds after the first.
+    ``stagger_s``: line i starts i * stagger_s seconds after the first;
+    ``rounds``: each of the ``calls`` lines calls again as soon as its call ends, ``rounds``
+    calls in all. A busy line is like that: the server holds ``calls`` calls at every moment,
+    each at its own stage (one speaking, another hearing an answer), where one round starts
+    them all together and everyone speaks at once. With ``rotate``, line i's call number r says
+    ``turns[(i + r) % len(turns)]``: each line goes through the mix, whatever ``calls`` is.
+    Reports are in call order: report ``r * calls + i`` is line i's call number r.
     """
+    total = calls * rounds
 
-    def number(i: int) -> str | None:
-        if options.caller is None or calls == 1:
+    def number(j: int) -> str | None:
+        if options.caller is None or total == 1:
             return options.caller
-        return options.caller[:-4] + f"{(int(options.caller[-4:]) + i) % 10000:04d}"
+        return options.caller[:-4] + f"{(int(options.caller[-4:]) + j) % 10000:04d}"
 
-    async def one(i: int) -> CallReport:
+    async def line(i: int) -> list[CallReport]:
         await asyncio.sleep(i * stagger_s)
-        said = [turns[i % len(turns)]] if rotate and turns else turns
-        return await simulate_call(said, options, fake, number(i))
+        reports = []
+        for r in range(rounds):
+            said = [turns[(i + r) % len(turns)]] if rotate and turns else turns
+            reports.append(await simulate_call(said, options, fake, number(r * calls + i)))
+        return reports
 
-    return list(await asyncio.gather(*(one(i) for i in range(calls))))
+    lines = await asyncio.gather(*(line(i) for i in range(calls)))
+    return [lines[j % calls][j // calls] for j in range(total)]
