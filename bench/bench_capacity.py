@@ -1,6 +1,7 @@
 """Capacity on pinned cores: how many calls one core holds, bare Vosk against the product.
 
-    python bench/bench_capacity.py [--quick] [--all-cores] [--out bench/results/bench_capacity.json]
+    python bench/bench_capacity.py [--quick] [--all-cores] [--steady]
+                                   [--out bench/results/bench_capacity.json]
 
 One run, the same Korean audio fixtures for every row (the mix of bench_calls.py: billing,
 password, hours, course, billing_noisy), the server side pinned to one core
@@ -23,7 +24,17 @@ password, hours, course, billing_noisy), the server side pinned to one core
    says whether skipping silence shows end to end;
 4. with ``--all-cores``: row 2 with ``serve`` on every core and the simulator sharing them
    (what one ``serve`` gains from more cores; its decoding threads run beside the event loop),
-   with the simulator's own CPU per call for scale.
+   with the simulator's own CPU per call for scale;
+5. with ``--steady``, a busy line instead of a burst: n lines, each making one call after
+   another (``voicebot simulate --rounds``, 5 calls each, through the mix), started spread
+   over one mean call, so that n calls are in progress at every moment, each at its own stage
+   (one caller speaking, another hearing the bot's answer), as on a real line, where rows 1-4
+   start all n calls within n x 50 ms and every caller speaks in the same seconds. ``serve``
+   on one core against a bare Vosk loop decoding the same audio continuously: per call, the
+   caller audio the simulator sent in that fixture's call, measured from an unloaded round
+   (the request cut where the bot decided, or followed by the silence the caller kept while
+   the bot answered). Results count only while all n lines are in a call, so the figure is
+   what one core sustains, not what its queue absorbs for a few seconds.
 
 A row's figure is the largest number of concurrent calls whose final results come out within
 300 ms p95 of the audio that completed them (for the loops: the chunk on which the result
