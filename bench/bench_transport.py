@@ -331,9 +331,15 @@ def transport_trial(
     return 1e6 * (cpu1 - cpu0) / (frames1 - frames0), 1e3 * (cpu2 - cpu1) / idle_s
 
 
-def product_trial(calls: int, server_core: int, load_core: int, uvloop: bool = False) -> float:
-    """Event-loop thread CPU microseconds per inbound frame of ``voicebot serve``."""
-    import tempfile
+def loop_thread_cpu(pid: int) -> float:
+    """CPU seconds of a process's main thread (``serve``'s event loop: its tid is the pid)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_us_per_frame(server: Any, load_core: int, calls: int) -> float:
+    """Event-loop thread CPU microseconds per inbound frame of a running ``serve``
+    (``bench_capacity.Server``) while ``calls`` simulated calls go through it."""
     import urllib.request
 
     sys.path.insert(0, str(ROOT / "bench"))
@@ -341,30 +347,36 @@ def product_trial(calls: int, server_core: int, load_core: int, uvloop: bool = F
 
     from voicebot.telephony.settings import ServerSettings
 
-    def loop_cpu(pid: int) -> float:  # the main thread is the event loop; its tid is the pid
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def chunks(url: str) -> float:
-        with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+    def chunks() -> float:
+        with urllib.request.urlopen(server.url + "/metrics", timeout=10) as r:
             lines = r.read().decode().splitlines()
         return float(
             next(x for x in lines if x.startswith("voicebot_decode_seconds_count ")).split()[1]
         )
 
     per_chunk = ServerSettings(public_url="http://x", auth_token="x").feed_bytes / 160  # frames
+    cpu0, n0 = loop_thread_cpu(server.proc.pid), chunks()
+    bc.simulate(server, load_core, calls, [bc.AUDIO / m for m in bc.MIX])
+    cpu1, n1 = loop_thread_cpu(server.proc.pid), chunks()
+    return 1e6 * (cpu1 - cpu0) / ((n1 - n0) * per_chunk)
+
+
+def product_trial(calls: int, server_core: int, load_core: int, uvloop: bool = False) -> float:
+    """Event-loop thread CPU microseconds per inbound frame of ``voicebot serve``."""
+    import tempfile
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import bench_capacity as bc
+
     wavs = [bc.AUDIO / m for m in bc.MIX]
     with tempfile.TemporaryDirectory() as tmp:
         launcher = UVLOOP_LAUNCHER if uvloop else ("-m", "voicebot")
         server = bc.Server(server_core, bc.CONFIG, Path(tmp), launcher=launcher)
         try:
             bc.simulate(server, load_core, len(wavs), wavs)  # first-call paths
-            cpu0, n0 = loop_cpu(server.proc.pid), chunks(server.url)
-            bc.simulate(server, load_core, calls, wavs)
-            cpu1, n1 = loop_cpu(server.proc.pid), chunks(server.url)
+            return loop_us_per_frame(server, load_core, calls)
         finally:
             server.stop()
-    return 1e6 * (cpu1 - cpu0) / ((n1 - n0) * per_chunk)
 
 
 def bare_vosk_ms_per_s(server_core: int, calls: int) -> float:

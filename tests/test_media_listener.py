@@ -54,9 +54,12 @@ def fake(request: pytest.FixtureRequest) -> FakeTwilio:
     return twilio
 
 
-@pytest.fixture
-def served(tmp_path: Path, fake: FakeTwilio, ko_model_dir: Path) -> Iterator[Served]:
-    """``voicebot serve --dev`` (no --public-url: the media listener on a free port)."""
+@pytest.fixture(params=[[], ["--coalesce-ms", "10"]], ids=["asyncio-loop", "coalescing-loop"])
+def served(
+    tmp_path: Path, fake: FakeTwilio, ko_model_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[Served]:
+    """``voicebot serve --dev`` (no --public-url: the media listener on a free port), on
+    asyncio's own loop and on the loop of ``--coalesce-ms`` (signals and drain included)."""
     port = free_port()
     env = {
         **os.environ,
@@ -68,7 +71,7 @@ def served(tmp_path: Path, fake: FakeTwilio, ko_model_dir: Path) -> Iterator[Ser
     env.pop("VOICEBOT_DATABASE_URL", None)
     log = tmp_path / "serve.log"
     argv = [sys.executable, "-m", "voicebot", "serve", "--dev", "--config", str(CONFIG)]
-    argv += ["--port", str(port), "--drain-timeout", "30", "--max-backlog", "30"]
+    argv += ["--port", str(port), "--drain-timeout", "30", "--max-backlog", "30", *request.param]
     with log.open("wb") as out:
         process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:

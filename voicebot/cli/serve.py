@@ -22,6 +22,7 @@ from voicebot.calllog.records import StoreNumbers
 from voicebot.cli.calllog import number_salt_arg
 from voicebot.cli.common import Subparsers, UsageError
 from voicebot.errors import VoicebotError
+from voicebot.telephony.event_loop import COALESCE_S, serve_loop_factory
 from voicebot.telephony.settings import (
     API_BASE_URL_VAR,
     AUTH_TOKEN_VAR,
@@ -127,6 +128,15 @@ def register(subparsers: Subparsers) -> None:
         f"person (default {MAX_BACKLOG_S:g})",
     )
     load.add_argument(
+        "--coalesce-ms",
+        type=float,
+        default=COALESCE_S * 1000,
+        metavar="MS",
+        help="before a poll of its sockets that would wait, the event loop waits MS so that "
+        "one pass takes up several media frames (CPU for the decoder); 0: asyncio's plain loop "
+        f"(default {COALESCE_S * 1000:g})",
+    )
+    load.add_argument(
         "--agent-port",
         type=int,
         metavar="PORT",
@@ -225,6 +235,8 @@ def _check_limits(args: argparse.Namespace) -> None:
             raise UsageError(f"{option} {value} must be positive")
     if args.max_calls is not None and args.max_calls < 0:
         raise UsageError(f"--max-calls {args.max_calls} must be 0 or more")
+    if not 0 <= args.coalesce_ms <= 50:
+        raise UsageError(f"--coalesce-ms {args.coalesce_ms:g} must be between 0 and 50")
     if args.agent_port is not None:
         _check_port(args.agent_port, "--agent-port")
     if args.media_port is not None and args.media_port != MEDIA_OFF:
@@ -523,7 +535,8 @@ def _serve(
             stop.restore()
             restore()
 
-    return asyncio.run(main())
+    with asyncio.Runner(loop_factory=serve_loop_factory(args.coalesce_ms / 1000)) as runner:
+        return runner.run(main())
 
 
 def freeze_startup_objects() -> None:
