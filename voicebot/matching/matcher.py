@@ -61,7 +61,6 @@ from voicebot.core.match import Match, Scored, Verdict, decide
 from voicebot.core.text import normalize
 from voicebot.matching import calibration, joint
 from voicebot.matching.embedding_cache import Embeddings, shared_embeddings
-from voicebot.matching.name_hint import name_text
 from voicebot.matching.respell import Respeller
 from voicebot.matching.spelling import Names, Spelling, count_grams
 
@@ -76,8 +75,6 @@ FIRST_ITER = 30  # L-BFGS steps of the calibration model, from zero
 FINAL_ITER = 15  # ... and of the final model, started from the calibration model's weights
 CHAR_SHARE = 0.25  # weight of the spelling view's log-probabilities against the meaning view's
 PHRASE_WEIGHT = 2.0  # a phrase counts as much as this many examples of the same intent
-NAME_WEIGHT = 1.0  # an intent's name (few-shot configs, final meaning view only) counts as this
-# many examples of it (name_hint; 0: names unused)
 FUZZ_FLOOR = 80.0  # rapidfuzz ratio (0..100) above which a phrase starts to pull its intent
 FUZZ_SHARE = 0.5  # share of the probability a verbatim phrase hands to its intent
 FAMILIAR_FLOOR = 0.72  # encoder cosine (closest training texts) that counts as "unfamiliar"
@@ -100,14 +97,6 @@ class _Trained:
     phrases: list[str]  # normalised, for the rapidfuzz ratio
     phrase_owner: I64  # intent index of each phrase
     word_owners: dict[str, frozenset[int]]  # word -> intents whose texts contain it
-
-
-@dataclass(frozen=True, slots=True)
-class _Hints:
-    """The intents' names as texts (``name_hint``), for the meaning view only."""
-
-    vectors: F32
-    y: I64  # intent index
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +150,8 @@ class Matcher:
         self._gamma = 1.0
         self._trained: _Trained | None = None
         self._respell = Respeller(texts)  # callers' words without å/ä/ö meet the config's
-        self._hints = _Hints(np.zeros((0, 0), np.float32), np.zeros(0, np.int64))
         if not texts:
             return
-        hint_texts, hint_labels = self._name_hints(intents, np.array(labels, np.int64))
         # How many closest texts familiarity averages, from the whole config: the calibration
         # model (trained without a held-out part) scores it the way the final model will.
         self._familiar_k = _familiar_k(np.array(labels, np.int64))
@@ -176,11 +163,9 @@ class Matcher:
             else None
         )
         grams, counts = count_grams(texts)
-        vectors = self._embeddings.texts(texts + hint_texts)  # one look-up, names cached alike
-        self._hints = _Hints(vectors[len(texts) :], np.array(hint_labels, np.int64))
         data = _Texts(
             texts,
-            vectors[: len(texts)],
+            self._embeddings.texts(texts),
             np.array(labels, np.int64),
             np.array(is_phrase, bool),
             counts,
@@ -194,38 +179,15 @@ class Matcher:
 
     # -- training ------------------------------------------------------------------------------
 
-    def _name_hints(self, intents: Sequence[Intent], y: I64) -> tuple[list[str], list[int]]:
-        """The names that read as words (``name_hint``) of the intents that have texts, in the
-        config's own spelling ("losenord" -> "lösenord", as for callers' words), when the config
-        is few-shot: with a large history (``joint.wanted``) a name adds nothing its hundred
-        examples lack, and those configs are left exactly as they were."""
-        if NAME_WEIGHT <= 0 or joint.wanted(y):
-            return [], []
-        have = set(y.tolist())
-        texts: list[str] = []
-        labels: list[int] = []
-        for k, intent in enumerate(intents):
-            text = normalize(name_text(intent.name))
-            if text and k in have:
-                texts.append(self._respell(text))
-                labels.append(k)
-        return texts, labels
-
     def _fit(
-        self,
-        grams: Names,
-        data: _Texts,
-        start: LogisticRegression | None,
-        steps: int,
-        *,
-        names: bool = True,
+        self, grams: Names, data: _Texts, start: LogisticRegression | None, steps: int
     ) -> _Trained:
         """Train both views on ``data``; the regression takes ``steps`` L-BFGS steps from
-        ``start`` (the calibration model, trained on most of the same texts) or from zero, and
-        with ``names`` learns from the intents' names too (``_meaning_rows``)."""
+        ``start`` (the calibration model, trained on most of the same texts) or from zero."""
         classes, column = np.unique(data.y, return_inverse=True)
         weight = np.where(data.phrase, PHRASE_WEIGHT, 1.0)
-        sample_weight = _balanced(weight, column, len(classes), len(data.y))
+        per_class = np.bincount(column, weights=weight)
+        sample_weight = weight / per_class[column] * len(data.y) / len(classes)
         views = None
         if len(classes) > 1:
             meaning = LogisticRegression(C=MEANING_C, max_iter=steps)
@@ -237,10 +199,7 @@ class Matcher:
                 # Stopped early on purpose: each L-BFGS step at 10,000 texts x 100 intents
                 # costs ~30 ms, and steps past these move valid accuracy by noise only.
                 warnings.simplefilter("ignore", ConvergenceWarning)
-                rows = (data.vectors, column, sample_weight)
-                if names:
-                    rows = self._meaning_rows(data, classes, column, weight, sample_weight)
-                meaning.fit(*rows)
+                meaning.fit(data.vectors, column, sample_weight=sample_weight)
             spelling = Spelling.fit(grams, data.counts, column, sample_weight, len(classes))
             views = meaning, spelling, self._joint(grams, data, spelling, column, sample_weight)
         word_owners: dict[str, set[int]] = {}
@@ -255,20 +214,6 @@ class Matcher:
             phrase_owner=data.y[data.phrase],
             word_owners={w: frozenset(ks) for w, ks in word_owners.items()},
         )
-
-    def _meaning_rows(
-        self, data: _Texts, classes: I64, column: I64, weight: F64, balanced: F64
-    ) -> tuple[F32, I64, F64]:
-        """The meaning view's rows, classes and weights: the texts' (``balanced``), and with
-        names (``_name_hints``) theirs too, each at NAME_WEIGHT, balanced per intent the same
-        way and to the same total, so only the names change the fit."""
-        keep = np.isin(self._hints.y, classes)
-        if not keep.any():
-            return data.vectors, column, balanced
-        rows = np.vstack([data.vectors, self._hints.vectors[keep]])
-        columns = np.concatenate([column, np.searchsorted(classes, self._hints.y[keep])])
-        weights = np.concatenate([weight, np.full(int(keep.sum()), NAME_WEIGHT)])
-        return rows, columns, _balanced(weights, columns, len(classes), len(data.y))
 
     def _joint(
         self, grams: Names, data: _Texts, spelling: Spelling, column: I64, weight: F64
@@ -298,10 +243,7 @@ class Matcher:
         held = calibration.held_out(data.y, len(self._names))
         if held.sum() < calibration.MIN_CALIBRATION:
             return calibration.exponent(), None
-        # Without the names: the held-out texts are ops' own phrases, which share words with
-        # the names far more than callers' paraphrases do, so a first model with names put
-        # the line higher and rejected more real requests (bench/README.md, "Intent names").
-        first = self._fit(grams, data.take(~held), None, FIRST_ITER, names=False)
+        first = self._fit(grams, data.take(~held), None, FIRST_ITER)
         test = data.take(held)
         log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
         low = calibration.typical_low(log_c, test.y)
@@ -454,13 +396,6 @@ def _log_proba(model: LogisticRegression, vectors: F32) -> F64:
     if logits.shape[1] == 1:  # two intents: one column, the second intent's log-odds
         logits = np.hstack([np.zeros_like(logits), logits])
     out: F64 = log_softmax(logits.astype(np.float64), axis=1)
-    return out
-
-
-def _balanced(weight: F64, column: I64, classes: int, total: int) -> F64:
-    """``weight`` scaled so that every class weighs the same and all together ``total``."""
-    per_class = np.bincount(column, weights=weight, minlength=classes)
-    out: F64 = weight / per_class[column] * total / classes
     return out
 
 
