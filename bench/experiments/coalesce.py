@@ -8,6 +8,7 @@ p95, pooled over 4 runs, as ``bench_capacity``'s half-capacity row). Variants ru
 order each round (seeded), because the order of runs moves a figure as much as a small change.
 
     python -m bench.experiments.coalesce [--waits 0,10,20] [--rounds 3] [--half 14]
+    python -m bench.experiments.coalesce --waits 0,20,uvloop
     python -m bench.experiments.coalesce --waits 0,20 --load 28,31,34
 
 ``--load``: instead, for each wait and each n, ``bench_capacity``'s burst trial (three rounds of
@@ -36,10 +37,18 @@ import bench_capacity as bc  # noqa: E402
 import bench_transport as bt  # noqa: E402
 
 
-def trial(wait_ms: float, half: int, server_core: int, load_core: int) -> dict[str, Any]:
-    args = (*bc.NO_ADMISSION, "--coalesce-ms", f"{wait_ms:g}")
+def start(wait: str, data: Path, core: int) -> bc.Server:
+    """``serve`` with ``wait``: a ``--coalesce-ms`` value, or ``uvloop`` (no coalescing, uvloop's
+    loop installed before ``serve``: the other way to a cheaper loop)."""
+    uvloop = wait == "uvloop"
+    args = (*bc.NO_ADMISSION, "--coalesce-ms", "0" if uvloop else wait)
+    launcher = bt.UVLOOP_LAUNCHER if uvloop else ("-m", "voicebot")
+    return bc.Server(core, bc.CONFIG, data, args=args, launcher=launcher)
+
+
+def trial(wait: str, half: int, server_core: int, load_core: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = bc.Server(server_core, bc.CONFIG, Path(tmp), args=args)
+        server = start(wait, Path(tmp), server_core)
         try:
             bc.simulate(server, load_core, len(bc.MIX), [bc.AUDIO / m for m in bc.MIX])
             loop_us = bt.loop_us_per_frame(server, load_core, 20)
@@ -49,12 +58,11 @@ def trial(wait_ms: float, half: int, server_core: int, load_core: int) -> dict[s
     return {"loop_us": round(loop_us, 1), "p50": waited["p50"], "p95": waited["p95"]}
 
 
-def load(wait_ms: float, calls: list[int], server_core: int, load_core: int) -> dict[str, Any]:
+def load(wait: str, calls: list[int], server_core: int, load_core: int) -> dict[str, Any]:
     """p95 of decisions (ms, the histogram's bucket bound) per n, burst and busy line."""
-    args = (*bc.NO_ADMISSION, "--coalesce-ms", f"{wait_ms:g}")
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        server = bc.Server(server_core, bc.CONFIG, Path(tmp), args=args)
+        server = start(wait, Path(tmp), server_core)
         try:
             warm = bc.simulate(server, load_core, len(bc.MIX), [bc.AUDIO / m for m in bc.MIX])
             burst = bc.serve_trial(server, load_core)
@@ -68,7 +76,9 @@ def load(wait_ms: float, calls: list[int], server_core: int, load_core: int) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--waits", default="0,10,20", help="--coalesce-ms values, ms")
+    parser.add_argument(
+        "--waits", default="0,10,20", help="--coalesce-ms values, ms; 'uvloop': uvloop's loop"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--half", type=int, default=14, help="calls for the caller's wait")
     parser.add_argument("--nice", type=int, default=-10)
@@ -76,10 +86,10 @@ def main() -> int:
     args = parser.parse_args()
     bc.NICE = args.nice
     cores = sorted(os.sched_getaffinity(0))
-    waits = [float(w) for w in args.waits.split(",")]
+    waits = args.waits.split(",")
     if args.load:
         calls = [int(n) for n in args.load.split(",")]
-        result = {f"{w:g}": load(w, calls, cores[0], cores[-1]) for w in waits}
+        result = {w: load(w, calls, cores[0], cores[-1]) for w in waits}
         heads = [f"{n} calls: burst / busy line" for n in calls]
         print("| --coalesce-ms | " + " | ".join(heads) + " |")
         print("|---:|" + "---|" * len(calls))
@@ -88,14 +98,14 @@ def main() -> int:
             print(f"| {w} | " + " | ".join(cells) + " |")
         print(json.dumps({"p95_ms": result}))
         return 0
-    runs: dict[float, list[dict[str, Any]]] = {w: [] for w in waits}
+    runs: dict[str, list[dict[str, Any]]] = {w: [] for w in waits}
     rng = random.Random(0)
     for r in range(args.rounds):
         order = waits[:]
         rng.shuffle(order)
         for w in order:
             runs[w].append(trial(w, args.half, cores[0], cores[-1]))
-            print(f"  round {r + 1}, {w:g} ms: {runs[w][-1]}", file=sys.stderr)
+            print(f"  round {r + 1}, {w}: {runs[w][-1]}", file=sys.stderr)
     print("| --coalesce-ms | loop µs per frame (runs) | caller wait p50, ms (runs) | p95, ms |")
     print("|---:|---|---|---|")
     summary = {}
@@ -103,13 +113,13 @@ def main() -> int:
         us = [x["loop_us"] for x in runs[w]]
         p50 = [x["p50"] for x in runs[w]]
         p95 = [x["p95"] for x in runs[w]]
-        summary[f"{w:g}"] = {
+        summary[w] = {
             "loop_us": statistics.median(us),
             "p50_ms": statistics.median(p50),
             "p95_ms": statistics.median(p95),
         }
         print(
-            f"| {w:g} | {statistics.median(us):.1f} ({', '.join(map(str, us))})"
+            f"| {w} | {statistics.median(us):.1f} ({', '.join(map(str, us))})"
             f" | {statistics.median(p50):.1f} ({', '.join(map(str, p50))})"
             f" | {statistics.median(p95):.1f} |"
         )
