@@ -183,6 +183,12 @@ def stream_audio(i: int, shape: str) -> np.ndarray[Any, np.dtype[np.int16]]:
     )
 
 
+def line_fixture(i: int, r: int) -> str:
+    """What line i says in its call number r on a busy line: the mix in turn, as ``voicebot
+    simulate --rotate --rounds`` has it."""
+    return MIX[(i + r) % len(MIX)]
+
+
 def steady_audio(i: int, n: int, heard: dict[str, float]) -> np.ndarray[Any, np.dtype[np.int16]]:
     """Line i of n on a busy line (``--steady``): its ``STEADY_ROUNDS`` calls back to back,
     each the audio ``serve`` received in that fixture's call (``heard``, seconds measured from
@@ -190,7 +196,7 @@ def steady_audio(i: int, n: int, heard: dict[str, float]) -> np.ndarray[Any, np.
     caller kept while the bot answered), so the bare loop decodes the same audio."""
     parts = []
     for r in range(STEADY_ROUNDS):
-        name = MIX[(i + r) % len(MIX)]  # as simulate --rotate --rounds: the mix in turn
+        name = line_fixture(i, r)
         length = int(heard[name] * RATE)
         request = phone_audio_16k(name)[:length]
         parts += [request, np.zeros(length - len(request), np.int16)]
@@ -251,12 +257,12 @@ def vosk_worker(
         table = np.resize(dither_table(), 60 * RATE)
         audio = [stream_audio(i, shape).astype(np.float32) for i in range(n)]
         audio = [a + probe.model.dither * table[: len(a)] for a in audio]
-    elif heard is not None:
-        model = vosk.Model(str(ko_model_dir()))
-        audio = [steady_audio(i, n, heard) for i in range(n)]
     else:
         model = vosk.Model(str(ko_model_dir()))  # bare: Vosk as shipped, Kaldi's own dither on
-        audio = [stream_audio(i, shape) for i in range(n)]
+        audio = [
+            steady_audio(i, n, heard) if heard is not None else stream_audio(i, shape)
+            for i in range(n)
+        ]
 
     def accept(rec: Any, data: np.ndarray[Any, Any]) -> bool:
         if data.dtype == np.int16:
@@ -602,6 +608,15 @@ def simulate(
     return simulate_result(done.stdout, done.stderr)
 
 
+def wrong_calls(said: list[str], results: list[dict[str, Any]]) -> list[str]:
+    """The simulated calls (``said``: the fixture each said) not decided as expected."""
+    return [
+        f"{name}: {r['decision']} {r['error'] or ''}".strip()
+        for name, r in zip(said, results, strict=True)
+        if not as_expected(name, r)
+    ]
+
+
 def p95_from_buckets(before: dict[str, float], after: dict[str, float]) -> tuple[float, int]:
     """Upper bound of the bucket holding the 95th percentile of the new observations."""
     total = after["+Inf"] - before.get("+Inf", 0.0)
@@ -633,11 +648,8 @@ def serve_trial(
         wrong: list[str] = []
         for _ in range(ROUNDS):
             sim = simulate_with_rss(server, load_core, n, peak)
-            wrong += [
-                f"{MIX[i % len(MIX)]}: {r['decision']} {r['error'] or ''}".strip()
-                for i, r in enumerate(sim["results"])
-                if not as_expected(MIX[i % len(MIX)], r)
-            ]
+            said = [MIX[i % len(MIX)] for i in range(len(sim["results"]))]
+            wrong += wrong_calls(said, sim["results"])
         p95, count = p95_from_buckets(before, server.histogram())
         wait_p95, _ = p95_from_buckets(waits, server.histogram(WAIT))
         ok = p95 <= TARGET_S and not wrong
@@ -680,7 +692,7 @@ def steady_spread(heard: dict[str, float]) -> float:
 
 def line_seconds(i: int, n: int, heard: dict[str, float]) -> float:
     """The caller audio of line i's calls: how long the line is busy, call set-up aside."""
-    return sum(heard[MIX[(i + r) % len(MIX)]] for r in range(STEADY_ROUNDS))
+    return sum(heard[line_fixture(i, r)] for r in range(STEADY_ROUNDS))
 
 
 def steady_trial(
@@ -717,12 +729,9 @@ def steady_trial(
         after, waits_after = server.histogram(), server.histogram(WAIT)
         stdout, stderr = proc.communicate()
         sim = simulate_result(stdout, stderr)
-        said = [MIX[(j % n + j // n) % len(MIX)] for j in range(len(sim["results"]))]
-        wrong = [
-            f"{name}: {r['decision']} {r['error'] or ''}".strip()
-            for name, r in zip(said, sim["results"], strict=True)
-            if not as_expected(name, r)
-        ]
+        # Report r * n + i is line i's call number r.
+        said = [line_fixture(j % n, j // n) for j in range(len(sim["results"]))]
+        wrong = wrong_calls(said, sim["results"])
         p95, count = p95_from_buckets(before, after)
         wait_p95, _ = p95_from_buckets(waits, waits_after)
         ok = p95 <= TARGET_S and not wrong and count >= n
