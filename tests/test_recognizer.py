@@ -250,6 +250,29 @@ def test_telephone_mulaw_8k_is_decoded_after_resampling(
     assert words == [f.text for f in finals(run(direct, upsampled))]
 
 
+def test_a_phone_call_is_decided_with_the_chunk_that_completes_it(ko_model: SpeechModel) -> None:
+    """The server hands the recogniser 100 ms of phone audio at a time, and resampling it to
+    the model's 16 kHz holds back 4.6 ms for the filter's look-ahead. An utterance must close
+    with the chunk whose audio closes it, not with the next one: every decision, and so every
+    caller's wait, was 100 ms longer when the blocks waited for those 4.6 ms."""
+    wav = read_wav(KO_FIXTURES / "hours.wav")
+    phone = ulaw_encode(wav.resampled(8000).samples) + ulaw_encode(silence(8000, 1.5))
+    chunk = 800  # the server's feed: 100 ms of 8 kHz mu-law
+    phone = phone[: len(phone) // chunk * chunk]
+    rec = Recognizer(ko_model, mode="grammar", phrases=KO_PHRASES, call_rate=8000)
+    lags = []
+    for i in range(0, len(phone), chunk):
+        fed_s = (i + chunk) / 8000
+        lags += [
+            fed_s - e.time
+            for e in rec.feed(ulaw_decode(phone[i : i + chunk]))
+            if isinstance(e, Final)
+        ]
+        assert rec.time == pytest.approx(fed_s, abs=0.005)  # the clock keeps up with the line
+    assert lags, "the request was never closed"
+    assert max(lags) < 0.01  # closed by the chunk that ended it, 4.6 ms of look-ahead at most
+
+
 def test_feed_async_matches_feed(ko_model: SpeechModel, audio_dir: Path) -> None:
     audio = recording(audio_dir, "misc/goforward.wav")
 

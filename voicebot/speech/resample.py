@@ -75,6 +75,14 @@ class Resampler:
         """Input samples held back per call while waiting for right-hand filter context."""
         return 0 if self._identity else self._half_taps
 
+    def ready_after(self, n_in: int) -> int:
+        """How many output samples ``process`` has returned once ``n_in`` input samples went
+        in (whatever the chunks): what the held-back right-hand context leaves determined."""
+        if self._identity:
+            return n_in
+        last_ready = n_in - 1 - self._half_taps
+        return max(0, ((last_ready + 1) * self._up - 1) // self._down + 1)
+
     def process(self, samples: NDArray[np.generic]) -> NDArray[np.generic]:
         """Resample the next chunk; returns every output sample that is already determined."""
         x = np.asarray(samples)
