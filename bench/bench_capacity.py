@@ -24,7 +24,8 @@ password, hours, course, billing_noisy), the server side pinned to one core
    says whether skipping silence shows end to end;
 4. with ``--all-cores``: row 2 with ``serve`` on every core and the simulator sharing them
    (what one ``serve`` gains from more cores; its decoding threads run beside the event loop),
-   with the simulator's own CPU per call for scale;
+   with the simulator's own CPU per call for scale; with ``--steady`` as well, the busy line
+   (row 5) on every core too, the figure a server's sizing is made with;
 5. with ``--steady``, a busy line instead of a burst: n lines, each making one call after
    another (``voicebot simulate --rounds``, 5 calls each, through the mix), started spread
    over one mean call, so that n calls are in progress at every moment, each at its own stage
@@ -1015,6 +1016,12 @@ def main() -> int:
                     serve_trial(server, everything), voicebot, args.limit * len(cores)
                 )
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                if args.steady:  # the busy line on every core: what the sizing arithmetic uses
+                    steady_all, steady_all_tried = capacity(
+                        steady_trial(server, everything, heard),
+                        max(1, steady_served),
+                        args.limit * len(cores),
+                    )
             finally:
                 server.stop()
         sim_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
@@ -1026,6 +1033,12 @@ def main() -> int:
             "simulator_cpu_s_per_call": round(sim_s / sim_calls, 3) if sim_calls else None,
             "all_cores_tried": all_tried,
         }
+        if args.steady:
+            scaling["steady_voicebot_calls_all_cores"] = steady_all
+            scaling["steady_core_scaling"] = (
+                round(steady_all / steady_served, 2) if steady_served else None
+            )
+            scaling["steady_all_cores_tried"] = steady_all_tried
 
     gated_rows: dict[str, Any] = {}
     if not args.quick:
@@ -1145,6 +1158,12 @@ def main() -> int:
         print("|---|---:|---:|")
         print(f"| bare Vosk loop, the same audio as serve's calls | {sb} | 1.00 |")
         print(f"| voicebot serve + simulate --rounds | {sv} | {steady['steady_ratio']} |")
+        if "steady_voicebot_calls_all_cores" in scaling:
+            sa = scaling["steady_voicebot_calls_all_cores"]
+            print(
+                f"| voicebot serve on all {scaling['cores']} cores, the simulator sharing them"
+                f" | {sa} | {sa / sb:.2f} (x{scaling['steady_core_scaling']} of one core) |"
+            )
     if over:
         print(
             f"\nAt {over['calls']} calls (the smallest load over): decisions p95 <="

@@ -54,12 +54,13 @@ def fake(request: pytest.FixtureRequest) -> FakeTwilio:
     return twilio
 
 
-@pytest.fixture(params=[[], ["--coalesce-ms", "10"]], ids=["asyncio-loop", "coalescing-loop"])
+@pytest.fixture(params=[["--coalesce-ms", "0"], []], ids=["asyncio-loop", "coalescing-loop"])
 def served(
     tmp_path: Path, fake: FakeTwilio, ko_model_dir: Path, request: pytest.FixtureRequest
 ) -> Iterator[Served]:
     """``voicebot serve --dev`` (no --public-url: the media listener on a free port), on
-    asyncio's own loop and on the loop of ``--coalesce-ms`` (signals and drain included)."""
+    asyncio's own loop (``--coalesce-ms 0``) and on the default coalescing loop (signals and
+    drain included)."""
     port = free_port()
     env = {
         **os.environ,

@@ -26,7 +26,10 @@ from typing import TypeVarTuple, Unpack
 
 __all__ = ["COALESCE_S", "CoalescingSelector", "ServeLoop", "serve_loop_factory"]
 
-COALESCE_S = 0.0  # how long a poll that would block first waits for more to arrive
+# How long a poll that would block first waits for more to arrive. 20 ms: the loop's CPU per
+# media frame fell by about a third (issue #20, docs/benchmarks.md), for 5-15 ms more of the
+# caller's wait at p50, which the decisions' 100 ms grid now has room for.
+COALESCE_S = 0.02
 
 _Ts = TypeVarTuple("_Ts")
 
