@@ -384,8 +384,8 @@ def bare_vosk_ms_per_s(server_core: int, calls: int) -> float:
     code = (
         "import sys, time, json; sys.path.insert(0, 'bench');"
         "import bench_capacity as bc; marks = {}; orig = bc.paced\n"
-        "def paced(lengths, chunk):\n"
-        "    marks['t0'] = time.process_time(); yield from orig(lengths, chunk)\n"
+        "def paced(*args, **kwargs):\n"
+        "    marks['t0'] = time.process_time(); yield from orig(*args, **kwargs)\n"
         "    marks['t1'] = time.process_time()\n"
         "bc.paced = paced\n"
         f"bc.vosk_worker({calls}, 'calls', False)\n"
