@@ -26,9 +26,10 @@ but count. CPU time of the server process per frame, for:
 
 7. ``voicebot serve``: the product's event-loop thread (everything but decoding: webhooks,
    the media route, prompts, the dialogue's actions) while ``voicebot simulate --realtime`` runs
-   ``--calls`` calls of the capacity benchmark's Korean mix, per frame the callers sent; and the
-   same with uvloop's event loop installed before ``serve`` starts (an experiment: ``serve``
-   itself runs asyncio's loop);
+   ``--calls`` calls of the capacity benchmark's Korean mix, per frame the callers sent, on
+   ``serve``'s default loop (asyncio's, coalescing its polls: ``--coalesce-ms``); and the same
+   with uvloop's event loop installed before ``serve`` starts and ``--coalesce-ms 0`` (an
+   experiment: the coalescing loop is asyncio's and would replace uvloop's);
 
 and, in the same run, a bare Vosk loop's CPU per second of audio (the capacity benchmark's
 bare row, one recogniser per stream, 0.1 s chunks). A frame costs the server the same whatever
@@ -371,7 +372,9 @@ def product_trial(calls: int, server_core: int, load_core: int, uvloop: bool = F
     wavs = [bc.AUDIO / m for m in bc.MIX]
     with tempfile.TemporaryDirectory() as tmp:
         launcher = UVLOOP_LAUNCHER if uvloop else ("-m", "voicebot")
-        server = bc.Server(server_core, bc.CONFIG, Path(tmp), launcher=launcher)
+        # serve's coalescing loop (its default) is asyncio's and would replace uvloop's
+        args = (*bc.NO_ADMISSION, "--coalesce-ms", "0") if uvloop else bc.NO_ADMISSION
+        server = bc.Server(server_core, bc.CONFIG, Path(tmp), args=args, launcher=launcher)
         try:
             bc.simulate(server, load_core, len(wavs), wavs)  # first-call paths
             return loop_us_per_frame(server, load_core, calls)
