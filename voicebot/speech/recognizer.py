@@ -115,10 +115,10 @@ class Recognizer:
         # Where the next block ends, in samples of the stream at the model rate. The resampler
         # holds back a few milliseconds of look-ahead, so 100 ms of phone audio yields 4.6 ms
         # less than a block: on a grid of whole blocks each would wait for the next chunk, and
-        # every decision came 100 ms late (the caller's wait p50 590 -> 490 ms in
-        # bench_capacity). So the grid is shifted by that look-ahead (``_lead``): each block
-        # ends where 100 ms of the call's audio has been resampled, and the clock counts the
-        # look-ahead too, so decisions still fall on the call's 100 ms marks.
+        # every decision came 100 ms late (the caller's wait p50 592 -> 503 ms on asyncio's
+        # plain loop, docs/benchmarks.md). So the grid is shifted by that look-ahead
+        # (``_lead``): each block ends where 100 ms of the call's audio has been resampled, and
+        # the clock counts the look-ahead too, so decisions still fall on the call's 100 ms marks.
         call_block = round(call_rate * BLOCK_S)
         ready = self._resampler.ready_after(call_block) if self._resampler else self._block
         self._next_cut = min(self._block, max(1, ready))

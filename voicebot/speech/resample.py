@@ -80,7 +80,7 @@ class Resampler:
         in (whatever the chunks): what the held-back right-hand context leaves determined."""
         if self._identity:
             return n_in
-        last_ready = n_in - 1 - self._half_taps
+        last_ready = n_in - 1 - self._half_taps  # last input index with full context
         return max(0, ((last_ready + 1) * self._up - 1) // self._down + 1)
 
     def process(self, samples: NDArray[np.generic]) -> NDArray[np.generic]:
@@ -91,8 +91,7 @@ class Resampler:
             return x.copy()
         self._buf = np.concatenate([self._buf, x.astype(np.float64, copy=False)])
         self._n_in += len(x)
-        last_ready = self._n_in - 1 - self._half_taps  # last input index with full context
-        n_end = max(self._n_out, ((last_ready + 1) * self._up - 1) // self._down + 1)
+        n_end = max(self._n_out, self.ready_after(self._n_in))
         return _to_dtype(self._emit(n_end), x.dtype)
 
     def flush(self, dtype: DTypeLike = np.int16) -> NDArray[np.generic]:

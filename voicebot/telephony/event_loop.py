@@ -27,8 +27,9 @@ from typing import TypeVarTuple, Unpack
 __all__ = ["COALESCE_S", "CoalescingSelector", "ServeLoop", "serve_loop_factory"]
 
 # How long a poll that would block first waits for more to arrive. 20 ms: the loop's CPU per
-# media frame fell by about a third (issue #20, docs/benchmarks.md), for 5-15 ms more of the
-# caller's wait at p50, which the decisions' 100 ms grid now has room for.
+# media frame fell from 153 to 118 us in the last quiet run (issue #20, docs/benchmarks.md)
+# for 8 ms more of the caller's wait at p50, which since decisions come with their chunk is
+# about 510 ms against issue #20's 600.
 COALESCE_S = 0.02
 
 _Ts = TypeVarTuple("_Ts")
