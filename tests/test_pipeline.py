@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -219,6 +220,35 @@ def test_async_feeding_decides_like_feeding(ko_config: LanguageConfig, kit: Spee
         return out
 
     assert [t.group for t in transfers(asyncio.run(run()))] == ["billing"]
+
+
+def test_a_calls_recogniser_is_made_by_the_thread_that_decodes_it(
+    ko_config: LanguageConfig, kit: SpeechKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server builds a call's pipeline on its event loop, once in the webhook (for the
+    first words) and once when the stream comes: Vosk's recogniser, with its grammar graph,
+    must be built by the decoding thread when audio comes, not there, and not for a pipeline
+    that never hears a sound."""
+    import vosk
+
+    real = vosk.KaldiRecognizer
+    made_in: list[str] = []
+
+    def recording(*args: object) -> object:
+        made_in.append(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(vosk, "KaldiRecognizer", recording)
+    webhooks = new_call(ko_config, kit)
+    assert webhooks.start()  # the greeting, decided on the loop with no recogniser
+    call = new_call(ko_config, kit)
+    call.start()
+    assert made_in == []
+    samples = np.concatenate([fixture("billing"), silence(2.0)])
+    with ThreadPoolExecutor(1, thread_name_prefix="decoder") as pool:
+        actions = pool.submit(feed, call, samples).result()
+    assert [t.group for t in transfers(actions)] == ["billing"]
+    assert len(made_in) == 1 and made_in[0].startswith("decoder")
 
 
 def feed(call: CallPipeline, samples: np.ndarray) -> list[Action]:

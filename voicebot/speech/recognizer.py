@@ -22,7 +22,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, cast
+from functools import lru_cache
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -60,6 +61,20 @@ BLOCK_S = 0.1
 as soon as the call's audio up to it has arrived: see ``Recognizer._drain``)."""
 
 Mode = Literal["open", "grammar"]
+
+
+@lru_cache(maxsize=32)
+def _compiled_grammar(
+    model: SpeechModel, phrases: tuple[str, ...], allow_unknown: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """A grammar as Vosk takes it (the phrases it keeps, the words it dropped, its JSON), once
+    per model and phrase list: every call of a configuration has the same, and checking each
+    word against the model costs microseconds a word, per call, on the server's event loop."""
+    grammar = build_grammar(model, phrases, allow_unknown)
+    # ensure_ascii=False matters: Vosk does not decode \uXXXX escapes and would drop every
+    # non-ASCII word as unknown.
+    text = json.dumps(grammar, ensure_ascii=False)
+    return tuple(grammar), tuple(unknown_words(model, phrases)), text
 
 
 @dataclass
@@ -142,22 +157,26 @@ class Recognizer:
         vosk = import_vosk()
         self.grammar: list[str] | None = None
         self.dropped_words: list[str] = []
+        grammar_json: str | None = None
         if mode == "grammar":
-            self.grammar = build_grammar(model, phrases, allow_unknown_words)
-            self.dropped_words = unknown_words(model, phrases)
-            # ensure_ascii=False matters: Vosk does not decode \uXXXX escapes and would drop
-            # every non-ASCII word as unknown.
-            grammar_json = json.dumps(self.grammar, ensure_ascii=False)
-            self._rec = vosk.KaldiRecognizer(model.vosk_model, float(self._rate), grammar_json)
+            grammar, dropped, grammar_json = _compiled_grammar(
+                model, tuple(phrases), allow_unknown_words
+            )
+            self.grammar, self.dropped_words = list(grammar), list(dropped)
         elif mode == "open":
             if phrases:
                 raise ValueError("phrases are only used in grammar mode")
-            self._rec = vosk.KaldiRecognizer(model.vosk_model, float(self._rate))
         else:
             raise ValueError(f"unknown recogniser mode {mode!r}")
+        # Vosk's own recogniser is made when the first audio comes, in the thread that decodes
+        # it: a phone call's pipeline is built on the server's event loop (twice: the webhook
+        # builds one for the call's first words, the stream's instance another), where making
+        # it took about 0.3 ms a call and a large grammar much more, and the webhook's copy
+        # never hears a sound.
+        self._rec: Any = None
+        self._vosk_args = (model.vosk_model, float(self._rate), grammar_json)
         # 0 alternatives = Vosk's MBR path, the only one with per-word confidences.
-        self._rec.SetMaxAlternatives(0 if max_alternatives == 1 else max_alternatives)
-        self._rec.SetWords(True)
+        self._max_alternatives = 0 if max_alternatives == 1 else max_alternatives
         c_api = getattr(vosk, "_c", None)
         self._accept_f = getattr(c_api, "vosk_recognizer_accept_waveform_f", None)
         self._ffi = getattr(vosk, "_ffi", None)
@@ -203,6 +222,8 @@ class Recognizer:
         with self._lock:
             if self._finished:
                 raise RuntimeError("recogniser already flushed; create a new one per call")
+            if self._rec is None:
+                self._rec = self._new_vosk()
             if self._resampler is not None:
                 samples = cast(NDArray[np.float32], self._resampler.process(samples))
             if len(self._pending):
@@ -216,6 +237,8 @@ class Recognizer:
             if self._finished:
                 return []
             self._finished = True
+            if self._rec is None:
+                self._rec = self._new_vosk()
             if self._resampler is not None:
                 tail = cast(NDArray[np.float32], self._resampler.flush(np.float32))
                 self._pending = np.concatenate([self._pending, tail])
@@ -236,6 +259,18 @@ class Recognizer:
     async def flush_async(self) -> list[RecognizerEvent]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(decode_executor(), self.flush)
+
+    def _new_vosk(self) -> Any:
+        """Vosk's recogniser for this call (see ``__init__`` for why it is made this late)."""
+        vosk_model, rate, grammar_json = self._vosk_args
+        vosk = import_vosk()
+        if grammar_json is None:
+            rec = vosk.KaldiRecognizer(vosk_model, rate)
+        else:
+            rec = vosk.KaldiRecognizer(vosk_model, rate, grammar_json)
+        rec.SetMaxAlternatives(self._max_alternatives)
+        rec.SetWords(True)
+        return rec
 
     def _drain(self) -> list[RecognizerEvent]:
         events: list[RecognizerEvent] = []

@@ -9,11 +9,36 @@ numpy only, for the reason ``audio`` gives.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 __all__ = ["Resampler", "resample"]
+
+
+@lru_cache(maxsize=16)
+def _filter_bank(
+    up: int, down: int, zero_crossings: int, rolloff: float, beta: float
+) -> NDArray[np.float64]:
+    """The polyphase filter bank, (phase, tap), read-only. Computed once per conversion and
+    shared: every call of a phone line makes a resampler, and computing the Kaiser window
+    (Bessel functions) took about 0.3 ms of the server's event loop per call."""
+    cutoff = rolloff / max(up, down)  # cycles per upsampled sample, times two
+    half = zero_crossings / cutoff  # filter half-length in upsampled samples
+    half_taps = math.ceil(half / up) + 1
+    j = np.arange(-half_taps, half_taps + 1)
+    t = np.arange(up)[:, None] - j[None, :] * up  # (phase, tap) offsets
+    window = np.where(
+        np.abs(t) <= half,
+        np.i0(beta * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None))) / np.i0(beta),
+        0.0,
+    )
+    taps = cutoff * np.sinc(cutoff * t) * window
+    # Exact unity DC gain per phase, so silence stays silence and levels are preserved.
+    bank: NDArray[np.float64] = taps / taps.sum(axis=1, keepdims=True)
+    bank.flags.writeable = False
+    return bank
 
 
 class Resampler:
@@ -48,20 +73,8 @@ class Resampler:
         self._up = dst_rate // g
         self._down = src_rate // g
         self._identity = self._up == self._down
-        up, down = self._up, self._down
-        cutoff = rolloff / max(up, down)  # cycles per upsampled sample, times two
-        half = zero_crossings / cutoff  # filter half-length in upsampled samples
-        self._half_taps = math.ceil(half / up) + 1
-        j = np.arange(-self._half_taps, self._half_taps + 1)
-        t = np.arange(up)[:, None] - j[None, :] * up  # (phase, tap) offsets
-        window = np.where(
-            np.abs(t) <= half,
-            np.i0(beta * np.sqrt(np.clip(1.0 - (t / half) ** 2, 0.0, None))) / np.i0(beta),
-            0.0,
-        )
-        taps = cutoff * np.sinc(cutoff * t) * window
-        # Exact unity DC gain per phase, so silence stays silence and levels are preserved.
-        self._taps: NDArray[np.float64] = taps / taps.sum(axis=1, keepdims=True)
+        self._taps = _filter_bank(self._up, self._down, zero_crossings, rolloff, beta)
+        self._half_taps: int = (int(self._taps.shape[1]) - 1) // 2
         self.reset()
 
     def reset(self) -> None:
