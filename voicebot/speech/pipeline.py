@@ -135,7 +135,11 @@ def speech_kit(
     """Train the matcher and compile the grammar once per configuration: every call of that
     configuration (server, replay, microphone) shares them. ``train`` is another matcher's
     for a benchmark that compares two in the same server."""
-    grammar = runtime_grammar(config, warn) if config.speech.mode is SpeechMode.GRAMMAR else None
+    # A tuple: each call's recogniser looks its compiled grammar up by it (``Recognizer``),
+    # and the kit's own tuple is found without copying or comparing its phrases.
+    grammar = (
+        tuple(runtime_grammar(config, warn)) if config.speech.mode is SpeechMode.GRAMMAR else None
+    )
     classify = train(tuple(config.intents.values()), config.thresholds)
     return SpeechKit(model, classify, grammar, phrase_starts(config))
 

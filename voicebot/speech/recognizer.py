@@ -174,7 +174,7 @@ class Recognizer:
         # it took about 0.3 ms a call and a large grammar much more, and the webhook's copy
         # never hears a sound.
         self._rec: Any = None
-        self._vosk_args = (model.vosk_model, float(self._rate), grammar_json)
+        self._grammar_json = grammar_json
         # 0 alternatives = Vosk's MBR path, the only one with per-word confidences.
         self._max_alternatives = 0 if max_alternatives == 1 else max_alternatives
         c_api = getattr(vosk, "_c", None)
@@ -222,8 +222,7 @@ class Recognizer:
         with self._lock:
             if self._finished:
                 raise RuntimeError("recogniser already flushed; create a new one per call")
-            if self._rec is None:
-                self._rec = self._new_vosk()
+            self._ensure_vosk()
             if self._resampler is not None:
                 samples = cast(NDArray[np.float32], self._resampler.process(samples))
             if len(self._pending):
@@ -237,8 +236,7 @@ class Recognizer:
             if self._finished:
                 return []
             self._finished = True
-            if self._rec is None:
-                self._rec = self._new_vosk()
+            self._ensure_vosk()
             if self._resampler is not None:
                 tail = cast(NDArray[np.float32], self._resampler.flush(np.float32))
                 self._pending = np.concatenate([self._pending, tail])
@@ -260,17 +258,16 @@ class Recognizer:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(decode_executor(), self.flush)
 
-    def _new_vosk(self) -> Any:
-        """Vosk's recogniser for this call (see ``__init__`` for why it is made this late)."""
-        vosk_model, rate, grammar_json = self._vosk_args
+    def _ensure_vosk(self) -> None:
+        """Make Vosk's recogniser for this call, if it is not made yet (see ``__init__`` for
+        why it is made this late)."""
+        if self._rec is not None:
+            return
         vosk = import_vosk()
-        if grammar_json is None:
-            rec = vosk.KaldiRecognizer(vosk_model, rate)
-        else:
-            rec = vosk.KaldiRecognizer(vosk_model, rate, grammar_json)
-        rec.SetMaxAlternatives(self._max_alternatives)
-        rec.SetWords(True)
-        return rec
+        grammar = () if self._grammar_json is None else (self._grammar_json,)
+        self._rec = vosk.KaldiRecognizer(self.model.vosk_model, float(self._rate), *grammar)
+        self._rec.SetMaxAlternatives(self._max_alternatives)
+        self._rec.SetWords(True)
 
     def _drain(self) -> list[RecognizerEvent]:
         events: list[RecognizerEvent] = []
