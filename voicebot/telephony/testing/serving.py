@@ -24,12 +24,23 @@ __all__ = ["free_port", "serving"]
 START_TIMEOUT_S = 10.0
 
 
+_GIVEN: set[int] = set()  # ports free_port has handed out in this process
+_GIVEN_LOCK = threading.Lock()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on right now, for a server whose URL must be known before it
-    starts (Twilio signatures cover the public URL)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    starts (Twilio signatures cover the public URL). Never one it gave out before in this
+    process: the port is free again once it is returned, so two asked for in a row (a server's
+    main and media ports) could be the same one, and the second server failed to bind."""
+    while True:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        with _GIVEN_LOCK:
+            if port not in _GIVEN:
+                _GIVEN.add(port)
+                return port
 
 
 Beside = Callable[[], Awaitable[asyncio.Server]]
