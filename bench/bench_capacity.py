@@ -1,6 +1,6 @@
 """Capacity on pinned cores: how many calls one core holds, bare Vosk against the product.
 
-    python bench/bench_capacity.py [--quick] [--all-cores] [--steady]
+    python bench/bench_capacity.py [--quick] [--all-cores] [--steady] [--pairs 3]
                                    [--out bench/results/bench_capacity.json]
 
 One run, the same Korean audio fixtures for every row (the mix of bench_calls.py: billing,
@@ -43,8 +43,14 @@ came out, against when that chunk was due in real time; for voicebot: the server
 ``voicebot_decision_seconds``, measured from the frame's media timestamp against the stream's
 start, so frames queueing in the socket count; pooled over 3 rounds of the n calls, after one
 warm-up round the figures leave out), with every call decided as expected. It is found by
-doubling and bisection. Memory per call: RSS growth of the server (or loop) process
-at that load, divided by the calls. For the smallest load over, the run also prints how long
+doubling and bisection. The burst's edge is steep (at one load, repeated trials of the same
+code pass and fail), so rows 1 and 2 are searched ``--pairs`` times, alternating (bare, voicebot;
+then voicebot, bare; ...; each search after the first starts from the row's last figure), while
+one ``serve`` runs on the server's core throughout (waiting without calls during the bare
+trials: its CPU then is recorded per trial); their figures are the medians, and ``ratio`` is
+the median voicebot over the median bare, with each pair's ratio beside it. Memory per
+call: RSS growth of the server (or loop) process at that load, divided by the calls. For
+the smallest load over, the run also prints how long
 caller audio waited for the decoder (``voicebot_decode_wait_seconds``, p95): when it is most of
 the slow decisions' time, the burst of callers speaking at once is what the core could not
 decode in time (issue #20's breakdown, docs/benchmarks.md).
@@ -70,6 +76,7 @@ import json
 import os
 import resource
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -497,6 +504,26 @@ def loop_trial(
     return trial
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def idle_server(
+    server: Server, trial: Callable[[int], tuple[bool, dict[str, Any]]]
+) -> Callable[[int], tuple[bool, dict[str, Any]]]:
+    """A bare trial run while ``serve`` waits, without calls, on the same core (the searches
+    alternate): what the waiting server took of that core is in the trial's figures."""
+
+    def watched(n: int) -> tuple[bool, dict[str, Any]]:
+        before = cpu_s(server.proc.pid)
+        ok, info = trial(n)
+        return ok, {**info, "idle_server_cpu_s": round(cpu_s(server.proc.pid) - before, 3)}
+
+    return watched
+
+
 # ---------------------------------------------------------------------------------------------
 # Row 2: voicebot serve + voicebot simulate
 
@@ -822,12 +849,58 @@ def capacity(
                 break
             bad = n
             n //= 2
+    return bisect(trial, good, bad, tried)
+
+
+def bisect(
+    trial: Callable[[int], tuple[bool, dict[str, Any]]],
+    good: int,
+    bad: int,
+    tried: list[dict[str, Any]],
+) -> tuple[int, list[dict[str, Any]]]:
+    """Narrow ``good`` (passed) and ``bad`` (failed) down to ~5% of ``good``."""
     while bad - good > max(1, good // 20):
         n = (good + bad) // 2
         ok, info = trial(n)
         tried.append({**info, "ok": ok})
         good, bad = (n, bad) if ok else (good, n)
     return good, tried
+
+
+def capacity_near(
+    trial: Callable[[int], tuple[bool, dict[str, Any]]], hint: int, limit: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """``capacity`` again where an earlier search ended (``hint``): a step of a tenth up
+    from it while trials pass, or down while they fail (each step twice the last), then the
+    same bisection. The same answer to the same precision in three to six trials near the
+    hint instead of eight or nine, so a run can search the burst's edge several times."""
+    tried: list[dict[str, Any]] = []
+    step = max(1, hint // 10)
+    ok, info = trial(hint)
+    tried.append({**info, "ok": ok})
+    good, bad = (hint, limit + 1) if ok else (0, hint)
+    n = hint + step if ok else hint - step
+    while 1 <= n <= limit:
+        ok, info = trial(n)
+        tried.append({**info, "ok": ok})
+        if ok:
+            good = n
+            if bad <= limit:  # came down from a failure: the edge is bracketed
+                break
+            step *= 2
+            n += step
+        else:
+            bad = n
+            if good:  # went up from a pass: bracketed
+                break
+            step *= 2
+            n -= step
+    return bisect(trial, good, min(bad, limit + 1), tried)
+
+
+def searched(pair: int, tried: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials of one search, tagged with the pair (of bare and voicebot searches) it was."""
+    return [{**t, "pair": pair} for t in tried]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -926,6 +999,12 @@ def main() -> int:
         "(serve, and the bare loop on the same audio)",
     )
     parser.add_argument("--limit", type=int, default=96, help="largest call count tried")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=3,
+        help="searches of the burst's edge, bare and voicebot alternating; figures are medians",
+    )
     parser.add_argument("--repeats", type=int, default=4, help="runs pooled at half capacity")
     parser.add_argument(
         "--nice",
@@ -954,16 +1033,40 @@ def main() -> int:
     started = time.perf_counter()
     result: dict[str, Any] = {"server_core": server_core, "load_core": load_core, "nice": NICE}
 
-    bare, bare_tried = capacity(loop_trial(server_core, "calls", False), 8, args.limit)
+    bare_runs: list[int] = []
+    served_runs: list[int] = []
+    bare_tried: list[dict[str, Any]] = []
+    served_tried: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(server_core, CONFIG, Path(tmp))
         steady: dict[str, Any] = {}
         try:
             # First-call paths; and, unloaded, how long each fixture's call lasts.
             heard = call_audio(simulate(server, load_core, len(MIX), [AUDIO / m for m in MIX]))
-            voicebot, served_tried = capacity(
-                serve_trial(server, load_core), max(1, bare // 2), args.limit
-            )
+            # The burst's edge is steep: one search can land a few calls off. Bare and voicebot
+            # searches alternate (which goes first flips each pair, against drift over the run),
+            # and the figures are their medians.
+            for pair in range(args.pairs):
+                for row in ("bare", "voicebot") if pair % 2 == 0 else ("voicebot", "bare"):
+                    if row == "bare":
+                        trial = idle_server(server, loop_trial(server_core, "calls", False))
+                        n, tried = (
+                            capacity_near(trial, bare_runs[-1], args.limit)
+                            if bare_runs
+                            else capacity(trial, 8, args.limit)
+                        )
+                        bare_runs.append(n)
+                        bare_tried += searched(pair, tried)
+                    else:
+                        trial = serve_trial(server, load_core)
+                        n, tried = (
+                            capacity_near(trial, served_runs[-1], args.limit)
+                            if served_runs
+                            else capacity(trial, max(1, bare_runs[-1] // 2), args.limit)
+                        )
+                        served_runs.append(n)
+                        served_tried += searched(pair, tried)
+            bare, voicebot = statistics.median_low(bare_runs), statistics.median_low(served_runs)
             half = max(1, voicebot // 2)
             at_half = half_capacity(server, load_core, half, args.repeats)
             if args.steady:
@@ -1084,6 +1187,11 @@ def main() -> int:
             "bare_calls": bare,
             "voicebot_calls": voicebot,
             "ratio": ratio,
+            "bare_calls_pairs": bare_runs,
+            "voicebot_calls_pairs": served_runs,
+            "ratio_pairs": [
+                round(v / b, 2) if b else None for b, v in zip(bare_runs, served_runs, strict=True)
+            ],
             "reaction_p50_ms": reaction,
             "reaction_p50_ms_without_early_end": reaction_off,
             "half_capacity_calls": half,
@@ -1116,6 +1224,11 @@ def main() -> int:
     }
 
     print(f"\nserver core {server_core}, load core {load_core}; {result['wall_s']} s\n")
+    if len(bare_runs) > 1:
+        print(
+            f"Burst searched {len(bare_runs)} times each, alternating: bare {bare_runs}, voicebot"
+            f" {served_runs}, ratios {result['ratio_pairs']}; the table gives the medians.\n"
+        )
     print("| row | concurrent calls within 300 ms p95 | ÷ bare | MB per call |")
     print("|---|---:|---:|---:|")
     print(f"| bare Vosk loop | {bare} | 1.00 | {result['bare_mb_per_call']} |")
