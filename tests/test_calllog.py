@@ -466,6 +466,33 @@ def test_purge_deletes_old_transcripts_and_numbers_and_keeps_the_aggregate(
     assert log.purge(now) == type(purged)(0, 0, 0)
 
 
+def test_a_number_that_calls_every_day_is_counted_and_its_last_call_recalled(
+    open_log: Opener, config: LanguageConfig
+) -> None:
+    """A switchboard calling daily: recall counts its calls inside the window only, not this
+    call, not another number's, and names the last one's intent (the database counts and
+    picks it, so a busy number's history does not all travel to the server)."""
+    log = open_log.open()
+    for day in range(25):  # days 0-19 fall inside a 20-day window, 20-24 before it
+        when = MONDAY - dt.timedelta(days=day)
+        run_call(log, config, f"s{day}", ALICE, when, ["I forgot my password", "no"])
+    run_call(log, config, "last", ALICE, MONDAY + dt.timedelta(hours=1), ["my invoice is wrong"])
+    run_call(log, config, "bob", BOB, MONDAY + dt.timedelta(hours=2), ["my invoice is wrong"])
+    run_call(log, config, "now", ALICE, MONDAY + dt.timedelta(hours=3), ["my invoice is wrong"])
+    _wait_until(lambda: len(log.fetch().calls) == 28)
+    history = log.caller_history(ALICE, 20, MONDAY + dt.timedelta(hours=3), "now", timeout=10)
+    assert history is not None
+    assert (history.calls, history.last_intent) == (21, "invoice")
+    assert history.last_at == MONDAY + dt.timedelta(hours=1)
+    assert history.last_solved is False  # put through to a person
+    earlier = log.caller_history(ALICE, 20, MONDAY + dt.timedelta(minutes=30), "x", timeout=10)
+    assert earlier is not None
+    assert (earlier.calls, earlier.last_intent) == (20, "login_password")
+    assert earlier.last_solved is True  # the robot texted the link
+    nobody = log.caller_history("+46700000000", 20, MONDAY, "x", timeout=10)
+    assert nobody is not None and nobody.calls == 0 and nobody.last_intent is None
+
+
 def test_forget_deletes_one_caller_and_not_another(
     open_log: Opener, config: LanguageConfig
 ) -> None:
