@@ -87,11 +87,15 @@ def bare_ms_per_call(core: int, n: int, rounds: int) -> float:
 
 
 def spy_split(raw: Path) -> dict[str, int]:
-    """py-spy's raw samples of the decoding thread, by stage."""
+    """py-spy's raw samples of the decoding thread, by stage; py-spy counts some of the
+    thread's waits for work (``_worker`` on top of the stack) as active: they are left out."""
     counts: collections.Counter[str] = collections.Counter()
     for line in raw.read_text().splitlines():
         stack, _, n = line.rpartition(" ")
-        if "vosk-decode" not in stack.split(";", 1)[0]:
+        frames = stack.split(";")
+        if "vosk-decode" not in frames[0]:
+            continue
+        if frames[-1].startswith("_worker ("):  # the pool's thread waiting for work: idle
             continue
         stage = next((label for label, frame in STAGES if frame in stack), "other")
         counts[stage] += int(n)
