@@ -364,9 +364,14 @@ def test_an_option_under_the_reject_line_is_never_offered() -> None:
     assert (transfer.group, transfer.context.intent) == ("billing", "invoice")
 
 
-@pytest.mark.parametrize(("config", "yes"), [(SHIPPED_EN, "yes"), (SHIPPED_SV, "ja")])
-def test_a_bare_yes_as_the_first_answer_is_no_request(config: LanguageConfig, yes: str) -> None:
-    # Even when the matcher would score it for some intent: "yes" names nothing.
+@pytest.mark.parametrize(
+    ("config", "yes"),
+    [(SHIPPED_EN, "yes"), (SHIPPED_SV, "ja"), (SHIPPED_EN, "no"), (SHIPPED_SV, "nej")],
+)
+def test_a_bare_yes_or_no_as_the_first_answer_is_no_request(
+    config: LanguageConfig, yes: str
+) -> None:
+    # Even when the matcher would score it for some intent: "yes" or "no" names nothing.
     call = Call(config=config, classify=Classifier({yes: accept("invoice")}))
     actions = call.say(yes)
     assert not any(isinstance(a, Transfer) for a in actions)
