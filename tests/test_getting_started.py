@@ -46,7 +46,7 @@ from postgres import PostgresServer
 
 from voicebot.speech import model_store
 from voicebot.telephony.settings import API_BASE_URL_VAR, DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from voicebot.telephony.testing.cluster import free_port
+from voicebot.telephony.testing.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "getting-started.md"

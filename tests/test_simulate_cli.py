@@ -25,7 +25,7 @@ from voicebot.speech.recognizer import SpeechModel
 from voicebot.speech.tts import Tts
 from voicebot.telephony.rest import TwilioRest
 from voicebot.telephony.settings import DEV_ACCOUNT_SID, DEV_AUTH_TOKEN
-from voicebot.telephony.testing.cluster import free_port
+from voicebot.telephony.testing.serving import free_port
 from voicebot.telephony.testing.twiml_reader import parse_twiml
 from voicebot.telephony.twiml import transfer_twiml
 

@@ -58,14 +58,12 @@ STAGES = (
 
 def thread_cpu(pid: int) -> dict[int, float]:
     """CPU seconds of each thread of ``pid`` so far."""
-    tick = os.sysconf("SC_CLK_TCK")
     out: dict[int, float] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[int(tid)] = bc.stat_cpu_s(Path(f"/proc/{pid}/task/{tid}/stat"))
         except OSError:
             continue  # the thread ended
-        out[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 

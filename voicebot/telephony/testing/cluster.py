@@ -26,14 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Final
 
+from voicebot.telephony.testing.serving import free_port
+
 HEALTH_INTERVAL_MS: Final = 500
 DEFAULT_DRAIN_S: Final = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def haproxy_config(
