@@ -255,21 +255,17 @@ async def quiet(port: int, calls: int, seconds: float) -> None:
     await asyncio.gather(*(stream() for _ in range(calls)))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tree_cpu(pid: int) -> float:
     """CPU seconds of a process and its descendants (granian serves from a child process)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_capacity import stat_cpu_s
+
     total = 0.0
     todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += stat_cpu_s(Path(f"/proc/{p}/stat"))
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, IndexError):
@@ -296,6 +292,8 @@ def transport_trial(
 ) -> tuple[float, float]:
     """Server CPU microseconds per frame for one variant, and its CPU milliseconds per second
     with ``calls`` quiet streams open."""
+    from voicebot.telephony.testing.serving import free_port  # not in the --serve child
+
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", variant, "--port", str(port)],
@@ -334,8 +332,10 @@ def transport_trial(
 
 def loop_thread_cpu(pid: int) -> float:
     """CPU seconds of a process's main thread (``serve``'s event loop: its tid is the pid)."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_capacity import stat_cpu_s
+
+    return stat_cpu_s(Path(f"/proc/{pid}/task/{pid}/stat"))
 
 
 def loop_us_per_frame(server: Any, load_core: int, calls: int) -> float:
