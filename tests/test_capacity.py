@@ -12,6 +12,7 @@ import datetime as dt
 import shutil
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -192,6 +193,36 @@ def test_a_decode_backlog_shows_in_metrics_and_healthz(live: Live, kit: SpeechKi
             assert response.read().decode() == "ok 1 calls\n"
         assert server.agent_weight() == 100  # no max_calls: all the room there is
     finally:
+        del server.sessions[session.call_sid]
+        held.shutdown()
+
+
+def test_an_instance_that_hands_calls_over_for_lagging_asks_for_no_new_ones(
+    live: Live, kit: SpeechKit
+) -> None:
+    """With ``serve --max-backlog 0.5``, a caller whose audio has waited 0.7 s is handed over
+    to a person; HAProxy's agent-check must then read the minimum weight too, not full room
+    (the fixed 1 s line sent it more calls to shed). Without that limit 0.7 s is no lag."""
+    server = live.server
+    config = server.holder.current.language(None)
+    pipeline = CallPipeline(config, kit, caller=None, start_at=START)
+    held = _HeldPool()
+    queue = AudioQueue(pipeline, lambda actions, due: None, executor=held)
+    queue.put(np.zeros(800, np.int16), time.perf_counter() - 0.7)
+    session = CallSession(
+        "CA" + "8" * 32, None, config, pipeline, "token", "<Response/>", server.services
+    )
+    session.audio = queue
+    server.sessions[session.call_sid] = session
+    settings = server.settings
+    try:
+        assert server.agent_weight() == 100  # the default: no hand-overs below 1 s
+        server.settings = dataclasses.replace(settings, max_backlog_s=0.5)
+        assert server.agent_weight() == 1
+        server.settings = dataclasses.replace(settings, max_backlog_s=3.0)
+        assert server.agent_weight() == 100  # a laxer hand-over keeps the 1 s line
+    finally:
+        server.settings = settings
         del server.sessions[session.call_sid]
         held.shutdown()
 

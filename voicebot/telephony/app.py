@@ -365,7 +365,7 @@ class VoiceServer:
     def overloaded(self) -> str | None:
         """Why this server should get no new calls now, or None: decoding lags behind."""
         total, worst = self.decode_backlog()
-        if worst <= self.settings.overload_backlog_s:
+        if worst <= self.lag_limit_s():
             return None
         return (
             f"{worst:.1f} s of one call's audio waits to be decoded "
@@ -374,12 +374,17 @@ class VoiceServer:
 
     def agent_weight(self) -> int:
         """What HAProxy's agent-check reads (``admission``): the room left, in percent; the
-        minimum while some caller waits more than ``overload_backlog_s`` for decoding."""
+        minimum while some caller waits more than ``lag_limit_s`` for decoding."""
         now = time.perf_counter()
         lags = [s.audio.lag_s(now) for s in list(self.sessions.values()) if s.audio is not None]
-        return self.admission.weight(
-            lagging=max(lags, default=0.0) > self.settings.overload_backlog_s
-        )
+        return self.admission.weight(lagging=max(lags, default=0.0) > self.lag_limit_s())
+
+    def lag_limit_s(self) -> float:
+        """The decoding lag past which this instance asks for no new calls: ``overload_backlog_s``,
+        or ``max_backlog_s`` when that is lower. Otherwise ``serve --max-backlog 0.5`` would hand
+        its lagging calls over to people while HAProxy, told it had room, sent it more."""
+        limit = self.settings.max_backlog_s
+        return min(self.settings.overload_backlog_s, limit if limit is not None else float("inf"))
 
     def decode_backlog(self) -> tuple[float, float]:
         """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""
