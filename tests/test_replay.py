@@ -113,6 +113,18 @@ def test_an_unreadable_wav_is_reported_and_the_rest_still_replayed(
     assert "decision: transfer:billing" in out and "replayed 1 file(s)" in out
 
 
+def test_a_path_that_does_not_exist_is_named_before_anything_is_replayed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A typo in one of the paths: said at once (even before a missing model is), not after
+    the others have been replayed."""
+    monkeypatch.setenv("VOICEBOT_MODEL_DIR", str(tmp_path))  # no model either
+    typo = tmp_path / "biling.wav"
+    code, out, err = replay(capsys, str(KO_WAVS / "billing.wav"), str(typo), "--lang", "en-US")
+    assert (code, out) == (1, "")
+    assert err == f"voicebot: {typo}: no such file or folder\n"
+
+
 def test_a_missing_model_says_how_to_download_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

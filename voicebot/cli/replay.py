@@ -77,6 +77,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be at least 1")
     if args.database is not None and args.workers != 1:
         raise UsageError("--database replays the files one after another as one caller's calls")
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:  # a typo: said now, not after the speech model has loaded
+        return fail(", ".join(missing) + ": no such file or folder")
     config = language(args)
     if config is None:
         return 1
