@@ -15,6 +15,7 @@ from voicebot.calllog.report import DayCounts, daily, render, summarize, to_json
 from voicebot.cli.main import main
 from voicebot.core.dialogue import Outcome, OutcomeKind, Utterance
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.telephony.testing.serving import free_port
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
@@ -362,3 +363,16 @@ def test_report_purge_and_forget_never_create_a_call_log(
         "VOICEBOT_DATABASE_URL\n"
     )
     assert not missing.exists() and not missing.parent.exists()
+
+
+@pytest.mark.parametrize("command", [["report"], ["purge"], ["forget", "+46701234567"]])
+def test_a_database_that_is_down_is_one_line_not_a_queueing_warning(
+    command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PostgreSQL not running: one line that says so (it was a warning that "events are queued
+    until it is back", meant for serve, then 30 s of retries, then a two-line error)."""
+    url = f"postgresql://nobody@127.0.0.1:{free_port()}/calls"
+    assert _cli(*command, "--database", url) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"voicebot: call log {url}: ") and "refused" in err, err
+    assert len(err.splitlines()) == 1 and "queued" not in err, err

@@ -178,7 +178,8 @@ class CallLog:
         A database that is down or locked does not stop the caller: recording starts at once and
         the writer connects when it can. A bad URL or a different number salt raise here.
         With ``create=False`` (commands that only read or delete) a SQLite log that does not
-        exist yet raises ``NoCallLog`` instead of being created empty.
+        exist yet raises ``NoCallLog`` instead of being created empty, and a database that
+        cannot be reached raises ``CallLogUnavailable`` at once.
         """
         _check_retention(retention_days)  # before anything is created
         target: Target = parse_url(url or default_url(env))
@@ -201,8 +202,12 @@ class CallLog:
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            if not create:  # report, purge, forget: one line now, not 30 s of silent retries
+                raise CallLogUnavailable(f"call log {target}: {_one_line(exc)}") from None
             log.warning(
-                "call log %s unavailable (%s); events are queued until it is back", target, exc
+                "call log %s unavailable (%s); events are queued until it is back",
+                target,
+                _one_line(exc),
             )
             store.reset()
         return cls(
@@ -496,7 +501,7 @@ class CallLog:
                 late = time.monotonic() + delay > cmd.deadline
                 if not is_transient(exc) or late or self._stopping.is_set():
                     if is_transient(exc):
-                        exc = CallLogUnavailable(f"call log {self.store.target}: {exc}")
+                        exc = CallLogUnavailable(f"call log {self.store.target}: {_one_line(exc)}")
                     cmd.future.set_exception(exc)
                     return
                 self._stopping.wait(delay)
@@ -516,3 +521,8 @@ class CallLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver's message on one line (psycopg adds a tab-indented hint on a line of its own)."""
+    return " ".join(str(exc).split())
