@@ -98,6 +98,17 @@ def test_max_wait_without_a_decision_exits_non_zero(
     assert "no decision 1 s after the caller's audio" in out
 
 
+def test_a_server_that_is_not_there_is_named_in_plain_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code = main(["simulate", "--url", url, str(AUDIO / "billing.wav")])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"  problem: cannot reach {url}: Connection refused\n" in out, out
+    assert "URLError" not in out and "Errno" not in out
+
+
 def test_several_calls_print_one_line_each(server: str, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(_simulate(server, "--calls", "3", str(AUDIO / "billing.wav")))
     lines = capsys.readouterr().out.splitlines()

@@ -361,6 +361,11 @@ async def simulate_call(
     call = _Call(turns, options, fake, caller if caller is not None else options.caller, call_sid)
     try:
         return await call.run()
+    except urllib.error.URLError as exc:  # the webhook's server: no answer at all
+        reason = exc.reason.strerror if isinstance(exc.reason, OSError) else None
+        call.report.error = f"cannot reach {options.url}: {reason or exc.reason}"
+        call.report.decision = call.report.decision or "none"
+        return call.report
     except (OSError, ConnectionClosed, ET.ParseError) as exc:
         call.report.error = f"{type(exc).__name__}: {exc}"
         if not call.report.decision:
