@@ -4,7 +4,9 @@ Goes the customer's way: ``voicebot import`` (train CSV + bench/routes/<dataset>
 config, the matcher is trained from it, and the test CSV is scored like ``voicebot eval``.
 Runs per dataset: all training examples, 10 per intent, and out-of-scope runs in which whole
 scenarios are left out of training (all examples, 4 and 10 per intent) and their test
-utterances are labelled ``oos``; the main runs again with the test utterances through a seeded
+utterances are labelled ``oos``; for HWU64, three small lines (30 intents drawn at random, 5
+examples each, every other intent's test utterances out of scope: near ones, the same
+scenario's, included); the main runs again with the test utterances through a seeded
 recognition-error model at 10% and 20% word error (bench/asr_noise.py); the Swedish
 sets (bench/data/sv-support: a support line; sv-commands: assistant commands, written after the
 matcher's settings were chosen) have 4 examples per intent. Far out-of-scope requests (English:
@@ -64,6 +66,11 @@ FOLDS = {"hwu64": 6}  # ... and its 18 scenarios held out 3 at a time, each once
 NOISE = (0.1, 0.2)  # word error rates of the recognition-error rows (bench/asr_noise.py)
 FEW = (4, SHOTS)  # examples per intent of the few-shot out-of-scope runs (folds too)
 OWN_HELD_OUT = 0.25  # share of a Swedish set's intents held out (seeded) for its oos run
+# A small line: SMALL_LINE[0] of the dataset's intents (seeded draws, SMALL_LINES of them) with
+# SMALL_LINE[1] examples each; every other intent's test utterances are out of scope, the near
+# ones (the same scenario) included: what an adopter's first config meets on a real line.
+SMALL_LINE = (30, 5)
+SMALL_LINES = {"hwu64": 3}
 
 MakeMatcher = Callable[[Sequence[Intent], Thresholds], Matches]
 
@@ -155,6 +162,13 @@ def _clean_runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
             for suffix, cap in (("", None), *((f" {n}-shot", n) for n in FEW)):
                 name = f"oos fold {k + 1}{suffix}"
                 result.append(_held_out_run(dataset, name, fold, cap, train, spec, test, tmp))
+    intents = sorted({i for _, i in train})
+    size, cap = SMALL_LINE
+    for k in range(SMALL_LINES.get(dataset, 0)):
+        chosen = np.random.default_rng(SEED + 3 + k).choice(intents, size, replace=False)
+        held = tuple(sorted(set(intents) - set(chosen.tolist())))
+        name = f"small line {k + 1} ({size} x {cap})"
+        result.append(_held_out_run(dataset, name, held, cap, train, spec, test, tmp, by=str))
     return result
 
 
@@ -210,16 +224,19 @@ def _held_out_run(
     spec: dict[str, Any],
     test: list[tuple[str, str]],
     tmp: Path,
+    by: Callable[[str], str] | None = None,
 ) -> Run:
     """Train on ``train`` without the ``held`` scenarios (at most ``cap`` examples per intent,
-    routes from the dataset's routes ``spec``); their test utterances are labelled ``oos``."""
-    kept = [r for r in train if scenario(dataset, r[1]) not in held]
+    routes from the dataset's routes ``spec``); their test utterances are labelled ``oos``.
+    ``by``: what ``held`` names, from an intent (default: its scenario)."""
+    key = by or (lambda intent: scenario(dataset, intent))
+    kept = [r for r in train if key(r[1]) not in held]
     _write_csv(tmp / f"{dataset}-oos-train.csv", kept)
-    routes = {k: v for k, v in spec["routes"].items() if scenario(dataset, k) not in held}
+    routes = {k: v for k, v in spec["routes"].items() if key(k) not in held}
     (tmp / f"{dataset}-oos-routes.yaml").write_text(
         yaml.safe_dump({**spec, "routes": routes}), encoding="utf-8"
     )
-    oos_test = [(t, "oos" if scenario(dataset, i) in held else i) for t, i in test]
+    oos_test = [(t, "oos" if key(i) in held else i) for t, i in test]
     config = _import(tmp / f"{dataset}-oos-train.csv", tmp / f"{dataset}-oos-routes.yaml", cap)
     return Run(dataset, setting, config, oos_test, held)
 
@@ -344,7 +361,8 @@ def table(results: Sequence[dict[str, Any]]) -> str:
 
 
 def fold_means(results: Sequence[dict[str, Any]]) -> list[str]:
-    """One line per dataset with folds: the mean in-scope and OOS recall over its folds."""
+    """One line per dataset with folds (and one with small lines): the mean in-scope and OOS
+    recall over them."""
     lines = []
     for dataset, suffix in ((d, s) for d in FOLDS for s in ("", *(f" {n}-shot" for n in FEW))):
         folds = [
@@ -354,17 +372,27 @@ def fold_means(results: Sequence[dict[str, Any]]) -> list[str]:
             and r["setting"].startswith("oos fold")
             and (r["setting"].endswith(suffix) if suffix else "shot" not in r["setting"])
         ]
-        if not folds:
-            continue
-        cells = []
-        for side in ("after", "before"):
-            if side in folds[0]:
-                ins = sum(r[side]["in_scope_accuracy"] for r in folds) / len(folds) * 100
-                rec = sum(r[side]["oos_recall"] for r in folds) / len(folds) * 100
-                cells.append(f"{side} in-scope {ins:.1f} % / OOS recall {rec:.1f} %")
-        label = f"oos folds{suffix or ' (all examples)'}"
-        lines.append(f"{dataset} mean of {len(folds)} {label}: " + "; ".join(cells))
+        lines += _mean_line(dataset, f"oos folds{suffix or ' (all examples)'}", folds)
+    for dataset in SMALL_LINES:
+        lines += _mean_line(
+            dataset,
+            "small lines",
+            [r for r in results if r["dataset"] == dataset and r["setting"].startswith("small")],
+        )
     return lines
+
+
+def _mean_line(dataset: str, label: str, runs: Sequence[dict[str, Any]]) -> list[str]:
+    """ "<dataset> mean of N <label>: after in-scope x % / OOS recall y %; before ..."."""
+    if not runs:
+        return []
+    cells = []
+    for side in ("after", "before"):
+        if side in runs[0]:
+            ins = sum(r[side]["in_scope_accuracy"] for r in runs) / len(runs) * 100
+            rec = sum(r[side]["oos_recall"] for r in runs) / len(runs) * 100
+            cells.append(f"{side} in-scope {ins:.1f} % / OOS recall {rec:.1f} %")
+    return [f"{dataset} mean of {len(runs)} {label}: " + "; ".join(cells)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
