@@ -189,8 +189,12 @@ def test_empty_text_is_rejected_not_an_error(support: Matcher, text: str) -> Non
 def test_paraphrases_without_shared_words_route_by_meaning(
     support: Matcher, text: str, expected: str
 ) -> None:
+    """The meaning puts the right intent first. Whether it is sure enough to act on is the
+    reject line's business: on this six-intent line, as on every line since the small ones
+    are calibrated too, about one paraphrase in twenty of what ops wrote scores under it."""
     result = support.match(text)
-    assert result.intent == expected, result
+    assert result.ranked[0].intent == expected, result
+    assert result.verdict is not Verdict.ACCEPT or result.intent == expected, result
 
 
 def test_a_word_several_intents_share_is_asked_about_not_guessed(support: Matcher) -> None:
@@ -412,3 +416,56 @@ def test_the_example_deployment_still_routes_its_own_kind_of_request(
     example_deployment: dict[str, Matcher],
 ) -> None:
     assert example_deployment["en-US"].match("I want to book a course").intent == "course_booking"
+
+
+STARTER = (  # the size of `voicebot init`'s line: three intents of four or five phrases
+    intent(
+        "invoice",
+        [
+            "I have a question about my invoice",
+            "the invoice is wrong",
+            "I got a reminder although I have paid",
+            "when is the invoice due",
+            "I want a copy of my invoice",
+        ],
+    ),
+    intent(
+        "opening_hours",
+        [
+            "when are you open",
+            "what are your opening hours",
+            "are you open on saturday",
+            "when do you close",
+        ],
+    ),
+    intent(
+        "change_address",
+        ["I have moved", "change my address", "I have a new phone number", "update my details"],
+    ),
+)
+
+
+def test_a_starter_line_rejects_what_it_does_not_cover_and_keeps_what_it_does() -> None:
+    """A line of three intents is too small for one held-out part, and its scores used a fixed
+    default that accepted, or asked "is it A or B?" about, almost anything (on `voicebot init`'s
+    English line, 7 of 8 off-topic requests of ours). Each phrase held out once in turn gives
+    it a line of its own."""
+    matcher = Matcher(STARTER, Thresholds())
+    off_topic = [
+        "what's the weather tomorrow",
+        "book me a taxi",
+        "play some music",
+        "I'd like to complain about a handler",
+    ]
+    for text in off_topic:
+        assert matcher.match(text).verdict is Verdict.REJECT, matcher.match(text)
+    for text, expected in [
+        ("I have a question about my bill", "invoice"),
+        ("why is my invoice so expensive", "invoice"),
+        ("are you open on sunday", "opening_hours"),
+        ("what are your hours at christmas", "opening_hours"),
+        ("I am moving", "change_address"),
+        ("you have my old address", "change_address"),
+    ]:
+        result = matcher.match(text)
+        assert (result.intent, result.verdict) == (expected, Verdict.ACCEPT), result

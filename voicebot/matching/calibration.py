@@ -6,6 +6,10 @@ most callers of a small config to a person or let a large config route what it h
 Instead part of every intent's texts is held out, the matcher trains a first model without them,
 and its scores are raised to the power that puts the REJECT_QUANTILE of those unseen but in-scope
 texts at REFERENCE, the default reject threshold. Out-of-scope examples are never needed.
+A config too small for one held-out part to say anything (fewer than MIN_CALIBRATION texts
+in it: `voicebot init`'s line of three intents) holds out every text once, in ``folds``; only
+a config with fewer texts than that altogether falls back to DEFAULT_LOW. (Until then such a
+config always used DEFAULT_LOW, which accepted almost anything: issue #22.)
 
 The power does not depend on the config's own ``thresholds.reject``, on purpose: the scores are
 then the same whatever the thresholds, and raising ``reject`` above REFERENCE rejects more
@@ -33,15 +37,15 @@ REJECT_QUANTILE = 0.01  # share of unseen, rightly matched texts allowed under t
 REFERENCE = Thresholds().reject  # score given to the calibrated point: the default reject line
 MIN_BELOW = 2.0  # held-out texts that must lie under the line: a line set by one text is noise
 MAX_SHARE = 0.05  # ... but never more than this share of them (a pool of 13 would give 15%)
-MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else DEFAULT_LOW is used
-DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, for tiny configs
+MIN_CALIBRATION = 8  # held-out texts needed to trust the calibration; else ``folds``
+DEFAULT_LOW = math.log(0.05)  # typical low confidence (log) of in-scope text, if folds are few
 SEED = 20240611
 
 
 def held_out(y: I64, intents: int) -> npt.NDArray[np.bool_]:
     """Which texts (of intent ``y[i]``) to hold out: HOLDOUT of every intent that has three or
     more, and at least one of each, or with four examples per intent the calibration would be
-    left to DEFAULT_LOW. The same texts every build (fixed seed)."""
+    left to ``folds``. The same texts every build (fixed seed)."""
     rng = np.random.default_rng(SEED)
     held = np.zeros(len(y), bool)
     for k in range(intents):
@@ -49,6 +53,22 @@ def held_out(y: I64, intents: int) -> npt.NDArray[np.bool_]:
         if len(members) >= 3:
             held[rng.choice(members, max(1, int(len(members) * HOLDOUT)), replace=False)] = True
     return held
+
+
+def folds(y: I64, intents: int) -> list[npt.NDArray[np.bool_]]:
+    """Held-out parts that together hold out every text of each intent with three or more, one
+    text of each such intent per part (seeded order), for configs too small for ``held_out``."""
+    rng = np.random.default_rng(SEED)
+    order = [rng.permutation(np.flatnonzero(y == k)) for k in range(intents)]
+    order = [members for members in order if len(members) >= 3]
+    parts = []
+    for f in range(max((len(m) for m in order), default=0)):
+        held = np.zeros(len(y), bool)
+        for members in order:
+            if f < len(members):
+                held[members[f]] = True
+        parts.append(held)
+    return parts
 
 
 def typical_low(log_confidence: F64, y: I64) -> float:

@@ -242,13 +242,30 @@ class Matcher:
         model; and that model's regression, which the final one starts from."""
         held = calibration.held_out(data.y, len(self._names))
         if held.sum() < calibration.MIN_CALIBRATION:
-            return calibration.exponent(), None
+            return self._calibrate_small(grams, data), None
         first = self._fit(grams, data.take(~held), None, FIRST_ITER)
         test = data.take(held)
         log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
         low = calibration.typical_low(log_c, test.y)
         start = None if first.views is None else first.views[0]
         return calibration.exponent(low), start
+
+    def _calibrate_small(self, grams: Names, data: _Texts) -> float:
+        """The exponent for a config too small for one held-out part (a starter line: a few
+        intents of four or five phrases): every text held out once, one first model per fold
+        (``calibration.folds``), so the line is the config's own rather than DEFAULT_LOW, which
+        let such a line accept anything at all."""
+        pools: list[F64] = []
+        labels: list[I64] = []
+        for held in calibration.folds(data.y, len(self._names)):
+            first = self._fit(grams, data.take(~held), None, FIRST_ITER)
+            test = data.take(held)
+            pools.append(self._log_confidence(first, test.texts, test.vectors, test.counts))
+            labels.append(test.y)
+        if sum(len(y) for y in labels) < calibration.MIN_CALIBRATION:
+            return calibration.exponent()
+        low = calibration.typical_low(np.vstack(pools), np.concatenate(labels))
+        return calibration.exponent(low)
 
     # -- scoring -------------------------------------------------------------------------------
 
