@@ -162,14 +162,30 @@ def _clean_runs(data: Path, dataset: str, split: str, tmp: Path) -> list[Run]:
             for suffix, cap in (("", None), *((f" {n}-shot", n) for n in FEW)):
                 name = f"oos fold {k + 1}{suffix}"
                 result.append(_held_out_run(dataset, name, fold, cap, train, spec, test, tmp))
-    intents = sorted({i for _, i in train})
     size, cap = SMALL_LINE
     for k in range(SMALL_LINES.get(dataset, 0)):
-        chosen = np.random.default_rng(SEED + 3 + k).choice(intents, size, replace=False)
-        held = tuple(sorted(set(intents) - set(chosen.tolist())))
         name = f"small line {k + 1} ({size} x {cap})"
-        result.append(_held_out_run(dataset, name, held, cap, train, spec, test, tmp, by=str))
+        result.append(line_run(dataset, name, size, cap, SEED + 3 + k, train, spec, test, tmp))
     return result
+
+
+def line_run(
+    dataset: str,
+    setting: str,
+    size: int,
+    cap: int,
+    seed: int,
+    train: list[tuple[str, str]],
+    spec: dict[str, Any],
+    test: list[tuple[str, str]],
+    tmp: Path,
+) -> Run:
+    """A line of ``size`` of the dataset's intents (drawn with ``seed``; one fewer than all at
+    most) with ``cap`` examples each; every other intent's test utterances are out of scope."""
+    intents = sorted({i for _, i in train})
+    drawn = np.random.default_rng(seed).choice(intents, min(size, len(intents) - 1), replace=False)
+    held = tuple(sorted(set(intents) - set(drawn.tolist())))
+    return _held_out_run(dataset, setting, held, cap, train, spec, test, tmp, by=str)
 
 
 def _own_runs(dataset: str, tmp: Path) -> list[Run]:

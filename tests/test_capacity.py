@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -162,24 +163,39 @@ class _HeldPool(ThreadPoolExecutor):
         return super().submit(lambda: None)
 
 
+@contextmanager
+def _waiting_call(
+    live: Live, kit: SpeechKit, digit: str, dues: list[float]
+) -> Iterator[tuple[AudioQueue, _HeldPool]]:
+    """A call on the live server with one 100 ms chunk of caller audio per ``dues`` entry
+    (when it was spoken, ``time.perf_counter``) queued, none of it decoded until the test runs
+    the pool's jobs; the call is gone again afterwards."""
+    server = live.server
+    config = server.holder.current.language(None)
+    pipeline = CallPipeline(config, kit, caller=None, start_at=START)
+    held = _HeldPool()
+    queue = AudioQueue(pipeline, lambda actions, due: None, executor=held)
+    for due in dues:
+        queue.put(np.zeros(800, np.int16), due)
+    session = CallSession(
+        "CA" + digit * 32, None, config, pipeline, "token", "<Response/>", server.services
+    )
+    session.audio = queue
+    server.sessions[session.call_sid] = session
+    try:
+        yield queue, held
+    finally:
+        del server.sessions[session.call_sid]
+        held.shutdown()
+
+
 def test_a_decode_backlog_shows_in_metrics_and_healthz(live: Live, kit: SpeechKit) -> None:
     """Two seconds of a call's audio waiting for the recogniser: /healthz says "overloaded"
     (still 200: issue #21, a busy instance answers with a person rather than none at all), the
     agent-check weight drops to its minimum and /metrics exports the backlog; once decoded,
     healthz is plain ok and the weight is back."""
     server = live.server
-    config = server.holder.current.language(None)
-    pipeline = CallPipeline(config, kit, caller=None, start_at=START)
-    held = _HeldPool()
-    queue = AudioQueue(pipeline, lambda actions, due: None, executor=held)
-    for _ in range(20):
-        queue.put(np.zeros(800, np.int16), 0.0)
-    session = CallSession(
-        "CA" + "7" * 32, None, config, pipeline, "token", "<Response/>", server.services
-    )
-    session.audio = queue
-    server.sessions[session.call_sid] = session
-    try:
+    with _waiting_call(live, kit, "7", [0.0] * 20) as (queue, held):
         with urllib.request.urlopen(live.url + "/healthz") as response:
             assert response.read().decode().startswith("ok 1 calls, overloaded: 2.0 s")
         assert server.agent_weight() == 1
@@ -192,9 +208,6 @@ def test_a_decode_backlog_shows_in_metrics_and_healthz(live: Live, kit: SpeechKi
         with urllib.request.urlopen(live.url + "/healthz") as response:
             assert response.read().decode() == "ok 1 calls\n"
         assert server.agent_weight() == 100  # no max_calls: all the room there is
-    finally:
-        del server.sessions[session.call_sid]
-        held.shutdown()
 
 
 def test_an_instance_that_hands_calls_over_for_lagging_asks_for_no_new_ones(
@@ -204,27 +217,16 @@ def test_an_instance_that_hands_calls_over_for_lagging_asks_for_no_new_ones(
     to a person; HAProxy's agent-check must then read the minimum weight too, not full room
     (the fixed 1 s line sent it more calls to shed). Without that limit 0.7 s is no lag."""
     server = live.server
-    config = server.holder.current.language(None)
-    pipeline = CallPipeline(config, kit, caller=None, start_at=START)
-    held = _HeldPool()
-    queue = AudioQueue(pipeline, lambda actions, due: None, executor=held)
-    queue.put(np.zeros(800, np.int16), time.perf_counter() - 0.7)
-    session = CallSession(
-        "CA" + "8" * 32, None, config, pipeline, "token", "<Response/>", server.services
-    )
-    session.audio = queue
-    server.sessions[session.call_sid] = session
     settings = server.settings
     try:
-        assert server.agent_weight() == 100  # the default: no hand-overs below 1 s
-        server.settings = dataclasses.replace(settings, max_backlog_s=0.5)
-        assert server.agent_weight() == 1
-        server.settings = dataclasses.replace(settings, max_backlog_s=3.0)
-        assert server.agent_weight() == 100  # a laxer hand-over keeps the 1 s line
+        with _waiting_call(live, kit, "8", [time.perf_counter() - 0.7]):
+            assert server.agent_weight() == 100  # the default: no hand-overs below 1 s
+            server.settings = dataclasses.replace(settings, max_backlog_s=0.5)
+            assert server.agent_weight() == 1
+            server.settings = dataclasses.replace(settings, max_backlog_s=3.0)
+            assert server.agent_weight() == 100  # a laxer hand-over keeps the 1 s line
     finally:
         server.settings = settings
-        del server.sessions[session.call_sid]
-        held.shutdown()
 
 
 # -- intent-aware end of turn ------------------------------------------------------------------

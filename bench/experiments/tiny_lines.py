@@ -48,14 +48,18 @@ def main() -> None:
             test = read_labelled(folder / ("test.csv" if own else f"{args.split}.csv"))
             train = read_labelled(folder / "train.csv")
             spec = yaml.safe_load((ed.HERE / "routes" / f"{dataset}.yaml").read_text())
-            intents = sorted({i for _, i in train})
             scores: dict[str, list[tuple[float, float]]] = {side: [] for side in makers}
             for k in range(args.draws):
-                rng = np.random.default_rng(100 + k)
-                chosen = rng.choice(intents, min(args.intents, len(intents) - 1), replace=False)
-                held = tuple(sorted(set(intents) - set(chosen.tolist())))
-                run = ed._held_out_run(
-                    dataset, "tiny", held, args.examples, train, spec, test, Path(tmp), by=str
+                run = ed.line_run(
+                    dataset,
+                    "tiny",
+                    args.intents,
+                    args.examples,
+                    100 + k,
+                    train,
+                    spec,
+                    test,
+                    Path(tmp),
                 )
                 for side, make in makers.items():
                     matcher = make(tuple(run.config.intents.values()), run.config.thresholds)

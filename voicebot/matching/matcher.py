@@ -239,33 +239,31 @@ class Matcher:
 
     def _calibrate(self, grams: Names, data: _Texts) -> tuple[float, LogisticRegression | None]:
         """The exponent for scores (``calibration``), measured on texts held out of a first
-        model; and that model's regression, which the final one starts from."""
+        model; and that model's regression, which the final one starts from. A config too
+        small for one held-out part (a starter line: a few intents of four or five phrases)
+        holds every text out once, one first model per part (``calibration.folds``), so its
+        line is its own rather than DEFAULT_LOW, which let such a line accept almost anything;
+        the final model then starts from zero (each fold's model lacks texts of every intent)."""
         held = calibration.held_out(data.y, len(self._names))
-        if held.sum() < calibration.MIN_CALIBRATION:
-            return self._calibrate_small(grams, data), None
-        first = self._fit(grams, data.take(~held), None, FIRST_ITER)
-        test = data.take(held)
-        log_c = self._log_confidence(first, test.texts, test.vectors, test.counts)
-        low = calibration.typical_low(log_c, test.y)
-        start = None if first.views is None else first.views[0]
-        return calibration.exponent(low), start
-
-    def _calibrate_small(self, grams: Names, data: _Texts) -> float:
-        """The exponent for a config too small for one held-out part (a starter line: a few
-        intents of four or five phrases): every text held out once, one first model per fold
-        (``calibration.folds``), so the line is the config's own rather than DEFAULT_LOW, which
-        let such a line accept anything at all."""
+        if held.sum() >= calibration.MIN_CALIBRATION:
+            parts = [held]
+        else:
+            parts = calibration.folds(data.y, len(self._names))
         pools: list[F64] = []
         labels: list[I64] = []
-        for held in calibration.folds(data.y, len(self._names)):
-            first = self._fit(grams, data.take(~held), None, FIRST_ITER)
-            test = data.take(held)
+        first: _Trained | None = None
+        for part in parts:
+            first = self._fit(grams, data.take(~part), None, FIRST_ITER)
+            test = data.take(part)
             pools.append(self._log_confidence(first, test.texts, test.vectors, test.counts))
             labels.append(test.y)
         if sum(len(y) for y in labels) < calibration.MIN_CALIBRATION:
-            return calibration.exponent()
+            return calibration.exponent(), None
         low = calibration.typical_low(np.vstack(pools), np.concatenate(labels))
-        return calibration.exponent(low)
+        start = None
+        if len(parts) == 1 and first is not None and first.views is not None:
+            start = first.views[0]
+        return calibration.exponent(low), start
 
     # -- scoring -------------------------------------------------------------------------------
 

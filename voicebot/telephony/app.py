@@ -383,8 +383,8 @@ class VoiceServer:
         """The decoding lag past which this instance asks for no new calls: ``overload_backlog_s``,
         or ``max_backlog_s`` when that is lower. Otherwise ``serve --max-backlog 0.5`` would hand
         its lagging calls over to people while HAProxy, told it had room, sent it more."""
-        limit = self.settings.max_backlog_s
-        return min(self.settings.overload_backlog_s, limit if limit is not None else float("inf"))
+        lag, limit = self.settings.overload_backlog_s, self.settings.max_backlog_s
+        return lag if limit is None else min(lag, limit)
 
     def decode_backlog(self) -> tuple[float, float]:
         """Caller audio received but not decoded yet: (total over calls, worst call), seconds."""

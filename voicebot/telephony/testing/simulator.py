@@ -361,16 +361,21 @@ async def simulate_call(
     call = _Call(turns, options, fake, caller if caller is not None else options.caller, call_sid)
     try:
         return await call.run()
-    except urllib.error.URLError as exc:  # the webhook's server: no answer at all
-        reason = exc.reason.strerror if isinstance(exc.reason, OSError) else None
-        call.report.error = f"cannot reach {options.url}: {reason or exc.reason}"
-        call.report.decision = call.report.decision or "none"
-        return call.report
     except (OSError, ConnectionClosed, ET.ParseError) as exc:
-        call.report.error = f"{type(exc).__name__}: {exc}"
+        call.report.error = _problem(exc, options.url)
         if not call.report.decision:
             call.report.decision = "none"
         return call.report
+
+
+def _problem(exc: BaseException, url: str) -> str:
+    """What went wrong, in a line: a server that does not answer in plain words (urllib's
+    ``URLError: <urlopen error [Errno 111] ...>`` says it in its own; an HTTP error status is
+    the webhook's answer, read where it is sent)."""
+    if isinstance(exc, urllib.error.URLError):
+        reason = exc.reason.strerror if isinstance(exc.reason, OSError) else None
+        return f"cannot reach {url}: {reason or exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def simulate_calls(
