@@ -249,6 +249,8 @@ class Matcher:
             parts = [held]
         else:
             parts = calibration.folds(data.y, len(self._names))
+        if sum(int(part.sum()) for part in parts) < calibration.MIN_CALIBRATION:
+            return calibration.exponent(), None  # too few texts even held out one by one
         pools: list[F64] = []
         labels: list[I64] = []
         first: _Trained | None = None
@@ -257,8 +259,6 @@ class Matcher:
             test = data.take(part)
             pools.append(self._log_confidence(first, test.texts, test.vectors, test.counts))
             labels.append(test.y)
-        if sum(len(y) for y in labels) < calibration.MIN_CALIBRATION:
-            return calibration.exponent(), None
         low = calibration.typical_low(np.vstack(pools), np.concatenate(labels))
         start = None
         if len(parts) == 1 and first is not None and first.views is not None:
