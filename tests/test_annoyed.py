@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from test_dialogue import EN, SCRIPT, Call, Classifier, accept, said, transfer_of
 
-from voicebot.core.dialogue import Listen, Transfer
+from voicebot.core.actions import Listen, Transfer
 
 
 def test_two_noes_in_a_row_to_a_clarifying_question_go_to_the_best_intents_group() -> None:

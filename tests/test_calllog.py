@@ -26,16 +26,10 @@ from voicebot.calllog.schema import MIGRATIONS, Migration, current_version, migr
 from voicebot.calllog.scripted import log_text_call
 from voicebot.calllog.store import PURGE_LOCK_KEY, Closed
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import (
-    CallStarted,
-    Dialogue,
-    Event,
-    HangUp,
-    Outcome,
-    OutcomeKind,
-    Utterance,
-)
+from voicebot.core.dialogue import Dialogue
+from voicebot.core.events import CallStarted, Event, HangUp, Utterance
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.state import Outcome, OutcomeKind
 from voicebot.core.text import normalize
 from voicebot.loading.loader import load_deployment
 

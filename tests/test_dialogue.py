@@ -14,32 +14,31 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from voicebot.core.config import AgentGroup, Announcement, LanguageConfig, Prompts
-from voicebot.core.dialogue import (
+from voicebot.core.actions import (
     Action,
+    HangUpCall,
+    Listen,
+    Play,
+    Say,
+    SendSms,
+    StopSpeaking,
+    Transfer,
+)
+from voicebot.core.config import AgentGroup, Announcement, LanguageConfig, Prompts
+from voicebot.core.dialogue import Dialogue, step
+from voicebot.core.events import (
     CallStarted,
-    Dialogue,
     Dtmf,
     Event,
     Failure,
     HangUp,
-    HangUpCall,
-    Listen,
-    OutcomeKind,
     Partial,
-    Phase,
-    Play,
-    Say,
-    SendSms,
     SilenceTimeout,
     SmsResult,
-    State,
-    StopSpeaking,
-    Transfer,
     Utterance,
-    step,
 )
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.state import OutcomeKind, Phase, State
 from voicebot.loading.loader import load_deployment, load_language_text
 
 STOCKHOLM = ZoneInfo("Europe/Stockholm")

@@ -14,24 +14,18 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voicebot.core.actions import Action, HangUpCall, Listen, Say, SendSms, StopSpeaking, Transfer
 from voicebot.core.config import ActionKind, LanguageConfig
-from voicebot.core.dialogue import (
-    Action,
+from voicebot.core.dialogue import Dialogue
+from voicebot.core.events import (
     CallStarted,
-    Dialogue,
     Dtmf,
     Event,
     Failure,
     HangUp,
-    HangUpCall,
-    Listen,
     Partial,
-    Say,
-    SendSms,
     SilenceTimeout,
     SmsResult,
-    StopSpeaking,
-    Transfer,
     Utterance,
 )
 from voicebot.core.match import Match, Scored, Verdict

@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from voicebot.core.dialogue import Say
+from voicebot.core.actions import Say
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.audio import read_wav, ulaw_encode, write_wav
 from voicebot.speech.pipeline import CallPipeline, load_speech_model

@@ -27,7 +27,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from voicebot.calllog.log import CallLog, CallRow
 from voicebot.cli.main import build_parser, main
 from voicebot.cli.serve import MAX_BACKLOG_S, server_settings, uvicorn_config
-from voicebot.core.dialogue import CallStarted, Outcome, OutcomeKind
+from voicebot.core.events import CallStarted
+from voicebot.core.state import Outcome, OutcomeKind
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.tts import Tts
 from voicebot.speech.vosk_model import SpeechModel

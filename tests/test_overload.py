@@ -24,7 +24,7 @@ from test_e2e_twilio import AUDIO, CONFIG, GENERAL, Live, _serving
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.report import daily, render, summarize
 from voicebot.cli.serve import attach_dashboard
-from voicebot.core.dialogue import Transfer
+from voicebot.core.actions import Transfer
 from voicebot.loading.loader import load_language
 from voicebot.speech import pipeline as pipeline_module
 from voicebot.speech.pipeline import CallPipeline, speech_kit

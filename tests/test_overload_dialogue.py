@@ -12,17 +12,11 @@ from dataclasses import replace
 
 from test_dialogue import CLOSED, EN, OPEN, Call, Classifier, said, transfer_of
 
+from voicebot.core.actions import HangUpCall, SendSms
 from voicebot.core.config import LanguageConfig, Overflow
-from voicebot.core.dialogue import (
-    Dialogue,
-    HangUpCall,
-    OutcomeKind,
-    Overloaded,
-    SendSms,
-    State,
-    Transition,
-    step,
-)
+from voicebot.core.dialogue import Dialogue, Transition, step
+from voicebot.core.events import Overloaded
+from voicebot.core.state import OutcomeKind, State
 from voicebot.loading.loader import load_language_text
 
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voicebot.core.actions import Action, Listen, Say, SendSms, Transfer
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, CallStarted, Listen, Say, SendSms, Transfer, Utterance
+from voicebot.core.events import CallStarted, Utterance
 from voicebot.core.match import Match
 from voicebot.loading.loader import load_language
 from voicebot.speech.audio import read_wav, ulaw_decode, ulaw_encode

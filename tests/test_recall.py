@@ -15,7 +15,7 @@ import pytest
 
 from voicebot.calllog.log import CallLog
 from voicebot.cli.main import main
-from voicebot.core.dialogue import TransferContext, TransferReason
+from voicebot.core.actions import TransferContext, TransferReason
 from voicebot.core.recall import CallerHistory
 from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.whisper import whisper_context

@@ -13,8 +13,9 @@ from voicebot.calllog.log import CallLog
 from voicebot.calllog.records import CallRow, UtteranceRow
 from voicebot.calllog.report import DayCounts, daily, render, summarize, to_json
 from voicebot.cli.main import main
-from voicebot.core.dialogue import Outcome, OutcomeKind, Utterance
+from voicebot.core.events import Utterance
 from voicebot.core.match import Match, Scored, Verdict
+from voicebot.core.state import Outcome, OutcomeKind
 from voicebot.telephony.testing.serving import free_port
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)

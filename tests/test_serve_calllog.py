@@ -22,7 +22,7 @@ from test_e2e_twilio import AUDIO, CALLER, CONFIG, HEARD, Live, _serving, dialle
 from voicebot.calllog.log import CallLog, EventRow
 from voicebot.calllog.report import summarize
 from voicebot.cli.serve import attach_dashboard, purge_every, uvicorn_config
-from voicebot.core.dialogue import CallStarted, Utterance
+from voicebot.core.events import CallStarted, Utterance
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.vosk_model import SpeechModel
 from voicebot.telephony.app import SpeechProvider, VoiceServer

@@ -65,9 +65,11 @@ from voicebot.calllog.store import (
     Started,
     Store,
 )
-from voicebot.core.dialogue import Action, Event, Outcome, Progress
+from voicebot.core.actions import Action
+from voicebot.core.events import Event
 from voicebot.core.match import Match
 from voicebot.core.recall import CallerHistory
+from voicebot.core.state import Outcome, Progress
 from voicebot.errors import VoicebotError
 
 __all__ = [

@@ -41,7 +41,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from voicebot.calllog.records import CallRow, UtteranceRow
-from voicebot.core.dialogue import TransferReason
+from voicebot.core.actions import TransferReason
 from voicebot.core.text import normalize
 
 _NOT_SOLVED = frozenset({"transferred", "error"})

@@ -14,19 +14,10 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from voicebot.calllog.log import CallLog
+from voicebot.core.actions import Action, SendSms
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import (
-    Action,
-    CallStarted,
-    Classify,
-    Dialogue,
-    Event,
-    HangUp,
-    SendSms,
-    SilenceTimeout,
-    SmsResult,
-    Utterance,
-)
+from voicebot.core.dialogue import Classify, Dialogue
+from voicebot.core.events import CallStarted, Event, HangUp, SilenceTimeout, SmsResult, Utterance
 from voicebot.core.recall import CallerHistory
 
 __all__ = ["LoggedDialogue", "caller_recall", "log_text_call", "start_logged_call"]

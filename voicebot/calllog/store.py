@@ -42,18 +42,11 @@ from voicebot.calllog.records import (
     ts,
 )
 from voicebot.calllog.schema import MIGRATIONS, Migration, migrate
-from voicebot.core.dialogue import (
-    Action,
-    Event,
-    HangUpCall,
-    Outcome,
-    Progress,
-    SendSms,
-    Transfer,
-    Utterance,
-)
+from voicebot.core.actions import Action, HangUpCall, SendSms, Transfer
+from voicebot.core.events import Event, Utterance
 from voicebot.core.match import Match, Scored, Verdict
 from voicebot.core.recall import CallerHistory
+from voicebot.core.state import Outcome, Progress
 from voicebot.errors import VoicebotError
 
 SALT_KEY = "number_salt_fingerprint"

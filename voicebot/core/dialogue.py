@@ -5,9 +5,11 @@ returned actions; none of them decides anything, so a call behaves the same ever
 rule can be tested without audio or a network. ``step`` never raises: whatever goes wrong, the
 caller is put through to a person rather than left in silence.
 
-The module is long (over 700 lines) on purpose: it is one state machine, and every transition
-is a small function calling the others (ask, fail, clarify, serve, route, end), so splitting it
-would scatter one call's path over files that only make sense together.
+Its vocabulary lives beside it: ``events`` (what the shell observed), ``actions`` (what the
+shell must do) and ``state`` (a call between events, and its outcome). The transitions stay in
+this one module, long on purpose: every transition is a small function calling the others (ask,
+fail, clarify, serve, route, end), so splitting them would scatter one call's path over files
+that only make sense together.
 """
 
 from __future__ import annotations
@@ -15,165 +17,56 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from enum import StrEnum
 from typing import TypeAlias
 
+from voicebot.core.actions import (
+    Action,
+    HangUpCall,
+    HangUpReason,
+    Listen,
+    Play,
+    Say,
+    SendSms,
+    StopSpeaking,
+    Transfer,
+    TransferContext,
+    TransferReason,
+)
 from voicebot.core.config import (
     ActionKind,
     AgentGroup,
     Announcement,
-    Destination,
     IntentAction,
     LanguageConfig,
     SmsFallback,
     default_sms_text,
 )
+from voicebot.core.events import (
+    CallStarted,
+    Dtmf,
+    Event,
+    Failure,
+    HangUp,
+    Overloaded,
+    Partial,
+    SilenceTimeout,
+    SmsResult,
+    Utterance,
+)
 from voicebot.core.lookup import Lookup, LookupResult, answer_problem
 from voicebot.core.match import Match, Scored, Verdict, option
 from voicebot.core.phone import can_receive_sms
 from voicebot.core.recall import CallerHistory, recall_intent
+from voicebot.core.state import LISTENING, Outcome, OutcomeKind, Phase, State
 from voicebot.core.text import contains_phrase, words
 
 MAX_FAILURES = 2  # silences or misunderstandings per request before a person takes over
 ANNOYED_NOES = 2  # "no"s in a row to "is it A or B?" before the caller is put through
 
-# ---------------------------------------------------------------------------------------------
-# Events: what the shell observed
+Classify: TypeAlias = Callable[[Sequence[tuple[str, float]]], Match]
+Transition: TypeAlias = tuple[State, list[Action]]  # the next state, and what to do
 
-
-@dataclass(frozen=True, slots=True)
-class CallStarted:
-    at: dt.datetime
-    caller: str | None  # E.164 number, or None when withheld
-    call_id: str = ""
-    history: CallerHistory | None = None  # the caller's recent calls, when recall is on
-
-
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    alternatives: tuple[tuple[str, float], ...]  # n-best transcripts with confidence
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Partial:
-    """The caller started speaking (a partial transcript): the cue for barge-in."""
-
-    text: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Dtmf:
-    digit: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SilenceTimeout:
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class SmsResult:
-    ok: bool
-    detail: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class HangUp:
-    """The caller hung up."""
-
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """The shell hit an internal error; the caller must still reach a person."""
-
-    error: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Overloaded:
-    """The shell cannot serve this call in real time (it has no room for another call, or
-    this call's audio waits too long to be decoded): a person takes over now rather than a
-    slow robot. How busy is busy is the shell's business; the dialogue only decides where
-    the caller goes. ``partial``: the words heard so far, which may already name the request.
-    Before ``CallStarted`` it means the call is refused at the door (no greeting)."""
-
-    at: dt.datetime
-    partial: str = ""
-
-
-Event: TypeAlias = (
-    CallStarted
-    | Utterance
-    | Partial
-    | Dtmf
-    | SilenceTimeout
-    | SmsResult
-    | HangUp
-    | Failure
-    | Overloaded
-    | LookupResult
-)
-
-# ---------------------------------------------------------------------------------------------
-# Actions: what the shell must do, in order
-
-
-@dataclass(frozen=True, slots=True)
-class Say:
-    text: str
-    voice: str
-    language: str
-    barge_in: bool = True  # the caller may interrupt it by speaking
-
-
-@dataclass(frozen=True, slots=True)
-class Play:
-    url: str
-    barge_in: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Listen:
-    timeout_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class StopSpeaking:
-    """Drop the rest of the queued speech: the caller talks over the bot."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendSms:
-    to: str
-    body: str
-    intent: str  # for the call log; "" when not tied to an intent
-
-
-class TransferReason(StrEnum):
-    INTENT = "intent"  # the caller's request belongs to this group
-    ESCAPE = "escape"  # the caller asked for a person
-    DTMF = "dtmf"  # the caller pressed 0
-    NO_MATCH = "no_match"  # not understood twice
-    NO_SPEECH = "no_speech"  # nothing heard twice
-    MAX_TURNS = "max_turns"  # too many questions already
-    ERROR = "error"  # the bot failed internally
-    CLOSED_OVERFLOW = "closed_overflow"  # the intended group was closed; its overflow group
-    SMS_FALLBACK = "sms_fallback"  # the answer could not be texted
-    SHED = "shed"  # no room for another call: put through at the door, without the bot
-    OVERLOADED = "overloaded"  # mid-call, the bot could not keep up with the caller
-    LOOKUP = "lookup"  # a lookup's answer sent the caller to a group
-    LOOKUP_FAILED = "lookup_failed"  # a lookup could not answer: its ``otherwise`` group
-    ANNOYED_NO = "annoyed_no"  # two "no"s in a row to "is it A or B?"
-    ANNOYED_REPEAT = "annoyed_repeat"  # the caller repeated a request
-
-
+# Transfers that follow from what the caller asked (their context names the intent).
 _ROUTED_REASONS = frozenset(
     {
         TransferReason.INTENT,
@@ -185,170 +78,6 @@ _ROUTED_REASONS = frozenset(
         TransferReason.ANNOYED_REPEAT,
     }
 )
-
-
-@dataclass(frozen=True, slots=True)
-class TransferContext:
-    """What the agent's screen shows, so the caller need not repeat themselves."""
-
-    intent: str | None
-    transcript: str | None
-    confidence: float | None
-    language: str
-    reason: TransferReason
-    # The caller's calls within recall.days (recall on, number known): how many, the last one's
-    # intent and day (ISO date). Flat values: they become TaskRouter attributes and the whisper.
-    recent_calls: int | None = None
-    last_intent: str | None = None
-    last_call: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    group: str
-    destination: Destination
-    context: TransferContext
-
-
-class HangUpReason(StrEnum):
-    GOODBYE = "goodbye"  # the caller was served and has nothing else
-    CLOSED = "closed"  # the group was closed and had no overflow
-    ERROR = "error"  # not even a transfer could be built
-
-
-@dataclass(frozen=True, slots=True)
-class HangUpCall:
-    reason: HangUpReason
-
-
-Action: TypeAlias = Say | Play | Listen | StopSpeaking | SendSms | Transfer | HangUpCall | Lookup
-
-Classify: TypeAlias = Callable[[Sequence[tuple[str, float]]], Match]
-
-# ---------------------------------------------------------------------------------------------
-# Outcome and state
-
-
-class OutcomeKind(StrEnum):
-    TRANSFERRED = "transferred"
-    SMS_SENT = "sms_sent"  # served by a texted link, then said goodbye
-    ANNOUNCED = "announced"  # served by an announcement or a read answer, then said goodbye
-    CLOSED = "closed"  # the group was closed and had no overflow: told so, then goodbye
-    CALLER_HUNG_UP = "caller_hung_up"
-    ERROR = "error"  # not even a transfer could be built (broken configuration)
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How the call ended, for the call log."""
-
-    kind: OutcomeKind
-    turns: int  # questions the bot asked
-    reason: str | None = None  # transfer reason, or why the bot hung up
-    group: str | None = None
-    intent: str | None = None  # the last intent recognised
-    after: str | None = None  # the last prompt before the end, e.g. "announcement:xmas"
-    served: tuple[str, ...] = ()  # intents answered without a person, in order
-    # (intent, answered) per lookup made: False when it failed and the caller was handed over
-    lookups: tuple[tuple[str, bool], ...] = ()
-    recalled: str | None = None  # the intent a repeat caller was asked about
-    recall_answer: str | None = None  # "yes", "no", "other" (a request); None: no answer
-
-    def __str__(self) -> str:
-        parts = [self.kind.value, f"turns={self.turns}"]
-        for name in ("reason", "group", "intent", "after"):
-            value = getattr(self, name)
-            if value:
-                parts.append(f"{name}={value}")
-        if self.served:
-            parts.append("served=" + ",".join(self.served))
-        if self.lookups:
-            parts.append(
-                "lookups=" + ",".join(f"{i}:{'ok' if ok else 'failed'}" for i, ok in self.lookups)
-            )
-        if self.recalled:
-            parts.append(f"recalled={self.recalled}:{self.recall_answer or '-'}")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    """What a call has come to so far (``State.progress``): what a call log writes as it
-    changes, so a call whose process dies still says what the caller asked for and got."""
-
-    intent: str | None
-    served: tuple[str, ...]
-    after: str | None  # the last prompt
-    turns: int
-
-
-class Phase(StrEnum):
-    NEW = "new"  # waiting for CallStarted
-    ASKING = "asking"  # listening for why the caller calls
-    CLARIFYING = "clarifying"  # listening for the answer to "A or B?"
-    ANYTHING_ELSE = "anything_else"  # listening after the caller was served
-    SMS_PENDING = "sms_pending"  # waiting for SmsResult
-    LOOKUP_PENDING = "lookup_pending"  # waiting for LookupResult
-    RECALLING = "recalling"  # listening for the answer to "are you calling about X again?"
-    ENDED = "ended"
-
-
-_LISTENING = frozenset({Phase.ASKING, Phase.CLARIFYING, Phase.ANYTHING_ELSE, Phase.RECALLING})
-
-
-class Awaiting(StrEnum):
-    """What a call waits for from its shell (``State.waiting_for``)."""
-
-    LISTEN = "listen"  # the caller's speech (or a key, or silence)
-    SMS = "sms"  # the result of the SendSms just returned
-    LOOKUP = "lookup"  # the result of the Lookup just returned
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    phase: Phase = Phase.NEW
-    caller: str | None = None
-    call_id: str = ""
-    turns: int = 0  # Listens issued; capped by config.max_turns
-    failures: int = 0  # silences and misunderstandings since the last recognised request
-    options: tuple[Scored, ...] = ()  # the two candidates while clarifying
-    intent: str | None = None  # the intent being served (or last recognised)
-    transcript: str | None = None  # what the caller said last
-    confidence: float | None = None  # the recognised intent's score
-    served: tuple[str, ...] = ()
-    served_kind: OutcomeKind | None = None
-    barge_in: bool = False  # a Partial now stops the bot's speech
-    after: str = ""  # tag of the last prompt, for the outcome of a caller hang-up
-    outcome: Outcome | None = None
-    # The Match the latest event was classified as, for the call log; None when it was not
-    # classified as a request (key, escape word, silence, a yes/no answer taken as such).
-    # An ended call ignores events and keeps the last one's.
-    match: Match | None = None
-    history: CallerHistory | None = None  # the caller's recent calls (CallStarted.history)
-    recalled: str | None = None  # the intent a repeat caller was asked about
-    recall_answer: str | None = None
-    lookups: tuple[tuple[str, bool], ...] = ()  # (intent, answered) per lookup
-    noes: int = 0  # "no"s in a row to "is it A or B?"
-
-    @property
-    def ended(self) -> bool:
-        return self.outcome is not None
-
-    @property
-    def progress(self) -> Progress:
-        return Progress(self.intent, self.served, self.after or None, self.turns)
-
-    @property
-    def waiting_for(self) -> Awaiting | None:
-        """What the shell should deliver next: speech, an SMS result, or nothing (ended)."""
-        if self.phase in _LISTENING:
-            return Awaiting.LISTEN
-        if self.phase is Phase.LOOKUP_PENDING:
-            return Awaiting.LOOKUP
-        return Awaiting.SMS if self.phase is Phase.SMS_PENDING else None
-
-
-Transition: TypeAlias = tuple[State, list[Action]]  # the next state, and what to do
 
 # ---------------------------------------------------------------------------------------------
 # Public entry points
@@ -431,7 +160,7 @@ def _dispatch(s: State, e: Event, c: _Ctx) -> Transition:
     if s.phase is Phase.NEW:
         return _start(s, e, c) if isinstance(e, CallStarted) else (s, [])
     if isinstance(e, Partial):
-        if s.barge_in and s.phase in _LISTENING:
+        if s.barge_in and s.phase in LISTENING:
             return replace(s, barge_in=False), [StopSpeaking()]
         return s, []
     if isinstance(e, Dtmf):
@@ -441,7 +170,7 @@ def _dispatch(s: State, e: Event, c: _Ctx) -> Transition:
     if isinstance(e, LookupResult):
         return _lookup_result(s, e, c) if s.phase is Phase.LOOKUP_PENDING else (s, [])
     if isinstance(e, SilenceTimeout):
-        return _silence(s, c) if s.phase in _LISTENING else (s, [])
+        return _silence(s, c) if s.phase in LISTENING else (s, [])
     if isinstance(e, Utterance):
         return _utterance(s, e, c)
     return s, []
@@ -481,13 +210,13 @@ def _dtmf(s: State, e: Dtmf, c: _Ctx) -> Transition:
 
 
 def _utterance(s: State, e: Utterance, c: _Ctx) -> Transition:
-    if s.phase not in _LISTENING and s.phase is not Phase.SMS_PENDING:
+    if s.phase not in LISTENING and s.phase is not Phase.SMS_PENDING:
         return s, []
     alternatives = sorted(
         ((text, conf) for text, conf in e.alternatives if words(text)), key=lambda a: -a[1]
     )
     if not alternatives:
-        return _silence(s, c) if s.phase in _LISTENING else (s, [])
+        return _silence(s, c) if s.phase in LISTENING else (s, [])
     top = alternatives[0][0]
     previous = s.transcript
     s = replace(s, transcript=top)
@@ -791,7 +520,7 @@ def _overloaded(s: State, e: Overloaded, c: _Ctx) -> Transition:
         said = [c.say(overflow.say)] if overflow.say else []
         return _route(s, c, overflow.group, TransferReason.SHED, said)
     partial = e.partial.strip()
-    if partial and s.phase in _LISTENING:
+    if partial and s.phase in LISTENING:
         s, m = _classify(s, [(partial, 1.0)], c)
         best = m.best
         if m.verdict is Verdict.ACCEPT and best is not None and best.score >= overflow.min_score:

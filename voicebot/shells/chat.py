@@ -14,23 +14,25 @@ from typing import TextIO
 
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.scripted import start_logged_call
-from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import (
+from voicebot.core.actions import (
     Action,
-    CallStarted,
-    Dialogue,
-    Dtmf,
-    Event,
-    HangUp,
     HangUpCall,
     Listen,
     Play,
     Say,
     SendSms,
-    SilenceTimeout,
-    SmsResult,
     StopSpeaking,
     Transfer,
+)
+from voicebot.core.config import LanguageConfig
+from voicebot.core.dialogue import Dialogue
+from voicebot.core.events import (
+    CallStarted,
+    Dtmf,
+    Event,
+    HangUp,
+    SilenceTimeout,
+    SmsResult,
     Utterance,
 )
 from voicebot.core.lookup import Lookup

@@ -26,8 +26,8 @@ from typing import Any, Protocol, TextIO
 
 import numpy as np
 
+from voicebot.core.actions import Action, Say, SendSms
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, Say, SendSms
 from voicebot.core.lookup import Lookup
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe

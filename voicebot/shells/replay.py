@@ -25,9 +25,11 @@ from typing import Any
 
 from voicebot.calllog.log import CallLog
 from voicebot.calllog.scripted import caller_recall, start_logged_call
+from voicebot.core.actions import Action, SendSms
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, Classify, Dialogue, OutcomeKind, SendSms
+from voicebot.core.dialogue import Classify, Dialogue
 from voicebot.core.lookup import Lookup
+from voicebot.core.state import OutcomeKind
 from voicebot.errors import VoicebotError
 from voicebot.shells.chat import describe
 from voicebot.shells.lookup import lookup, lookup_secret

@@ -22,18 +22,15 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
+from voicebot.core.actions import Action, Listen
 from voicebot.core.config import Intent, LanguageConfig, SpeechMode, SpeechSettings, Thresholds
-from voicebot.core.dialogue import (
-    Action,
-    Awaiting,
+from voicebot.core.dialogue import Classify, Dialogue
+from voicebot.core.events import (
     CallStarted,
-    Classify,
-    Dialogue,
     Dtmf,
     Event,
     Failure,
     HangUp,
-    Listen,
     Overloaded,
     Partial,
     SilenceTimeout,
@@ -43,6 +40,7 @@ from voicebot.core.dialogue import (
 from voicebot.core.lookup import LookupResult
 from voicebot.core.match import Match, Verdict
 from voicebot.core.recall import CallerHistory
+from voicebot.core.state import Awaiting
 from voicebot.core.text import words
 from voicebot.matching.matcher import Matcher
 from voicebot.speech import model_store as models

@@ -44,10 +44,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
+from voicebot.core.actions import SendSms, Transfer
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Overloaded, SendSms, State, Transfer, step
+from voicebot.core.dialogue import step
+from voicebot.core.events import Overloaded
 from voicebot.core.match import Match, Verdict
 from voicebot.core.phone import mask
+from voicebot.core.state import State
 from voicebot.speech.recognizer import usable_cpus
 from voicebot.telephony.session import CallServices, decision_twiml
 from voicebot.telephony.settings import CALLS_PER_CORE

@@ -43,10 +43,11 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from voicebot.core.actions import Action, HangUpCall, Play, Say, Transfer
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Action, HangUpCall, Outcome, OutcomeKind, Play, Say, Transfer
 from voicebot.core.phone import mask, normalize
 from voicebot.core.recall import CallerHistory
+from voicebot.core.state import Outcome, OutcomeKind
 from voicebot.loading.loader import ConfigHolder
 from voicebot.speech.pipeline import (
     CallPipeline,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from voicebot.core.dialogue import HangUpCall, Transfer
+from voicebot.core.actions import HangUpCall, Transfer
 from voicebot.telephony.handoff import StreamParameters
 from voicebot.telephony.media_connection import MediaConnection
 from voicebot.telephony.media_socket import MediaSocket, StarletteSocket

@@ -13,8 +13,10 @@ import logging
 from collections.abc import Iterable
 from typing import Protocol
 
-from voicebot.core.dialogue import Action, Event, Outcome, Progress
+from voicebot.core.actions import Action
+from voicebot.core.events import Event
 from voicebot.core.match import Match
+from voicebot.core.state import Outcome, Progress
 
 __all__ = ["CallObserver", "GuardedObserver", "NoObserver"]
 

@@ -24,8 +24,8 @@ import hmac
 import os
 from urllib.parse import urlencode
 
+from voicebot.core.actions import Play, Say
 from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import Play, Say
 from voicebot.speech.audio import AudioError, read_wav, ulaw_decode, ulaw_encode, wav_bytes
 from voicebot.speech.tts import RATE, Tts, TtsError
 from voicebot.telephony.twiml import Speech

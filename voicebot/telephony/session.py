@@ -28,23 +28,21 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from typing import Final
 
-from voicebot.core.config import LanguageConfig
-from voicebot.core.dialogue import (
+from voicebot.core.actions import (
     Action,
-    Failure,
     HangUpCall,
     Listen,
-    Outcome,
-    OutcomeKind,
     Play,
-    Progress,
     Say,
     SendSms,
     StopSpeaking,
     Transfer,
 )
+from voicebot.core.config import LanguageConfig
+from voicebot.core.events import Failure
 from voicebot.core.lookup import Lookup
 from voicebot.core.phone import mask
+from voicebot.core.state import Outcome, OutcomeKind, Progress
 from voicebot.shells.lookup import lookup, lookup_secret
 from voicebot.speech.pipeline import AudioQueue, CallPipeline
 from voicebot.speech.tts import Tts, TtsError

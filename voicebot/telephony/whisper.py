@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Final
 
-from voicebot.core.dialogue import TransferContext
+from voicebot.core.actions import TransferContext
 
 __all__ = ["WhisperNotes", "whisper_context"]
 
