@@ -22,16 +22,18 @@ from voicebot.matching.embedding_cache import (
     shared_embeddings,
     use_shared_embeddings,
 )
-from voicebot.matching.encoder import Encoder, default_encoder
+from voicebot.matching.encoder import Encoder, TwoPrefixes, default_encoder
 from voicebot.matching.matcher import Matcher
 
 
 class Counting:
-    """The real encoder, counting the texts it was asked to encode."""
+    """The real encoder, counting the texts it was asked to encode; ``passage`` counts those of
+    its second reading (the passage: prefix a small config's texts also get)."""
 
     def __init__(self, inner: Encoder) -> None:
         self.inner = inner
         self.encoded = 0
+        self.passage: Counting | None = None
 
     @property
     def id(self) -> str:
@@ -44,6 +46,12 @@ class Counting:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         self.encoded += len(texts)
         return self.inner.encode(texts)
+
+    def passage_view(self) -> Encoder:
+        if self.passage is None:
+            assert isinstance(self.inner, TwoPrefixes)
+            self.passage = Counting(self.inner.passage_view())
+        return self.passage
 
 
 def test_vectors_are_unit_length_and_identical_across_calls_and_threads() -> None:
@@ -75,6 +83,28 @@ def test_a_restart_encodes_no_config_text_again(tmp_path: Path) -> None:
     assert second.encoded == 0  # every phrase and example came from the file
     text = "i forgot my pasword"
     assert np.array_equal(before.scores(text), after.scores(text))
+
+
+def test_a_small_config_reads_its_texts_two_ways_once_and_a_caller_one_way(
+    tmp_path: Path,
+) -> None:
+    path = cache_file("test", tmp_path)
+    first = Counting(default_encoder())
+    before = Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(first, path))
+    assert first.passage is not None and first.encoded > 0
+    assert first.passage.encoded == first.encoded  # every phrase and example, read both ways
+    passages = cache_file(first.passage.id, tmp_path).name
+    assert {p.name for p in tmp_path.rglob("*.npz")} == {"test.npz", passages}
+
+    second = Counting(default_encoder())
+    after = Matcher(SUPPORT, Thresholds(), embeddings=Embeddings(second, path))
+    assert second.passage is not None  # a restart reads both files and encodes nothing
+    assert (second.encoded, second.passage.encoded) == (0, 0)
+    text = "i forgot my pasword"
+    assert np.array_equal(before.scores(text), after.scores(text))
+    read = second.encoded
+    after.match("my bike was stolen")
+    assert (second.encoded - read, second.passage.encoded) == (1, 0)  # a caller's words: once
 
 
 def test_only_new_texts_are_encoded_after_an_edit(tmp_path: Path) -> None:

@@ -4,7 +4,9 @@ Encoding costs ~35 ms per text on one core: a config with 10,000 imported exampl
 six minutes at every start, every ``voicebot eval`` and every reload. The vectors depend only on
 the encoder and the text, so they are stored once per encoder in the data folder
 (``$VOICEBOT_DATA_DIR``, else ``~/.local/share/voicebot``) under ``embeddings/<encoder id>.npz``
-and looked up by a hash of the text; only texts not seen before are encoded.
+and looked up by a hash of the text; only texts not seen before are encoded. An encoder that
+reads texts two ways (``encoder.TwoPrefixes``) keeps the second reading in a file of its own
+beside the first (``passages``).
 
 Only config texts (phrases, examples) are stored, never what callers said: caller utterances are
 encoded on the fly and kept in memory only.
@@ -35,7 +37,7 @@ import numpy.typing as npt
 
 from voicebot.atomic import write_atomic
 from voicebot.calllog.db import data_dir
-from voicebot.matching.encoder import Encoder, default_encoder
+from voicebot.matching.encoder import Encoder, TwoPrefixes, default_encoder
 from voicebot.matching.npz_file import ANY_ROWS, READ_ERRORS, Want, read_arrays
 
 __all__ = ["Embeddings", "cache_file", "shared_embeddings", "use_shared_embeddings"]
@@ -83,6 +85,7 @@ class Embeddings:
         self._keys: list[bytes] = []
         self._rows: list[F32] = []  # blocks of vectors, in the order of _keys
         self._queries: OrderedDict[str, F32] = OrderedDict()
+        self._passages: Embeddings | None = None
 
     @property
     def id(self) -> str:
@@ -105,6 +108,22 @@ class Embeddings:
             rows = np.fromiter((index[_key(t)] for t in texts), np.int64, len(texts))
         out: F32 = matrix[rows] if len(texts) else np.zeros((0, self.dim), np.float32)
         return out
+
+    def passages(self) -> Embeddings | None:
+        """The config texts' second reading (``TwoPrefixes``), cached beside these vectors in
+        a file of its own; None when the encoder reads texts one way only."""
+        if not isinstance(self.encoder, TwoPrefixes):
+            return None
+        with self._lock:
+            if self._passages is None:
+                view = self.encoder.passage_view()
+                self._passages = Embeddings(
+                    view,
+                    self.path.with_name(cache_file(view.id, Path()).name),
+                    warn=self._warn,
+                    progress=self._progress,
+                )
+            return self._passages
 
     def _matrix(self) -> F32:
         if len(self._rows) != 1:

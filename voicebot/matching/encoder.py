@@ -22,12 +22,12 @@ import ctypes
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["THREADS_ENV", "E5Encoder", "Encoder", "default_encoder"]
+__all__ = ["THREADS_ENV", "E5Encoder", "Encoder", "TwoPrefixes", "default_encoder"]
 
 F32 = npt.NDArray[np.float32]
 
@@ -52,6 +52,16 @@ class Encoder(Protocol):
         """One L2-normalised row per text (float32, ``len(texts) x dim``); the same text always
         gives the same row. Safe to call from several threads."""
         ...
+
+
+@runtime_checkable
+class TwoPrefixes(Protocol):
+    """An encoder whose model reads a text two ways (E5: ``query:`` and ``passage:``). The
+    second reading is a slightly different vector of the same text, which the matcher adds as
+    extra training rows of a small config (``matcher.PASSAGE_WEIGHT``); callers' words are only
+    ever read the first way, so matching an utterance costs the same."""
+
+    def passage_view(self) -> Encoder: ...
 
 
 class E5Encoder:
@@ -84,14 +94,41 @@ class E5Encoder:
         return self._dim
 
     def encode(self, texts: Sequence[str]) -> F32:
+        return self.read(texts, passage=False)
+
+    def read(self, texts: Sequence[str], *, passage: bool) -> F32:
+        """``texts`` with the ``query:`` prefix, or with ``passage:`` (``passage_view``)."""
         if not texts:
             return np.zeros((0, self._dim), np.float32)
         cut = [t[:MAX_CHARS] for t in texts]
         with self._slots:
             self._set_threads(self._threads)
-            vectors = self._model.query(cut)
+            vectors = self._model.passage(cut) if passage else self._model.query(cut)
         out: F32 = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(cut), self._dim)
         return out
+
+    def passage_view(self) -> Encoder:
+        """The same model (loaded once) reading with the ``passage:`` prefix."""
+        return _PassageView(self)
+
+
+class _PassageView:
+    """``E5Encoder`` with the ``passage:`` prefix, under an id of its own (its own cache file)."""
+
+    def __init__(self, model: E5Encoder) -> None:
+        self._model = model
+        self._id = model.id.removesuffix("-query") + "-passage"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def dim(self) -> int:
+        return self._model.dim
+
+    def encode(self, texts: Sequence[str]) -> F32:
+        return self._model.read(texts, passage=True)
 
 
 def _threads_from_env() -> int:
