@@ -164,6 +164,13 @@ def test_a_long_first_build_shows_a_progress_bar_only_on_a_terminal(tmp_path: Pa
     Embeddings(default_encoder(), cache_file("b", tmp_path), progress=quiet).texts(texts)
     assert quiet.getvalue() == ""
 
+    second = Terminal()  # a small config's second reading says what it is
+    first = Embeddings(default_encoder(), cache_file("c", tmp_path), progress=second)
+    passages = first.passages()
+    assert passages is not None
+    passages.texts(texts)
+    assert "encoding 70 config texts a second way (passage:) once" in second.getvalue()
+
 
 def planted_bomb(path: Path, rows: int = 4_000_000_000) -> None:
     """A few hundred bytes whose vectors header claims ``rows`` x 16 floats (59.6 GiB at 4e9):

@@ -74,8 +74,10 @@ class Embeddings:
         *,
         warn: Callable[[str], None] | None = None,
         progress: TextIO | None = None,
+        what: str = "config texts",
     ) -> None:
         self.encoder = encoder
+        self._what = what  # in the progress line: "encoding 500 <what> once"
         self.path = path if path is not None else cache_file(encoder.id)
         self._warn = warn or (lambda msg: print(msg, file=sys.stderr))
         self._progress = progress
@@ -122,6 +124,7 @@ class Embeddings:
                     self.path.with_name(cache_file(view.id, Path()).name),
                     warn=self._warn,
                     progress=self._progress,
+                    what="config texts a second way (passage:)",
                 )
             return self._passages
 
@@ -161,7 +164,7 @@ class Embeddings:
             self.path.replace(self.path.with_suffix(".corrupt"))
 
     def _add(self, missing: list[str], index: dict[bytes, int]) -> None:
-        bar = _Progress(len(missing), self.path, self._progress)
+        bar = _Progress(len(missing), self.path, self._progress, self._what)
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
             vectors = self.encoder.encode(chunk)
@@ -211,7 +214,7 @@ class Embeddings:
 class _Progress:
     """A progress bar on stderr for a long first build; quiet when it is short or not a TTY."""
 
-    def __init__(self, total: int, path: Path, stream: TextIO | None) -> None:
+    def __init__(self, total: int, path: Path, stream: TextIO | None, what: str) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.start = time.monotonic()
@@ -219,7 +222,7 @@ class _Progress:
         self.bar = tty and total >= PROGRESS_FROM
         if self.bar or (not tty and total >= ANNOUNCE_FROM):
             print(
-                f"encoding {total} config texts once (cached in {path})",
+                f"encoding {total} {what} once (cached in {path})",
                 file=self.stream,
                 flush=True,
             )
